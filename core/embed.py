@@ -1,0 +1,65 @@
+"""Batched embedding of image files: threaded decode + preprocessing, one forward pass per batch."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from .embedders import Embedder
+from .images import ImageError, ImageSource, open_image
+
+#: progress(done, total) callback, e.g. a Streamlit progress bar
+Progress = Callable[[int, int], None]
+
+
+def _load(embedder: Embedder, src: ImageSource) -> torch.Tensor | str:
+    try:
+        return embedder.preprocess(open_image(src, draft_size=embedder.image_size))
+    except ImageError as e:
+        return str(e)
+    except Exception as e:  # noqa: BLE001 - any decoder failure is reported, never fatal
+        return f"unreadable image: {type(e).__name__}"
+
+
+def embed_sources(
+    embedder: Embedder,
+    sources: Sequence[ImageSource],
+    *,
+    batch_size: int = 32,
+    workers: int | None = None,
+    progress: Progress | bool = False,
+    desc: str = "embedding",
+) -> tuple[np.ndarray, dict[int, str]]:
+    """Embed many images. Returns ``(vectors, errors)``: vectors has one row per usable source (in order),
+    errors maps the index of each unusable source to a one-line reason."""
+    workers = workers or min(4, os.cpu_count() or 1)
+    out: list[np.ndarray] = []
+    errors: dict[int, str] = {}
+    bar = tqdm(total=len(sources), desc=desc, unit="img", disable=progress is not True)
+    with ThreadPoolExecutor(workers) as pool:
+        for start in range(0, len(sources), batch_size):
+            chunk = sources[start : start + batch_size]
+            tensors = []
+            for i, t in enumerate(pool.map(lambda s: _load(embedder, s), chunk)):
+                if isinstance(t, str):
+                    errors[start + i] = t
+                else:
+                    tensors.append(t)
+            if tensors:
+                out.append(embedder.embed_tensors(torch.stack(tensors)))
+            bar.update(len(chunk))
+            if callable(progress):
+                progress(min(start + batch_size, len(sources)), len(sources))
+    bar.close()
+    vecs = np.concatenate(out) if out else np.zeros((0, embedder.dim), np.float32)
+    return vecs.astype(np.float32, copy=False), errors
+
+
+def embed_one(embedder: Embedder, src: ImageSource) -> np.ndarray:
+    """One query image -> (dim,) unit vector. Raises :class:`ImageError` for unusable input."""
+    return embedder.embed_images([open_image(src, draft_size=embedder.image_size)])[0]

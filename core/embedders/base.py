@@ -1,0 +1,68 @@
+"""The embedder interface shared by every backend."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+
+
+class Embedder:
+    """Maps images (and, for some backends, text) into one L2-normalised vector space.
+
+    Backends implement :meth:`preprocess` (PIL -> CHW float tensor) and :meth:`forward_images`
+    (NCHW tensor -> N x dim tensor). Everything else is shared.
+    """
+
+    spec: str = ""
+    dim: int = 0
+    image_size: int = 224
+    supports_text: bool = False
+
+    def preprocess(self, img: Image.Image) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward_images(self, batch: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward_text(self, texts: Sequence[str]) -> torch.Tensor:
+        raise NotImplementedError(f"{self.spec} has no text tower; use an open_clip embedder for text queries")
+
+    @torch.inference_mode()
+    def embed_tensors(self, batch: torch.Tensor) -> np.ndarray:
+        return normalize(self.forward_images(batch).float().numpy())
+
+    def embed_images(self, images: Sequence[Image.Image]) -> np.ndarray:
+        """RGB PIL images -> (N, dim) float32, unit length."""
+        if not images:
+            return np.zeros((0, self.dim), np.float32)
+        return self.embed_tensors(torch.stack([self.preprocess(im) for im in images]))
+
+    @torch.inference_mode()
+    def embed_text(self, texts: Sequence[str]) -> np.ndarray:
+        return normalize(self.forward_text(list(texts)).float().numpy())
+
+    def info(self) -> dict:
+        """What produced a vector: recorded in every artefact built from it."""
+        return {"spec": self.spec, "dim": self.dim, "image_size": self.image_size}
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.spec!r}, dim={self.dim})"
+
+
+def normalize(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float32)
+    n = np.linalg.norm(x, axis=-1, keepdims=True)
+    return x / np.maximum(n, 1e-12)
+
+
+def resize_center_crop(img: Image.Image, size: int) -> Image.Image:
+    """Resize the shorter side to ``size`` and take the centre square."""
+    w, h = img.size
+    s = size / min(w, h)
+    nw, nh = max(size, round(w * s)), max(size, round(h * s))
+    img = img.resize((nw, nh), Image.BILINEAR, reducing_gap=3.0)
+    left, top = (nw - size) // 2, (nh - size) // 2
+    return img.crop((left, top, left + size, top + size))

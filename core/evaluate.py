@@ -1,0 +1,97 @@
+"""Retrieval quality on labelled queries: recall@K and mAP@10, plus every query's ranked list."""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .catalog import _inside
+from .embed import Progress, embed_sources
+from .embedders import Embedder
+from .index import ProductIndex
+
+
+@dataclass
+class QueryResult:
+    image: str
+    label: str
+    rank: int | None  # rank of the first relevant product, None if not in the list
+    top: list[tuple[str, float]]  # (product_id, score) of the ranked list
+    ap10: float
+
+
+@dataclass
+class Evaluation:
+    metrics: dict[str, float]
+    queries: list[QueryResult] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+    def failures(self, k: int = 1) -> list[QueryResult]:
+        """Queries whose first relevant product is not in the top ``k``."""
+        return [q for q in self.queries if q.rank is None or q.rank > k]
+
+
+def read_queries(path: str | Path, label: str = "product_id") -> tuple[list[tuple[Path, str]], list[str]]:
+    """Rows of ``image,<label>`` (image relative to the CSV's folder); unusable rows are reported."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"queries file not found: {path}")
+    with open(path, newline="", encoding="utf-8-sig") as f:
+        reader = csv.DictReader(f)
+        if not reader.fieldnames or "image" not in reader.fieldnames or label not in reader.fieldnames:
+            raise ValueError(f"{path.name} needs columns 'image' and '{label}' (has {reader.fieldnames})")
+        out, skipped = [], []
+        for row in reader:
+            p, reason = _inside(path.parent, (row["image"] or "").strip())
+            if reason:
+                skipped.append(f"line {reader.line_num} ({row['image']}): {reason}")
+            else:
+                out.append((p, (row[label] or "").strip()))
+    return out, skipped
+
+
+def average_precision(ranked_relevance: list[bool], n_relevant: int, k: int = 10) -> float:
+    """AP@k: mean of precision@i at each relevant position i <= k, over min(n_relevant, k)."""
+    hits, total = 0, 0.0
+    for i, rel in enumerate(ranked_relevance[:k], start=1):
+        if rel:
+            hits += 1
+            total += hits / i
+    return total / max(1, min(n_relevant, k)) if n_relevant else 0.0
+
+
+def evaluate(index: ProductIndex, embedder: Embedder, queries: str | Path, *, label: str = "product_id",
+             k: int = 10, progress: Progress | bool = False, exclude_self: bool = False) -> Evaluation:
+    """Search every labelled query; a product is relevant when its ``label`` field equals the query's.
+
+    ``exclude_self`` drops catalog items that are the query image itself (queries drawn from the catalog).
+    """
+    rows, skipped = read_queries(queries, label)
+    vecs, errors = embed_sources(embedder, [p for p, _ in rows], progress=progress, desc="queries")
+    rows_ok = [r for i, r in enumerate(rows) if i not in errors]
+    skipped += [f"{rows[i][0].name}: {e}" for i, e in errors.items()]
+    label_of = {pid: (pid if label == "product_id" else f.get(label, "")) for pid, f in index.products.items()}
+    live = set(index.live_products())
+    counts: dict[str, int] = {}
+    for pid in live:
+        counts[label_of[pid]] = counts.get(label_of[pid], 0) + 1
+    results = []
+    fetch = k + 1 if exclude_self else k
+    hits_all = index.search(vecs, fetch) if len(vecs) else []
+    for (path, want), hits in zip(rows_ok, hits_all):
+        if exclude_self:
+            hits = [h for h in hits if Path(h.image).resolve() != path.resolve()][:k]
+        rel = [label_of.get(h.product_id) == want for h in hits]
+        rank = next((i + 1 for i, r in enumerate(rel) if r), None)
+        n_rel = counts.get(want, 0) - (1 if exclude_self and label != "product_id" else 0)
+        results.append(QueryResult(str(path), want, rank, [(h.product_id, h.score) for h in hits],
+                                   average_precision(rel, n_rel, k)))
+    n = len(results)
+    ranks = np.array([r.rank if r.rank else 10**9 for r in results])
+    metrics = {f"recall@{kk}": float(np.mean(ranks <= kk)) if n else 0.0 for kk in (1, 5, 10)}
+    metrics["map@10"] = float(np.mean([r.ap10 for r in results])) if n else 0.0
+    metrics["n_queries"] = n
+    return Evaluation(metrics, results, skipped)

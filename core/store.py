@@ -1,0 +1,111 @@
+"""Atomic, versioned folders: each write makes a new generation, then one ``os.replace`` publishes it."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from filelock import FileLock, Timeout
+
+POINTER = "CURRENT"
+KEEP_GENERATIONS = 2
+
+
+class StoreError(RuntimeError):
+    pass
+
+
+def current_generation(root: Path) -> Path | None:
+    ptr = root / POINTER
+    if not ptr.is_file():
+        return None
+    name = ptr.read_text().strip()
+    gen = root / name
+    if not name.startswith("gen-") or not (gen / "manifest.json").is_file():
+        raise StoreError(f"{root}: CURRENT points at a missing generation {name!r}")
+    return gen
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_json(path: Path, obj) -> None:
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(obj, f, indent=1, ensure_ascii=False, sort_keys=True)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def link_or_copy(src: Path, dst: Path) -> None:
+    """Share an unchanged file with the previous generation (hard link), or copy it."""
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
+
+
+@contextmanager
+def writer_lock(root: Path, timeout: float = 30.0) -> Iterator[None]:
+    root.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(root / ".lock"))
+    try:
+        lock.acquire(timeout=timeout)
+    except Timeout:
+        raise StoreError(f"{root} is being updated by another process; try again in a moment") from None
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+@contextmanager
+def new_generation(root: Path) -> Iterator[Path]:
+    """Yield a temporary folder to fill; on success it becomes the current generation atomically.
+
+    A crash at any point leaves the previous generation current and complete. Call inside
+    :func:`writer_lock`.
+    """
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = root / f".tmp-{uuid.uuid4().hex[:12]}"
+    tmp.mkdir()
+    try:
+        yield tmp
+        for f in tmp.iterdir():
+            if f.is_file():
+                with open(f, "rb") as fh:
+                    os.fsync(fh.fileno())
+        _fsync_dir(tmp)
+        gen = root / f"gen-{uuid.uuid1().hex}"
+        os.rename(tmp, gen)
+        ptr_tmp = root / f".{POINTER}.{uuid.uuid4().hex[:8]}"
+        ptr_tmp.write_text(gen.name)
+        with open(ptr_tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(ptr_tmp, root / POINTER)
+        _fsync_dir(root)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    _collect(root, gen.name)
+
+
+def _collect(root: Path, current: str) -> None:
+    """Delete old generations and leftovers of crashed writes (open memory maps stay valid on POSIX)."""
+    gens = sorted((p for p in root.glob("gen-*") if p.name != current), key=lambda p: p.stat().st_mtime)
+    for old in gens[: max(0, len(gens) - (KEEP_GENERATIONS - 1))]:
+        shutil.rmtree(old, ignore_errors=True)
+    for junk in list(root.glob(".tmp-*")) + list(root.glob(f".{POINTER}.*")):
+        shutil.rmtree(junk, ignore_errors=True) if junk.is_dir() else junk.unlink(missing_ok=True)
