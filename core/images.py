@@ -6,12 +6,12 @@ import io
 import os
 import warnings
 from pathlib import Path
-from typing import BinaryIO, Union
+from typing import BinaryIO
 
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
-ImageSource = Union[str, os.PathLike, bytes, BinaryIO, Image.Image]
+ImageSource = str | os.PathLike | bytes | BinaryIO | Image.Image
 
 #: Largest decoded image accepted (width x height); override with VPS_MAX_PIXELS.
 MAX_PIXELS = int(os.environ.get("VPS_MAX_PIXELS", 64_000_000))

@@ -86,7 +86,7 @@ class ProductIndex:
         root = Path(root)
         gen = current_generation(root)
         if gen is None:
-            raise IndexStateError(f"no index in {root} (build one with: python -m core index --catalog DIR --out {root})")
+            raise IndexStateError(f"no index in {root} (build it: python -m core index --catalog DIR --out {root})")
         idx = cls(root, gen)
         if idx.manifest.get("format") != FORMAT_VERSION:
             raise IndexStateError(f"{root} was written by another version of this program (format "

@@ -1,0 +1,68 @@
+"""Where the app keeps its artefacts: one cached index per (catalog folder, embedder), rebuilt when stale."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from pathlib import Path
+
+from .catalog import Catalog, load_catalog
+from .embed import Progress
+from .embedders import Embedder
+from .index import IndexStateError, ProductIndex
+from .store import StoreError
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+SAMPLE_CATALOG = PROJECT_ROOT / "sample_catalog"
+DATASETS = Path(os.environ.get("VPS_DATASETS", PROJECT_ROOT.parent / "shared" / "datasets"))
+
+
+def cache_dir() -> Path:
+    """Root of cached artefacts (indexes, UMAP projections, trained heads); ``VPS_CACHE`` overrides."""
+    return Path(os.environ.get("VPS_CACHE", PROJECT_ROOT / ".cache"))
+
+
+def _slug(s: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", s).strip("-")[:40] or "x"
+
+
+def index_dir_for(catalog_root: str | Path, spec: str) -> Path:
+    root = Path(catalog_root).resolve()
+    key = hashlib.sha1(f"{root}\n{spec}".encode()).hexdigest()[:10]
+    return cache_dir() / "indexes" / f"{_slug(root.name)}-{_slug(spec)}-{key}"
+
+
+def known_catalogs() -> dict[str, Path]:
+    """Catalogs the app offers: the sample, plus imported datasets found in the cache."""
+    out = {"Sample catalog": SAMPLE_CATALOG}
+    imports = cache_dir() / "imports"
+    if imports.is_dir():
+        for d in sorted(imports.iterdir()):
+            if (d / "catalog" / "catalog.csv").is_file():
+                out[f"Dataset: {d.name}"] = d / "catalog"
+    return out
+
+
+def index_state(catalog: Catalog, spec: str) -> tuple[str, str]:
+    """('missing' | 'stale' | 'ok', reason) for the cached index of ``catalog`` built by ``spec``."""
+    d = index_dir_for(catalog.root, spec)
+    try:
+        idx = ProductIndex.load(d, spec)
+    except (IndexStateError, StoreError, OSError, ValueError) as e:
+        return ("missing" if not (d / "CURRENT").exists() else "stale"), str(e)
+    if idx.manifest.get("catalog_fingerprint") != catalog.fingerprint():
+        return "stale", "the catalog changed since the index was built"
+    return "ok", ""
+
+
+def ensure_index(catalog_root: str | Path, embedder: Embedder, progress: Progress | bool = False,
+                 *, rebuild: bool = False) -> ProductIndex:
+    """Load the cached index for this catalog and embedder, or build it (again) if missing or stale."""
+    catalog = load_catalog(catalog_root)
+    d = index_dir_for(catalog.root, embedder.spec)
+    state, _ = index_state(catalog, embedder.spec)
+    if state == "ok" and not rebuild:
+        return ProductIndex.load(d, embedder)
+    idx, _ = ProductIndex.build(catalog, embedder, d, progress=progress)
+    return idx
