@@ -1,0 +1,57 @@
+"""Shared fixtures: the default embedder and an index of the sample catalog, built once per session."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE = ROOT / "sample_catalog"
+DATASETS = Path(os.environ.get("VPS_DATASETS", ROOT.parent / "shared" / "datasets"))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_cache(tmp_path_factory):
+    """Artefacts the app caches go to a temporary folder, never the developer's .cache."""
+    os.environ["VPS_CACHE"] = str(tmp_path_factory.mktemp("vps-cache"))
+    yield
+
+
+@pytest.fixture(scope="session")
+def embedder():
+    from core.embedders import load_embedder
+
+    return load_embedder("efficientnet-lite0")
+
+
+@pytest.fixture(scope="session")
+def tiny_clip():
+    from core.embedders import load_embedder
+
+    return load_embedder("open_clip:vps-tiny-vit:random")
+
+
+@pytest.fixture(scope="session")
+def sample_catalog():
+    from core.catalog import load_catalog
+
+    return load_catalog(SAMPLE)
+
+
+@pytest.fixture(scope="session")
+def sample_index(tmp_path_factory, sample_catalog, embedder):
+    """The default-embedder index of the whole sample catalog (read-only: copy it before writing)."""
+    from core.index import ProductIndex
+
+    idx, _ = ProductIndex.build(sample_catalog, embedder, tmp_path_factory.mktemp("sample-index"))
+    return idx
+
+
+def dataset(name: str) -> Path:
+    """Path of a shared dataset, or skip the test where it is absent (a user's machine)."""
+    p = DATASETS / name
+    if not p.is_dir():
+        pytest.skip(f"dataset {name} not found at {p}")
+    return p
