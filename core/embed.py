@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
@@ -37,22 +36,33 @@ def embed_sources(
 ) -> tuple[np.ndarray, dict[int, str]]:
     """Embed many images. Returns ``(vectors, errors)``: vectors has one row per usable source (in order),
     errors maps the index of each unusable source to a one-line reason."""
-    workers = workers or min(4, os.cpu_count() or 1)
+    from .runtime import configure, cpu_count
+
+    configure()
+    workers = workers or min(4, cpu_count())
     out: list[np.ndarray] = []
     errors: dict[int, str] = {}
     bar = tqdm(total=len(sources), desc=desc, unit="img", disable=progress is not True)
+    starts = list(range(0, len(sources), batch_size))
     with ThreadPoolExecutor(workers) as pool:
-        for start in range(0, len(sources), batch_size):
-            chunk = sources[start : start + batch_size]
+
+        def submit(start: int) -> list:
+            return [pool.submit(_load, embedder, s) for s in sources[start : start + batch_size]]
+
+        pending = submit(starts[0]) if starts else []
+        for n, start in enumerate(starts):
+            loaded = [f.result() for f in pending]
+            # decode the next batch while this one runs through the network
+            pending = submit(starts[n + 1]) if n + 1 < len(starts) else []
             tensors = []
-            for i, t in enumerate(pool.map(lambda s: _load(embedder, s), chunk)):
+            for i, t in enumerate(loaded):
                 if isinstance(t, str):
                     errors[start + i] = t
                 else:
                     tensors.append(t)
             if tensors:
                 out.append(embedder.embed_tensors(torch.stack(tensors)))
-            bar.update(len(chunk))
+            bar.update(len(loaded))
             if callable(progress):
                 progress(min(start + batch_size, len(sources)), len(sources))
     bar.close()

@@ -58,6 +58,13 @@ def auto_trees(n: int) -> int:
     return 64
 
 
+def auto_search_k(n: int, k: int = 10) -> int:
+    """Annoy candidates inspected per query: enough for recall@10 >= 0.95 at each size (BENCHMARKS.md)."""
+    if n < 200_000:
+        return max(10_000, 400 * k)
+    return max(50_000, 1_000 * k)
+
+
 class ProductIndex:
     """Search products by image vectors. Load with :meth:`load`, create with :meth:`build`."""
 
@@ -168,7 +175,7 @@ class ProductIndex:
         if q.shape[1] != self.dim:
             raise IndexStateError(f"query vectors are {q.shape[1]}-d, the index is {self.dim}-d")
         mask = self.allowed_mask(where)
-        search_k = search_k if search_k > 0 else max(10_000, 400 * k)
+        search_k = search_k if search_k > 0 else auto_search_k(self.n_base, k)
         out = []
         for row in q:
             best = self._candidates(row, k, mask, exact, search_k)
@@ -191,6 +198,19 @@ class ProductIndex:
         with writer_lock(out):
             _write(out, embedder.info(), catalog, vecs, items, products, set(), len(items), trees)
         return cls.load(out, embedder), report
+
+    @classmethod
+    def from_vectors(cls, out: str | Path, vectors: np.ndarray, items: list[dict], products: dict[str, dict],
+                     embedder_info: dict, *, catalog_root: str | Path = ".", trees: int | None = None
+                     ) -> ProductIndex:
+        """Write an index straight from precomputed unit vectors (one ``items`` row per vector)."""
+        out = Path(out)
+        if len(vectors) != len(items) or not len(items):
+            raise IndexStateError(f"{len(vectors)} vectors for {len(items)} item rows")
+        with writer_lock(out):
+            _write(out, embedder_info, None, vectors, items, products, set(), len(items), trees,
+                   catalog_meta={"catalog_root": str(Path(catalog_root).resolve()), "catalog_fingerprint": None})
+        return cls.load(out)
 
     def add(self, catalog: Catalog, embedder: Embedder, *, progress: Progress | bool = False,
             rows: list[CatalogRow] | None = None) -> tuple[ProductIndex, BuildReport]:
