@@ -44,24 +44,38 @@ def embed_sources(
     errors: dict[int, str] = {}
     bar = tqdm(total=len(sources), desc=desc, unit="img", disable=progress is not True)
     starts = list(range(0, len(sources), batch_size))
+
     with ThreadPoolExecutor(workers) as pool:
+        if getattr(embedder, "parallel_batches", False):
+            # single-threaded sessions: each worker decodes and embeds whole batches, no thread hand-offs
+            def whole(start: int) -> tuple[int, tuple]:
+                chunk = sources[start : start + batch_size]
+                loaded = [_load(embedder, s) for s in chunk]
+                tensors = [t for t in loaded if not isinstance(t, str)]
+                return start, (loaded, embedder.embed_tensors(torch.stack(tensors)) if tensors else None)
 
-        def submit(start: int) -> list:
-            return [pool.submit(_load, embedder, s) for s in sources[start : start + batch_size]]
+            results = pool.map(whole, starts)
+        else:
 
-        pending = submit(starts[0]) if starts else []
-        for n, start in enumerate(starts):
-            loaded = [f.result() for f in pending]
-            # decode the next batch while this one runs through the network
-            pending = submit(starts[n + 1]) if n + 1 < len(starts) else []
-            tensors = []
+            def submit(start: int) -> list:
+                return [pool.submit(_load, embedder, s) for s in sources[start : start + batch_size]]
+
+            def pipelined():
+                pending = submit(starts[0]) if starts else []
+                for n, start in enumerate(starts):
+                    loaded = [f.result() for f in pending]
+                    # decode the next batch while this one runs through the network
+                    pending = submit(starts[n + 1]) if n + 1 < len(starts) else []
+                    tensors = [t for t in loaded if not isinstance(t, str)]
+                    yield start, (loaded, embedder.embed_tensors(torch.stack(tensors)) if tensors else None)
+
+            results = pipelined()
+        for start, (loaded, vecs) in results:
             for i, t in enumerate(loaded):
                 if isinstance(t, str):
                     errors[start + i] = t
-                else:
-                    tensors.append(t)
-            if tensors:
-                out.append(embedder.embed_tensors(torch.stack(tensors)))
+            if vecs is not None:
+                out.append(vecs)
             bar.update(len(loaded))
             if callable(progress):
                 progress(min(start + batch_size, len(sources)), len(sources))

@@ -59,7 +59,7 @@ class EfficientNetLiteEmbedder(Embedder):
         net.eval()
         self.net = net.to(memory_format=torch.channels_last)
         self.dim = int(net._conv_head.out_channels)
-        self.threads = threads  # ONNX Runtime intra-op threads (default: one per core)
+        self.threads = threads  # ONNX Runtime intra-op threads (default 1: batches run in parallel instead)
         self.backend = backend  # resolved to "onnx" or "torch" on the first batch
         self._ort = None
         self._ort_lock = threading.Lock()
@@ -79,13 +79,18 @@ class EfficientNetLiteEmbedder(Embedder):
                     try:
                         model = onnx.cached_model(self.spec, self.weights, self.net, self._features,
                                                   self.image_size)
-                        self._ort, self.backend = onnx.OrtRunner(model, self.threads), "onnx"
+                        self._ort, self.backend = onnx.OrtRunner(model, self.threads or 1), "onnx"
                     except Exception as e:  # noqa: BLE001 - auto falls back to the reference torch path
                         if self.backend == "onnx":
                             msg = f"ONNX Runtime path failed: {type(e).__name__}: {e}".splitlines()[0]
                             raise ValueError(msg) from None
                         self.backend = "torch"
         return self._ort
+
+    @property
+    def parallel_batches(self) -> bool:
+        """True when whole batches should run concurrently (single-threaded ONNX Runtime sessions)."""
+        return self._runner() is not None and (self.threads or 1) == 1
 
     def _features(self, batch: torch.Tensor) -> torch.Tensor:
         return self.net.extract_features(batch).mean(dim=(2, 3))
