@@ -63,9 +63,14 @@ def cmd_search(a) -> int:
 
     emb = _embedder(a.model, a.index)
     idx = ProductIndex.load(a.index, emb)
-    out = {}
+    out, failed = {}, 0
     for img in a.images:
-        q = embed_one(emb, img)
+        try:
+            q = embed_one(emb, img)
+        except ImageError as e:  # one line per unusable image; the others are still searched
+            print(f"error: {img}: {e}", file=sys.stderr)
+            failed += 1
+            continue
         out[img] = idx.search(q, a.k, a.where or None, min_score=a.min_score)[0]
     if a.json:
         print(json.dumps({k: [h.to_dict() for h in v] for k, v in out.items()}, indent=1))
@@ -75,7 +80,7 @@ def cmd_search(a) -> int:
             for h in hits:
                 title = h.fields.get("title", "")
                 print(f"  {h.rank:>3}  {h.score:.4f}  {h.product_id}  {title}")
-    return 0
+    return 2 if failed else 0
 
 
 def cmd_add(a) -> int:

@@ -91,10 +91,16 @@ class ProductIndex:
     def load(cls, root: str | Path, embedder: Embedder | str | None = None) -> ProductIndex:
         """Load the current generation memory-mapped. With ``embedder``, refuse an index built by another."""
         root = Path(root)
-        gen = current_generation(root)
-        if gen is None:
-            raise IndexStateError(f"no index in {root} (build it: python -m core index --catalog DIR --out {root})")
-        idx = cls(root, gen)
+        for attempt in range(5):
+            gen = current_generation(root)
+            if gen is None:
+                raise IndexStateError(f"no index in {root} (build it: python -m core index --catalog DIR --out {root})")
+            try:
+                idx = cls(root, gen)
+                break
+            except FileNotFoundError:  # a writer published a newer generation and collected this one
+                if attempt == 4:
+                    raise
         if idx.manifest.get("format") != FORMAT_VERSION:
             raise IndexStateError(f"{root} was written by another version of this program (format "
                               f"{idx.manifest.get('format')}, expected {FORMAT_VERSION}); rebuild it")

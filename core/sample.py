@@ -131,6 +131,18 @@ def render_product(category: str, colour: str, pattern: str, size: int = SIZE) -
     return img.resize((size, size), Image.LANCZOS)
 
 
+def studio_view(p: dict, angle: float, mirror: bool, size: int = SIZE) -> Image.Image:
+    """Another catalog photo of the same product: turned by ``angle`` degrees, optionally mirrored."""
+    big = size * SS
+    prod, mask = _product_layer(p["category"], p["colour"], p["pattern"], big)
+    if mirror:
+        prod, mask = prod.transpose(Image.FLIP_LEFT_RIGHT), mask.transpose(Image.FLIP_LEFT_RIGHT)
+    prod, mask = prod.rotate(angle, Image.BICUBIC), mask.rotate(angle, Image.BICUBIC)
+    img = Image.new("RGB", (big, big), (246, 246, 243))
+    img.paste(prod, (0, 0), mask)
+    return img.resize((size, size), Image.LANCZOS)
+
+
 def products() -> list[dict]:
     rng = random.Random(20261125)
     combos = [(c, col, p) for c in CATEGORIES for col in COLOURS for p in PATTERNS]
@@ -207,10 +219,11 @@ def write_sample(out: str | Path = "sample_catalog") -> Path:
         rel = f"images/{p['product_id']}.jpg"
         (out / rel).write_bytes(_jpeg(img))
         rows.append({"image": rel, **p})
-        if rng.random() < 0.25:  # a second catalog view: mirrored
-            rel2 = f"images/{p['product_id']}_b.jpg"
-            (out / rel2).write_bytes(_jpeg(img.transpose(Image.FLIP_LEFT_RIGHT)))
-            rows.append({"image": rel2, **p})
+        # a second studio shot of every product: turned a little, mirrored for some
+        view = studio_view(p, rng.uniform(8, 15) * rng.choice([-1, 1]), rng.random() < 0.3)
+        rel2 = f"images/{p['product_id']}_b.jpg"
+        (out / rel2).write_bytes(_jpeg(view))
+        rows.append({"image": rel2, **p})
     cols = ["image", "product_id", "title", "category", "colour", "pattern", "price"]
     with open(out / "catalog.csv", "w", newline="", encoding="utf-8") as f:
         w = csv.DictWriter(f, cols, lineterminator="\n")

@@ -1,0 +1,169 @@
+"""Hostile and unusual images: each gives a correct result or one clear line, never a crash or a hang."""
+
+from __future__ import annotations
+
+import io
+import json
+import struct
+import subprocess
+import sys
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from PIL import Image
+
+from core.embed import embed_one
+from core.images import ImageError, open_image
+from tests.conftest import ROOT
+
+
+def _png_header_only(w: int, h: int) -> bytes:
+    """A tiny PNG that claims to be w x h (a decompression bomb if decoded)."""
+    def chunk(t, d):
+        return struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d) & 0xFFFFFFFF)
+    ihdr = struct.pack(">IIBBBBB", w, h, 8, 0, 0, 0, 0)
+    body = chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 100)) + chunk(b"IEND", b"")
+    return b"\x89PNG\r\n\x1a\n" + body
+
+
+def _save(img: Image.Image, fmt: str, **kw) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, fmt, **kw)
+    return buf.getvalue()
+
+
+def _photo(w=120, h=80) -> Image.Image:
+    arr = np.zeros((h, w, 3), np.uint8)
+    arr[: h // 2] = (220, 30, 30)
+    arr[h // 2 :] = (30, 30, 220)
+    return Image.fromarray(arr)
+
+
+def _exif_rotated() -> bytes:
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90° clockwise to display
+    return _save(_photo(), "JPEG", exif=exif.tobytes())
+
+
+def _huge_exif() -> bytes:
+    exif = Image.Exif()
+    exif[0x010E] = "x" * 60000  # ImageDescription
+    return _save(_photo(), "JPEG", exif=exif.tobytes())
+
+
+def _gif() -> bytes:
+    frames = [Image.new("P", (40, 40), i * 40) for i in range(3)]
+    buf = io.BytesIO()
+    frames[0].save(buf, "GIF", save_all=True, append_images=frames[1:], duration=100, loop=0)
+    return buf.getvalue()
+
+
+def _palette_transparent() -> bytes:
+    im = Image.new("P", (40, 40), 0)
+    im.putpalette([255, 0, 0, 0, 255, 0] + [0] * 762)
+    return _save(im, "PNG", transparency=0)
+
+
+GOOD = {
+    "one_by_one.png": lambda: _save(Image.new("RGB", (1, 1), "red"), "PNG"),
+    "thin_1x5000.png": lambda: _save(Image.new("RGB", (1, 5000), "blue"), "PNG"),
+    "wide_5000x1.png": lambda: _save(Image.new("RGB", (5000, 1), "blue"), "PNG"),
+    "cmyk.jpg": lambda: _save(Image.new("CMYK", (60, 40), (0, 255, 255, 0)), "JPEG"),
+    "sixteen_bit.png": lambda: _save(Image.fromarray(np.arange(4096, dtype=np.uint16).reshape(64, 64) * 16), "PNG"),
+    "palette_transparent.png": _palette_transparent,
+    "rgba.png": lambda: _save(Image.new("RGBA", (50, 50), (0, 255, 0, 128)), "PNG"),
+    "gray.png": lambda: _save(Image.new("L", (50, 50), 128), "PNG"),
+    "exif_rotated.jpg": _exif_rotated,
+    "animated.gif": _gif,
+    "huge_exif.jpg": _huge_exif,
+    "webp.webp": lambda: _save(_photo(), "WEBP"),
+}
+BAD = {
+    "zero.jpg": (lambda: b"", "empty file"),
+    "truncated.jpg": (lambda: _save(_photo(400, 300), "JPEG")[:700], "truncated"),
+    "truncated.png": (lambda: _save(_photo(400, 300), "PNG")[:300], "truncated"),
+    "text.jpg": (lambda: b"just some words, not a picture\n" * 20, "not an image"),
+    "page.html": (lambda: b"<!doctype html><html><body><img src=x onerror=alert(1)></body></html>", "not an image"),
+    "bomb.png": (lambda: _png_header_only(30000, 30000), "pixel limit"),
+}
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("name", sorted(GOOD))
+def test_unusual_but_valid_images_open_as_rgb(name):
+    img = open_image(GOOD[name]())
+    assert img.mode == "RGB" and img.width >= 1 and img.height >= 1
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("name", sorted(BAD))
+def test_bad_files_give_one_clear_line(name):
+    make, msg = BAD[name]
+    with pytest.raises(ImageError) as e:
+        open_image(make())
+    assert msg in str(e.value) and "\n" not in str(e.value)
+
+
+def test_exif_rotation_is_applied(embedder):
+    img = open_image(_exif_rotated())
+    assert img.size == (80, 120)  # stored 120x80, displayed upright as 80x120
+    upright = np.asarray(_photo().transpose(Image.ROTATE_270), np.float32)
+    assert np.abs(np.asarray(img, np.float32) - upright).mean() < 3  # JPEG noise only
+    q = embed_one(embedder, _exif_rotated())
+    sideways = embed_one(embedder, _save(_photo(), "PNG"))
+    assert np.dot(q, embed_one(embedder, _save(Image.fromarray(upright.astype(np.uint8)), "PNG"))) > np.dot(q, sideways)
+
+
+def test_transparency_is_composited_on_white():
+    assert open_image(_palette_transparent()).getpixel((5, 5)) == (255, 255, 255)
+
+
+def test_limits_are_configurable():
+    with pytest.raises(ImageError, match="pixel limit"):
+        open_image(_save(Image.new("RGB", (100, 100)), "PNG"), max_pixels=5000)
+    with pytest.raises(ImageError, match="MB limit"):
+        open_image(b"\x89PNG" + b"\0" * 2_000_000, max_bytes=1_000_000)
+
+
+@pytest.mark.timeout(300)
+def test_cli_search_with_every_hostile_file(sample_index, tmp_path):
+    files = {**{k: v for k, v in GOOD.items()}, **{k: v[0] for k, v in BAD.items()}}
+    for name, make in files.items():
+        (tmp_path / name).write_bytes(make())
+    r = subprocess.run([sys.executable, "-m", "core", "search", "--index", str(sample_index.root), "--k", "2",
+                        "--json", *(str(tmp_path / n) for n in files)], cwd=ROOT, capture_output=True, text=True,
+                       timeout=240)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    errors = r.stderr.strip().splitlines()
+    assert len(errors) == len(BAD) and all(e.startswith("error: ") for e in errors)
+    for name, (_, msg) in BAD.items():
+        assert any(name in e and msg in e for e in errors), name
+    results = json.loads(r.stdout)
+    assert sorted(Path(k).name for k in results) == sorted(GOOD)
+    assert all(len(v) == 2 for v in results.values())
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.binary(max_size=4096))
+def test_fuzz_random_bytes(data):
+    try:
+        img = open_image(data)
+    except ImageError as e:
+        assert "\n" not in str(e)
+    else:
+        assert img.mode == "RGB"
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.binary(max_size=2048).map(lambda b: _save(_photo(64, 48), "JPEG")[:200] + b))
+def test_fuzz_corrupted_jpeg_tails(data):
+    try:
+        img = open_image(data)
+    except ImageError as e:
+        assert "\n" not in str(e)
+    else:
+        assert img.mode == "RGB"

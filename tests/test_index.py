@@ -1,0 +1,146 @@
+"""The index: save/load/mmap, embedder mismatch, filters, and add/remove/compact == a fresh build."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from core.catalog import load_catalog
+from core.embed import embed_sources
+from core.index import IndexStateError, ProductIndex
+from tests.conftest import SAMPLE
+from tests.helpers import PixelEmbedder, subset
+
+
+@pytest.fixture(scope="module")
+def pix():
+    return PixelEmbedder()
+
+
+@pytest.fixture(scope="module")
+def queries(pix):
+    import csv
+
+    rows = list(csv.DictReader(open(SAMPLE / "queries.csv")))
+    vecs, _ = embed_sources(pix, [SAMPLE / r["image"] for r in rows])
+    return vecs
+
+
+def _results(idx, q, **kw):
+    return [[(h.product_id, round(h.score, 5)) for h in hits] for hits in idx.search(q, 10, **kw)]
+
+
+def test_build_load_mmap_and_manifest(sample_index, embedder):
+    idx = ProductIndex.load(sample_index.root, embedder)
+    assert isinstance(idx.vectors, np.memmap)
+    m = idx.manifest
+    assert m["embedder"]["spec"] == "efficientnet-lite0" and m["dim"] == 1280 and m["metric"] == "angular"
+    assert m["n_products"] == 240 and m["n_vectors"] == len(idx.items) and m["trees"] > 0
+    assert len(m["catalog_fingerprint"]) == 16 and m["created"].endswith("Z")
+    np.testing.assert_allclose(np.linalg.norm(idx.vectors, axis=1), 1.0, atol=1e-5)
+
+
+def test_search_returns_products_with_fields(sample_index):
+    i = next(i for i, it in enumerate(sample_index.items) if it["image"].endswith("_b.jpg"))
+    hits = sample_index.search(np.asarray(sample_index.vectors[i]), k=5)[0]
+    assert [h.rank for h in hits] == [1, 2, 3, 4, 5]
+    assert hits[0].product_id == sample_index.items[i]["product_id"] and hits[0].score == pytest.approx(1, abs=1e-5)
+    assert len({h.product_id for h in hits}) == 5  # products, not images: two views count once
+    assert hits[0].fields["title"] and float(hits[0].fields["price"]) > 0
+    assert all(a.score >= b.score for a, b in zip(hits, hits[1:]))
+
+
+def test_loading_with_another_embedder_is_an_error(sample_index, tiny_clip):
+    with pytest.raises(IndexStateError, match="built with embedder efficientnet-lite0"):
+        ProductIndex.load(sample_index.root, tiny_clip)
+    with pytest.raises(IndexStateError, match="query vectors are 32-d"):
+        sample_index.search(np.ones(32, np.float32))
+
+
+def test_missing_index_is_a_clear_error(tmp_path):
+    with pytest.raises(IndexStateError, match="no index in"):
+        ProductIndex.load(tmp_path)
+
+
+def test_filters_that_leave_few_products(sample_index):
+    q = np.asarray(sample_index.vectors[0])
+    mugs = sample_index.search(q, 10, ["category=mug", "price<10"])[0]
+    truth = [p for p, f in sample_index.products.items() if f["category"] == "mug" and float(f["price"]) < 10]
+    assert 0 < len(truth) < 10
+    assert sorted(h.product_id for h in mugs) == sorted(truth)  # all of them, though Annoy alone would miss
+    one = sample_index.search(q, 10, ["category=lamp", "colour=teal", "pattern=stars"])[0]
+    expect = [p for p, f in sample_index.products.items()
+              if (f["category"], f["colour"], f["pattern"]) == ("lamp", "teal", "stars")]
+    assert [h.product_id for h in one] == expect
+    assert sample_index.search(q, 10, ["category=spaceship"])[0] == []
+
+
+def test_filtered_annoy_search_equals_exact(sample_index):
+    q = np.asarray(sample_index.vectors[:20])
+    for where in (None, ["category=shoe,bag"], ["price=20..60"], ["colour!=red"]):
+        assert _results(sample_index, q, where=where) == _results(sample_index, q, where=where, exact=True)
+
+
+def test_min_score(sample_index):
+    hits = sample_index.search(np.asarray(sample_index.vectors[0]), 50, min_score=0.8)[0]
+    assert hits and all(h.score >= 0.8 for h in hits)
+
+
+def test_add_remove_compact_equals_fresh_build(sample_catalog, pix, queries, tmp_path):
+    pids = sorted(sample_catalog.products)
+    first, later, gone = set(pids[:150]), set(pids[150:]), set(pids[10:20]) | set(pids[200:205])
+    idx, _ = ProductIndex.build(subset(sample_catalog, first), pix, tmp_path / "inc")
+    idx, rep = idx.add(subset(sample_catalog, first | later), pix)
+    assert rep.added == len([r for r in sample_catalog.rows if r.product_id in later])  # only the new rows
+    assert idx.manifest["n_delta"] == rep.added and idx.manifest["n_base"] < len(idx.items)
+    idx = idx.remove(sorted(gone))
+    final = set(pids) - gone
+    fresh, _ = ProductIndex.build(subset(sample_catalog, final), pix, tmp_path / "fresh")
+    assert set(idx.live_products()) == final
+    for kw in ({"exact": True}, {}):
+        assert _results(idx, queries, **kw) == _results(fresh, queries, **kw)
+        assert _results(idx, queries, where=["category=hat"], **kw) == _results(fresh, queries, where=["category=hat"],
+                                                                                 **kw)
+    idx = idx.compact()
+    assert idx.manifest["n_delta"] == 0 and idx.manifest["n_removed"] == 0
+    assert len(idx.items) == len(fresh.items)
+    assert _results(idx, queries) == _results(fresh, queries)
+    # a removed product comes back when its rows are added again
+    idx, rep = idx.add(subset(sample_catalog, set(pids)), pix)
+    assert set(idx.live_products()) == set(pids)
+
+
+def test_add_with_nothing_new_embeds_nothing(sample_catalog, pix, tmp_path):
+    idx, _ = ProductIndex.build(sample_catalog, pix, tmp_path / "i")
+    idx2, rep = idx.add(sample_catalog, pix)
+    assert rep.added == 0 and len(idx2.items) == len(idx.items)
+
+
+def test_remove_unknown_product_is_an_error(sample_catalog, pix, tmp_path):
+    idx, _ = ProductIndex.build(subset(sample_catalog, {"P0001", "P0002"}), pix, tmp_path / "i")
+    with pytest.raises(IndexStateError, match="unknown product"):
+        idx.remove(["nope"])
+
+
+def test_unreadable_catalog_images_are_skipped_at_build(tmp_path, pix):
+    from PIL import Image
+
+    Image.new("RGB", (20, 20), "red").save(tmp_path / "ok.png")
+    (tmp_path / "bad.jpg").write_bytes(b"\xff\xd8\xff\xe0garbage")
+    (tmp_path / "catalog.csv").write_text("image,product_id\nok.png,A\nbad.jpg,B\n")
+    idx, rep = ProductIndex.build(load_catalog(tmp_path), pix, tmp_path / "idx")
+    assert idx.live_products() == ["A"]
+    assert len(rep.skipped) == 1 and "line 3 (bad.jpg)" in rep.skipped[0]
+
+
+def test_generations_are_atomic_and_old_ones_collected(sample_catalog, pix, tmp_path):
+    root = tmp_path / "i"
+    idx, _ = ProductIndex.build(subset(sample_catalog, {"P0001", "P0002", "P0003"}), pix, root)
+    for _ in range(3):
+        idx = idx.remove(["P0001"]) if "P0001" in idx.live_products() else idx.compact()
+    gens = sorted(p.name for p in root.glob("gen-*"))
+    assert len(gens) <= 2 and (root / "CURRENT").read_text() in gens
+    assert not list(root.glob(".tmp-*"))
+    assert json.loads((root / (root / "CURRENT").read_text() / "manifest.json").read_text())["format"] == 1

@@ -1,0 +1,59 @@
+"""Cached artefacts record what produced them; a stale one is detected and rebuilt, never used."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+from PIL import Image
+
+from core.catalog import load_catalog
+from core.index import IndexStateError, ProductIndex
+from core.workspace import ensure_index, index_dir_for, index_state
+from tests.helpers import PixelEmbedder
+
+
+@pytest.fixture
+def small_catalog(tmp_path):
+    root = tmp_path / "cat"
+    root.mkdir()
+    for c in ["red", "green", "blue"]:
+        Image.new("RGB", (40, 40), c).save(root / f"{c}.png")
+    (root / "catalog.csv").write_text("image,product_id,category\nred.png,R,a\ngreen.png,G,b\nblue.png,B,a\n")
+    return root
+
+
+def test_index_is_built_once_then_reused_then_rebuilt_when_catalog_changes(small_catalog):
+    emb = PixelEmbedder()
+    assert index_state(load_catalog(small_catalog), emb.spec)[0] == "missing"
+    idx = ensure_index(small_catalog, emb)
+    assert index_state(load_catalog(small_catalog), emb.spec) == ("ok", "")
+    assert ensure_index(small_catalog, emb).fingerprint == idx.fingerprint  # reused, not rebuilt
+    Image.new("RGB", (40, 40), "yellow").save(small_catalog / "red.png")  # same name, new picture
+    state, reason = index_state(load_catalog(small_catalog), emb.spec)
+    assert state == "stale" and "catalog changed" in reason
+    assert ensure_index(small_catalog, emb).fingerprint != idx.fingerprint
+
+
+def test_index_from_another_embedder_or_code_version_is_refused(small_catalog):
+    emb = PixelEmbedder()
+    idx = ensure_index(small_catalog, emb)
+    with pytest.raises(IndexStateError, match="built with embedder test-pixels"):
+        ProductIndex.load(idx.root, PixelEmbedder("other-model"))
+    assert index_dir_for(small_catalog, "other-model") != idx.root  # each embedder has its own cache
+    m = json.loads((idx.gen / "manifest.json").read_text())
+    m["format"] = 999
+    (idx.gen / "manifest.json").write_text(json.dumps(m))
+    with pytest.raises(IndexStateError, match="another version"):
+        ProductIndex.load(idx.root)
+    assert index_state(load_catalog(small_catalog), emb.spec)[0] == "stale"
+    assert ensure_index(small_catalog, emb).manifest["format"] == 1
+
+
+def test_catalog_folder_moved(small_catalog, tmp_path):
+    emb = PixelEmbedder()
+    ensure_index(small_catalog, emb)
+    moved = tmp_path / "moved"
+    shutil.move(small_catalog, moved)
+    assert index_state(load_catalog(moved), emb.spec)[0] == "missing"
