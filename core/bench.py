@@ -13,6 +13,7 @@ import gc
 import glob
 import os
 import platform
+import re
 import resource
 import shutil
 import sys
@@ -96,7 +97,8 @@ def labels_of(paths: list[Path], source: str) -> list[str]:
     """Ground-truth label per image: the fine class folder (grocery) or product id (sample)."""
     if source == "grocery":
         return [p.parent.name for p in paths]
-    return [p.stem.split("_")[-1] for p in paths]
+    ids = [re.search(r"P\d+", p.stem) for p in paths]  # images/P0007_b.jpg, queries/q007_P0007.jpg
+    return [m.group() if m else p.stem for m, p in zip(ids, paths)]
 
 
 def synthetic_vectors(real: np.ndarray, n: int, seed: int = 0, spread: float = 0.6,
