@@ -234,8 +234,8 @@ def bench_embedding(quick: bool, images: list[Path], source: str) -> Table:
     t.add("efficientnet-lite0", "torch", "per-image loop, full-size decode", 1, cores, m / wall, m / cpu, "")
     torch.set_num_threads(torch_threads)
     t.notes += ["img/s is wall-clock on this machine as it was at the time (shared with other jobs); "
-                "img per CPU-s is throughput per busy core, which contention barely changes: "
-                f"x{cores} cores is what an idle machine can reach at best.",
+                "img per CPU-s is throughput per busy core, less sensitive to contention than wall-clock but not "
+                f"immune (shared caches, preempted threads); x{cores} cores bounds what an idle machine reaches.",
                 "onnx = ONNX Runtime (exported from the torch model, equal within 1e-4: tests/test_bench.py)."]
     return t
 
