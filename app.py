@@ -125,13 +125,13 @@ def result_card(hit: Hit, votes: dict[str, int]) -> None:
     st.caption(" · ".join(d for d in details if d))
     if f.get("price"):
         st.markdown(f"**{f['price']}**")
-    mark = {1: " · 👍", -1: " · 👎"}.get(votes.get(hit.product_id, 0), "")
+    mark = {1: " · liked", -1: " · disliked"}.get(votes.get(hit.product_id, 0), "")
     st.caption(f"#{hit.rank} · {hit.product_id} · similarity {hit.score:.3f}{mark}")
     up, down = st.columns(2)
-    up.button("👍", key=f"up_{hit.product_id}", help="More like this", on_click=vote, args=(hit.product_id, 1),
-              width="stretch")
-    down.button("👎", key=f"down_{hit.product_id}", help="Less like this", on_click=vote,
-                args=(hit.product_id, -1), width="stretch")
+    up.button("More", icon=":material/thumb_up:", key=f"up_{hit.product_id}", help="More like this",
+              on_click=vote, args=(hit.product_id, 1), width="stretch")
+    down.button("Less", icon=":material/thumb_down:", key=f"down_{hit.product_id}", help="Less like this",
+                on_click=vote, args=(hit.product_id, -1), width="stretch")
 
 
 def results(ctx: Context, q: np.ndarray, k: int, min_score: float, where: list[str]) -> None:
@@ -142,7 +142,7 @@ def results(ctx: Context, q: np.ndarray, k: int, min_score: float, where: list[s
     ms = (time.perf_counter() - t0) * 1000
     head, reset = st.columns([4, 1])
     liked, disliked = sum(v > 0 for v in votes.values()), sum(v < 0 for v in votes.values())
-    fb = f" · refined by feedback ({liked} 👍, {disliked} 👎)" if votes else ""
+    fb = f" · refined by feedback ({liked} liked, {disliked} disliked)" if votes else ""
     head.markdown(f"**{len(hits)} product(s)** in {ms:.0f} ms{fb}" + (f" · filters: `{' & '.join(where)}`"
                                                                        if where else ""))
     if votes:
@@ -166,7 +166,7 @@ def main() -> None:
     except USER_ERRORS as e:
         show_error(e)
         st.stop()
-    st.title("🔎 Visual product search")
+    st.title(":material/image_search: Visual product search")
     st.caption(f"{len(ctx.index)} products · embedder {ctx.spec} ({ctx.embedder.dim}-d) · "
                "give a photo of a product; the most similar catalog products come first.")
     left, right = st.columns([1, 3], gap="large")

@@ -83,7 +83,7 @@ def main() -> None:
     ctx = sidebar()
     if ctx is None:
         st.stop()
-    st.title("🗂️ Catalog")
+    st.title(":material/inventory_2: Catalog")
     st.caption(f"{ctx.catalog_dir} · changes are saved to its catalog.csv and the search index at once.")
     flash()
     try:

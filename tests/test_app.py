@@ -179,7 +179,7 @@ def test_feedback_moves_liked_up_and_reset_restores(seeded_sample, found_query):
     rank = {pid: r for r, pid, _ in after}
     assert rank[liked] < 5
     assert rank.get(disliked, 99) > 2
-    assert any("refined by feedback (1 👍, 1 👎)" in m.value for m in at.markdown)
+    assert any("refined by feedback (1 liked, 1 disliked)" in m.value for m in at.markdown)
     at.button(key="reset_feedback").click()
     assert results(run(at)) == before
 
