@@ -208,3 +208,47 @@ def remove_products(catalog_root: str | Path, index: ProductIndex, product_ids: 
         live = [pid for pid in product_ids if pid in index.products]
         index = index.remove(live, catalog=load_catalog(root)) if live else index
     return EditResult(index, list(product_ids))
+
+
+def register_cli(sub) -> None:
+    """``python -m core add-product`` / ``remove-product``: the Catalog page's edits from the command line."""
+    s = sub.add_parser("add-product", help="add a product (images + fields) to a CSV catalog and its index")
+    s.add_argument("--catalog", required=True)
+    s.add_argument("--model", default=None, help="embedder spec (default efficientnet-lite0)")
+    s.add_argument("--id", default="", help="product id (default: a new U#### id)")
+    s.add_argument("--field", action="append", default=[], metavar="COLUMN=VALUE")
+    s.add_argument("images", nargs="+")
+    s.set_defaults(fn=_cmd_add)
+    s = sub.add_parser("remove-product", help="remove products from a CSV catalog and hide them in its index")
+    s.add_argument("--catalog", required=True)
+    s.add_argument("--model", default=None)
+    s.add_argument("product_ids", nargs="+")
+    s.set_defaults(fn=_cmd_remove)
+
+
+def _index_for(a):
+    from .embedders import DEFAULT_SPEC, load_embedder
+    from .workspace import ensure_index
+
+    emb = load_embedder(a.model or DEFAULT_SPEC)
+    return emb, ensure_index(a.catalog, emb, progress=True)
+
+
+def _cmd_add(a) -> int:
+    fields = {}
+    for f in a.field:
+        if "=" not in f:
+            raise CatalogEditError(f"--field {f!r}: use COLUMN=VALUE")
+        k, v = f.split("=", 1)
+        fields[k.strip()] = v
+    emb, idx = _index_for(a)
+    res = add_product(a.catalog, idx, emb, [Path(p) for p in a.images], fields, a.id)
+    print(f"added {res.product_ids[0]} ({len(res.images)} image(s)); {len(res.index)} products live")
+    return 0
+
+
+def _cmd_remove(a) -> int:
+    _, idx = _index_for(a)
+    res = remove_products(a.catalog, idx, a.product_ids)
+    print(f"removed {', '.join(res.product_ids)}; {len(res.index)} products live")
+    return 0
