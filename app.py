@@ -29,7 +29,7 @@ def search_settings(ctx: Context) -> tuple[int, float, list[str]]:
         st.subheader("Results")
         k = st.slider("How many products", 1, 30, 10, key="k")
         min_score = st.slider("Minimum similarity", 0.0, 1.0, 0.0, 0.01, key="min_score",
-                              help="Cosine similarity between the query and a product's best image.")
+                              help="Cosine similarity between the query and a product's best image; 0 shows all.")
         st.subheader("Filters")
         available = facets({p: ctx.index.products[p] for p in ctx.index.live_products()})
         selected: dict[str, list[str] | tuple[float, float]] = {}
@@ -138,7 +138,7 @@ def results(ctx: Context, q: np.ndarray, k: int, min_score: float, where: list[s
     votes: dict[str, int] = st.session_state.setdefault("votes", {})
     t0 = time.perf_counter()
     qv = refine(ctx.index, q, votes) if votes else q
-    hits = ctx.index.search(qv, k, where or None, min_score=min_score)[0]
+    hits = ctx.index.search(qv, k, where or None, min_score=min_score or None)[0]  # 0 = no minimum
     ms = (time.perf_counter() - t0) * 1000
     head, reset = st.columns([4, 1])
     liked, disliked = sum(v > 0 for v in votes.values()), sum(v < 0 for v in votes.values())

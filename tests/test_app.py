@@ -223,6 +223,7 @@ def test_add_search_remove_compact(tmp_path, embedder, sample_catalog):
     assert results(search)[0][1] == "NEW-1"  # searchable at once, without a rebuild
 
     page.multiselect(key="remove_pick").set_value(["NEW-1"])
+    run(page)
     page.button(key="remove_go").click()
     run(page)
     assert any("Removed NEW-1" in s.value for s in page.success)
