@@ -235,8 +235,9 @@ class ProductIndex:
                    cur.removed, cur.n_base, cur.manifest["trees"], reuse_annoy=cur.gen)
         return ProductIndex.load(self.root, embedder), report
 
-    def remove(self, product_ids: list[str]) -> ProductIndex:
-        """Hide products (tombstones); their vectors go at the next :meth:`compact`."""
+    def remove(self, product_ids: list[str], catalog: Catalog | None = None) -> ProductIndex:
+        """Hide products (tombstones); their vectors go at the next :meth:`compact`. Pass the edited
+        ``catalog`` when its rows were removed too, so the index stays current for it."""
         with writer_lock(self.root):
             cur = ProductIndex.load(self.root)
             unknown = [p for p in product_ids if p not in cur.products]
@@ -246,7 +247,8 @@ class ProductIndex:
             removed = cur.removed | {i for i, it in enumerate(cur.items) if it["product_id"] in gone}
             _write(self.root, cur.manifest["embedder"], None, np.asarray(cur.vectors), cur.items, cur.products,
                    removed, cur.n_base, cur.manifest["trees"], reuse_annoy=cur.gen,
-                   catalog_meta=cur.manifest)
+                   catalog_meta=cur.manifest if catalog is None else
+                   {**cur.manifest, "catalog_fingerprint": catalog.fingerprint()})
         return ProductIndex.load(self.root)
 
     def compact(self, trees: int | None = None) -> ProductIndex:

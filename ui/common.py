@@ -88,3 +88,36 @@ def show_error(e: BaseException) -> None:
     """One clear line for the user; never a traceback."""
     msg = str(e).splitlines()[0] if str(e) else type(e).__name__
     st.error(msg)
+
+
+@st.cache_data(show_spinner=False, max_entries=4096)
+def _thumb(path: str, mtime: float, size: int) -> bytes | None:
+    import io
+
+    from core.images import open_image, thumbnail
+
+    try:
+        img = thumbnail(open_image(path, draft_size=size), size)
+    except (ImageError, OSError):
+        return None
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", quality=85)
+    return buf.getvalue()
+
+
+def thumbnail_bytes(path: str | Path, size: int = 256) -> bytes | None:
+    """A cached JPEG thumbnail of an image file (None when it cannot be read)."""
+    p = Path(path)
+    try:
+        mtime = p.stat().st_mtime
+    except OSError:
+        return None
+    return _thumb(str(p), mtime, size)
+
+
+def flash(message: str | None = None) -> None:
+    """Show (and forget) a success message set before a ``st.rerun()``; or set one with ``message``."""
+    if message is not None:
+        st.session_state["vps_flash"] = message
+    elif msg := st.session_state.pop("vps_flash", None):
+        st.success(msg)

@@ -1,0 +1,102 @@
+"""Catalog page: browse products, add one (images + fields), remove products, compact the index."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from core.catalog import load_catalog
+from core.catalog_edit import add_product, remove_products
+from ui.common import USER_ERRORS, Context, flash, show_error, sidebar, thumbnail_bytes
+
+IMAGE_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff"]
+
+
+def overview(ctx: Context) -> None:
+    m = ctx.index.manifest
+    a, b, c, d = st.columns(4)
+    a.metric("Products", len(ctx.index))
+    b.metric("Image vectors", m.get("n_vectors", 0))
+    c.metric("Added since build", m.get("n_delta", 0), help="Searched exactly until the index is compacted.")
+    d.metric("Removed, not compacted", m.get("n_removed", 0))
+
+
+def browse(ctx: Context) -> None:
+    live = ctx.index.live_products()
+    table = pd.DataFrame([{"product_id": p, **ctx.index.products[p]} for p in live])
+    needle = st.text_input("Find products", key="browse_find", placeholder="id, title, colour…")
+    if needle and not table.empty:
+        hit = table.apply(lambda r: r.astype(str).str.contains(needle, case=False, regex=False).any(), axis=1)
+        table = table[hit]
+    st.dataframe(table, hide_index=True, width="stretch", height=280)
+    pid = st.selectbox("Show the images of", table["product_id"].tolist() if not table.empty else [],
+                       key="browse_show", format_func=lambda p: f"{p} — {ctx.index.products[p].get('title', '')}")
+    if pid:
+        paths = [ctx.index.image_path(i) for i, it in enumerate(ctx.index.items)
+                 if it["product_id"] == pid and ctx.index.alive[i]]
+        cols = st.columns(6)
+        for col, p in zip(cols, paths):
+            if thumb := thumbnail_bytes(p):
+                col.image(thumb, caption=p.rsplit("/", 1)[-1], width="stretch")
+
+
+def add_form(ctx: Context) -> None:
+    columns = load_catalog(ctx.catalog_dir).columns
+    with st.form("add_product"):
+        files = st.file_uploader("Images of the product", type=IMAGE_TYPES, accept_multiple_files=True,
+                                 key="add_images")
+        pid = st.text_input("Product id (leave empty for a new one)", key="add_pid")
+        values = {c: st.text_input(c.capitalize(), key=f"add_{c}") for c in columns}
+        submitted = st.form_submit_button("Add to the catalog")
+    if submitted:
+        with st.spinner("Adding the product and indexing its images…"):
+            res = add_product(ctx.catalog_dir, ctx.index, ctx.embedder, [f.getvalue() for f in files or []],
+                              values, pid)
+        extra = f" ({len(res.skipped)} image(s) skipped: {res.skipped[0]})" if res.skipped else ""
+        flash(f"Added {res.product_ids[0]} with {len(res.images)} image(s); it is searchable now.{extra}")
+        for key in ["add_images", "add_pid", *(f"add_{c}" for c in columns)]:  # empty the form for the next one
+            st.session_state.pop(key, None)
+        st.rerun()
+
+
+def remove_form(ctx: Context) -> None:
+    live = ctx.index.live_products()
+    pick = st.multiselect("Products to remove", live, key="remove_pick",
+                          format_func=lambda p: f"{p} — {ctx.index.products[p].get('title', '')}")
+    if st.button("Remove from the catalog", key="remove_go", disabled=not pick):
+        res = remove_products(ctx.catalog_dir, ctx.index, pick)
+        flash(f"Removed {', '.join(res.product_ids)} from the catalog and the search "
+              "(their image files stay on disk).")
+        st.rerun()
+    st.divider()
+    st.caption("Compacting drops removed products' vectors and re-balances the index over the added ones "
+               "(no re-embedding).")
+    if st.button("Compact the index", key="compact_go"):
+        with st.spinner("Compacting…"):
+            idx = ctx.index.compact()
+        flash(f"Compacted: {len(idx)} products, {idx.manifest['n_vectors']} vectors, {idx.manifest['trees']} trees.")
+        st.rerun()
+
+
+def main() -> None:
+    st.set_page_config(page_title="Catalog · Visual product search", page_icon="🗂️", layout="wide")
+    ctx = sidebar()
+    if ctx is None:
+        st.stop()
+    st.title(":material/inventory_2: Catalog")
+    st.caption(f"{ctx.catalog_dir} · changes are saved to its catalog.csv and the search index at once.")
+    flash()
+    try:
+        overview(ctx)
+        browse_tab, add_tab, remove_tab = st.tabs(["Browse", "Add a product", "Remove / compact"])
+        with browse_tab:
+            browse(ctx)
+        with add_tab:
+            add_form(ctx)
+        with remove_tab:
+            remove_form(ctx)
+    except USER_ERRORS as e:
+        show_error(e)
+
+
+main()

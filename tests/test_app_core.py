@@ -1,0 +1,76 @@
+"""The core functions behind the app: CSV escaping, Rocchio feedback, facets -> filters, crops, CLI edits."""
+
+from __future__ import annotations
+
+import csv
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from core.catalog_edit import escape_cell
+from core.embedders import normalize
+from core.facets import facets, where_clauses
+from core.feedback import rocchio
+from core.query import Crop, QueryError, crop
+
+SAMPLE = Path(__file__).resolve().parent.parent / "sample_catalog"
+
+
+@pytest.mark.parametrize("raw,want", [("=1+1", "'=1+1"), ("@SUM(A1)", "'@SUM(A1)"), ("+cmd", "'+cmd"),
+                                      ("-x", "'-x"), ("-5.5", "-5.5"), ("Blue bag", "Blue bag"),
+                                      ("a\nb", "a b")])
+def test_escape_cell(raw, want):
+    assert escape_cell(raw) == want
+
+
+def test_rocchio_moves_toward_liked_and_away_from_disliked():
+    rng = np.random.default_rng(0)
+    q, like, dislike = normalize(rng.normal(size=(3, 16)))
+    r = rocchio(q, like[None], dislike[None])
+    assert abs(np.linalg.norm(r) - 1) < 1e-5
+    assert r @ like > q @ like and r @ dislike < q @ dislike
+    assert np.allclose(rocchio(q, np.zeros((0, 16)), np.zeros((0, 16))), q)
+
+
+def test_facets_and_where(sample_catalog):
+    fs = {f.column: f for f in facets(sample_catalog.products)}
+    assert fs["category"].kind == "categorical" and "mug" in fs["category"].options
+    assert "title" not in fs  # free text is not a facet
+    assert fs["price"].kind == "numeric" and fs["price"].low < fs["price"].high
+    full = (fs["price"].low, fs["price"].high)
+    assert where_clauses({"category": [], "price": full}, list(fs.values())) == []
+    assert where_clauses({"category": ["mug"], "price": (10.0, 20.0)}, list(fs.values())) == [
+        "category=mug", "price=10..20"]
+
+
+def test_crop_box_and_empty_crop():
+    img = Image.new("RGB", (200, 100))
+    assert crop(img, Crop(0.25, 0.5, 0.75, 1.0)).size == (100, 50)
+    with pytest.raises(QueryError):
+        crop(img, Crop(0.5, 0, 0.5, 1))
+
+
+def test_cli_add_and_remove_product(tmp_path, capsys):
+    from core.cli import main
+
+    cat = tmp_path / "cat"
+    (cat / "images").mkdir(parents=True)
+    with open(SAMPLE / "catalog.csv", newline="") as f:
+        rows = [r for r in csv.DictReader(f) if r["product_id"] in ("P0000", "P0001", "P0002")]
+    for r in rows:
+        shutil.copy(SAMPLE / r["image"], cat / r["image"])
+    with open(cat / "catalog.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    photo = str(SAMPLE / "images" / "P0100.jpg")
+    assert main(["add-product", "--catalog", str(cat), "--id", "X1", "--field", "title=@evil", photo]) == 0
+    assert "added X1 (1 image(s)); 4 products live" in capsys.readouterr().out
+    assert "'@evil" in (cat / "catalog.csv").read_text()
+    assert main(["add-product", "--catalog", str(cat), "--id", "X1", photo]) == 2
+    assert main(["remove-product", "--catalog", str(cat), "X1"]) == 0
+    assert "3 products live" in capsys.readouterr().out
+    assert "X1" not in (cat / "catalog.csv").read_text()
