@@ -16,32 +16,8 @@ def _load(index_dir: str, model: str | None):
     return ProductIndex.load(index_dir, emb), emb
 
 
-def map_table(index, proj) -> list[dict]:
-    """One row per mapped image: coordinates, product id, image and the product's fields."""
-    rows = []
-    for (x, y), i in zip(proj.coords.tolist(), proj.vector_ids.tolist()):
-        pid = index.items[i]["product_id"]
-        rows.append({"x": round(x, 5), "y": round(y, 5), "product_id": pid, "image": index.image_path(i),
-                     **index.products.get(pid, {})})
-    return rows
-
-
-def map_figure(rows: list[dict], colour: str = "category", title: str = ""):
-    """Plotly scatter of the map (WebGL), coloured by a column; hover shows title and category."""
-    import pandas as pd
-    import plotly.express as px
-
-    df = pd.DataFrame(rows)
-    colour = colour if colour in df.columns else "product_id"
-    hover = [c for c in ("title", "category", "product_id") if c in df.columns]
-    fig = px.scatter(df, x="x", y="y", color=df[colour].astype(str), hover_data=hover, title=title,
-                     render_mode="webgl", labels={"color": colour})
-    fig.update_traces(marker={"size": 6, "opacity": 0.8})
-    fig.update_layout(xaxis_title="UMAP 1", yaxis_title="UMAP 2", legend_title_text=colour)
-    return fig
-
-
 def cmd_map(a) -> int:
+    from .map_view import map_figure, map_table
     from .projection import UmapParams, project
 
     idx, _ = _load(a.index, a.model)

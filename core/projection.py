@@ -136,7 +136,7 @@ def fit_umap(vecs: np.ndarray, params: UmapParams, *, max_fit: int = MAX_FIT, pr
     _tick(progress, 0, steps)
     reducer = umap.UMAP(n_neighbors=min(params.n_neighbors, n - 1), min_dist=params.min_dist,
                         metric=params.metric, random_state=params.seed, n_components=2,
-                        verbose=False, tqdm_kwds={"disable": True})
+                        n_jobs=1, verbose=False, tqdm_kwds={"disable": True})
     _tick(progress, 1, steps)
     if n <= max_fit:
         coords = reducer.fit_transform(vecs)
