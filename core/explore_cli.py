@@ -114,5 +114,5 @@ def register_cli(sub) -> None:
 
     s = sub.add_parser("bench-umap", help="time the first UMAP projection at several sizes")
     s.add_argument("--n", type=int, nargs="+", default=[10_000, 50_000])
-    s.add_argument("--dim", type=int, default=64)
+    s.add_argument("--dim", type=int, default=1280, help="vector size (1280: efficientnet-lite0)")
     s.set_defaults(fn=cmd_bench_umap)

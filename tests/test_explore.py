@@ -16,11 +16,8 @@ from core.disagreements import KINDS, compare, decision_regions, label_of
 from core.index import ProductIndex
 from core.labelled_queries import folder_queries, load_labelled_queries, write_folder_queries
 from core.projection import UmapParams, project, projection_dir
-
-from .conftest import SAMPLE, dataset
-from .helpers import PixelEmbedder, subset
-
-pytestmark = pytest.mark.slow
+from tests.conftest import SAMPLE, dataset
+from tests.helpers import PixelEmbedder, subset
 
 
 # ------------------------------------------------------------------ direct computation to check against
@@ -142,7 +139,7 @@ def test_umap_cached_reused_and_invalidated(pixel_index):
     assert placed.shape == (3, 2) and np.isfinite(placed).all()
 
     other = project(pixel_index, UmapParams(n_neighbors=5, min_dist=0.2))
-    assert not other.reused and other.path.parent.parent != first.path.parent.parent
+    assert not other.reused and other.path.parent != first.path.parent
 
     changed = pixel_index.remove([pixel_index.live_products()[0]])
     after = project(changed, params)
@@ -189,6 +186,8 @@ def test_decision_regions_follow_the_classifier(sample_report, sample_index):
 
 
 # ------------------------------------------------------------------ clothing (real photos)
+@pytest.mark.slow
+@pytest.mark.datasets
 def test_clothing_subset_has_both_kinds(tmp_path, embedder):
     root = dataset("clothing")
     cat = load_catalog(root / "train")
