@@ -167,16 +167,18 @@ def decision_regions(head: ClassifierHead, coords: np.ndarray, vectors: np.ndarr
     """Shade the 2D map by the classifier's answer.
 
     A full-space classifier has no 2D boundary, so each catalog point gets the class the head predicts
-    for its full-space vector, and every grid cell takes the majority of those predictions among its
-    ``k`` nearest catalog points on the map (a k-NN vote in 2D). UMAP's inverse_transform is not used: it
-    is slow and invents vectors in regions with no data.
+    for its full-space vector, and every grid cell takes the distance-weighted vote of those predictions
+    among its nearest catalog points on the map: ``k`` of them, or fewer when classes have fewer points
+    each (about one image per class for ``product_id``, where a wide vote would only blur).
+    UMAP's inverse_transform is not used: it is slow and invents vectors in regions with no data.
     """
     from sklearn.neighbors import KNeighborsClassifier
 
     pred, _ = head.predict(vectors)
     classes = head.classes
     y = np.array([classes.index(p) for p in pred])
-    knn = KNeighborsClassifier(n_neighbors=min(k, len(y))).fit(coords, y)
+    k = max(1, min(k, len(y) // max(1, len(set(y.tolist())))))
+    knn = KNeighborsClassifier(n_neighbors=k, weights="distance").fit(coords, y)
     pad = 0.05 * (coords.max(0) - coords.min(0) + 1e-6)
     lo, hi = coords.min(0) - pad, coords.max(0) + pad
     xs, ys = np.linspace(lo[0], hi[0], grid), np.linspace(lo[1], hi[1], grid)

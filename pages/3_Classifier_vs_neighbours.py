@@ -109,8 +109,9 @@ with t2:
 
 st.subheader("The same cases on the map")
 st.caption("Shaded regions: each catalog image gets the class the classifier predicts from its full-space "
-           "vector, and each cell of the 2D grid takes the majority of those predictions among its 10 nearest "
-           "catalog images on the map. A full-space classifier has no exact 2D boundary, so the regions are an "
+           "vector, and each cell of the 2D grid takes the distance-weighted vote of those predictions among "
+           "its nearest catalog images on the map (up to 10; fewer when classes have only a few images each). "
+           "A full-space classifier has no exact 2D boundary, so the regions are an "
            "approximation, like every distance on a UMAP map. Queries are placed with UMAP `transform`.")
 with st.expander("Map settings"):
     params = umap_controls("cvn")
