@@ -141,6 +141,10 @@ def compare(index: ProductIndex, embedder: Embedder, queries: str | Path, label:
     skipped += [f"{rows[i][0].name}: {e}" for i, e in errors.items()]
     rows = [r for i, r in enumerate(rows) if i not in errors]
     labels = label_of(index, label)
+    if not rows:
+        first = f" (first: {skipped[0]})" if skipped else ""
+        hint = "; are the image paths relative to the CSV (or to --root)?" if Path(queries).is_file() else ""
+        raise ValueError(f"none of the queries could be used{first}{hint}")
     cases = []
     if rows:
         clf, prob = head.predict(vecs)

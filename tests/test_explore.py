@@ -94,6 +94,8 @@ def test_bad_label_and_escaping_paths_are_refused(tmp_path, sample_index, embedd
     q.write_text("image,category\n../outside.jpg,bag\n/etc/passwd,bag\n")
     rows, skipped = load_labelled_queries(q, "category", {}, root=SAMPLE)
     assert rows == [] and len(skipped) == 2
+    with pytest.raises(ValueError, match="none of the queries could be used"):
+        compare(sample_index, embedder, q, "category", root=SAMPLE)
     with pytest.raises(ValueError, match="root folder not found"):
         load_labelled_queries(q, "category", {}, root=tmp_path / "nope")
 
