@@ -34,9 +34,14 @@ class Evaluation:
         return [q for q in self.queries if q.rank is None or q.rank > k]
 
 
-def read_queries(path: str | Path, label: str = "product_id") -> tuple[list[tuple[Path, str]], list[str]]:
-    """Rows of ``image,<label>`` (image relative to the CSV's folder); unusable rows are reported."""
+def read_queries(path: str | Path, label: str = "product_id", *,
+                 root: str | Path | None = None) -> tuple[list[tuple[Path, str]], list[str]]:
+    """Rows of ``image,<label>``; images are relative to ``root`` (default: the CSV's folder) and may not
+    leave it. Unusable rows are reported."""
     path = Path(path)
+    base = Path(root) if root is not None else path.parent
+    if not base.is_dir():
+        raise ValueError(f"queries root folder not found: {base}")
     if not path.is_file():
         raise ValueError(f"queries file not found: {path}")
     with open(path, newline="", encoding="utf-8-sig") as f:
@@ -45,7 +50,7 @@ def read_queries(path: str | Path, label: str = "product_id") -> tuple[list[tupl
             raise ValueError(f"{path.name} needs columns 'image' and '{label}' (has {reader.fieldnames})")
         out, skipped = [], []
         for row in reader:
-            p, reason = _inside(path.parent, (row["image"] or "").strip())
+            p, reason = _inside(base, (row["image"] or "").strip())
             if reason:
                 skipped.append(f"line {reader.line_num} ({row['image']}): {reason}")
             else:
