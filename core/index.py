@@ -107,6 +107,9 @@ class ProductIndex:
         if spec != self.spec or (dim is not None and dim != self.dim):
             raise IndexStateError(f"index {self.root} was built with embedder {self.spec} ({self.dim}-d), "
                               f"not {spec}; rebuild it or load it with --model {self.spec}")
+        weights = None if isinstance(embedder, str) else embedder.info().get("weights")
+        if weights and weights != self.manifest["embedder"].get("weights"):
+            raise IndexStateError(f"index {self.root} was built with other weights of {spec} (retrained?); rebuild it")
 
     @property
     def fingerprint(self) -> str:
@@ -197,6 +200,26 @@ class ProductIndex:
         with writer_lock(out):
             _write(out, embedder.info(), catalog, vecs, items, products, set(), len(items), trees)
         return cls.load(out, embedder), report
+
+    @classmethod
+    def from_vectors(cls, catalog: Catalog, embedder: Embedder, vecs: np.ndarray, out: str | Path, *,
+                     rows: list[CatalogRow] | None = None, trees: int | None = None) -> ProductIndex:
+        """Write an index of vectors computed elsewhere (``vecs[i]`` embeds ``rows[i]``, default all rows),
+        e.g. from cached backbone features; the manifest records ``embedder`` exactly as :meth:`build` does."""
+        rows = catalog.rows if rows is None else rows
+        if len(rows) != len(vecs):
+            raise ValueError(f"{len(vecs)} vectors for {len(rows)} catalog rows")
+        root = catalog.root.resolve()
+        items = []
+        for r in rows:
+            p = catalog.path(r).resolve()
+            items.append({"product_id": r.product_id,
+                          "image": p.relative_to(root).as_posix() if p.is_relative_to(root) else str(p)})
+        products = {pid: f for pid, f in catalog.products.items() if any(it["product_id"] == pid for it in items)}
+        with writer_lock(Path(out)):
+            _write(Path(out), embedder.info(), catalog, np.asarray(vecs, np.float32), items, products, set(),
+                   len(items), trees)
+        return cls.load(out, embedder)
 
     def add(self, catalog: Catalog, embedder: Embedder, *, progress: Progress | bool = False,
             rows: list[CatalogRow] | None = None) -> tuple[ProductIndex, BuildReport]:
