@@ -110,3 +110,38 @@ def evaluate_vectors(index: ProductIndex, rows: list[tuple[Path, str]], vecs: np
         metrics["precision@10"] = float(np.mean(precisions)) if n else 0.0
     metrics["n_queries"] = n
     return Evaluation(metrics, results, list(skipped or []))
+
+
+@dataclass
+class Failure:
+    """A query whose expected product was not ranked first, with what ranked above it."""
+
+    query: str
+    expected: str
+    expected_image: str | None  # one catalog image of an expected product, if any is indexed
+    rank: int | None  # rank of the first relevant product (None: not in the list)
+    above: list[tuple[str, float, str]]  # (product_id, score, image) ranked above it (the whole list if missed)
+    expected_score: float | None
+
+
+def failure_details(ev: Evaluation, index: ProductIndex, label: str = "product_id", k: int = 1) -> list[Failure]:
+    """Every query that missed the top ``k``: expected product, the products ranked above it and the scores."""
+    first_image: dict[str, str] = {}
+    for i, it in enumerate(index.items):
+        if index.alive[i]:
+            first_image.setdefault(it["product_id"], index.image_path(i))
+    label_of = {pid: (pid if label == "product_id" else f.get(label, "")) for pid, f in index.products.items()}
+    out = []
+    for q in ev.failures(k):
+        stop = (q.rank - 1) if q.rank else len(q.top)
+        exp_pid = q.top[q.rank - 1][0] if q.rank else next((p for p, lab in label_of.items() if lab == q.label), None)
+        out.append(Failure(q.image, q.label, first_image.get(exp_pid) if exp_pid else None, q.rank,
+                           [(p, s, first_image.get(p, "")) for p, s in q.top[:stop]],
+                           q.top[q.rank - 1][1] if q.rank else None))
+    return out
+
+
+def query_files_near(catalog_dir: str | Path) -> list[Path]:
+    """Query CSVs an importer wrote next to a catalog (``../queries-*.csv``) or inside it (``queries*.csv``)."""
+    d = Path(catalog_dir)
+    return sorted({*d.parent.glob("queries-*.csv"), *d.glob("queries*.csv")})

@@ -77,3 +77,16 @@ class HeadEmbedder(Embedder):
 
     def info(self) -> dict:
         return {**super().info(), "base": self.base.spec, "weights": self.weights_digest, "tta_flip": self.tta_flip}
+
+
+def find_heads(*roots: Path) -> list[Path]:
+    """Trained head folders (``config.json`` + weights) under ``roots`` (default: the app's cache)."""
+    if not roots:
+        from ..workspace import cache_dir
+
+        roots = (cache_dir(),)
+    found = set()
+    for root in roots:
+        if Path(root).is_dir():
+            found.update(p.parent for p in Path(root).glob("**/" + CONFIG) if (p.parent / WEIGHTS).is_file())
+    return sorted(found)

@@ -50,7 +50,7 @@ def register_cli(sub) -> None:
     s.add_argument("--batch-size", type=int, default=None)
     s.add_argument("--lr", type=float, default=None)
     s.add_argument("--out-dim", type=int, default=None)
-    s.add_argument("--catalog-augs", type=int, default=None, help="augmented copies per catalog image (default 8)")
+    s.add_argument("--catalog-augs", type=int, default=None, help="augmented copies per catalog image (default 5)")
     s.add_argument("--view-flip", action=argparse.BooleanOptionalAction, default=None,
                    help="train on mirrored views too")
     s.add_argument("--tta-flip", action=argparse.BooleanOptionalAction, default=None,

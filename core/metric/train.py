@@ -46,7 +46,7 @@ class TrainConfig:
     patience: int = 8  # epochs without held-out improvement before stopping
     holdout: float = 0.1  # fraction of training views kept for early stopping
     label: str = "product_id"  # catalog/views column that says which samples belong together
-    catalog_augs: int = 8  # cached augmented copies of each catalog image
+    catalog_augs: int = 5  # cached augmented copies of each catalog image
     catalog_flip: bool = True  # also train on mirrored catalog images
     view_flip: bool = False  # also train on mirrored training views (one more backbone pass over them)
     catalog_repeat: int = 4  # catalog images are rare next to shop photos: draw them more often
@@ -191,6 +191,8 @@ def train_head(embedder: Embedder, catalog_dir: str | Path, views: str | Path | 
     best_key, best_state, stale = (-1.0, -1.0), None, 0
     bar = tqdm(range(cfg.epochs), desc=f"train-metric ({cfg.loss})", unit="epoch", disable=progress is not True)
     head.train()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # small matmuls: one thread is several times faster than two on a busy machine
     for epoch in bar:
         order = list(m_per_class(train_labels, cfg.m, cfg.batch_size))
         bs = min(cfg.batch_size, cfg.m * len(classes)) // cfg.m * cfg.m
@@ -221,6 +223,7 @@ def train_head(embedder: Embedder, catalog_dir: str | Path, views: str | Path | 
             if stale >= cfg.patience:
                 break
     bar.close()
+    torch.set_num_threads(threads)
 
     out = Path(out_dir).expanduser()
     out.mkdir(parents=True, exist_ok=True)
