@@ -93,8 +93,12 @@ def _grocery_root(path: Path) -> Path:
     raise ValueError(f"{path}: not a GroceryStoreDataset folder (no dataset/classes.csv)")
 
 
-def import_grocery(path: str | Path, out: str | Path | None = None) -> ImportReport:
-    """GroceryStoreDataset -> catalog of 81 products (iconic image, description), train views, queries."""
+def import_grocery(path: str | Path, out: str | Path | None = None, *, views_in_catalog: bool = False) -> ImportReport:
+    """GroceryStoreDataset -> catalog of 81 products (iconic image, description), train views, queries.
+
+    ``views_in_catalog`` also lists every train-split shop photo as another image of its product in the
+    catalog (``kind=view``; the iconic image is ``kind=iconic``), so search can match a shopper's photo to the
+    nearest known photo of each product."""
     root = _grocery_root(Path(path).expanduser())
     out = Path(out).expanduser() if out else default_out("grocery")
     rep = ImportReport(out)
@@ -116,12 +120,12 @@ def import_grocery(path: str | Path, out: str | Path | None = None) -> ImportRep
         dpath = root / desc.lstrip("/")
         text = dpath.read_text(encoding="utf-8", errors="replace").strip() if dpath.is_file() else ""
         catalog.append({"product_id": name, "image": rel, "title": _title(name), "category": coarse,
-                        "description": " ".join(text.split()), "class_id": cid})
-    rep.products = _write_csv(out / "catalog" / "catalog.csv",
-                              ["product_id", "image", "title", "category", "description", "class_id"], catalog)
+                        "description": " ".join(text.split()), "class_id": cid, "kind": "iconic"})
+    rep.products = len(catalog)
     rep.categories = len({c["category"] for c in catalog})
     if not catalog:
         raise ValueError(f"{root}: no usable class in classes.csv")
+    fields_of = {c["product_id"]: c for c in catalog}
     for split_file in sorted(root.glob("*.txt")):
         split = split_file.stem
         if split not in ("train", "val", "test"):
@@ -143,12 +147,18 @@ def import_grocery(path: str | Path, out: str | Path | None = None) -> ImportRep
                 place(src, out / "views" / rel)
             rows_v = [{"image": rel.as_posix(), "product_id": n, "category": c} for _, rel, n, c in items]
             rep.views = _write_csv(out / "views" / "views.csv", ["image", "product_id", "category"], rows_v)
+            if views_in_catalog:
+                for src, rel, name, _ in items:
+                    place(src, out / "catalog" / "views" / rel)
+                    catalog.append({**fields_of[name], "image": f"views/{rel.as_posix()}", "kind": "view"})
             q = [{"image": f"views/{rel.as_posix()}", "product_id": n, "category": c} for _, rel, n, c in items]
         else:
             for src, rel, _, _ in items:
                 place(src, out / "queries" / rel)
             q = [{"image": f"queries/{rel.as_posix()}", "product_id": n, "category": c} for _, rel, n, c in items]
         rep.queries[split] = _write_csv(out / f"queries-{split}.csv", ["image", "product_id", "category"], q)
+    _write_csv(out / "catalog" / "catalog.csv",
+               ["product_id", "image", "title", "category", "description", "class_id", "kind"], catalog)
     return rep
 
 
@@ -225,7 +235,10 @@ def cmd_import(a) -> int:
         raise ValueError("give the dataset PATH, or --download on a machine that is online")
     if not src.exists():
         raise ValueError(f"{src}: no such folder")
-    rep = IMPORTERS[a.name](src, a.out)
+    kwargs = {"views_in_catalog": True} if a.views_in_catalog else {}
+    if kwargs and a.name != "grocery":
+        raise ValueError("--views-in-catalog applies to grocery (clothing's catalog is its photos already)")
+    rep = IMPORTERS[a.name](src, a.out, **kwargs)
     for s in rep.skipped[:20]:
         print(f"skipped: {s}")
     print(f"imported {rep.summary()} -> {rep.out}")
@@ -238,4 +251,6 @@ def register_cli(sub) -> None:
     s.add_argument("path", nargs="?", help="the dataset folder (as downloaded)")
     s.add_argument("--out", default=None, help="output folder (default: cache_dir()/imports/<name>)")
     s.add_argument("--download", action="store_true", help="fetch the public dataset first (needs internet)")
+    s.add_argument("--views-in-catalog", action="store_true",
+                   help="also index the train-split shop photos as images of their products")
     s.set_defaults(fn=cmd_import)

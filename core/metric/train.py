@@ -77,19 +77,22 @@ def training_samples(catalog_dir: str | Path, views: str | Path | None, label: s
     from ..evaluate import read_queries
 
     cat = load_catalog(catalog_dir)
-    out = []
-    for r in cat.rows:
-        lab = r.product_id if label == "product_id" else r.fields.get(label, "")
-        if lab:
-            out.append(Sample(cat.path(r), lab, True))
+    view_samples = []
     if views:
         v = Path(views)
         rows, _ = read_queries(v / "views.csv" if v.is_dir() else v, label)
-        out += [Sample(p, lab, False) for p, lab in rows if lab and p.is_file()]
+        view_samples = [Sample(p, lab, False, file_digest(p)) for p, lab in rows if lab and p.is_file()]
+    seen = {s.digest for s in view_samples}  # a view also listed in the catalog stays a view
+    out = []
+    for r in cat.rows:
+        lab = r.product_id if label == "product_id" else r.fields.get(label, "")
+        digest = file_digest(cat.path(r))
+        if lab and digest not in seen:
+            out.append(Sample(cat.path(r), lab, True, digest))
+            seen.add(digest)
+    out += view_samples
     if len({s.label for s in out}) < 2:
         raise ValueError(f"training needs at least two distinct '{label}' labels")
-    for s in out:
-        s.digest = file_digest(s.path)
     return out
 
 
@@ -206,7 +209,7 @@ def train_head(embedder: Embedder, catalog_dir: str | Path, views: str | Path | 
             opt.zero_grad()
             loss.backward()
             opt.step()
-            total, steps = total + float(loss), steps + 1
+            total, steps = total + loss.item(), steps + 1
         sched.step()
         m = holdout_metrics() if held_ids else {"recall@1": 0.0, "recall@5": 0.0}
         result.history.append({"epoch": epoch + 1, "loss": total / max(steps, 1), **m})
