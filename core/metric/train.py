@@ -96,16 +96,18 @@ def training_samples(catalog_dir: str | Path, views: str | Path | None, label: s
     return out
 
 
-def _holdout(samples: list[Sample], frac: float, rng: random.Random) -> set[int]:
-    """Indices of held-out samples: a stratified share of the views (or of the catalog if there are none)."""
+def _holdout(samples: list[Sample], frac: float) -> set[int]:
+    """Indices of held-out samples: the last share of each label's views in listed order (or of the catalog
+    if there are no views). Photos listed together were often taken together; a random pick would hold out
+    near-copies of training photos and make early stopping optimistic."""
     pool = [i for i, s in enumerate(samples) if not s.is_catalog] or list(range(len(samples)))
     by_label: dict[str, list[int]] = defaultdict(list)
     for i in pool:
         by_label[samples[i].label].append(i)
     out: set[int] = set()
     for ids in by_label.values():
-        if len(ids) >= 3:
-            out.update(rng.sample(ids, max(1, round(frac * len(ids)))))
+        if len(ids) >= 3 and frac > 0:
+            out.update(ids[-max(1, round(frac * len(ids))):])
     return out
 
 
@@ -142,7 +144,10 @@ def train_head(embedder: Embedder, catalog_dir: str | Path, views: str | Path | 
     rng = random.Random(cfg.seed)
     torch.manual_seed(cfg.seed)
     samples = samples if samples is not None else training_samples(catalog_dir, views, cfg.label)
-    held = _holdout(samples, cfg.holdout, rng)
+    held = _holdout(samples, cfg.holdout)
+    from pytorch_metric_learning.utils import common_functions
+
+    common_functions.NUMPY_RANDOM = np.random.RandomState(cfg.seed)  # the m-per-class sampler's draws
 
     # cached features of every view each sample needs: rows of X, owner sample of each row
     rows: dict[int, list[int]] = defaultdict(list)
