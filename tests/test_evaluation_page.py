@@ -66,3 +66,23 @@ def test_evaluation_page_category_label_adds_precision(colour_catalog, tiny_clip
     at.button(key="ev_run").click().run()
     assert not at.exception
     assert "precision@10" in at.dataframe[0].value.columns
+
+
+def test_failure_details_and_category_precision(colour_catalog, tmp_path):
+    from core.catalog import load_catalog
+    from core.evaluate import evaluate, failure_details
+    from core.index import ProductIndex
+    from tests.helpers import PixelEmbedder
+
+    emb = PixelEmbedder()
+    idx, _ = ProductIndex.build(load_catalog(colour_catalog), emb, tmp_path / "idx")
+    q = tmp_path / "q.csv"
+    Image.new("RGB", (48, 48), "red").save(tmp_path / "red.png")
+    q.write_text("image,product_id,category\nred.png,blue,cold\n")  # a deliberate miss
+    ev = evaluate(idx, emb, q)
+    (f,) = failure_details(ev, idx)
+    assert f.expected == "blue" and f.above[0][0] == "red" and f.expected_image.endswith("blue.png")
+    assert f.rank is not None and len(f.above) == f.rank - 1 and f.expected_score < f.above[0][1]
+    assert "precision@10" not in ev.metrics
+    ev = evaluate(idx, emb, q, label="category")
+    assert 0 <= ev.metrics["precision@10"] <= 1 and ev.metrics["n_queries"] == 1
