@@ -89,3 +89,16 @@ def test_bad_paths_and_offline_download_give_one_line(tmp_path, capsys, monkeypa
         download("clothing", tmp_path / "dl")
     assert main(["import", "clothing", "--download", "--out", str(tmp_path / "o")]) == 2
     assert not (tmp_path / "o").exists()
+
+
+def test_views_in_catalog_adds_train_photos_as_product_images(grocery, tmp_path):
+    from core.metric.train import training_samples
+
+    src, _, rep = grocery
+    out = tmp_path / "g"
+    import_grocery(src, out, views_in_catalog=True)
+    cat = load_catalog(out / "catalog")
+    assert len(cat.products) == rep.products and len(cat.rows) == rep.products + rep.views
+    assert {r.fields["kind"] for r in cat.rows} == {"iconic", "view"}
+    samples = training_samples(out / "catalog", out / "views")  # each photo once: views stay views
+    assert len(samples) == rep.products + rep.views and sum(s.is_catalog for s in samples) == rep.products

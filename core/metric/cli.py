@@ -30,7 +30,7 @@ def cmd_train(a) -> int:
 def cmd_experiment(a) -> int:
     from .experiment import run_experiment
 
-    report = run_experiment(a.name, a.path, out=a.out, loss=a.loss, epochs=a.epochs)
+    report = run_experiment(a.name, a.path, out=a.out, loss=a.loss, epochs=a.epochs, view_augs=a.view_augs)
     if a.json:
         print(json.dumps(report, indent=1))
     return 0
@@ -51,6 +51,7 @@ def register_cli(sub) -> None:
     s.add_argument("--lr", type=float, default=None)
     s.add_argument("--out-dim", type=int, default=None)
     s.add_argument("--catalog-augs", type=int, default=None, help="augmented copies per catalog image (default 5)")
+    s.add_argument("--view-augs", type=int, default=None, help="augmented copies per training view (default 0)")
     s.add_argument("--view-flip", action=argparse.BooleanOptionalAction, default=None,
                    help="train on mirrored views too")
     s.add_argument("--tta-flip", action=argparse.BooleanOptionalAction, default=None,
@@ -65,6 +66,7 @@ def register_cli(sub) -> None:
     s.add_argument("--out", default=None, help="work folder (default cache_dir()/experiments/<name>)")
     s.add_argument("--loss", choices=LOSSES, default="proxy-anchor")
     s.add_argument("--epochs", type=int, default=None)
+    s.add_argument("--view-augs", type=int, default=0, help="augmented copies per training view (default 0)")
     s.add_argument("--json", action="store_true")
     s.set_defaults(fn=cmd_experiment)
 

@@ -51,7 +51,7 @@ def table(results: list[tuple[str, str, dict]], label: str) -> str:
 
 
 def run_experiment(name: str, path: str | Path | None = None, *, out: str | Path | None = None,
-                   loss: str = "proxy-anchor", epochs: int | None = None) -> dict:
+                   loss: str = "proxy-anchor", epochs: int | None = None, view_augs: int = 0) -> dict:
     label, changes = SETUPS[name]
     out = Path(out) if out else cache_dir() / "experiments" / name
     t0 = time.time()
@@ -63,6 +63,7 @@ def run_experiment(name: str, path: str | Path | None = None, *, out: str | Path
     cfg = TrainConfig(loss=loss, **changes)
     if epochs:
         cfg.epochs = epochs
+    cfg.view_augs = view_augs
     t1 = time.time()
     views = data / "views" if (data / "views" / "views.csv").is_file() else None
     res = train_head(base, data / "catalog", views, out / "model", cfg, progress=True)

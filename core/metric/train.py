@@ -49,6 +49,7 @@ class TrainConfig:
     catalog_augs: int = 5  # cached augmented copies of each catalog image
     catalog_flip: bool = True  # also train on mirrored catalog images
     view_flip: bool = False  # also train on mirrored training views (one more backbone pass over them)
+    view_augs: int = 0  # cached augmented copies of each training view (one backbone pass each)
     catalog_repeat: int = 4  # catalog images are rare next to shop photos: draw them more often
     tta_flip: bool = True  # the trained embedder averages each image with its mirror image
     seed: int = 0
@@ -123,7 +124,7 @@ def recall_at(q: torch.Tensor, q_lab: np.ndarray, ref: torch.Tensor, ref_lab: np
 def _views_of(cfg: TrainConfig, s: Sample) -> list[str]:
     if s.is_catalog:
         return ["orig"] + (["flip"] if cfg.catalog_flip else []) + [f"aug{k}" for k in range(cfg.catalog_augs)]
-    return ["orig", "flip"] if cfg.view_flip else ["orig"]
+    return ["orig"] + (["flip"] if cfg.view_flip else []) + [f"aug{k}" for k in range(cfg.view_augs)]
 
 
 def fingerprint(samples: list[Sample]) -> str:
