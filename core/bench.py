@@ -291,7 +291,7 @@ def build_synthetic_index(out: Path, real: np.ndarray, real_items: list[dict], n
     products = {it["product_id"]: {"title": it["product_id"], "category": "real"} for it in real_items}
     products.update({f"S{i:07d}": {"title": f"Synthetic product {i}", "category": cats[i % len(cats)],
                                    "price": f"{5 + (i * 7919) % 9500 / 100:.2f}"} for i in range(n_syn)})
-    ProductIndex.from_vectors(out, allv, items, products, load_embedder(spec).info(), catalog_root=root)
+    ProductIndex.from_arrays(out, allv, items, products, load_embedder(spec).info(), catalog_root=root)
     del allv, syn
     vec_path.unlink(missing_ok=True)
     (workdir / f"all-{n}.npy").unlink(missing_ok=True)

@@ -12,7 +12,7 @@ from .images import ImageError
 from .store import StoreError
 
 #: Modules that add their own verbs with ``register_cli(subparsers)``.
-PLUGIN_MODULES: list[str] = ["bench", "catalog_edit", "explore_cli"]
+PLUGIN_MODULES: list[str] = ["bench", "catalog_edit", "explore_cli", "importers", "metric.cli"]
 
 USER_ERRORS = (ValueError, CatalogError, ImageError, StoreError, FileNotFoundError, PermissionError)
 
@@ -124,6 +124,13 @@ def cmd_evaluate(a) -> int:
     else:
         for k, v in ev.metrics.items():
             print(f"{k:>10}  {v:.4f}" if isinstance(v, float) else f"{k:>10}  {v}")
+    if a.failures:
+        from .evaluate import failure_details
+
+        for f in failure_details(ev, idx, a.label)[: a.failures]:
+            where = f"rank {f.rank}" if f.rank else "not in the top 10"
+            above = ", ".join(f"{p} {s:.3f}" for p, s, _ in f.above[:5])
+            print(f"miss: {f.query} (expected {f.expected}, {where}); above: {above}", file=sys.stderr)
     return 0
 
 
@@ -175,6 +182,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--label", default="product_id", help="column that says which products are relevant")
     s.add_argument("--model", default=None)
     s.add_argument("--json", action="store_true")
+    s.add_argument("--failures", type=int, default=0, metavar="N",
+                   help="also list N missed queries: expected product and what ranked above it (stderr)")
     s.set_defaults(fn=cmd_evaluate)
 
     for mod in PLUGIN_MODULES:

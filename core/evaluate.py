@@ -78,6 +78,17 @@ def evaluate(index: ProductIndex, embedder: Embedder, queries: str | Path, *, la
     vecs, errors = embed_sources(embedder, [p for p, _ in rows], progress=progress, desc="queries")
     rows_ok = [r for i, r in enumerate(rows) if i not in errors]
     skipped += [f"{rows[i][0].name}: {e}" for i, e in errors.items()]
+    return evaluate_vectors(index, rows_ok, vecs, label=label, k=k, exclude_self=exclude_self, skipped=skipped)
+
+
+def evaluate_vectors(index: ProductIndex, rows: list[tuple[Path, str]], vecs: np.ndarray, *,
+                     label: str = "product_id", k: int = 10, exclude_self: bool = False,
+                     skipped: list[str] | None = None) -> Evaluation:
+    """Metrics for queries already embedded (``vecs[i]`` is the query ``rows[i] = (image, label)``).
+
+    With a ``label`` other than ``product_id`` the metrics also hold ``precision@10``: the share of the top 10
+    products that carry the query's label (e.g. the same category).
+    """
     label_of = {pid: (pid if label == "product_id" else f.get(label, "")) for pid, f in index.products.items()}
     live = set(index.live_products())
     counts: dict[str, int] = {}
@@ -86,7 +97,8 @@ def evaluate(index: ProductIndex, embedder: Embedder, queries: str | Path, *, la
     results = []
     fetch = k + 1 if exclude_self else k
     hits_all = index.search(vecs, fetch) if len(vecs) else []
-    for (path, want), hits in zip(rows_ok, hits_all):
+    precisions = []
+    for (path, want), hits in zip(rows, hits_all):
         if exclude_self:
             hits = [h for h in hits if Path(h.image).resolve() != path.resolve()][:k]
         rel = [label_of.get(h.product_id) == want for h in hits]
@@ -94,9 +106,47 @@ def evaluate(index: ProductIndex, embedder: Embedder, queries: str | Path, *, la
         n_rel = counts.get(want, 0) - (1 if exclude_self and label != "product_id" else 0)
         results.append(QueryResult(str(path), want, rank, [(h.product_id, h.score) for h in hits],
                                    average_precision(rel, n_rel, k)))
+        precisions.append(sum(rel[:10]) / 10)
     n = len(results)
     ranks = np.array([r.rank if r.rank else 10**9 for r in results])
     metrics = {f"recall@{kk}": float(np.mean(ranks <= kk)) if n else 0.0 for kk in (1, 5, 10)}
     metrics["map@10"] = float(np.mean([r.ap10 for r in results])) if n else 0.0
+    if label != "product_id":
+        metrics["precision@10"] = float(np.mean(precisions)) if n else 0.0
     metrics["n_queries"] = n
-    return Evaluation(metrics, results, skipped)
+    return Evaluation(metrics, results, list(skipped or []))
+
+
+@dataclass
+class Failure:
+    """A query whose expected product was not ranked first, with what ranked above it."""
+
+    query: str
+    expected: str
+    expected_image: str | None  # one catalog image of an expected product, if any is indexed
+    rank: int | None  # rank of the first relevant product (None: not in the list)
+    above: list[tuple[str, float, str]]  # (product_id, score, image) ranked above it (the whole list if missed)
+    expected_score: float | None
+
+
+def failure_details(ev: Evaluation, index: ProductIndex, label: str = "product_id", k: int = 1) -> list[Failure]:
+    """Every query that missed the top ``k``: expected product, the products ranked above it and the scores."""
+    first_image: dict[str, str] = {}
+    for i, it in enumerate(index.items):
+        if index.alive[i]:
+            first_image.setdefault(it["product_id"], index.image_path(i))
+    label_of = {pid: (pid if label == "product_id" else f.get(label, "")) for pid, f in index.products.items()}
+    out = []
+    for q in ev.failures(k):
+        stop = (q.rank - 1) if q.rank else len(q.top)
+        exp_pid = q.top[q.rank - 1][0] if q.rank else next((p for p, lab in label_of.items() if lab == q.label), None)
+        out.append(Failure(q.image, q.label, first_image.get(exp_pid) if exp_pid else None, q.rank,
+                           [(p, s, first_image.get(p, "")) for p, s in q.top[:stop]],
+                           q.top[q.rank - 1][1] if q.rank else None))
+    return out
+
+
+def query_files_near(catalog_dir: str | Path) -> list[Path]:
+    """Query CSVs an importer wrote next to a catalog (``../queries-*.csv``) or inside it (``queries*.csv``)."""
+    d = Path(catalog_dir)
+    return sorted({*d.parent.glob("queries-*.csv"), *d.glob("queries*.csv")})

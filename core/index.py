@@ -114,6 +114,9 @@ class ProductIndex:
         if spec != self.spec or (dim is not None and dim != self.dim):
             raise IndexStateError(f"index {self.root} was built with embedder {self.spec} ({self.dim}-d), "
                               f"not {spec}; rebuild it or load it with --model {self.spec}")
+        weights = None if isinstance(embedder, str) else embedder.info().get("weights")
+        if weights and weights != self.manifest["embedder"].get("weights"):
+            raise IndexStateError(f"index {self.root} was built with other weights of {spec} (retrained?); rebuild it")
 
     @property
     def fingerprint(self) -> str:
@@ -206,10 +209,10 @@ class ProductIndex:
         return cls.load(out, embedder), report
 
     @classmethod
-    def from_vectors(cls, out: str | Path, vectors: np.ndarray, items: list[dict], products: dict[str, dict],
-                     embedder_info: dict, *, catalog_root: str | Path = ".", trees: int | None = None
-                     ) -> ProductIndex:
-        """Write an index straight from precomputed unit vectors (one ``items`` row per vector)."""
+    def from_arrays(cls, out: str | Path, vectors: np.ndarray, items: list[dict], products: dict[str, dict],
+                    embedder_info: dict, *, catalog_root: str | Path = ".", trees: int | None = None
+                    ) -> ProductIndex:
+        """Write an index straight from precomputed unit vectors (one ``items`` row per vector), no catalog needed."""
         out = Path(out)
         if len(vectors) != len(items) or not len(items):
             raise IndexStateError(f"{len(vectors)} vectors for {len(items)} item rows")
@@ -217,6 +220,27 @@ class ProductIndex:
             _write(out, embedder_info, None, vectors, items, products, set(), len(items), trees,
                    catalog_meta={"catalog_root": str(Path(catalog_root).resolve()), "catalog_fingerprint": None})
         return cls.load(out)
+
+    @classmethod
+    def from_vectors(cls, catalog: Catalog, embedder: Embedder, vecs: np.ndarray, out: str | Path, *,
+                     rows: list[CatalogRow] | None = None, trees: int | None = None) -> ProductIndex:
+        """Write an index of vectors computed elsewhere (``vecs[i]`` embeds ``rows[i]``, default all rows),
+        e.g. from cached backbone features; the manifest records ``embedder`` exactly as :meth:`build` does."""
+        rows = catalog.rows if rows is None else rows
+        if len(rows) != len(vecs):
+            raise ValueError(f"{len(vecs)} vectors for {len(rows)} catalog rows")
+        root = catalog.root.resolve()
+        items = []
+        for r in rows:
+            p = catalog.path(r).resolve()
+            items.append({"product_id": r.product_id,
+                          "image": p.relative_to(root).as_posix() if p.is_relative_to(root) else str(p)})
+        used = {it["product_id"] for it in items}
+        products = {pid: f for pid, f in catalog.products.items() if pid in used}
+        with writer_lock(Path(out)):
+            _write(Path(out), embedder.info(), catalog, np.asarray(vecs, np.float32), items, products, set(),
+                   len(items), trees)
+        return cls.load(out, embedder)
 
     def add(self, catalog: Catalog, embedder: Embedder, *, progress: Progress | bool = False,
             rows: list[CatalogRow] | None = None) -> tuple[ProductIndex, BuildReport]:

@@ -44,9 +44,12 @@ def known_catalogs() -> dict[str, Path]:
     return out
 
 
-def index_state(catalog: Catalog, spec: str) -> tuple[str, str]:
-    """('missing' | 'stale' | 'ok', reason) for the cached index of ``catalog`` built by ``spec``."""
-    d = index_dir_for(catalog.root, spec)
+def index_state(catalog: Catalog, spec: str | Embedder) -> tuple[str, str]:
+    """('missing' | 'stale' | 'ok', reason) for the cached index of ``catalog`` built by ``spec``.
+
+    Given an embedder (not just its spec), an index built with other weights under the same spec (a retrained
+    head) is stale too."""
+    d = index_dir_for(catalog.root, spec if isinstance(spec, str) else spec.spec)
     try:
         idx = ProductIndex.load(d, spec)
     except (IndexStateError, StoreError, OSError, ValueError) as e:
@@ -61,7 +64,7 @@ def ensure_index(catalog_root: str | Path, embedder: Embedder, progress: Progres
     """Load the cached index for this catalog and embedder, or build it (again) if missing or stale."""
     catalog = load_catalog(catalog_root)
     d = index_dir_for(catalog.root, embedder.spec)
-    state, _ = index_state(catalog, embedder.spec)
+    state, _ = index_state(catalog, embedder)
     if state == "ok" and not rebuild:
         return ProductIndex.load(d, embedder)
     idx, _ = ProductIndex.build(catalog, embedder, d, progress=progress)

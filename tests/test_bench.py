@@ -62,10 +62,10 @@ def test_exact_topk_and_recall(sample_vectors):
     assert bench.recall_at_k([b[::-1] for b in brute], top, k=5) == 1.0
 
 
-def test_from_vectors_index_matches_build(sample_index, tmp_path):
+def test_from_arrays_index_matches_build(sample_index, tmp_path):
     """An index written straight from vectors searches exactly like the one built from the catalog."""
     vecs = np.asarray(sample_index.vectors)
-    idx = ProductIndex.from_vectors(tmp_path / "ix", vecs, sample_index.items, sample_index.products,
+    idx = ProductIndex.from_arrays(tmp_path / "ix", vecs, sample_index.items, sample_index.products,
                                     sample_index.manifest["embedder"], catalog_root=sample_index.catalog_root)
     assert idx.items == sample_index.items and list(idx.item_pid) == list(sample_index.item_pid)
     q = vecs[::37]
@@ -75,7 +75,7 @@ def test_from_vectors_index_matches_build(sample_index, tmp_path):
         assert [[(h.product_id, h.score, h.image) for h in r] for r in a] == \
                [[(h.product_id, h.score, h.image) for h in r] for r in b]
     with pytest.raises(ValueError):
-        ProductIndex.from_vectors(tmp_path / "bad", vecs[:3], sample_index.items[:2], {}, {"dim": 1280})
+        ProductIndex.from_arrays(tmp_path / "bad", vecs[:3], sample_index.items[:2], {}, {"dim": 1280})
 
 
 def test_auto_parameters_grow_with_size():

@@ -46,7 +46,7 @@ def get_index(catalog_dir: Path, embedder: Embedder) -> ProductIndex:
     d = index_dir_for(catalog_dir, embedder.spec)
     state_key = ("vps_index_state", str(catalog_dir), embedder.spec, current_generation_name(d))
     if not st.session_state.get(state_key):
-        state, reason = index_state(load_catalog(catalog_dir), embedder.spec)
+        state, reason = index_state(load_catalog(catalog_dir), embedder)
         if state != "ok":
             msg = "Building the search index" + (f" ({reason})" if state == "stale" else "") + "…"
             bar = st.progress(0.0, text=msg)

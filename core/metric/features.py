@@ -1,0 +1,168 @@
+"""Frozen backbone features, cached under ``cache_dir()/features`` keyed by embedder spec, view and file digest.
+
+A *view* is ``orig`` (the image as the embedder sees it), ``flip`` (its input tensor mirrored) or ``aug<k>``
+(the k-th seeded random augmentation: crop, flip, colour jitter). Caching a few augmented copies per image
+lets a CPU train a head with augmentation without running the backbone in the training loop.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import torch
+from filelock import FileLock
+from PIL import Image, ImageEnhance, ImageOps
+from tqdm.auto import tqdm
+
+from ..catalog import file_digest
+from ..embed import Progress
+from ..embedders import Embedder
+from ..images import ImageError, open_image
+
+SAVE_EVERY = 512  # images between checkpoints of the cache file, so an interrupted run keeps its work
+
+
+def cache_root(embedder: Embedder) -> Path:
+    from ..workspace import _slug, cache_dir
+
+    key = hashlib.sha1(repr(sorted(embedder.info().items())).encode()).hexdigest()[:10]
+    return cache_dir() / "features" / f"{_slug(embedder.spec)}-{key}"
+
+
+def augment(img: Image.Image, view: str, seed: str) -> Image.Image:
+    """Deterministic view of ``img``: ``orig``, ``flip`` or ``aug<k>`` (seeded by ``seed`` and k)."""
+    if view == "orig":
+        return img
+    if view == "flip":
+        return ImageOps.mirror(img)
+    if not view.startswith("aug"):
+        raise ValueError(f"unknown view {view!r} (orig, flip, aug<k>)")
+    rng = random.Random(f"{seed}:{view}")
+    w, h = img.size
+    s = rng.uniform(0.55, 1.0)  # area fraction kept
+    ar = rng.uniform(3 / 4, 4 / 3)
+    cw, ch = min(w, int(w * (s * ar) ** 0.5)), min(h, int(h * (s / ar) ** 0.5))
+    x, y = rng.randint(0, w - cw), rng.randint(0, h - ch)
+    img = img.crop((x, y, x + cw, y + ch))
+    if rng.random() < 0.5:
+        img = ImageOps.mirror(img)
+    img = ImageEnhance.Brightness(img).enhance(rng.uniform(0.7, 1.3))
+    img = ImageEnhance.Contrast(img).enhance(rng.uniform(0.7, 1.3))
+    img = ImageEnhance.Color(img).enhance(rng.uniform(0.7, 1.3))
+    if rng.random() < 0.3:
+        img = img.rotate(rng.uniform(-15, 15), resample=Image.BILINEAR, expand=False, fillcolor=(255, 255, 255))
+    return img
+
+
+class FeatureStore:
+    """digest -> feature vector for one (embedder, view), persisted as one ``.npz``."""
+
+    def __init__(self, embedder: Embedder, view: str):
+        self.embedder, self.view = embedder, view
+        self.path = cache_root(embedder) / f"{view}.npz"
+        self.data: dict[str, np.ndarray] = {}
+        self._read()
+
+    def _read(self) -> None:
+        if self.path.is_file():
+            try:
+                with np.load(self.path, allow_pickle=False) as z:
+                    if z["vecs"].shape[1:] == (self.embedder.dim,):
+                        self.data.update(zip(z["digests"].tolist(), z["vecs"]))
+            except (OSError, ValueError, KeyError):
+                pass  # a damaged cache is recomputed, never trusted
+
+    def save(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(self.path) + ".lock"):
+            mine = dict(self.data)
+            self.data = {}
+            self._read()  # merge what another process wrote meanwhile
+            self.data.update(mine)
+            tmp = self.path.with_suffix(f".{os.getpid()}.tmp.npz")
+            keys = sorted(self.data)
+            vecs = np.stack([self.data[k] for k in keys]) if keys else np.zeros((0, self.embedder.dim), np.float32)
+            np.savez(tmp, digests=np.array(keys), vecs=vecs.astype(np.float32))
+            os.replace(tmp, self.path)
+
+
+def _prepare(embedder: Embedder, path: Path, view: str, digest: str) -> torch.Tensor | str:
+    try:
+        if view in ("orig", "flip"):  # exactly what embed_sources (and the test-time flip) feed the backbone
+            t = embedder.preprocess(open_image(path, draft_size=embedder.image_size))
+            return t.flip(-1) if view == "flip" else t
+        return embedder.preprocess(augment(open_image(path, draft_size=2 * embedder.image_size), view, digest))
+    except ImageError as e:
+        return str(e)
+    except Exception as e:  # noqa: BLE001 - a bad file is reported, never fatal
+        return f"unreadable image: {type(e).__name__}"
+
+
+def cached_features(embedder: Embedder, paths: Sequence[str | Path], view: str = "orig", *,
+                    batch_size: int = 32, progress: Progress | bool = False,
+                    digests: Sequence[str] | None = None) -> tuple[np.ndarray, dict[int, str]]:
+    """(N, dim) unit vectors of ``paths`` seen as ``view`` (rows of unusable images are zero) and errors."""
+    paths = [Path(p) for p in paths]
+    digests = list(digests) if digests is not None else [file_digest(p) for p in paths]
+    store = FeatureStore(embedder, view)
+    todo = [i for i, d in enumerate(digests) if d not in store.data]
+    errors: dict[int, str] = {}
+    if todo:
+        bar = tqdm(total=len(todo), desc=f"features ({view})", unit="img", disable=progress is not True)
+        since_save = 0
+        with ThreadPoolExecutor(min(4, os.cpu_count() or 1)) as pool:
+            for start in range(0, len(todo), batch_size):
+                chunk = todo[start : start + batch_size]
+                prepared = list(pool.map(lambda i: _prepare(embedder, paths[i], view, digests[i]), chunk))
+                ok = [(i, t) for i, t in zip(chunk, prepared) if not isinstance(t, str)]
+                errors.update({i: t for i, t in zip(chunk, prepared) if isinstance(t, str)})
+                if ok:
+                    vecs = embedder.embed_tensors(torch.stack([t for _, t in ok]))
+                    for (i, _), v in zip(ok, vecs):
+                        store.data[digests[i]] = v
+                bar.update(len(chunk))
+                since_save += len(chunk)
+                if since_save >= SAVE_EVERY:
+                    store.save()
+                    since_save = 0
+                if callable(progress):
+                    progress(min(start + batch_size, len(todo)), len(todo))
+        bar.close()
+        store.save()
+    out = np.zeros((len(paths), embedder.dim), np.float32)
+    for i, d in enumerate(digests):
+        if d in store.data:
+            out[i] = store.data[d]
+    return out, errors
+
+
+def embed_cached(embedder: Embedder, paths: Sequence[str | Path], *, progress: Progress | bool = False,
+                 digests: Sequence[str] | None = None) -> tuple[np.ndarray, dict[int, str]]:
+    """What ``embed_sources`` returns for ``paths`` (one row per usable image), from the feature cache.
+
+    Works for a backbone embedder (its ``orig`` view) and for a :class:`HeadEmbedder` on one (the head applied
+    to the cached backbone features, with the mirrored view too when it uses test-time flips).
+    """
+    from ..embedders.head import HeadEmbedder
+
+    paths = list(paths)
+    digests = list(digests) if digests is not None else [file_digest(Path(p)) for p in paths]
+    if not isinstance(embedder, HeadEmbedder):
+        vecs, errors = cached_features(embedder, paths, "orig", progress=progress, digests=digests)
+        return vecs[[i for i in range(len(paths)) if i not in errors]], errors
+    base, errors = cached_features(embedder.base, paths, "orig", progress=progress, digests=digests)
+    ok = [i for i in range(len(paths)) if i not in errors]
+    with torch.inference_mode():
+        out = torch.nn.functional.normalize(embedder.project(torch.from_numpy(base[ok])), dim=-1)
+        if embedder.tta_flip:
+            flip, _ = cached_features(embedder.base, paths, "flip", progress=progress, digests=digests)
+            out = out + torch.nn.functional.normalize(embedder.project(torch.from_numpy(flip[ok])), dim=-1)
+    from ..embedders.base import normalize
+
+    return normalize(out.numpy()), errors

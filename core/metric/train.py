@@ -1,0 +1,255 @@
+"""Fit a projection head on cached frozen backbone features (``python -m core train-metric``).
+
+Training samples are the catalog images (each product's own view, several augmented copies) and the labelled
+training views; both share the product's label. Part of the views is held out: training stops when their
+recall@1 against the catalog stops improving, and the best epoch is kept.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import time
+from collections import defaultdict
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from ..catalog import file_digest, load_catalog
+from ..embed import Progress
+from ..embedders import Embedder
+from ..embedders.head import CONFIG, WEIGHTS
+from .features import cached_features
+from .heads import ProjectionHead
+from .losses import make_loss
+from .miners import make_miner
+from .samplers import m_per_class
+
+
+@dataclass
+class TrainConfig:
+    loss: str = "proxy-anchor"
+    epochs: int = 40
+    batch_size: int = 128
+    m: int = 4  # samples per class in a batch
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    out_dim: int = 256
+    hidden: int = 1024
+    dropout: float = 0.2
+    patience: int = 8  # epochs without held-out improvement before stopping
+    holdout: float = 0.1  # fraction of training views kept for early stopping
+    label: str = "product_id"  # catalog/views column that says which samples belong together
+    catalog_augs: int = 5  # cached augmented copies of each catalog image
+    catalog_flip: bool = True  # also train on mirrored catalog images
+    view_flip: bool = False  # also train on mirrored training views (one more backbone pass over them)
+    view_augs: int = 0  # cached augmented copies of each training view (one backbone pass each)
+    catalog_repeat: int = 4  # catalog images are rare next to shop photos: draw them more often
+    tta_flip: bool = True  # the trained embedder averages each image with its mirror image
+    seed: int = 0
+
+
+@dataclass
+class Sample:
+    path: Path
+    label: str
+    is_catalog: bool
+    digest: str = ""
+
+
+@dataclass
+class TrainResult:
+    model_dir: Path
+    spec: str
+    history: list[dict] = field(default_factory=list)
+    best: dict = field(default_factory=dict)
+    zero_shot: dict = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+def training_samples(catalog_dir: str | Path, views: str | Path | None, label: str = "product_id") -> list[Sample]:
+    """Catalog images and labelled views (``views.csv`` with ``image`` and the ``label`` column)."""
+    from ..evaluate import read_queries
+
+    cat = load_catalog(catalog_dir)
+    view_samples = []
+    if views:
+        v = Path(views)
+        rows, _ = read_queries(v / "views.csv" if v.is_dir() else v, label)
+        view_samples = [Sample(p, lab, False, file_digest(p)) for p, lab in rows if lab and p.is_file()]
+    seen = {s.digest for s in view_samples}  # a view also listed in the catalog stays a view
+    out = []
+    for r in cat.rows:
+        lab = r.product_id if label == "product_id" else r.fields.get(label, "")
+        digest = file_digest(cat.path(r))
+        if lab and digest not in seen:
+            out.append(Sample(cat.path(r), lab, True, digest))
+            seen.add(digest)
+    out += view_samples
+    if len({s.label for s in out}) < 2:
+        raise ValueError(f"training needs at least two distinct '{label}' labels")
+    return out
+
+
+def _holdout(samples: list[Sample], frac: float) -> set[int]:
+    """Indices of held-out samples: the last share of each label's views in listed order (or of the catalog
+    if there are no views). Photos listed together were often taken together; a random pick would hold out
+    near-copies of training photos and make early stopping optimistic."""
+    pool = [i for i, s in enumerate(samples) if not s.is_catalog] or list(range(len(samples)))
+    by_label: dict[str, list[int]] = defaultdict(list)
+    for i in pool:
+        by_label[samples[i].label].append(i)
+    out: set[int] = set()
+    for ids in by_label.values():
+        if len(ids) >= 3 and frac > 0:
+            out.update(ids[-max(1, round(frac * len(ids))):])
+    return out
+
+
+def recall_at(q: torch.Tensor, q_lab: np.ndarray, ref: torch.Tensor, ref_lab: np.ndarray, ks=(1, 5)) -> dict:
+    """Share of queries whose nearest ``k`` references hold one with the same label (cosine)."""
+    if not len(q):
+        return {f"recall@{k}": 0.0 for k in ks}
+    order = torch.argsort(F.normalize(q, dim=-1) @ F.normalize(ref, dim=-1).T, dim=1, descending=True).numpy()
+    hit = ref_lab[order] == q_lab[:, None]
+    return {f"recall@{k}": float(hit[:, :k].any(1).mean()) for k in ks}
+
+
+def _views_of(cfg: TrainConfig, s: Sample) -> list[str]:
+    if s.is_catalog:
+        return ["orig"] + (["flip"] if cfg.catalog_flip else []) + [f"aug{k}" for k in range(cfg.catalog_augs)]
+    return ["orig"] + (["flip"] if cfg.view_flip else []) + [f"aug{k}" for k in range(cfg.view_augs)]
+
+
+def fingerprint(samples: list[Sample]) -> str:
+    h = hashlib.sha256()
+    for s in sorted(samples, key=lambda s: (s.digest, s.label, s.is_catalog)):
+        h.update(f"{s.digest} {s.label} {int(s.is_catalog)}\n".encode())
+    return h.hexdigest()[:16]
+
+
+def train_head(embedder: Embedder, catalog_dir: str | Path, views: str | Path | None, out_dir: str | Path,
+               cfg: TrainConfig | None = None, *, progress: Progress | bool = False,
+               samples: list[Sample] | None = None) -> TrainResult:
+    """Train, keep the best epoch on the held-out views, save ``model.safetensors`` + ``config.json``."""
+    from safetensors.torch import save_file
+
+    cfg = cfg or TrainConfig()
+    t0 = time.time()
+    rng = random.Random(cfg.seed)
+    torch.manual_seed(cfg.seed)
+    samples = samples if samples is not None else training_samples(catalog_dir, views, cfg.label)
+    held = _holdout(samples, cfg.holdout)
+    from pytorch_metric_learning.utils import common_functions
+
+    common_functions.NUMPY_RANDOM = np.random.RandomState(cfg.seed)  # the m-per-class sampler's draws
+
+    # cached features of every view each sample needs: rows of X, owner sample of each row
+    rows: dict[int, list[int]] = defaultdict(list)
+    chunks = []
+    n_rows = 0
+    for view in sorted({v for s in samples for v in _views_of(cfg, s)}, key=lambda v: (v != "orig", v)):
+        ids = [i for i, s in enumerate(samples) if view in _views_of(cfg, s) and (view == "orig" or i not in held)]
+        vecs, errors = cached_features(embedder, [samples[i].path for i in ids], view, progress=progress is True,
+                                       digests=[samples[i].digest for i in ids])
+        keep = [j for j in range(len(ids)) if j not in errors]
+        chunks.append(vecs[keep])
+        for r, j in enumerate(keep):
+            rows[ids[j]].append(n_rows + r)
+        n_rows += len(keep)
+    X = torch.from_numpy(np.concatenate(chunks))
+    classes = sorted({s.label for s in samples})
+    cls_of = {c: i for i, c in enumerate(classes)}
+
+    usable = [i for i in range(len(samples)) if rows[i]]
+    train_ids = [i for i in usable if i not in held]
+    train_ids += [i for i in train_ids if samples[i].is_catalog and any(not s.is_catalog for s in samples)] * (
+        cfg.catalog_repeat - 1)
+    held_ids = [i for i in usable if i in held]
+    ref_ids = [i for i in usable if samples[i].is_catalog and i not in held]
+    lab = np.array([s.label for s in samples], dtype=object)
+
+    def orig(ids: list[int]) -> torch.Tensor:
+        return X[[rows[i][0] for i in ids]]
+
+    head = ProjectionHead(embedder.dim, cfg.out_dim, cfg.hidden, cfg.dropout)
+    loss_fn = make_loss(cfg.loss, len(classes), cfg.out_dim)
+    miner = make_miner(cfg.loss)
+    groups = [{"params": head.parameters(), "lr": cfg.lr}]
+    if list(loss_fn.parameters()):  # proxies learn faster than the head
+        groups.append({"params": loss_fn.parameters(), "lr": cfg.lr * 100})
+    opt = torch.optim.AdamW(groups, weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs)
+    train_labels = [cls_of[samples[i].label] for i in train_ids]
+
+    def holdout_metrics() -> dict:
+        head.eval()
+        with torch.no_grad():
+            m = recall_at(head(orig(held_ids)), lab[held_ids], head(orig(ref_ids)), lab[ref_ids])
+        head.train()
+        return m
+
+    result = TrainResult(Path(out_dir), "")
+    result.zero_shot = recall_at(orig(held_ids), lab[held_ids], orig(ref_ids), lab[ref_ids])
+    best_key, best_state, stale = (-1.0, -1.0), None, 0
+    bar = tqdm(range(cfg.epochs), desc=f"train-metric ({cfg.loss})", unit="epoch", disable=progress is not True)
+    head.train()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # small matmuls: one thread is several times faster than two on a busy machine
+    for epoch in bar:
+        order = list(m_per_class(train_labels, cfg.m, cfg.batch_size))
+        bs = min(cfg.batch_size, cfg.m * len(classes)) // cfg.m * cfg.m
+        total, steps = 0.0, 0
+        for start in range(0, len(order) - bs + 1, bs):
+            batch = [train_ids[j] for j in order[start : start + bs]]
+            x = X[[rng.choice(rows[i]) for i in batch]]
+            y = torch.tensor([cls_of[samples[i].label] for i in batch])
+            emb = F.normalize(head(x), dim=-1)
+            loss = loss_fn(emb, y, miner(emb, y)) if miner else loss_fn(emb, y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            total, steps = total + loss.item(), steps + 1
+        sched.step()
+        m = holdout_metrics() if held_ids else {"recall@1": 0.0, "recall@5": 0.0}
+        result.history.append({"epoch": epoch + 1, "loss": total / max(steps, 1), **m})
+        bar.set_postfix(loss=f"{total / max(steps, 1):.3f}", r1=f"{m['recall@1']:.3f}")
+        if callable(progress):
+            progress(epoch + 1, cfg.epochs)
+        key = (m["recall@1"], m["recall@5"])
+        if key > best_key or not held_ids:
+            best_key, stale = key, 0
+            best_state = {k: v.detach().clone().contiguous() for k, v in head.state_dict().items()}
+            result.best = {"epoch": epoch + 1, **m}
+        else:
+            stale += 1
+            if stale >= cfg.patience:
+                break
+    bar.close()
+    torch.set_num_threads(threads)
+
+    out = Path(out_dir).expanduser()
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = out / f".{WEIGHTS}.{os.getpid()}.tmp"
+    save_file(best_state, str(tmp))
+    os.replace(tmp, out / WEIGHTS)
+    result.seconds = round(time.time() - t0, 1)
+    config = {
+        "base": embedder.spec, "base_dim": embedder.dim, "head": head.config(), "loss": cfg.loss,
+        "tta_flip": cfg.tta_flip, "label": cfg.label, "train": asdict(cfg),
+        "data_fingerprint": fingerprint(samples), "n_samples": len(samples), "n_classes": len(classes),
+        "n_holdout": len(held_ids), "zero_shot_holdout": result.zero_shot, "best": result.best,
+        "history": result.history, "seconds": result.seconds,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    tmp = out / f".{CONFIG}.{os.getpid()}.tmp"
+    tmp.write_text(json.dumps(config, indent=1))
+    os.replace(tmp, out / CONFIG)
+    result.spec = f"{embedder.spec}+head:{out_dir}"
+    return result

@@ -1,0 +1,76 @@
+"""Evaluation: recall@K / mAP@10 of several embedders side by side, and a browser of the missed queries."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from core.embedders.head import find_heads
+from core.evaluate import evaluate, failure_details, query_files_near
+from ui.common import USER_ERRORS, get_embedder, get_index, show_error, sidebar
+
+st.set_page_config(page_title="Evaluation", layout="wide")
+st.title("Evaluation")
+ctx = sidebar()
+if ctx is None:
+    st.stop()
+
+found = query_files_near(ctx.catalog_dir)
+choice = st.selectbox("Labelled queries", [str(p) for p in found] + ["Other CSV…"], key="ev_queries",
+                      help="CSV with image,<label> columns; `python -m core import` writes queries-<split>.csv")
+queries = st.text_input("Queries CSV", key="ev_queries_path") if choice == "Other CSV…" else choice
+label = st.selectbox("Relevant when the same", ["product_id", "category"], key="ev_label",
+                     help="product_id: the exact product; category: any product of the query's category")
+heads = [f"{ctx.spec.split('+head:')[0]}+head:{p}" for p in find_heads()]
+specs = st.multiselect("Embedders to compare", list(dict.fromkeys([ctx.spec, *heads])), default=[ctx.spec],
+                       key="ev_specs", help="Trained heads found in the cache are listed; train one with "
+                       "`python -m core train-metric`")
+extra = st.text_input("…and another embedder spec", key="ev_extra")
+specs = list(dict.fromkeys([*specs, *([extra.strip()] if extra.strip() else [])]))
+st.caption("The embedding map before/after training is not shown here yet (no embedding-map module).")
+
+if st.button("Evaluate", type="primary", key="ev_run", disabled=not (queries and specs)):
+    results = {}
+    for spec in specs:
+        try:
+            emb = get_embedder(spec)
+            index = get_index(ctx.catalog_dir, emb)
+            bar = st.progress(0.0, text=f"Evaluating {spec}…")
+            ev = evaluate(index, emb, Path(queries), label=label,
+                          progress=lambda i, n, b=bar, s=spec: b.progress(i / max(n, 1), text=f"Evaluating {s}…"))
+            bar.empty()
+            results[spec] = (ev, failure_details(ev, index, label))
+        except USER_ERRORS as e:
+            show_error(e)
+    st.session_state["ev_results"] = results
+
+results = st.session_state.get("ev_results") or {}
+if results:
+    table = pd.DataFrame({spec: ev.metrics for spec, (ev, _) in results.items()}).T
+    st.subheader("Metrics")
+    st.dataframe(table, width="stretch")
+    for spec, (ev, _) in results.items():
+        if ev.skipped:
+            st.warning(f"{spec}: {len(ev.skipped)} query row(s) skipped, e.g. {ev.skipped[0]}")
+
+    st.subheader("Missed queries")
+    spec = st.selectbox("Embedder", list(results), key="ev_fail_spec")
+    fails = results[spec][1]
+    if not fails:
+        st.success("Every query found its product first.")
+    else:
+        i = st.number_input(f"Miss (1–{len(fails)})", 1, len(fails), 1, key="ev_fail_i") - 1
+        f = fails[int(i)]
+        where = f"ranked {f.rank}" if f.rank else "not in the top 10"
+        st.markdown(f"**Query** `{Path(f.query).name}` — expected **{f.expected}**, {where}"
+                    + (f" (score {f.expected_score:.3f})" if f.expected_score is not None else ""))
+        cols = st.columns(2 + min(len(f.above), 5))
+        cols[0].image(f.query, caption="query", width="stretch")
+        if f.expected_image:
+            cols[1].image(f.expected_image, caption=f"expected: {f.expected}", width="stretch")
+        for c, (pid, score, img) in zip(cols[2:], f.above):
+            if img:
+                c.image(img, caption=f"{pid} · {score:.3f}", width="stretch")
+        st.dataframe(pd.DataFrame(f.above, columns=["product_id", "score", "image"]), width="stretch")
