@@ -116,3 +116,22 @@ def evaluate_ranking(index: ProductIndex, embedder: Embedder, queries: str | Pat
     mean_dyn = dict(zip(ranker.dims, map(float, np.mean(dyn_w, 0)))) if dyn_w else {}
     return RankingComparison(metrics, dict(zip(ranker.dims, map(float, weight_vector(static, ranker.dims)))),
                              mean_dyn, training, aset.reports, len(train), len(test), skipped)
+
+
+def train_dynamic(index: ProductIndex, embedder: Embedder, queries: str | Path, *, label: str = "product_id",
+                  progress=False, epochs: int = 300):
+    """Train the dynamic ranker on every query of ``queries`` and save it beside the attribute artefact."""
+    from .ranking import model_dir, model_key, save_model
+
+    ranker = Ranker(index, attributes_for(index, embedder, progress=progress))
+    rows, skipped = read_queries(queries, label)
+    if not rows:
+        raise RankingError(f"no usable queries in {queries}")
+    label_of, _ = _relevant_fn(index, label)
+    data, s2 = prepare(ranker, embedder, rows, label, progress)
+    tq = [TrainingQuery(v, c, np.array([label_of.get(p) == want for p in c.products])) for want, v, c in data]
+    net, training = train_weightnet(tq, index.dim, ranker.dims, epochs=epochs)
+    meta = {**model_key(ranker, embedder), "training": training, "queries": str(Path(queries).resolve()),
+            "label": label}
+    save_model(net, model_dir(index), meta)
+    return net, meta, skipped + s2

@@ -340,3 +340,29 @@ def embed_query_files(embedder: Embedder, paths: list[Path], batch: int = 32, pr
 
 def file_digest(path: Path) -> str:
     return hashlib.sha1(Path(path).read_bytes()).hexdigest()[:12]
+
+
+# ---------------------------------------------------------------- one query, end to end
+@dataclass
+class RankedSearch:
+    hits: list[RankedHit]
+    weights: dict[str, float]
+    query_attributes: dict[str, dict[str, float]]
+
+
+def ranked_search(ranker: Ranker, vector: np.ndarray, image: Image.Image | None, *, mode: str = "static",
+                  weights: dict[str, float] | None = None, net: WeightNet | None = None, k: int = 10,
+                  where=None) -> RankedSearch:
+    """Rank one query by ``mode`` (distance | static | dynamic); dynamic needs a trained ``net``."""
+    if mode not in RANKINGS:
+        raise RankingError(f"unknown ranking {mode!r}; use one of {', '.join(RANKINGS)}")
+    cand = ranker.candidates(vector, image, where)
+    if mode == "distance":
+        w = weight_vector({SIMILARITY: 1.0}, ranker.dims)
+    elif mode == "static":
+        w = weight_vector(weights if weights is not None else default_weights(ranker.dims), ranker.dims)
+    else:
+        if net is None:
+            raise RankingError("dynamic ranking needs a trained model (python -m core rank-train ...)")
+        w = dynamic_weights(net, vector, cand.query_attributes, ranker.dims)
+    return RankedSearch(ranker.rank(cand, w, k), dict(zip(ranker.dims, map(float, w))), cand.query_attributes)
