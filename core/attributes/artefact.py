@@ -20,10 +20,10 @@ from ..images import ImageError, open_image
 from ..index import ProductIndex
 from ..store import current_generation, new_generation, write_json, writer_lock
 from .colour import PixelColourScorer
-from .heads import LinearHead, categorical_columns, train_head
+from .heads import LinearHead, categorical_columns, pooled, train_head
 from .zeroshot import ZeroShotHead, validate, zero_shot_head
 
-ARTEFACT_VERSION = 1
+ARTEFACT_VERSION = 2
 PARAMS = {"C": 1.0, "folds": 5, "min_per_class": 5, "colour_size": 64}
 
 
@@ -117,7 +117,7 @@ def build_attributes(index: ProductIndex, embedder: Embedder, *, progress: Progr
     fields = index.products
     cols = sorted({c for f in fields.values() for c in f})
     for col, values in categorical_columns({p: fields[p] for p in products}, cols, PARAMS["min_per_class"]).items():
-        labels = [fields[p].get(col, "") for p in vec_pid]
+        labels = [pooled(fields[p].get(col, ""), values) for p in vec_pid]
         heads: list[LinearHead | ZeroShotHead] = [
             train_head(col, values, X, labels, vec_pid, C=PARAMS["C"], folds=PARAMS["folds"])]
         if embedder.supports_text:
@@ -143,7 +143,7 @@ def _catalog_scores(head, X, vec_pid, products, fields, column) -> np.ndarray:
     out /= np.maximum(n, 1)[:, None]
     col = {v: i for i, v in enumerate(head.values)}
     for r, p in enumerate(products):
-        v = fields[p].get(column, "")
+        v = pooled(fields[p].get(column, ""), head.values)
         if v in col:
             out[r] = 0
             out[r, col[v]] = 1

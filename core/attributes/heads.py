@@ -11,6 +11,12 @@ from .base import beats_chance, softmax
 
 MIN_PER_CLASS = 5
 MAX_CLASSES = 50
+OTHER = "(other)"  # the pooled rare values of a column, when they are numerous enough to learn
+
+
+def pooled(label: str, values: list[str]) -> str:
+    """``label`` itself when it is one of ``values``, else :data:`OTHER` where pooled (else "")."""
+    return label if label in values else (OTHER if label and OTHER in values else "")
 
 
 @dataclass
@@ -38,7 +44,11 @@ class LinearHead:
 
 def categorical_columns(products: dict[str, dict[str, str]], columns: list[str],
                         min_per_class: int = MIN_PER_CLASS) -> dict[str, list[str]]:
-    """Columns worth a head -> their values with at least ``min_per_class`` products (2 or more values)."""
+    """Columns worth a head -> their values with at least ``min_per_class`` products (2 or more values).
+
+    Rare values are pooled into :data:`OTHER` when together they reach ``min_per_class``; columns whose
+    values barely repeat (titles, ids) are left out.
+    """
     out = {}
     for c in columns:
         vals = [p.get(c, "") for p in products.values()]
@@ -47,7 +57,9 @@ def categorical_columns(products: dict[str, dict[str, str]], columns: list[str],
             continue
         uniq, counts = np.unique(vals, return_counts=True)
         keep = [str(u) for u, n in zip(uniq, counts) if n >= min_per_class]
-        if 2 <= len(keep) <= MAX_CLASSES and len(uniq) <= max(2, len(vals) // 2):
+        if counts[counts < min_per_class].sum() >= min_per_class:
+            keep.append(OTHER)
+        if 2 <= len(keep) <= MAX_CLASSES and len(uniq) <= max(2, 0.75 * len(vals)):
             out[c] = keep
     return out
 
