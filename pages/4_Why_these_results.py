@@ -98,7 +98,7 @@ except USER_ERRORS as e:
 
 left, right = st.columns([1, 2])
 with left:
-    st.image(img, caption="query", use_container_width=True)
+    st.image(img, caption="query", width="stretch")
     st.caption("Weights used: " + ", ".join(f"{d} {w:.2f}" for d, w in res.weights.items()))
 with right:
     st.subheader("The query's predicted attributes")
@@ -109,11 +109,11 @@ with right:
 st.subheader("Results")
 for h in res.hits:
     a, b = st.columns([1, 3])
-    a.image(h.image, use_container_width=True)
+    a.image(h.image, width="stretch")
     a.caption(f"#{h.rank} {h.product_id} · {h.fields.get('title', '')}")
     dims = list(h.contributions)
     fig = go.Figure(go.Bar(x=[h.contributions[d] for d in dims], y=dims, orientation="h",
                            text=[f"{h.scores[d]:.2f} × {res.weights[d]:.2f}" for d in dims],
                            marker_color=["#888" if d == SIMILARITY else "#1f77b4" for d in dims]))
     fig.update_layout(height=160, margin=dict(l=0, r=0, t=20, b=0), title=f"score {h.score:.3f}")
-    b.plotly_chart(fig, use_container_width=True, key=f"bar{h.rank}")
+    b.plotly_chart(fig, width="stretch", key=f"bar{h.rank}")
