@@ -91,7 +91,7 @@ def test_dynamic_weights_change_with_the_query():
         rel = np.zeros(12, bool)
         rel[int(feats[:, 1 + kind].argmax())] = True
         queries.append(TrainingQuery(vec, _cand(feats), rel))
-    net, info = train_weightnet(queries, 8, DIMS, epochs=200)
+    net, info = train_weightnet(queries, 8, DIMS, epochs=100)
     assert info["loss_last"] < info["loss_first"]
     wa = dynamic_weights(net, queries[0].vector, {}, DIMS)
     wb = dynamic_weights(net, queries[1].vector, {}, DIMS)
