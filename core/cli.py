@@ -12,7 +12,7 @@ from .images import ImageError
 from .store import StoreError
 
 #: Modules that add their own verbs with ``register_cli(subparsers)``.
-PLUGIN_MODULES: list[str] = ["bench", "catalog_edit", "explore_cli", "importers", "metric.cli"]
+PLUGIN_MODULES: list[str] = ["bench", "catalog_edit", "explore_cli", "importers", "metric.cli", "ranking_cli"]
 
 USER_ERRORS = (ValueError, CatalogError, ImageError, StoreError, FileNotFoundError, PermissionError)
 

@@ -1,0 +1,119 @@
+"""Why these results: similarity + attribute filters, static sliders or dynamic weights, per-result contributions."""
+
+from __future__ import annotations
+
+import plotly.graph_objects as go
+import streamlit as st
+
+from core.attributes import attributes_for
+from core.images import open_image
+from core.ranking import (
+    SIMILARITY,
+    Ranker,
+    RankingError,
+    default_weights,
+    load_model,
+    load_presets,
+    model_dir,
+    model_key,
+    ranked_search,
+    save_preset,
+)
+from ui.common import USER_ERRORS, show_error, sidebar
+
+st.set_page_config(page_title="Why these results", layout="wide")
+st.title("Why these results")
+ctx = sidebar()
+if ctx is None:
+    st.stop()
+
+
+@st.cache_resource(show_spinner="Training attribute heads…", max_entries=4)
+def get_ranker(index_root: str, fingerprint: str, spec: str) -> Ranker:
+    return Ranker(ctx.index, attributes_for(ctx.index, ctx.embedder))
+
+
+try:
+    ranker = get_ranker(str(ctx.index.root), ctx.index.fingerprint, ctx.spec)
+except USER_ERRORS as e:
+    show_error(e)
+    st.stop()
+
+with st.expander("Attribute scorers"):
+    st.table([{"scorer": n, "source": r["source"], "offered": r["offered"],
+               "accuracy": round(r.get("cv_accuracy", r.get("accuracy", float("nan"))), 3),
+               "majority baseline": round(r.get("baseline", float("nan")), 3)}
+              for n, r in ranker.attributes.reports.items()])
+
+queries_csv = ctx.catalog_dir / "queries.csv"
+up = st.file_uploader("Query photo", type=["jpg", "jpeg", "png", "webp", "bmp"])
+src = up
+if up is None and (ctx.catalog_dir / "queries").is_dir():
+    examples = sorted(p.name for p in (ctx.catalog_dir / "queries").iterdir())[:200]
+    if examples:
+        src = ctx.catalog_dir / "queries" / st.selectbox("…or an example query", examples)
+if src is None:
+    st.info("Upload a photo to see how it is ranked.")
+    st.stop()
+
+mode = st.radio("Ranking", ["static", "dynamic", "distance"], horizontal=True,
+                help="static: your weights; dynamic: weights predicted per query; distance: similarity only")
+weights, net = None, None
+if mode == "static":
+    presets = load_presets()
+    name = st.selectbox("Preset", ["default", *presets])
+    base = default_weights(ranker.dims) if name == "default" else presets[name]
+    cols = st.columns(len(ranker.dims))
+    weights = {d: c.slider(d, 0.0, 3.0, float(base.get(d, 0.0)), 0.05, key=f"w_{name}_{d}")
+               for d, c in zip(ranker.dims, cols)}
+    new = st.text_input("Save these weights as preset")
+    if st.button("Save preset") and new:
+        try:
+            save_preset(new, weights)
+            st.success(f"saved preset {new}")
+        except RankingError as e:
+            show_error(e)
+elif mode == "dynamic":
+    try:
+        net = load_model(model_dir(ctx.index), model_key(ranker, ctx.embedder))[0]
+    except RankingError as e:
+        st.warning(str(e))
+        if queries_csv.is_file() and st.button(f"Train on {queries_csv.name}"):
+            from core.rank_eval import train_dynamic
+
+            bar = st.progress(0.0, text="Embedding training queries…")
+            net = train_dynamic(ctx.index, ctx.embedder, queries_csv,
+                                progress=lambda i, n: bar.progress(i / max(n, 1)))[0]
+            bar.empty()
+    if net is None:
+        st.stop()
+
+try:
+    img = open_image(src)
+    vec = ctx.embedder.embed_images([img])[0]
+    res = ranked_search(ranker, vec, img, mode=mode, weights=weights, net=net, k=10)
+except USER_ERRORS as e:
+    show_error(e)
+    st.stop()
+
+left, right = st.columns([1, 2])
+with left:
+    st.image(img, caption="query", width="stretch")
+    st.caption("Weights used: " + ", ".join(f"{d} {w:.2f}" for d, w in res.weights.items()))
+with right:
+    st.subheader("The query's predicted attributes")
+    for d, probs in res.query_attributes.items():
+        top = sorted(probs.items(), key=lambda kv: -kv[1])[:3]
+        st.write(f"**{d}**: " + ", ".join(f"{v} ({p:.0%})" for v, p in top))
+
+st.subheader("Results")
+for h in res.hits:
+    a, b = st.columns([1, 3])
+    a.image(h.image, width="stretch")
+    a.caption(f"#{h.rank} {h.product_id} · {h.fields.get('title', '')}")
+    dims = list(h.contributions)
+    fig = go.Figure(go.Bar(x=[h.contributions[d] for d in dims], y=dims, orientation="h",
+                           text=[f"{h.scores[d]:.2f} × {res.weights[d]:.2f}" for d in dims],
+                           marker_color=["#888" if d == SIMILARITY else "#1f77b4" for d in dims]))
+    fig.update_layout(height=160, margin=dict(l=0, r=0, t=20, b=0), title=f"score {h.score:.3f}")
+    b.plotly_chart(fig, width="stretch", key=f"bar{h.rank}")
