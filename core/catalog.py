@@ -75,6 +75,8 @@ def _inside(root: Path, rel: str) -> tuple[Path | None, str | None]:
     """Resolve ``rel`` under ``root``; return (path, None) or (None, reason)."""
     if not rel:
         return None, "empty image path"
+    if "\x00" in rel:
+        return None, "image path contains a NUL byte"
     if rel.startswith(("/", "\\")) or (len(rel) > 1 and rel[1] == ":"):
         return None, "absolute path is not allowed"
     p = root / rel
