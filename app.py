@@ -16,18 +16,22 @@ from core.feedback import refine
 from core.images import open_image
 from core.index import Hit
 from core.query import Crop, crop, crop_preview, example_queries, query_vector
-from ui.common import USER_ERRORS, Context, show_error, sidebar, thumbnail_bytes
+from core.search import search_products
+from ui.common import USER_ERRORS, Context, get_ranker, show_error, sidebar, thumbnail_bytes
 
 SOURCES = ("Example photo", "Upload a photo", "Camera")
 IMAGE_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff"]
 COLUMNS = 5
 
 
-def search_settings(ctx: Context) -> tuple[int, float, list[str]]:
-    """Sidebar: number of results, minimum similarity, and metadata filters -> (k, min_score, where)."""
+def search_settings(ctx: Context) -> tuple[int, float, list[str], str]:
+    """Sidebar: number of results, minimum similarity, ranking and metadata filters -> (k, min_score, where, rank)."""
     with st.sidebar:
         st.subheader("Results")
         k = st.slider("How many products", 1, 30, 10, key="k")
+        rerank = st.toggle("Re-rank by attribute filters", True, key="rerank",
+                           help="Similarity plus agreement in colour and the catalog's attributes (see Why these "
+                                "results); off: nearest neighbours by embedding distance only.")
         min_score = st.slider("Minimum similarity", 0.0, 1.0, 0.0, 0.01, key="min_score",
                               help="Cosine similarity between the query and a product's best image; 0 shows all.")
         st.subheader("Filters")
@@ -35,7 +39,7 @@ def search_settings(ctx: Context) -> tuple[int, float, list[str]]:
         selected: dict[str, list[str] | tuple[float, float]] = {}
         for f in available:
             selected[f.column] = facet_widget(f)
-    return k, min_score, where_clauses(selected, available)
+    return k, min_score, where_clauses(selected, available), ("static" if rerank else "distance")
 
 
 def facet_widget(f: Facet) -> list[str] | tuple[float, float]:
@@ -127,6 +131,9 @@ def result_card(hit: Hit, votes: dict[str, int]) -> None:
         st.markdown(f"**{f['price']}**")
     mark = {1: " · liked", -1: " · disliked"}.get(votes.get(hit.product_id, 0), "")
     st.caption(f"#{hit.rank} · {hit.product_id} · similarity {hit.score:.3f}{mark}")
+    if hit.ranking:  # why it ranks here: weight x score per dimension
+        st.caption("score " + " + ".join(f"{d.replace('_', ' ')} {c:.2f}" for d, c in hit.ranking.items() if c),
+                   help="Ranked by similarity plus agreement on the attribute filters; see Why these results.")
     up, down = st.columns(2)
     up.button("More", icon=":material/thumb_up:", key=f"up_{hit.product_id}", help="More like this",
               on_click=vote, args=(hit.product_id, 1), width="stretch")
@@ -134,11 +141,13 @@ def result_card(hit: Hit, votes: dict[str, int]) -> None:
                 on_click=vote, args=(hit.product_id, -1), width="stretch")
 
 
-def results(ctx: Context, q: np.ndarray, k: int, min_score: float, where: list[str]) -> None:
+def results(ctx: Context, q: np.ndarray, image, k: int, min_score: float, where: list[str], rank: str) -> None:
     votes: dict[str, int] = st.session_state.setdefault("votes", {})
+    ranker = get_ranker(ctx) if rank != "distance" else None
     t0 = time.perf_counter()
     qv = refine(ctx.index, q, votes) if votes else q
-    hits = ctx.index.search(qv, k, where or None, min_score=min_score or None)[0]  # 0 = no minimum
+    hits = search_products(ctx.index, qv, image, k=k, where=where or None, min_score=min_score or None,  # 0 = none
+                           rank=rank, ranker=ranker)
     ms = (time.perf_counter() - t0) * 1000
     head, reset = st.columns([4, 1])
     liked, disliked = sum(v > 0 for v in votes.values()), sum(v < 0 for v in votes.values())
@@ -162,7 +171,7 @@ def main() -> None:
     if ctx is None:
         st.stop()
     try:
-        k, min_score, where = search_settings(ctx)
+        k, min_score, where, rank = search_settings(ctx)
     except USER_ERRORS as e:
         show_error(e)
         st.stop()
@@ -184,7 +193,7 @@ def main() -> None:
             return
         try:
             q = cached_query_vector(ctx, key, image, text, weight)
-            results(ctx, q, k, min_score, where)
+            results(ctx, q, image, k, min_score, where, rank)
         except USER_ERRORS as e:
             show_error(e)
 

@@ -57,21 +57,38 @@ def cmd_index(a) -> int:
     return 0
 
 
+def _ranker(a, idx, emb):
+    """The attribute ranker for ``--rank static`` (None for distance) and the parsed ``--weights``."""
+    from .ranking import parse_weights
+    from .search import make_ranker
+
+    if a.rank == "distance":
+        if a.weights:
+            raise ValueError("--weights needs --rank static")
+        return None, None
+    ranker = make_ranker(idx, emb, progress=not a.json)
+    return ranker, (parse_weights(a.weights, ranker.dims) if a.weights else None)
+
+
 def cmd_search(a) -> int:
-    from .embed import embed_one
+    from .images import open_image
     from .index import ProductIndex
+    from .search import search_products
 
     emb = _embedder(a.model, a.index)
     idx = ProductIndex.load(a.index, emb)
+    ranker, weights = _ranker(a, idx, emb)
     out, failed = {}, 0
     for img in a.images:
         try:
-            q = embed_one(emb, img)
+            im = open_image(img, draft_size=emb.image_size)
         except ImageError as e:  # one line per unusable image; the others are still searched
             print(f"error: {img}: {e}", file=sys.stderr)
             failed += 1
             continue
-        out[img] = idx.search(q, a.k, a.where or None, min_score=a.min_score)[0]
+        q = emb.embed_images([im])[0]
+        out[img] = search_products(idx, q, im, k=a.k, where=a.where or None, min_score=a.min_score, rank=a.rank,
+                                   ranker=ranker, weights=weights)
     if a.json:
         print(json.dumps({k: [h.to_dict() for h in v] for k, v in out.items()}, indent=1))
     else:
@@ -117,7 +134,9 @@ def cmd_evaluate(a) -> int:
 
     emb = _embedder(a.model, a.index)
     idx = ProductIndex.load(a.index, emb)
-    ev = evaluate(idx, emb, a.queries, label=a.label, progress=not a.json)
+    ranker, weights = _ranker(a, idx, emb)
+    ev = evaluate(idx, emb, a.queries, label=a.label, progress=not a.json, rank=a.rank, ranker=ranker,
+                  weights=weights)
     _print_skipped(ev.skipped)
     if a.json:
         print(json.dumps(ev.metrics))
@@ -158,6 +177,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--min-score", type=float, default=None)
     s.add_argument("--model", default=None, help="embedder spec (default: the index's)")
     s.add_argument("--json", action="store_true")
+    s.add_argument("--rank", choices=["static", "distance"], default="static",
+                   help="static (default): re-rank by the attribute filters; distance: nearest neighbours only")
+    s.add_argument("--weights", default=None, help="static weights, e.g. similarity=1,pixel_colour=0.5")
     s.set_defaults(fn=cmd_search)
 
     s = sub.add_parser("add", help="index catalog rows that are not in the index yet (no rebuild)")
@@ -184,6 +206,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true")
     s.add_argument("--failures", type=int, default=0, metavar="N",
                    help="also list N missed queries: expected product and what ranked above it (stderr)")
+    s.add_argument("--rank", choices=["static", "distance"], default="static",
+                   help="static (default): re-rank by the attribute filters; distance: nearest neighbours only")
+    s.add_argument("--weights", default=None, help="static weights, e.g. similarity=1,pixel_colour=0.5")
     s.set_defaults(fn=cmd_evaluate)
 
     for mod in PLUGIN_MODULES:

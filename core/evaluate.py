@@ -5,13 +5,19 @@ from __future__ import annotations
 import csv
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from .catalog import _inside
 from .embed import Progress, embed_sources
 from .embedders import Embedder
-from .index import ProductIndex
+
+if TYPE_CHECKING:
+    from .ranking import Ranker
+from .images import open_image
+from .index import Hit, ProductIndex
 
 
 @dataclass
@@ -69,21 +75,35 @@ def average_precision(ranked_relevance: list[bool], n_relevant: int, k: int = 10
 
 
 def evaluate(index: ProductIndex, embedder: Embedder, queries: str | Path, *, label: str = "product_id",
-             k: int = 10, progress: Progress | bool = False, exclude_self: bool = False) -> Evaluation:
+             k: int = 10, progress: Progress | bool = False, exclude_self: bool = False,
+             rank: str = "distance", ranker: Ranker | None = None,
+             weights: dict[str, float] | None = None) -> Evaluation:
     """Search every labelled query; a product is relevant when its ``label`` field equals the query's.
 
-    ``exclude_self`` drops catalog items that are the query image itself (queries drawn from the catalog).
+    ``rank`` is ``distance`` (nearest neighbours) or ``static`` (the default search: re-ranked by the attribute
+    filters of ``ranker``, built from the index when not given). ``exclude_self`` drops catalog items that are
+    the query image itself (queries drawn from the catalog).
     """
     rows, skipped = read_queries(queries, label)
     vecs, errors = embed_sources(embedder, [p for p, _ in rows], progress=progress, desc="queries")
     rows_ok = [r for i, r in enumerate(rows) if i not in errors]
     skipped += [f"{rows[i][0].name}: {e}" for i, e in errors.items()]
-    return evaluate_vectors(index, rows_ok, vecs, label=label, k=k, exclude_self=exclude_self, skipped=skipped)
+    hits = None
+    if rank != "distance" and len(vecs):
+        from .search import make_ranker, search_products
+
+        ranker = ranker or make_ranker(index, embedder, progress=progress)
+        fetch = k + 1 if exclude_self else k
+        hits = [search_products(index, v, open_image(p), k=fetch, rank=rank, ranker=ranker,
+                                weights=weights)
+                for (p, _), v in zip(tqdm(rows_ok, desc="ranking", disable=progress is not True), vecs)]
+    return evaluate_vectors(index, rows_ok, vecs, label=label, k=k, exclude_self=exclude_self, skipped=skipped,
+                            hits=hits)
 
 
 def evaluate_vectors(index: ProductIndex, rows: list[tuple[Path, str]], vecs: np.ndarray, *,
                      label: str = "product_id", k: int = 10, exclude_self: bool = False,
-                     skipped: list[str] | None = None) -> Evaluation:
+                     skipped: list[str] | None = None, hits: list[list[Hit]] | None = None) -> Evaluation:
     """Metrics for queries already embedded (``vecs[i]`` is the query ``rows[i] = (image, label)``).
 
     With a ``label`` other than ``product_id`` the metrics also hold ``precision@10``: the share of the top 10
@@ -96,7 +116,7 @@ def evaluate_vectors(index: ProductIndex, rows: list[tuple[Path, str]], vecs: np
         counts[label_of[pid]] = counts.get(label_of[pid], 0) + 1
     results = []
     fetch = k + 1 if exclude_self else k
-    hits_all = index.search(vecs, fetch) if len(vecs) else []
+    hits_all = hits if hits is not None else (index.search(vecs, fetch) if len(vecs) else [])
     precisions = []
     for (path, want), hits in zip(rows, hits_all):
         if exclude_self:

@@ -38,6 +38,7 @@ class Hit:
     rank: int
     image: str  # absolute path of the best-matching image
     fields: dict[str, str] = field(default_factory=dict)
+    ranking: dict[str, float] = field(default_factory=dict)  # weight x score per dimension when re-ranked
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -5,11 +5,9 @@ from __future__ import annotations
 import plotly.graph_objects as go
 import streamlit as st
 
-from core.attributes import attributes_for
 from core.images import open_image
 from core.ranking import (
     SIMILARITY,
-    Ranker,
     RankingError,
     default_weights,
     load_model,
@@ -19,7 +17,7 @@ from core.ranking import (
     ranked_search,
     save_preset,
 )
-from ui.common import USER_ERRORS, show_error, sidebar
+from ui.common import USER_ERRORS, get_ranker, show_error, sidebar
 
 st.set_page_config(page_title="Why these results", layout="wide")
 st.title("Why these results")
@@ -28,13 +26,8 @@ if ctx is None:
     st.stop()
 
 
-@st.cache_resource(show_spinner="Training attribute heads…", max_entries=4)
-def get_ranker(index_root: str, fingerprint: str, spec: str) -> Ranker:
-    return Ranker(ctx.index, attributes_for(ctx.index, ctx.embedder))
-
-
 try:
-    ranker = get_ranker(str(ctx.index.root), ctx.index.fingerprint, ctx.spec)
+    ranker = get_ranker(ctx)
 except USER_ERRORS as e:
     show_error(e)
     st.stop()

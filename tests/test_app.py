@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core.embed import embed_one
+from core.images import open_image
+from core.search import make_ranker, search_products
 from core.workspace import index_dir_for
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -37,13 +38,23 @@ def seeded_sample(sample_index):
 
 
 @pytest.fixture(scope="module")
-def found_query(seeded_sample, embedder):
+def ranker(seeded_sample, embedder):
+    return make_ranker(seeded_sample, embedder)
+
+
+def core_search(index, embedder, ranker, path: Path, rank: str = "static", k: int = 10):
+    """What the engine's default search returns for an image file (the app must show the same)."""
+    img = open_image(path, draft_size=embedder.image_size)
+    return search_products(index, embedder.embed_images([img])[0], img, k=k, rank=rank, ranker=ranker)
+
+
+@pytest.fixture(scope="module")
+def found_query(seeded_sample, embedder, ranker):
     """A sample query photo whose product the engine ranks first (computed, not assumed)."""
     with open(SAMPLE / "queries.csv", newline="") as f:
         for row in csv.DictReader(f):
             path = SAMPLE / row["image"]
-            hit = seeded_sample.search(embed_one(embedder, path), 1)[0][0]
-            if hit.product_id == row["product_id"]:
+            if core_search(seeded_sample, embedder, ranker, path, k=1)[0].product_id == row["product_id"]:
                 return path, row["product_id"]
     pytest.fail("the engine ranks no sample query's product first")
 
@@ -105,7 +116,7 @@ def small_catalog(dst: Path, n_products: int = 24) -> Path:
 
 
 # ------------------------------------------------------------------ search
-def test_example_photo_finds_its_product(seeded_sample, found_query):
+def test_example_photo_finds_its_product(seeded_sample, found_query, embedder, ranker):
     path, pid = found_query
     at = start()
     at.selectbox(key="example").set_value(path)
@@ -114,7 +125,15 @@ def test_example_photo_finds_its_product(seeded_sample, found_query):
     assert res and res[0][:2] == (1, pid)
     assert len(res) == 10
     assert [r[0] for r in res] == list(range(1, 11))
+    want = core_search(seeded_sample, embedder, ranker, path)  # re-ranked by the attribute filters by default
+    assert [r[1] for r in res] == [h.product_id for h in want]
+    assert [r[2] for r in res] == pytest.approx([h.score for h in want], abs=1e-3)
+    assert any(c.value.startswith("score similarity") for c in at.caption)  # each card says why it ranks there
+    at.sidebar.toggle(key="rerank").set_value(False)  # distance only: similarity never increases down the list
+    res = results(run(at))
     assert all(a[2] >= b[2] for a, b in zip(res, res[1:]))
+    assert [r[1] for r in res] == [h.product_id for h in core_search(seeded_sample, embedder, None, path,
+                                                                     rank="distance")]
     assert any("Text search is off" in c.value for c in at.caption)  # default embedder has no text tower
     assert "text" not in [w.key for w in at.text_input]
 

@@ -11,6 +11,7 @@ from core.catalog import CatalogError, load_catalog
 from core.embedders import DEFAULT_SPEC, Embedder, load_embedder
 from core.images import ImageError
 from core.index import IndexStateError, ProductIndex
+from core.ranking import Ranker
 from core.store import StoreError
 from core.workspace import ensure_index, index_dir_for, index_state, known_catalogs
 
@@ -55,6 +56,18 @@ def get_index(catalog_dir: Path, embedder: Embedder) -> ProductIndex:
         state_key = ("vps_index_state", str(catalog_dir), embedder.spec, current_generation_name(d))
         st.session_state[state_key] = True
     return _load_index(str(d), current_generation_name(d), embedder.spec)
+
+
+@st.cache_resource(show_spinner="Preparing the attribute filters (colour, learned heads)…", max_entries=4)
+def _ranker(index_root: str, fingerprint: str, spec: str, _index: ProductIndex, _embedder: Embedder) -> Ranker:
+    from core.search import make_ranker
+
+    return make_ranker(_index, _embedder)
+
+
+def get_ranker(ctx: Context) -> Ranker:
+    """The attribute-filter ranker of the context's index (cached per index generation)."""
+    return _ranker(str(ctx.index.root), ctx.index.fingerprint, ctx.spec, ctx.index, ctx.embedder)
 
 
 def sidebar() -> Context | None:
