@@ -58,16 +58,17 @@ def cmd_index(a) -> int:
 
 
 def _ranker(a, idx, emb):
-    """The attribute ranker for ``--rank static`` (None for distance) and the parsed ``--weights``."""
-    from .ranking import parse_weights
+    """The attribute ranker (None for ``--rank distance``), the parsed ``--weights`` and the dynamic model."""
+    from .ranking import load_model, model_dir, model_key, parse_weights
     from .search import make_ranker
 
+    if a.weights and a.rank != "static":
+        raise ValueError("--weights needs --rank static")
     if a.rank == "distance":
-        if a.weights:
-            raise ValueError("--weights needs --rank static")
-        return None, None
+        return None, None, None
     ranker = make_ranker(idx, emb, progress=not a.json)
-    return ranker, (parse_weights(a.weights, ranker.dims) if a.weights else None)
+    net = load_model(model_dir(idx), model_key(ranker, emb))[0] if a.rank == "dynamic" else None
+    return ranker, (parse_weights(a.weights, ranker.dims) if a.weights else None), net
 
 
 def cmd_search(a) -> int:
@@ -77,7 +78,7 @@ def cmd_search(a) -> int:
 
     emb = _embedder(a.model, a.index)
     idx = ProductIndex.load(a.index, emb)
-    ranker, weights = _ranker(a, idx, emb)
+    ranker, weights, net = _ranker(a, idx, emb)
     out, failed = {}, 0
     for img in a.images:
         try:
@@ -88,7 +89,7 @@ def cmd_search(a) -> int:
             continue
         q = emb.embed_images([im])[0]
         out[img] = search_products(idx, q, im, k=a.k, where=a.where or None, min_score=a.min_score, rank=a.rank,
-                                   ranker=ranker, weights=weights)
+                                   ranker=ranker, weights=weights, net=net)
     if a.json:
         print(json.dumps({k: [h.to_dict() for h in v] for k, v in out.items()}, indent=1))
     else:
@@ -134,9 +135,9 @@ def cmd_evaluate(a) -> int:
 
     emb = _embedder(a.model, a.index)
     idx = ProductIndex.load(a.index, emb)
-    ranker, weights = _ranker(a, idx, emb)
+    ranker, weights, net = _ranker(a, idx, emb)
     ev = evaluate(idx, emb, a.queries, label=a.label, progress=not a.json, rank=a.rank, ranker=ranker,
-                  weights=weights)
+                  weights=weights, net=net)
     _print_skipped(ev.skipped)
     if a.json:
         print(json.dumps(ev.metrics))
@@ -177,8 +178,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--min-score", type=float, default=None)
     s.add_argument("--model", default=None, help="embedder spec (default: the index's)")
     s.add_argument("--json", action="store_true")
-    s.add_argument("--rank", choices=["static", "distance"], default="static",
-                   help="static (default): re-rank by the attribute filters; distance: nearest neighbours only")
+    s.add_argument("--rank", choices=["static", "dynamic", "distance"], default="static",
+                   help="static (default): re-rank by the attribute filters with fixed weights; dynamic: per-query "
+                        "weights from the model trained by rank-train; distance: nearest neighbours only")
     s.add_argument("--weights", default=None, help="static weights, e.g. similarity=1,pixel_colour=0.5")
     s.set_defaults(fn=cmd_search)
 
@@ -206,8 +208,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true")
     s.add_argument("--failures", type=int, default=0, metavar="N",
                    help="also list N missed queries: expected product and what ranked above it (stderr)")
-    s.add_argument("--rank", choices=["static", "distance"], default="static",
-                   help="static (default): re-rank by the attribute filters; distance: nearest neighbours only")
+    s.add_argument("--rank", choices=["static", "dynamic", "distance"], default="static",
+                   help="static (default): re-rank by the attribute filters with fixed weights; dynamic: per-query "
+                        "weights from the model trained by rank-train; distance: nearest neighbours only")
     s.add_argument("--weights", default=None, help="static weights, e.g. similarity=1,pixel_colour=0.5")
     s.set_defaults(fn=cmd_evaluate)
 

@@ -77,12 +77,12 @@ def average_precision(ranked_relevance: list[bool], n_relevant: int, k: int = 10
 def evaluate(index: ProductIndex, embedder: Embedder, queries: str | Path, *, label: str = "product_id",
              k: int = 10, progress: Progress | bool = False, exclude_self: bool = False,
              rank: str = "distance", ranker: Ranker | None = None,
-             weights: dict[str, float] | None = None) -> Evaluation:
+             weights: dict[str, float] | None = None, net=None) -> Evaluation:
     """Search every labelled query; a product is relevant when its ``label`` field equals the query's.
 
-    ``rank`` is ``distance`` (nearest neighbours) or ``static`` (the default search: re-ranked by the attribute
-    filters of ``ranker``, built from the index when not given). ``exclude_self`` drops catalog items that are
-    the query image itself (queries drawn from the catalog).
+    ``rank`` is ``distance`` (nearest neighbours), ``static`` (the default search: re-ranked by the attribute
+    filters of ``ranker``, built from the index when not given) or ``dynamic`` (weights per query from ``net``).
+    ``exclude_self`` drops catalog items that are the query image itself (queries drawn from the catalog).
     """
     rows, skipped = read_queries(queries, label)
     vecs, errors = embed_sources(embedder, [p for p, _ in rows], progress=progress, desc="queries")
@@ -95,7 +95,7 @@ def evaluate(index: ProductIndex, embedder: Embedder, queries: str | Path, *, la
         ranker = ranker or make_ranker(index, embedder, progress=progress)
         fetch = k + 1 if exclude_self else k
         hits = [search_products(index, v, open_image(p), k=fetch, rank=rank, ranker=ranker,
-                                weights=weights)
+                                weights=weights, net=net)
                 for (p, _), v in zip(tqdm(rows_ok, desc="ranking", disable=progress is not True), vecs)]
     return evaluate_vectors(index, rows_ok, vecs, label=label, k=k, exclude_self=exclude_self, skipped=skipped,
                             hits=hits)

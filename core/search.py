@@ -3,6 +3,7 @@
 ``rank="static"`` (the default everywhere: CLI, app, evaluation) scores each candidate by
 ``similarity + 0.25 x agreement`` on every offered attribute filter (pixel colour, and learned heads for
 catalog columns that beat their majority baseline; see docs/ranking.md), or by the weights given.
+``rank="dynamic"`` takes the weights per query from a trained :class:`WeightNet` (``rank-train``).
 ``rank="distance"`` is plain nearest-neighbour search. Either way ``Hit.score`` stays the cosine similarity
 of the best-matching image; the order and ``Hit.ranking`` (weight x score per dimension) tell why.
 """
@@ -14,9 +15,9 @@ from PIL import Image
 
 from .embedders import Embedder
 from .index import Hit, ProductIndex
-from .ranking import SIMILARITY, Ranker, RankingError, default_weights, weight_vector
+from .ranking import SIMILARITY, Ranker, RankingError, WeightNet, default_weights, dynamic_weights, weight_vector
 
-RANKS = ("static", "distance")
+RANKS = ("static", "dynamic", "distance")
 DEFAULT_RANK = "static"
 
 
@@ -29,17 +30,23 @@ def make_ranker(index: ProductIndex, embedder: Embedder, *, progress=False) -> R
 
 def search_products(index: ProductIndex, vector: np.ndarray, image: Image.Image | None = None, *, k: int = 10,
                     where=None, min_score: float | None = None, rank: str = DEFAULT_RANK,
-                    ranker: Ranker | None = None, weights: dict[str, float] | None = None) -> list[Hit]:
+                    ranker: Ranker | None = None, weights: dict[str, float] | None = None,
+                    net: WeightNet | None = None) -> list[Hit]:
     """Top-``k`` products for one query vector (and its image, for the pixel-colour filter), best first."""
     if rank not in RANKS:
         raise RankingError(f"unknown ranking {rank!r}; use one of {', '.join(RANKS)}")
     if rank == "distance" or ranker is None or len(ranker.dims) == 1:
         if rank != "distance" and ranker is None:
-            raise RankingError("static ranking needs a ranker (core.search.make_ranker)")
+            raise RankingError(f"{rank} ranking needs a ranker (core.search.make_ranker)")
         return index.search(vector, k, where, min_score=min_score)[0]
     ranker.n_ann = max(ranker.n_ann, 3 * k)
     cand = ranker.candidates(vector, image, where)
-    w = weight_vector(weights if weights is not None else default_weights(ranker.dims), ranker.dims)
+    if rank == "dynamic":
+        if net is None:
+            raise RankingError("dynamic ranking needs a trained model (python -m core rank-train ...)")
+        w = dynamic_weights(net, vector, cand.query_attributes, ranker.dims)
+    else:
+        w = weight_vector(weights if weights is not None else default_weights(ranker.dims), ranker.dims)
     out = []
     for h in ranker.rank(cand, w, len(cand.products)):
         sim = h.scores[SIMILARITY]

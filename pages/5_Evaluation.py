@@ -9,7 +9,10 @@ import streamlit as st
 
 from core.embedders.head import find_heads
 from core.evaluate import evaluate, failure_details, query_files_near
-from ui.common import USER_ERRORS, get_embedder, get_index, show_error, sidebar
+from core.map_view import map_figure, map_table
+from core.projection import UmapParams
+from ui.common import USER_ERRORS, get_embedder, get_index, index_ranker, show_error, sidebar
+from ui.explore import index_projection
 
 st.set_page_config(page_title="Evaluation", layout="wide")
 st.title("Evaluation")
@@ -29,7 +32,9 @@ specs = st.multiselect("Embedders to compare", list(dict.fromkeys([ctx.spec, *he
                        "`python -m core train-metric`")
 extra = st.text_input("…and another embedder spec", key="ev_extra")
 specs = list(dict.fromkeys([*specs, *([extra.strip()] if extra.strip() else [])]))
-st.caption("The embedding map before/after training is not shown here yet (no embedding-map module).")
+rank = st.radio("Ranking", ["static", "distance"], horizontal=True, key="ev_rank",
+                help="static: the app's default search (nearest neighbours re-ranked by the attribute filters, "
+                     "see Why these results); distance: nearest neighbours only")
 
 if st.button("Evaluate", type="primary", key="ev_run", disabled=not (queries and specs)):
     results = {}
@@ -37,19 +42,22 @@ if st.button("Evaluate", type="primary", key="ev_run", disabled=not (queries and
         try:
             emb = get_embedder(spec)
             index = get_index(ctx.catalog_dir, emb)
+            ranker = index_ranker(index, emb) if rank == "static" else None
             bar = st.progress(0.0, text=f"Evaluating {spec}…")
-            ev = evaluate(index, emb, Path(queries), label=label,
+            ev = evaluate(index, emb, Path(queries), label=label, rank=rank, ranker=ranker,
                           progress=lambda i, n, b=bar, s=spec: b.progress(i / max(n, 1), text=f"Evaluating {s}…"))
             bar.empty()
             results[spec] = (ev, failure_details(ev, index, label))
         except USER_ERRORS as e:
             show_error(e)
     st.session_state["ev_results"] = results
+    st.session_state["ev_rank_done"] = rank
 
 results = st.session_state.get("ev_results") or {}
 if results:
     table = pd.DataFrame({spec: ev.metrics for spec, (ev, _) in results.items()}).T
     st.subheader("Metrics")
+    st.caption(f"Ranking: {st.session_state.get('ev_rank_done', rank)}")
     st.dataframe(table, width="stretch")
     for spec, (ev, _) in results.items():
         if ev.skipped:
@@ -74,3 +82,19 @@ if results:
             if img:
                 c.image(img, caption=f"{pid} · {score:.3f}", width="stretch")
         st.dataframe(pd.DataFrame(f.above, columns=["product_id", "score", "image"]), width="stretch")
+
+    st.subheader("Embedding map before and after")
+    st.caption("The catalog of each embedder projected with UMAP (cosine, cached per index), coloured by the "
+               "relevance label: after metric learning the views of one label should gather.")
+    if st.toggle("Show the maps (the first projection of a catalog takes a while)", key="ev_maps"):
+        cols = st.columns(min(len(results), 2))
+        for col, spec in zip(cols, list(results)[:2]):
+            with col:
+                try:
+                    index = get_index(ctx.catalog_dir, get_embedder(spec))
+                    proj = index_projection(index, UmapParams())
+                    rows = map_table(index, proj)
+                    st.plotly_chart(map_figure(rows, label if rows and label in rows[0] else "product_id",
+                                               title=spec), key=f"ev_map_{spec}")
+                except USER_ERRORS as e:
+                    show_error(e)

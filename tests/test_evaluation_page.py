@@ -86,3 +86,27 @@ def test_failure_details_and_category_precision(colour_catalog, tmp_path):
     assert "precision@10" not in ev.metrics
     ev = evaluate(idx, emb, q, label="category")
     assert 0 <= ev.metrics["precision@10"] <= 1 and ev.metrics["n_queries"] == 1
+
+
+def test_evaluation_page_ranking_matches_core_and_shows_maps(colour_catalog, tiny_clip):
+    from core.evaluate import evaluate
+    from core.workspace import ensure_index
+
+    at = AppTest.from_file(PAGE, default_timeout=300)
+    at.session_state["vps_catalog"] = "Other folder…"
+    at.session_state["vps_catalog_path"] = str(colour_catalog)
+    at.session_state["vps_spec_custom"] = TINY
+    at.run()
+    assert at.radio(key="ev_rank").value == "static"  # the app's default search
+    for rank in ("distance", "static"):
+        at.radio(key="ev_rank").set_value(rank).run()
+        at.button(key="ev_run").click().run()
+        assert not at.exception
+        want = evaluate(ensure_index(colour_catalog, tiny_clip), tiny_clip, colour_catalog / "queries.csv",
+                        rank=rank).metrics
+        got = at.dataframe[0].value.loc[TINY]
+        for k in ("recall@1", "recall@5", "map@10"):
+            assert got[k] == pytest.approx(want[k])
+    at.toggle(key="ev_maps").set_value(True).run()
+    assert not at.exception and not at.error
+    assert len(at.get("plotly_chart")) == 1

@@ -56,3 +56,23 @@ def test_static_without_ranker_or_unknown_rank_is_an_error(sample_index, query):
         search_products(sample_index, v, img, rank="static")
     with pytest.raises(RankingError):
         search_products(sample_index, v, img, rank="bogus")
+
+
+def test_dynamic_uses_the_models_weights_for_this_query(sample_index, ranker, query):
+    import torch
+
+    from core.ranking import WeightNet, dynamic_weights
+
+    v, img = query
+    with pytest.raises(RankingError, match="trained model"):
+        search_products(sample_index, v, img, rank="dynamic", ranker=ranker)
+    torch.manual_seed(0)
+    net = WeightNet(len(v), len(ranker.dims)).eval()
+    got = search_products(sample_index, v, img, k=10, rank="dynamic", ranker=ranker, net=net)
+    cand = ranker.candidates(v, img)
+    w = dynamic_weights(net, v, cand.query_attributes, ranker.dims)
+    ranked = ranker.rank(cand, w, 10)
+    assert [h.product_id for h in got] == [h.product_id for h in ranked]
+    for h, r in zip(got, ranked):  # each contribution is this query's weight x the product's score there
+        for d, wd in zip(ranker.dims, w):
+            assert h.ranking[d] == pytest.approx(wd * r.scores[d], abs=1e-5)

@@ -67,7 +67,12 @@ def _ranker(index_root: str, fingerprint: str, spec: str, _index: ProductIndex, 
 
 def get_ranker(ctx: Context) -> Ranker:
     """The attribute-filter ranker of the context's index (cached per index generation)."""
-    return _ranker(str(ctx.index.root), ctx.index.fingerprint, ctx.spec, ctx.index, ctx.embedder)
+    return index_ranker(ctx.index, ctx.embedder)
+
+
+def index_ranker(index: ProductIndex, embedder: Embedder) -> Ranker:
+    """The attribute-filter ranker of any index (cached per index generation)."""
+    return _ranker(str(index.root), index.fingerprint, embedder.spec, index, embedder)
 
 
 def sidebar() -> Context | None:

@@ -28,7 +28,12 @@ def _projection(root: str, fingerprint: str, params: UmapParams, _index: Product
 
 
 def get_projection(ctx: Context, params: UmapParams) -> Projection:
-    return _projection(str(ctx.index.root), ctx.index.fingerprint, params, ctx.index)
+    return index_projection(ctx.index, params)
+
+
+def index_projection(index: ProductIndex, params: UmapParams) -> Projection:
+    """The (disk- and memory-cached) UMAP projection of any index."""
+    return _projection(str(index.root), index.fingerprint, params, index)
 
 
 @st.cache_resource(show_spinner=False, max_entries=6)
