@@ -17,12 +17,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from filelock import FileLock, Timeout
-
 from .catalog import CSV_NAME, RESERVED, Catalog, CatalogError, load_catalog
 from .embedders import Embedder
 from .images import ImageSource, open_image
 from .index import ProductIndex
+from .store import held_lock
 from .workspace import cache_dir
 
 #: Longest side of an added image as stored in the catalog.
@@ -61,15 +60,9 @@ def catalog_lock(root: Path, timeout: float = 30.0) -> Iterator[None]:
     key = hashlib.sha1(str(root.resolve()).encode()).hexdigest()[:16]
     d = cache_dir() / "locks"
     d.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(str(d / f"catalog-{key}.lock"))
-    try:
-        lock.acquire(timeout=timeout)
-    except Timeout:
-        raise CatalogEditError(f"{root} is being edited by another user; try again in a moment") from None
-    try:
+    with held_lock(d / f"catalog-{key}.lock", timeout,
+                   CatalogEditError(f"{root} is being edited by another user; try again in a moment")):
         yield
-    finally:
-        lock.release()
 
 
 def _csv_path(root: Path) -> Path:

@@ -58,17 +58,25 @@ def link_or_copy(src: Path, dst: Path) -> None:
 
 
 @contextmanager
-def writer_lock(root: Path, timeout: float = 30.0) -> Iterator[None]:
-    root.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(str(root / ".lock"))
+def held_lock(path: Path, timeout: float, busy: Exception) -> Iterator[None]:
+    """Hold the file lock ``path`` (waiting up to ``timeout`` s); raise ``busy`` if another holder keeps it."""
+    lock = FileLock(str(path))
     try:
         lock.acquire(timeout=timeout)
     except Timeout:
-        raise StoreError(f"{root} is being updated by another process; try again in a moment") from None
+        raise busy from None
     try:
         yield
     finally:
         lock.release()
+
+
+@contextmanager
+def writer_lock(root: Path, timeout: float = 30.0) -> Iterator[None]:
+    root.mkdir(parents=True, exist_ok=True)
+    with held_lock(root / ".lock", timeout,
+                   StoreError(f"{root} is being updated by another process; try again in a moment")):
+        yield
 
 
 @contextmanager

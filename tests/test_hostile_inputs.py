@@ -150,6 +150,10 @@ def test_cli_search_with_every_hostile_file(sample_index, tmp_path):
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.binary(max_size=4096))
 def test_fuzz_random_bytes(data):
+    _opens_or_one_line(data)
+
+
+def _opens_or_one_line(data: bytes) -> None:
     try:
         img = open_image(data)
     except ImageError as e:
@@ -161,9 +165,4 @@ def test_fuzz_random_bytes(data):
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.binary(max_size=2048).map(lambda b: _save(_photo(64, 48), "JPEG")[:200] + b))
 def test_fuzz_corrupted_jpeg_tails(data):
-    try:
-        img = open_image(data)
-    except ImageError as e:
-        assert "\n" not in str(e)
-    else:
-        assert img.mode == "RGB"
+    _opens_or_one_line(data)
