@@ -31,10 +31,15 @@ from .losses import make_loss
 from .miners import make_miner
 from .samplers import m_per_class
 
+#: frozen base a head is trained on by default: multi-scale read-out of efficientnet-lite0 (stages 5-7 and the
+#: final map, see :mod:`core.embedders.efficientnet`); chosen on an appearance-disjoint split of the train views
+#: over the final-map average (``efficientnet-lite0``), GeM and multi-scale GeM (docs/metric_learning.md)
+BASE_SPEC = "efficientnet-lite0:ms"
+
 
 @dataclass
 class TrainConfig:
-    loss: str = "proxy-anchor"
+    loss: str = "supcon"  # chosen over proxy-anchor on an appearance-disjoint split of the train views (docs)
     epochs: int = 40
     batch_size: int = 128
     m: int = 4  # samples per class in a batch
