@@ -53,7 +53,7 @@ def register_cli(sub) -> None:
     s.add_argument("--lr", type=float, default=None)
     s.add_argument("--out-dim", type=int, default=None)
     s.add_argument("--catalog-augs", type=int, default=None, help="augmented copies per catalog image (default 5)")
-    s.add_argument("--view-augs", type=int, default=None, help="augmented copies per training view (default 0)")
+    s.add_argument("--view-augs", type=int, default=None, help="augmented copies per training view (default 2)")
     s.add_argument("--view-flip", action=argparse.BooleanOptionalAction, default=None,
                    help="train on mirrored views too")
     s.add_argument("--tta-flip", action=argparse.BooleanOptionalAction, default=None,
@@ -68,7 +68,7 @@ def register_cli(sub) -> None:
     s.add_argument("--out", default=None, help="work folder (default cache_dir()/experiments/<name>)")
     s.add_argument("--loss", choices=LOSSES, default=None, help="default supcon")
     s.add_argument("--epochs", type=int, default=None)
-    s.add_argument("--view-augs", type=int, default=0, help="augmented copies per training view (default 0)")
+    s.add_argument("--view-augs", type=int, default=None, help="augmented copies per training view (default 2)")
     s.add_argument("--model", default=BASE_SPEC, help=f"base embedder spec (frozen; default {BASE_SPEC})")
     s.add_argument("--json", action="store_true")
     s.set_defaults(fn=cmd_experiment)

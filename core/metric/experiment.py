@@ -51,7 +51,7 @@ def table(results: list[tuple[str, str, dict]], label: str) -> str:
 
 
 def run_experiment(name: str, path: str | Path | None = None, *, out: str | Path | None = None,
-                   loss: str | None = None, epochs: int | None = None, view_augs: int = 0,
+                   loss: str | None = None, epochs: int | None = None, view_augs: int | None = None,
                    base: str = BASE_SPEC) -> dict:
     label, changes = SETUPS[name]
     out = Path(out) if out else cache_dir() / "experiments" / name
@@ -65,7 +65,8 @@ def run_experiment(name: str, path: str | Path | None = None, *, out: str | Path
     loss = cfg.loss = loss or cfg.loss
     if epochs:
         cfg.epochs = epochs
-    cfg.view_augs = view_augs
+    if view_augs is not None:
+        cfg.view_augs = view_augs
     t1 = time.time()
     views = data / "views" if (data / "views" / "views.csv").is_file() else None
     res = train_head(base, data / "catalog", views, out / "model", cfg, progress=True)

@@ -54,7 +54,7 @@ class TrainConfig:
     catalog_augs: int = 5  # cached augmented copies of each catalog image
     catalog_flip: bool = True  # also train on mirrored catalog images
     view_flip: bool = False  # also train on mirrored training views (one more backbone pass over them)
-    view_augs: int = 0  # cached augmented copies of each training view (one backbone pass each)
+    view_augs: int = 2  # cached augmented copies of each training view (one backbone pass each; chosen, docs)
     catalog_repeat: int = 4  # catalog images are rare next to shop photos: draw them more often
     tta_flip: bool = True  # the trained embedder averages each image with its mirror image
     seed: int = 0
