@@ -3,8 +3,12 @@
 ``extract``: one backbone pass per (image, view) fills the feature cache of every pooling variant
 (``efficientnet-lite0[:gem|:ms|:msgem]``). ``select``: trains on the train split minus a *selection* set (the
 last 30% of each product's train views in listed order) and reports recall@1/5 of the selection views against
-the catalog images; settings are chosen on this number. ``val``: trains with all train views and evaluates
-the val split once (what ``experiment grocery`` does, from cached features).
+the catalog images (it saturates near 0.95: same store visits). ``cluster``: the same with an
+appearance-disjoint selection set (per product, the k-means cluster of its train photos least like the catalog
+image); settings were chosen on this one. ``classes``: class-disjoint (not a usable proxy, see
+docs/metric_learning.md). ``val``: trains with all train views and evaluates the val split once (as
+``experiment grocery`` does). ``--set key=value`` changes TrainConfig fields (relative to the current
+defaults); every result is appended to ``cache_dir()/research/results.jsonl``.
 Run from the project root with ``VPS_CACHE`` pointing at a cache that holds an imported grocery dataset.
 """
 
