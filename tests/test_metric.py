@@ -117,7 +117,7 @@ def test_weights_are_tensors_only_and_load_with_weights_only(trained, embedder, 
                                HeadEmbedder(embedder, trained.model_dir).embed_images(img), atol=1e-6)
 
 
-@pytest.mark.parametrize("loss", ["triplet", "supcon"])
+@pytest.mark.parametrize("loss", ["triplet", "proxy-anchor"])
 def test_other_losses_train(loss, grocery_subset, embedder, tmp_path):
     cfg = TrainConfig(loss=loss, epochs=3, catalog_augs=2, tta_flip=False, batch_size=40)
     res = train_head(embedder, grocery_subset / "catalog", grocery_subset / "views", tmp_path / "m", cfg)

@@ -62,7 +62,7 @@ def cached_model(spec: str, weights: str, module: torch.nn.Module, forward, imag
 
     d = cache_dir() / "onnx"
     d.mkdir(parents=True, exist_ok=True)
-    path = d / f"{spec}-{_key(spec, weights, image_size)}.onnx"
+    path = d / f"{spec.replace(':', '-')}-{_key(spec, weights, image_size)}.onnx"
     with FileLock(str(path) + ".lock"):
         if not path.is_file():
             data = export(module, forward, image_size)

@@ -30,7 +30,8 @@ def cmd_train(a) -> int:
 def cmd_experiment(a) -> int:
     from .experiment import run_experiment
 
-    report = run_experiment(a.name, a.path, out=a.out, loss=a.loss, epochs=a.epochs, view_augs=a.view_augs)
+    report = run_experiment(a.name, a.path, out=a.out, loss=a.loss, epochs=a.epochs, view_augs=a.view_augs,
+                            base=a.model)
     if a.json:
         print(json.dumps(report, indent=1))
     return 0
@@ -38,20 +39,21 @@ def cmd_experiment(a) -> int:
 
 def register_cli(sub) -> None:
     from .losses import LOSSES
+    from .train import BASE_SPEC
 
     s = sub.add_parser("train-metric", help="train a projection head on frozen features (metric learning)")
     s.add_argument("--catalog", required=True, help="catalog folder (its images are training samples too)")
     s.add_argument("--views", default=None, help="folder with views.csv (image,product_id[,category]) or a CSV")
     s.add_argument("--out", required=True, help="model folder to write (model.safetensors + config.json)")
-    s.add_argument("--model", default="efficientnet-lite0", help="base embedder spec (frozen)")
-    s.add_argument("--loss", choices=LOSSES, default=None, help="default proxy-anchor")
+    s.add_argument("--model", default=BASE_SPEC, help=f"base embedder spec (frozen; default {BASE_SPEC})")
+    s.add_argument("--loss", choices=LOSSES, default=None, help="default supcon")
     s.add_argument("--epochs", type=int, default=None, help="maximum epochs (default 40, early stopping)")
     s.add_argument("--label", default=None, help="column that groups samples (default product_id)")
     s.add_argument("--batch-size", type=int, default=None)
     s.add_argument("--lr", type=float, default=None)
     s.add_argument("--out-dim", type=int, default=None)
     s.add_argument("--catalog-augs", type=int, default=None, help="augmented copies per catalog image (default 5)")
-    s.add_argument("--view-augs", type=int, default=None, help="augmented copies per training view (default 0)")
+    s.add_argument("--view-augs", type=int, default=None, help="augmented copies per training view (default 2)")
     s.add_argument("--view-flip", action=argparse.BooleanOptionalAction, default=None,
                    help="train on mirrored views too")
     s.add_argument("--tta-flip", action=argparse.BooleanOptionalAction, default=None,
@@ -64,9 +66,10 @@ def register_cli(sub) -> None:
     s.add_argument("name", choices=["grocery", "clothing"])
     s.add_argument("path", nargs="?", default=None, help="dataset folder (default: the shared copy)")
     s.add_argument("--out", default=None, help="work folder (default cache_dir()/experiments/<name>)")
-    s.add_argument("--loss", choices=LOSSES, default="proxy-anchor")
+    s.add_argument("--loss", choices=LOSSES, default=None, help="default supcon")
     s.add_argument("--epochs", type=int, default=None)
-    s.add_argument("--view-augs", type=int, default=0, help="augmented copies per training view (default 0)")
+    s.add_argument("--view-augs", type=int, default=None, help="augmented copies per training view (default 2)")
+    s.add_argument("--model", default=BASE_SPEC, help=f"base embedder spec (frozen; default {BASE_SPEC})")
     s.add_argument("--json", action="store_true")
     s.set_defaults(fn=cmd_experiment)
 

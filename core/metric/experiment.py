@@ -17,7 +17,7 @@ from ..importers import IMPORTERS
 from ..index import ProductIndex
 from ..workspace import DATASETS, _slug, cache_dir
 from .features import embed_cached
-from .train import TrainConfig, train_head
+from .train import BASE_SPEC, TrainConfig, train_head
 
 SETUPS = {
     # name: (label the queries are judged by, training config changes)
@@ -51,7 +51,8 @@ def table(results: list[tuple[str, str, dict]], label: str) -> str:
 
 
 def run_experiment(name: str, path: str | Path | None = None, *, out: str | Path | None = None,
-                   loss: str = "proxy-anchor", epochs: int | None = None, view_augs: int = 0) -> dict:
+                   loss: str | None = None, epochs: int | None = None, view_augs: int | None = None,
+                   base: str = BASE_SPEC) -> dict:
     label, changes = SETUPS[name]
     out = Path(out) if out else cache_dir() / "experiments" / name
     t0 = time.time()
@@ -59,22 +60,27 @@ def run_experiment(name: str, path: str | Path | None = None, *, out: str | Path
     print(f"imported {rep.summary()} ({time.time() - t0:.0f}s)")
     data = out / "data"
     queries = {s: data / f"queries-{s}.csv" for s in rep.queries if s != "train"}
-    base = load_embedder(DEFAULT_SPEC)
-    cfg = TrainConfig(loss=loss, **changes)
+    default, base = load_embedder(DEFAULT_SPEC), load_embedder(base)
+    cfg = TrainConfig(**changes)
+    loss = cfg.loss = loss or cfg.loss
     if epochs:
         cfg.epochs = epochs
-    cfg.view_augs = view_augs
+    if view_augs is not None:
+        cfg.view_augs = view_augs
     t1 = time.time()
     views = data / "views" if (data / "views" / "views.csv").is_file() else None
     res = train_head(base, data / "catalog", views, out / "model", cfg, progress=True)
     train_s = time.time() - t1
     print(f"trained in {train_s:.0f}s (best epoch {res.best.get('epoch')}, held-out {res.best})")
     head = load_embedder(res.spec, cache=False)
-    embedders = [("zero-shot " + base.spec, base), (f"trained head ({loss})", head)]
+    embedders = [("zero-shot " + default.spec, default)]  # what the app searches with before training
+    if base.spec != default.spec:
+        embedders.append(("zero-shot " + base.spec, base))
+    embedders.append((f"trained head ({loss}) on {base.spec}", head))
     if getattr(head, "tta_flip", False):
         no_tta = load_embedder(res.spec, cache=False)
         no_tta.tta_flip = False
-        embedders.insert(1, (f"trained head ({loss}), no test-time flip", no_tta))
+        embedders.insert(-1, (f"trained head ({loss}) on {base.spec}, no test-time flip", no_tta))
     catalogs = {"products": data / "catalog"}
     if name == "grocery":  # the same products, with the train-split shop photos indexed as more views of each
         IMPORTERS[name](Path(path) if path else DATASETS / name, out / "data-views", views_in_catalog=True)
@@ -89,7 +95,8 @@ def run_experiment(name: str, path: str | Path | None = None, *, out: str | Path
     md = table(rows, label)
     print(md)
     report = {"dataset": name, "label": label, "import": rep.summary(), "train_seconds": round(train_s, 1),
-              "train_config": cfg.__dict__, "best": res.best, "zero_shot_holdout": res.zero_shot, "spec": res.spec,
+              "base": base.spec, "train_config": cfg.__dict__, "best": res.best, "zero_shot_holdout": res.zero_shot,
+              "spec": res.spec,
               "results": [{"embedder": t, "queries": s, **m} for t, s, m in rows], "table": md,
               "seconds": round(time.time() - t0, 1)}
     (out / "results.json").write_text(json.dumps(report, indent=1))

@@ -31,10 +31,15 @@ from .losses import make_loss
 from .miners import make_miner
 from .samplers import m_per_class
 
+#: frozen base a head is trained on by default: multi-scale read-out of efficientnet-lite0 (stages 5-7 and the
+#: final map, see :mod:`core.embedders.efficientnet`); chosen on an appearance-disjoint split of the train views
+#: over the final-map average (``efficientnet-lite0``), GeM and multi-scale GeM (docs/metric_learning.md)
+BASE_SPEC = "efficientnet-lite0:ms"
+
 
 @dataclass
 class TrainConfig:
-    loss: str = "proxy-anchor"
+    loss: str = "supcon"  # chosen over proxy-anchor on an appearance-disjoint split of the train views (docs)
     epochs: int = 40
     batch_size: int = 128
     m: int = 4  # samples per class in a batch
@@ -49,7 +54,7 @@ class TrainConfig:
     catalog_augs: int = 5  # cached augmented copies of each catalog image
     catalog_flip: bool = True  # also train on mirrored catalog images
     view_flip: bool = False  # also train on mirrored training views (one more backbone pass over them)
-    view_augs: int = 0  # cached augmented copies of each training view (one backbone pass each)
+    view_augs: int = 2  # cached augmented copies of each training view (one backbone pass each; chosen, docs)
     catalog_repeat: int = 4  # catalog images are rare next to shop photos: draw them more often
     tta_flip: bool = True  # the trained embedder averages each image with its mirror image
     seed: int = 0
