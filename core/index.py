@@ -2,7 +2,8 @@
 
 Layout of an index folder: ``CURRENT`` names the live ``gen-*`` folder, which holds ``manifest.json``,
 ``vectors.npy`` (all vectors, memory-mapped), ``items.json`` (one row per vector), ``products.json``,
-``annoy.ann`` (over the first ``n_base`` vectors) and ``removed.json`` (tombstoned vector ids).
+``annoy.ann`` (over the first ``n_base`` vectors; for large catalogs over their PCA reduction, ``pca.npz``)
+and ``removed.json`` (tombstoned vector ids).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from .catalog import Catalog, CatalogRow
 from .embed import Progress, embed_sources
 from .embedders import Embedder
 from .filters import Condition, matches, parse_where
+from .pca import PCA_DIM, PCA_MIN_VECTORS, fit_sample, project
 from .store import current_generation, link_or_copy, new_generation, write_json, writer_lock
 
 FORMAT_VERSION = 1
@@ -80,8 +82,12 @@ class ProductIndex:
         self.dim: int = int(self.manifest["dim"])
         self.spec: str = self.manifest["embedder"]["spec"]
         self.annoy: AnnoyIndex | None = None
+        self.pca: tuple[np.ndarray, np.ndarray] | None = None  # (mean, components) of a reduced Annoy forest
+        if (gen / "pca.npz").exists():
+            with np.load(gen / "pca.npz") as z:
+                self.pca = (z["mean"], z["components"])
         if self.n_base:
-            self.annoy = AnnoyIndex(self.dim, METRIC)
+            self.annoy = AnnoyIndex(int(self.manifest.get("annoy_dim", self.dim)), METRIC)
             self.annoy.load(str(gen / "annoy.ann"), prefault=False)
         self.item_pid = np.array([it["product_id"] for it in self.items], dtype=object)
         self.alive = np.ones(len(self.items), bool)
@@ -163,8 +169,11 @@ class ProductIndex:
             ids = np.flatnonzero(mask)  # filters leave few vectors: exact search over them
         else:
             fetch = min(self.n_base, max(4 * k * views, 64) * max(1, n // max(1, n_allowed)))
+            if self.pca is not None:  # a reduced forest: more candidates, all re-scored on the full vectors
+                fetch = min(self.n_base, fetch * 4)
+            aq = (project(q[None], *self.pca)[0] if self.pca is not None else q).tolist()
             while True:
-                got = np.asarray(self.annoy.get_nns_by_vector(q.tolist(), fetch, search_k=search_k), np.int64)
+                got = np.asarray(self.annoy.get_nns_by_vector(aq, fetch, search_k=search_k), np.int64)
                 got = got[mask[got]]
                 if len({self.item_pid[i] for i in got}) >= k or fetch >= self.n_base:
                     break
@@ -311,6 +320,7 @@ def _embed_rows(catalog: Catalog, rows: list[CatalogRow], embedder: Embedder, pr
 def _write(root: Path, embedder_info: dict, catalog: Catalog | None, vecs: np.ndarray, items: list[dict],
            products: dict, removed: set[int], n_base: int, trees: int | None, *, reuse_annoy: Path | None = None,
            catalog_meta: dict | None = None) -> None:
+    """Write a new generation; Annoy is built over PCA-reduced vectors from ``PCA_MIN_VECTORS`` base vectors."""
     trees = trees or auto_trees(n_base)
     dim = int(embedder_info["dim"])
     with new_generation(root) as tmp:
@@ -318,13 +328,22 @@ def _write(root: Path, embedder_info: dict, catalog: Catalog | None, vecs: np.nd
         write_json(tmp / "items.json", items)
         write_json(tmp / "products.json", products)
         write_json(tmp / "removed.json", sorted(removed))
+        annoy_dim = dim
         if reuse_annoy is not None and (reuse_annoy / "annoy.ann").exists():
             link_or_copy(reuse_annoy / "annoy.ann", tmp / "annoy.ann")
+            if (reuse_annoy / "pca.npz").exists():
+                link_or_copy(reuse_annoy / "pca.npz", tmp / "pca.npz")
+                annoy_dim = int(json.loads((reuse_annoy / "manifest.json").read_text())["annoy_dim"])
         elif n_base:
-            ann = AnnoyIndex(dim, METRIC)
+            base = vecs[:n_base]
+            if n_base >= PCA_MIN_VECTORS and dim > PCA_DIM:  # Annoy splits 1280-d data poorly (BENCHMARKS.md)
+                mu, comps = fit_sample(base)
+                np.savez(tmp / "pca.npz", mean=mu, components=comps)
+                base, annoy_dim = project(base, mu, comps), len(comps)
+            ann = AnnoyIndex(annoy_dim, METRIC)
             ann.set_seed(1234)
             for i in range(n_base):
-                ann.add_item(i, vecs[i])
+                ann.add_item(i, base[i])
             ann.build(trees, n_jobs=-1)
             ann.save(str(tmp / "annoy.ann"))
             ann.unload()
@@ -334,6 +353,7 @@ def _write(root: Path, embedder_info: dict, catalog: Catalog | None, vecs: np.nd
             "embedder": embedder_info,
             "dim": dim,
             "metric": METRIC,
+            "annoy_dim": annoy_dim,
             "trees": trees,
             "catalog_root": str(catalog.root.resolve()) if catalog else meta.get("catalog_root"),
             "catalog_fingerprint": catalog.fingerprint() if catalog else meta.get("catalog_fingerprint"),

@@ -144,3 +144,38 @@ def test_generations_are_atomic_and_old_ones_collected(sample_catalog, pix, tmp_
     assert len(gens) <= 2 and (root / "CURRENT").read_text() in gens
     assert not list(root.glob(".tmp-*"))
     assert json.loads((root / (root / "CURRENT").read_text() / "manifest.json").read_text())["format"] == 1
+
+
+def _low_rank_unit_vectors(n: int, dim: int = 512, rank: int = 48, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, rank)) @ rng.normal(size=(rank, dim)) + 0.01 * rng.normal(size=(n, dim))
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+def test_large_catalogs_get_a_pca_reduced_forest_rescored_on_full_vectors(tmp_path, monkeypatch):
+    import core.index
+
+    monkeypatch.setattr(core.index, "PCA_MIN_VECTORS", 2_000)
+    vecs = _low_rank_unit_vectors(3_000)
+    items = [{"product_id": f"p{i}", "image": f"{i}.jpg"} for i in range(len(vecs))]
+    products = {it["product_id"]: {"category": "abc"[i % 3]} for i, it in enumerate(items)}
+    info = {"spec": "synthetic", "dim": 512}
+    idx = ProductIndex.from_arrays(tmp_path / "big", vecs, items, products, info)
+    assert idx.manifest["annoy_dim"] == 256 and idx.pca is not None and idx.annoy.f == 256
+    q = _low_rank_unit_vectors(40, seed=1)
+    approx, exact = _results(idx, q), _results(idx, q, exact=True)
+    overlap = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(approx, exact)])
+    assert overlap >= 0.95  # candidates from the reduced forest, scores from the full vectors
+    assert all(s == e for a, b in zip(approx, exact) for s, e in zip(a, b) if s[0] == e[0])
+    # remove reuses the forest and its PCA; compact refits both and equals a fresh build of the same vectors
+    gone = [f"p{i}" for i in range(0, 3_000, 7)]
+    idx = idx.remove(gone)
+    assert idx.pca is not None and not {h[0] for r in _results(idx, q) for h in r} & set(gone)
+    idx = idx.compact()
+    keep = [i for i in range(len(vecs)) if i % 7]
+    fresh = ProductIndex.from_arrays(tmp_path / "fresh", vecs[keep], [items[i] for i in keep], products, info)
+    assert idx.manifest["annoy_dim"] == fresh.manifest["annoy_dim"] == 256
+    assert _results(idx, q) == _results(fresh, q)
+    monkeypatch.setattr(core.index, "PCA_MIN_VECTORS", 10**9)  # below the threshold: a full-dimension forest
+    small = ProductIndex.from_arrays(tmp_path / "small", vecs, items, products, info)
+    assert small.pca is None and small.manifest["annoy_dim"] == 512
