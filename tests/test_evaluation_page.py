@@ -29,12 +29,18 @@ def colour_catalog(tmp_path):
     return cat
 
 
-def test_evaluation_page_compares_embedders_and_browses_misses(colour_catalog, tiny_clip):
+def _open_page(catalog) -> AppTest:
+    """The Evaluation page on ``catalog`` with the tiny random open_clip embedder, after its first run."""
     at = AppTest.from_file(PAGE, default_timeout=300)
     at.session_state["vps_catalog"] = "Other folder…"
-    at.session_state["vps_catalog_path"] = str(colour_catalog)
+    at.session_state["vps_catalog_path"] = str(catalog)
     at.session_state["vps_spec_custom"] = TINY
     at.run()
+    return at
+
+
+def test_evaluation_page_compares_embedders_and_browses_misses(colour_catalog, tiny_clip):
+    at = _open_page(colour_catalog)
     assert not at.exception
     assert at.selectbox(key="ev_queries").value == str(colour_catalog / "queries.csv")
     at.text_input(key="ev_extra").input("test-missing-spec")  # a bad spec is one error line, not a crash
@@ -57,11 +63,7 @@ def test_evaluation_page_category_label_adds_precision(colour_catalog, tiny_clip
     (colour_catalog / "queries.csv").write_text(
         "image,category\n" + "".join(f"q/{c}.png,{'warm' if c in 'red yellow orange' else 'cold'}\n"
                                      for c in ["red", "green", "blue"]))
-    at = AppTest.from_file(PAGE, default_timeout=300)
-    at.session_state["vps_catalog"] = "Other folder…"
-    at.session_state["vps_catalog_path"] = str(colour_catalog)
-    at.session_state["vps_spec_custom"] = TINY
-    at.run()
+    at = _open_page(colour_catalog)
     at.selectbox(key="ev_label").select("category").run()
     at.button(key="ev_run").click().run()
     assert not at.exception
@@ -92,11 +94,7 @@ def test_evaluation_page_ranking_matches_core_and_shows_maps(colour_catalog, tin
     from core.evaluate import evaluate
     from core.workspace import ensure_index
 
-    at = AppTest.from_file(PAGE, default_timeout=300)
-    at.session_state["vps_catalog"] = "Other folder…"
-    at.session_state["vps_catalog_path"] = str(colour_catalog)
-    at.session_state["vps_spec_custom"] = TINY
-    at.run()
+    at = _open_page(colour_catalog)
     assert at.radio(key="ev_rank").value == "static"  # the app's default search
     for rank in ("distance", "static"):
         at.radio(key="ev_rank").set_value(rank).run()
