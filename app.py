@@ -7,17 +7,19 @@ from __future__ import annotations
 
 import hashlib
 import time
+from dataclasses import replace
 
 import numpy as np
 import streamlit as st
 
-from core.facets import Facet, facets, where_clauses
-from core.feedback import refine
-from core.images import open_image
-from core.index import Hit
-from core.query import Crop, crop, crop_preview, example_queries, query_vector
-from core.search import search_products
-from ui.common import USER_ERRORS, Context, get_ranker, show_error, sidebar, thumbnail_bytes
+from core.data.images import open_image
+from core.embedding.decode import Crop, crop_preview
+from core.embedding.query import Query, embed_query, example_queries
+from core.index.product_index import Hit
+from core.search.engine import SearchOptions
+from core.search.facets import Facet, facets, where_clauses
+from core.search.feedback import refine
+from ui.common import USER_ERRORS, Context, get_searcher, show_error, sidebar, thumbnail_bytes
 
 SOURCES = ("Example photo", "Upload a photo", "Camera")
 IMAGE_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff"]
@@ -79,7 +81,7 @@ def crop_controls(name: str, data: bytes):
     c = Crop(x[0] / 100, y[0] / 100, x[1] / 100, y[1] / 100)
     st.image(crop_preview(img, c), caption=f"{name} ({img.width}×{img.height})"
              + ("" if c.is_full else " — searching the outlined region"), width="stretch")
-    return crop(img, c), (digest, c)
+    return c, (digest, c)
 
 
 def text_controls(ctx: Context) -> tuple[str, float]:
@@ -105,12 +107,12 @@ def reset_votes() -> None:
     st.session_state["votes"] = {}
 
 
-def cached_query_vector(ctx: Context, key: tuple, image, text: str, weight: float) -> np.ndarray:
-    """The embedding of the current query, computed once per (embedder, photo, crop, text)."""
+def cached_query(ctx: Context, key: tuple, data: bytes | None, c: Crop | None, text: str, weight: float) -> Query:
+    """The current query, embedded once per (embedder, photo, crop, text) through the one query path."""
     memo = st.session_state.get("query_memo")
     full_key = (ctx.spec, key, text.strip(), weight if text.strip() else None)
     if not memo or memo[0] != full_key:
-        memo = (full_key, query_vector(ctx.embedder, image, text, weight))
+        memo = (full_key, embed_query(ctx.embedder, data, crop=c, text=text, text_weight=weight))
         st.session_state["query_memo"] = memo
         if st.session_state.get("votes_for") != full_key:  # a new query: forget feedback on the old one
             st.session_state["votes"] = {}
@@ -130,9 +132,10 @@ def result_card(hit: Hit, votes: dict[str, int]) -> None:
     if f.get("price"):
         st.markdown(f"**{f['price']}**")
     mark = {1: " · liked", -1: " · disliked"}.get(votes.get(hit.product_id, 0), "")
-    st.caption(f"#{hit.rank} · {hit.product_id} · similarity {hit.score:.3f}{mark}")
-    if hit.ranking:  # why it ranks here: weight x score per dimension
-        st.caption("score " + " + ".join(f"{d.replace('_', ' ')} {c:.2f}" for d, c in hit.ranking.items() if c),
+    st.caption(f"#{hit.rank} · {hit.product_id} · similarity {hit.similarity:.3f}{mark}")
+    if len(hit.contributions) > 1:  # why it ranks here: weight x score per dimension, summing to the score
+        st.caption(f"score {hit.score:.2f} = " + " + ".join(f"{d.replace('_', ' ')} {c:.2f}"
+                                                          for d, c in hit.contributions.items() if c),
                    help="Ranked by similarity plus agreement on the attribute filters; see Why these results.")
     up, down = st.columns(2)
     up.button("More", icon=":material/thumb_up:", key=f"up_{hit.product_id}", help="More like this",
@@ -141,13 +144,12 @@ def result_card(hit: Hit, votes: dict[str, int]) -> None:
                 on_click=vote, args=(hit.product_id, -1), width="stretch")
 
 
-def results(ctx: Context, q: np.ndarray, image, k: int, min_score: float, where: list[str], rank: str) -> None:
+def results(ctx: Context, q: Query, k: int, min_score: float, where: list[str], rank: str) -> None:
     votes: dict[str, int] = st.session_state.setdefault("votes", {})
-    ranker = get_ranker(ctx) if rank != "distance" else None
+    searcher = get_searcher(ctx)
     t0 = time.perf_counter()
-    qv = refine(ctx.index, q, votes) if votes else q
-    hits = search_products(ctx.index, qv, image, k=k, where=where or None, min_score=min_score or None,  # 0 = none
-                           rank=rank, ranker=ranker)
+    q = replace(q, vector=refine(ctx.index, q.vector, votes)) if votes else q
+    hits = searcher.search(q, SearchOptions.make(k=k, where=where, min_similarity=min_score, rank=rank)).hits
     ms = (time.perf_counter() - t0) * 1000
     head, reset = st.columns([4, 1])
     liked, disliked = sum(v > 0 for v in votes.values()), sum(v < 0 for v in votes.values())
@@ -182,18 +184,19 @@ def main() -> None:
     with left:
         try:
             chosen = query_image_bytes(ctx)
-            image, key = crop_controls(*chosen) if chosen else (None, None)
+            c, key = crop_controls(*chosen) if chosen else (None, None)
         except USER_ERRORS as e:
             show_error(e)
-            image, key = None, None
+            chosen, c, key = None, None, None
+        data = chosen[1] if chosen and key else None
         text, weight = text_controls(ctx)
     with right:
-        if image is None and not text.strip():
+        if data is None and not text.strip():
             st.info("Choose an example photo, upload one or take one with the camera to search the catalog.")
             return
         try:
-            q = cached_query_vector(ctx, key, image, text, weight)
-            results(ctx, q, image, k, min_score, where, rank)
+            q = cached_query(ctx, key, data, c, text, weight)
+            results(ctx, q, k, min_score, where, rank)
         except USER_ERRORS as e:
             show_error(e)
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from core.catalog import load_catalog
-from core.catalog_edit import add_product, remove_products
+from core.data.catalog import load_catalog
+from core.index.catalog_edit import add_product, remove_products
 from ui.common import USER_ERRORS, Context, flash, show_error, sidebar, thumbnail_bytes
 
 IMAGE_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff"]

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core.embed import embed_one
-from core.map_view import map_figure, map_table, nearest_row, place_query
-from core.projection import MAX_FIT
+from core.embedding.query import embed_query
+from core.explore.map_view import map_figure, map_table, nearest_row, place_query
+from core.explore.projection import MAX_FIT
 from ui.common import USER_ERRORS, show_error, sidebar
 from ui.explore import get_projection, umap_controls
 
@@ -48,7 +48,7 @@ with st.expander("Place a query on the map", expanded=False):
 query = None
 if up is not None:
     try:
-        query = place_query(ctx.index, proj, embed_one(ctx.embedder, up.getvalue()), k)
+        query = place_query(ctx.index, proj, embed_query(ctx.embedder, up.getvalue()).vector, k)
     except USER_ERRORS as e:
         show_error(e)
 

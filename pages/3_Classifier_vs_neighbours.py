@@ -7,8 +7,8 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from core.disagreements import decision_regions, label_of
-from core.map_view import regions_figure
+from core.explore.disagreements import decision_regions, label_of
+from core.explore.map_view import regions_figure
 from ui.common import USER_ERRORS, show_error, sidebar
 from ui.explore import get_projection, get_report, umap_controls
 

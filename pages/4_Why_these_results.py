@@ -5,19 +5,10 @@ from __future__ import annotations
 import plotly.graph_objects as go
 import streamlit as st
 
-from core.images import open_image
-from core.ranking import (
-    SIMILARITY,
-    RankingError,
-    default_weights,
-    load_model,
-    load_presets,
-    model_dir,
-    model_key,
-    ranked_search,
-    save_preset,
-)
-from ui.common import USER_ERRORS, get_ranker, show_error, sidebar
+from core.embedding.query import embed_query
+from core.search.engine import SearchOptions
+from core.search.ranking import SIMILARITY, RankingError, default_weights, load_presets, save_preset
+from ui.common import USER_ERRORS, get_searcher, show_error, sidebar
 
 st.set_page_config(page_title="Why these results", layout="wide")
 st.title("Why these results")
@@ -27,7 +18,8 @@ if ctx is None:
 
 
 try:
-    ranker = get_ranker(ctx)
+    searcher = get_searcher(ctx)
+    ranker = searcher.ranker
 except USER_ERRORS as e:
     show_error(e)
     st.stop()
@@ -51,7 +43,7 @@ if src is None:
 
 mode = st.radio("Ranking", ["static", "dynamic", "distance"], horizontal=True,
                 help="static: your weights; dynamic: weights predicted per query; distance: similarity only")
-weights, net = None, None
+weights = None
 if mode == "static":
     presets = load_presets()
     name = st.selectbox("Preset", ["default", *presets])
@@ -68,23 +60,22 @@ if mode == "static":
             show_error(e)
 elif mode == "dynamic":
     try:
-        net = load_model(model_dir(ctx.index), model_key(ranker, ctx.embedder))[0]
+        searcher.net  # noqa: B018 - a clear message when no dynamic ranker is trained yet
     except RankingError as e:
         st.warning(str(e))
         if queries_csv.is_file() and st.button(f"Train on {queries_csv.name}"):
-            from core.rank_eval import train_dynamic
+            from core.evaluation.rank_eval import train_dynamic
 
             bar = st.progress(0.0, text="Embedding training queries…")
-            net = train_dynamic(ctx.index, ctx.embedder, queries_csv,
-                                progress=lambda i, n: bar.progress(i / max(n, 1)))[0]
+            train_dynamic(ctx.index, ctx.embedder, queries_csv, progress=lambda i, n: bar.progress(i / max(n, 1)))
             bar.empty()
-    if net is None:
+            st.rerun()
         st.stop()
 
 try:
-    img = open_image(src)
-    vec = ctx.embedder.embed_images([img])[0]
-    res = ranked_search(ranker, vec, img, mode=mode, weights=weights, net=net, k=10)
+    query = embed_query(ctx.embedder, src.getvalue() if hasattr(src, "getvalue") else src)
+    res = searcher.search(query, SearchOptions.make(k=10, rank=mode, weights=weights))
+    img = query.image
 except USER_ERRORS as e:
     show_error(e)
     st.stop()
@@ -106,7 +97,8 @@ for h in res.hits:
     a.caption(f"#{h.rank} {h.product_id} · {h.fields.get('title', '')}")
     dims = list(h.contributions)
     fig = go.Figure(go.Bar(x=[h.contributions[d] for d in dims], y=dims, orientation="h",
-                           text=[f"{h.scores[d]:.2f} × {res.weights[d]:.2f}" for d in dims],
+                           text=[f"{h.contributions[d] / res.weights[d]:.2f} × {res.weights[d]:.2f}"
+                                 if res.weights.get(d) else "weight 0" for d in dims],
                            marker_color=["#888" if d == SIMILARITY else "#1f77b4" for d in dims]))
     fig.update_layout(height=160, margin=dict(l=0, r=0, t=20, b=0), title=f"score {h.score:.3f}")
     b.plotly_chart(fig, width="stretch", key=f"bar{h.rank}")

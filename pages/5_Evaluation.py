@@ -7,11 +7,11 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from core.embedders.head import find_heads
-from core.evaluate import evaluate, failure_details, query_files_near
-from core.map_view import map_figure, map_table
-from core.projection import UmapParams
-from ui.common import USER_ERRORS, get_embedder, get_index, index_ranker, show_error, sidebar
+from core.embedding.head import find_heads
+from core.evaluation.evaluate import evaluate, failure_details, query_files_near
+from core.explore.map_view import map_figure, map_table
+from core.explore.projection import UmapParams
+from ui.common import USER_ERRORS, get_embedder, get_index, index_searcher, show_error, sidebar
 from ui.explore import index_projection
 
 st.set_page_config(page_title="Evaluation", layout="wide")
@@ -42,9 +42,9 @@ if st.button("Evaluate", type="primary", key="ev_run", disabled=not (queries and
         try:
             emb = get_embedder(spec)
             index = get_index(ctx.catalog_dir, emb)
-            ranker = index_ranker(index, emb) if rank == "static" else None
+            searcher = index_searcher(index, emb) if rank == "static" else None
             bar = st.progress(0.0, text=f"Evaluating {spec}…")
-            ev = evaluate(index, emb, Path(queries), label=label, rank=rank, ranker=ranker,
+            ev = evaluate(index, emb, Path(queries), label=label, rank=rank, searcher=searcher,
                           progress=lambda i, n, b=bar, s=spec: b.progress(i / max(n, 1), text=f"Evaluating {s}…"))
             bar.empty()
             results[spec] = (ev, failure_details(ev, index, label))

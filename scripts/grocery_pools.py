@@ -25,12 +25,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from core.embedders import load_embedder
-from core.embedders.efficientnet import POOLS, pooled_maps
-from core.evaluate import read_queries
+from core.config.paths import cache_dir
+from core.data.queries import read_queries
+from core.embedding import load_embedder
+from core.embedding.efficientnet import POOLS, pooled_maps
 from core.metric.features import FeatureStore, _prepare
 from core.metric.train import TrainConfig, recall_at, train_head, training_samples
-from core.workspace import cache_dir
 
 DATA = cache_dir() / "experiments" / "grocery" / "data"
 
@@ -115,7 +115,7 @@ def run(spec: str, cfg: TrainConfig, mode: str, out: Path) -> dict:
     else:
         train = samples
         rows, _ = read_queries(DATA / "queries-val.csv", "product_id")
-        from core.catalog import file_digest
+        from core.data.catalog import file_digest
         from core.metric.train import Sample
 
         qs = [Sample(p, lb, False, file_digest(p)) for p, lb in rows]
@@ -123,7 +123,7 @@ def run(spec: str, cfg: TrainConfig, mode: str, out: Path) -> dict:
     t0 = time.time()
     res = train_head(emb, DATA / "catalog", None, out, cfg, samples=train)
     secs = time.time() - t0
-    head = load_embedder(res.spec, cache=False)
+    head = load_embedder(res.spec)
     with torch.no_grad():
         def proj(x):
             return torch.nn.functional.normalize(head.project(x), dim=-1)
@@ -155,7 +155,7 @@ def main() -> None:
     torch.set_num_threads(1)
     samples = training_samples(DATA / "catalog", DATA / "views")
     if a.what == "extract":
-        from core.catalog import file_digest
+        from core.data.catalog import file_digest
 
         rows, _ = read_queries(DATA / "queries-val.csv", "product_id")
         val = [(p, file_digest(p)) for p, _ in rows]

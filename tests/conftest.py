@@ -21,21 +21,21 @@ def _isolated_cache(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def embedder():
-    from core.embedders import load_embedder
+    from core.embedding import load_embedder
 
     return load_embedder("efficientnet-lite0")
 
 
 @pytest.fixture(scope="session")
 def tiny_clip():
-    from core.embedders import load_embedder
+    from core.embedding import load_embedder
 
     return load_embedder("open_clip:vps-tiny-vit:random")
 
 
 @pytest.fixture(scope="session")
 def sample_catalog():
-    from core.catalog import load_catalog
+    from core.data.catalog import load_catalog
 
     return load_catalog(SAMPLE)
 
@@ -43,7 +43,7 @@ def sample_catalog():
 @pytest.fixture(scope="session")
 def sample_index(tmp_path_factory, sample_catalog, embedder):
     """The default-embedder index of the whole sample catalog (read-only: copy it before writing)."""
-    from core.index import ProductIndex
+    from core.index.product_index import ProductIndex
 
     idx, _ = ProductIndex.build(sample_catalog, embedder, tmp_path_factory.mktemp("sample-index"))
     return idx

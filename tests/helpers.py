@@ -6,8 +6,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from core.catalog import Catalog
-from core.embedders.base import Embedder
+from core.data.catalog import Catalog
+from core.embedding.base import Embedder
 
 
 class PixelEmbedder(Embedder):

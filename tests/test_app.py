@@ -14,9 +14,10 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core.images import open_image
-from core.search import make_ranker, search_products
-from core.workspace import index_dir_for
+from core.data.images import open_image
+from core.embedding.query import embed_query
+from core.index.workspace import index_dir_for
+from core.search.engine import Searcher, SearchOptions
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "sample_catalog"
@@ -39,13 +40,12 @@ def seeded_sample(sample_index):
 
 @pytest.fixture(scope="module")
 def ranker(seeded_sample, embedder):
-    return make_ranker(seeded_sample, embedder)
+    return Searcher(seeded_sample, embedder)
 
 
-def core_search(index, embedder, ranker, path: Path, rank: str = "static", k: int = 10):
+def core_search(index, embedder, searcher, path: Path, rank: str = "static", k: int = 10):
     """What the engine's default search returns for an image file (the app must show the same)."""
-    img = open_image(path, draft_size=embedder.image_size)
-    return search_products(index, embedder.embed_images([img])[0], img, k=k, rank=rank, ranker=ranker)
+    return searcher.search(embed_query(embedder, path), SearchOptions(k=k, rank=rank)).hits
 
 
 @pytest.fixture(scope="module")
@@ -310,7 +310,7 @@ def test_unknown_embedder_spec_is_one_line(tmp_path):
 
 
 def test_png_helper_is_rejected_by_core():
-    from core.images import ImageError, open_image
+    from core.data.images import ImageError
 
     with pytest.raises(ImageError, match="pixel limit"):
         open_image(io.BytesIO(_png_header_only(40_000, 40_000)))

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from core.catalog_edit import escape_cell
-from core.embedders import normalize
-from core.facets import facets, where_clauses
-from core.feedback import rocchio
-from core.query import Crop, QueryError, crop
+from core.embedding import normalize
+from core.embedding.query import Crop, QueryError, crop
+from core.index.catalog_edit import escape_cell
+from core.search.facets import facets, where_clauses
+from core.search.feedback import rocchio
 
 SAMPLE = Path(__file__).resolve().parent.parent / "sample_catalog"
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from core.attributes import (
+from core.search.attributes import (
     PixelColourScorer,
     attributes_for,
     categorical_columns,
@@ -15,7 +15,7 @@ from core.attributes import (
     validate,
     zero_shot_head,
 )
-from core.attributes.heads import OTHER
+from core.search.attributes.heads import OTHER
 
 COLOURS = {"red": (255, 0, 0), "blue": (0, 0, 255), "green": (0, 160, 0), "yellow": (250, 220, 0),
            "purple": (120, 40, 160), "black": (10, 10, 10)}

@@ -8,10 +8,10 @@ import torch
 from conftest import SAMPLE
 
 from core import bench
-from core.embed import embed_sources
-from core.embedders.efficientnet import EfficientNetLiteEmbedder
-from core.images import open_image
-from core.index import ProductIndex, auto_search_k, auto_trees
+from core.data.images import open_image
+from core.embedding.batch import embed_sources
+from core.embedding.efficientnet import EfficientNetLiteEmbedder
+from core.index.product_index import ProductIndex, auto_search_k, auto_trees
 
 
 @pytest.fixture(scope="module")

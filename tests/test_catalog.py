@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from core.catalog import CatalogError, load_catalog, numeric_columns
+from core.data.catalog import CatalogError, load_catalog, numeric_columns
 
 
 def _img(path, colour=(200, 0, 0)):

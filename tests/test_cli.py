@@ -43,20 +43,20 @@ def test_index_search_add_remove_compact_evaluate(tmp_path):
     assert "indexed" in out and "efficientnet-lite0" in out
 
     q = cat / "queries" / sorted(p.name for p in (cat / "queries").iterdir())[0]
-    res = json.loads(run("search", "--index", idx, q, "--k", "3", "--json").stdout)[str(q)]
+    res = json.loads(run("search", "--index", idx, q, "--k", "3", "--json").stdout)[str(q)]["hits"]
     assert [h["rank"] for h in res] == [1, 2, 3] and {"product_id", "score", "image", "fields"} <= set(res[0])
-    res = json.loads(run("search", "--index", idx, q, "--where", "category=mug", "--json").stdout)[str(q)]
+    res = json.loads(run("search", "--index", idx, q, "--where", "category=mug", "--json").stdout)[str(q)]["hits"]
     assert res and all(h["fields"]["category"] == "mug" for h in res)
 
     (cat / "catalog.csv").write_text("\n".join(rows) + "\n")
     assert "added" in run("add", "--index", idx, "--catalog", cat).stdout
     new_pid = held[-1].split(",")[1]
     img = cat / held[-1].split(",")[0]
-    top = json.loads(run("search", "--index", idx, img, "--k", "1", "--json").stdout)[str(img)][0]
+    top = json.loads(run("search", "--index", idx, img, "--k", "1", "--json").stdout)[str(img)]["hits"][0]
     assert top["product_id"] == new_pid and top["score"] > 0.999
 
     run("remove", "--index", idx, new_pid)
-    top = json.loads(run("search", "--index", idx, img, "--k", "1", "--json").stdout)[str(img)][0]
+    top = json.loads(run("search", "--index", idx, img, "--k", "1", "--json").stdout)[str(img)]["hits"][0]
     assert top["product_id"] != new_pid
     assert "compacted" in run("compact", "--index", idx).stdout
 

@@ -14,16 +14,16 @@ import pytest
 from annoy import AnnoyIndex
 from filelock import FileLock
 
-from core.catalog import load_catalog
-from core.index import ProductIndex
-from core.store import StoreError, writer_lock
+from core.config.store import StoreError, writer_lock
+from core.data.catalog import load_catalog
+from core.index.product_index import ProductIndex
 from tests.conftest import ROOT, SAMPLE
 from tests.helpers import PixelEmbedder, subset
 
 WRITER = r"""
 import sys, random
-from core.catalog import load_catalog
-from core.index import ProductIndex
+from core.data.catalog import load_catalog
+from core.index.product_index import ProductIndex
 from tests.helpers import PixelEmbedder, subset
 root, seed = sys.argv[1], int(sys.argv[2])
 rng = random.Random(seed)

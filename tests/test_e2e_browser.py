@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from core.embed import embed_one
+from core.embedding.query import embed_query
 
 pytestmark = pytest.mark.e2e
 
@@ -38,7 +38,7 @@ def _found_query(index, embedder) -> tuple[Path, str]:
     with open(SAMPLE / "queries.csv", newline="") as f:
         for row in csv.DictReader(f):
             path = SAMPLE / row["image"]
-            if index.search(embed_one(embedder, path), 1)[0][0].product_id == row["product_id"]:
+            if index.search(embed_query(embedder, path).vector, 1)[0][0].product_id == row["product_id"]:
                 return path, row["product_id"]
     pytest.fail("the engine ranks no sample query's product first")
 
@@ -48,7 +48,7 @@ def server(sample_index):
     if not CHROMIUM.exists():
         pytest.skip("Debian chromium is not installed (run .ci/install-browser)")
     pytest.importorskip("playwright.sync_api")
-    from core.workspace import index_dir_for
+    from core.index.workspace import index_dir_for
 
     d = index_dir_for(SAMPLE, sample_index.spec)  # reuse the session's index: the server does not rebuild it
     if not (d / "CURRENT").exists():

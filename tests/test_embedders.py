@@ -7,8 +7,9 @@ import pytest
 import torch
 from PIL import Image
 
-from core.embed import embed_one, embed_sources
-from core.embedders import load_embedder
+from core.embedding import load_embedder
+from core.embedding.batch import embed_sources
+from core.embedding.query import embed_query
 
 
 def test_efficientnet_shapes_and_normalisation(embedder):
@@ -49,7 +50,7 @@ def test_open_clip_tiny_config_image_and_text(tiny_clip):
 def test_open_clip_local_checkpoint_round_trip(tiny_clip, tmp_path):
     ckpt = tmp_path / "tiny.pt"
     torch.save(tiny_clip.model.state_dict(), ckpt)
-    loaded = load_embedder(f"open_clip:vps-tiny-vit:{ckpt}", cache=False)
+    loaded = load_embedder(f"open_clip:vps-tiny-vit:{ckpt}")
     img = [Image.new("RGB", (64, 64), (10, 200, 30))]
     np.testing.assert_allclose(loaded.embed_images(img), tiny_clip.embed_images(img), atol=1e-5)
 
@@ -64,7 +65,7 @@ def test_open_clip_local_checkpoint_round_trip(tiny_clip, tmp_path):
 ])
 def test_bad_specs_are_clear_errors(spec, msg):
     with pytest.raises(ValueError, match=msg):
-        load_embedder(spec, cache=False)
+        load_embedder(spec)
 
 
 def test_embed_sources_reports_bad_files_and_keeps_order(embedder, tmp_path):
@@ -75,4 +76,4 @@ def test_embed_sources_reports_bad_files_and_keeps_order(embedder, tmp_path):
     vecs, errors = embed_sources(embedder, [good, bad, good], batch_size=2)
     assert vecs.shape == (2, 1280)
     assert list(errors) == [1] and "not an image" in errors[1]
-    np.testing.assert_allclose(vecs[0], embed_one(embedder, good), atol=1e-5)
+    np.testing.assert_allclose(vecs[0], embed_query(embedder, good).vector, atol=1e-5)

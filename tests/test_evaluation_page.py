@@ -71,9 +71,9 @@ def test_evaluation_page_category_label_adds_precision(colour_catalog, tiny_clip
 
 
 def test_failure_details_and_category_precision(colour_catalog, tmp_path):
-    from core.catalog import load_catalog
-    from core.evaluate import evaluate, failure_details
-    from core.index import ProductIndex
+    from core.data.catalog import load_catalog
+    from core.evaluation.evaluate import evaluate, failure_details
+    from core.index.product_index import ProductIndex
     from tests.helpers import PixelEmbedder
 
     emb = PixelEmbedder()
@@ -91,8 +91,8 @@ def test_failure_details_and_category_precision(colour_catalog, tmp_path):
 
 
 def test_evaluation_page_ranking_matches_core_and_shows_maps(colour_catalog, tiny_clip):
-    from core.evaluate import evaluate
-    from core.workspace import ensure_index
+    from core.evaluation.evaluate import evaluate
+    from core.index.workspace import ensure_index
 
     at = _open_page(colour_catalog)
     assert at.radio(key="ev_rank").value == "static"  # the app's default search

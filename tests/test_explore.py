@@ -11,11 +11,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.catalog import Catalog, load_catalog
-from core.disagreements import KINDS, compare, decision_regions, label_of, train_classifier
-from core.index import ProductIndex
-from core.labelled_queries import folder_queries, load_labelled_queries, write_folder_queries
-from core.projection import UmapParams, project, projection_dir
+from core.data.catalog import Catalog, load_catalog
+from core.data.queries import folder_queries, load_labelled_queries, write_folder_queries
+from core.explore.disagreements import KINDS, compare, decision_regions, label_of, train_classifier
+from core.explore.projection import UmapParams, project, projection_dir
+from core.index.product_index import ProductIndex
 from tests.conftest import SAMPLE, dataset
 from tests.helpers import PixelEmbedder, subset
 
@@ -266,7 +266,7 @@ def test_cli_disagreements_json(tmp_path, sample_index, capsys):
 @pytest.fixture(scope="module")
 def app_cache(sample_index):
     """The app's cached index of the sample catalog is the session's (no second embedding pass)."""
-    from core.workspace import index_dir_for
+    from core.index.workspace import index_dir_for
 
     d = index_dir_for(SAMPLE, sample_index.spec)
     if not (d / "CURRENT").exists():

@@ -16,8 +16,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from core.embed import embed_one
-from core.images import ImageError, open_image
+from core.data.images import ImageError, open_image
+from core.embedding.query import embed_query
 from tests.conftest import ROOT
 
 
@@ -113,9 +113,10 @@ def test_exif_rotation_is_applied(embedder):
     assert img.size == (80, 120)  # stored 120x80, displayed upright as 80x120
     upright = np.asarray(_photo().transpose(Image.ROTATE_270), np.float32)
     assert np.abs(np.asarray(img, np.float32) - upright).mean() < 3  # JPEG noise only
-    q = embed_one(embedder, _exif_rotated())
-    sideways = embed_one(embedder, _save(_photo(), "PNG"))
-    assert np.dot(q, embed_one(embedder, _save(Image.fromarray(upright.astype(np.uint8)), "PNG"))) > np.dot(q, sideways)
+    q = embed_query(embedder, _exif_rotated()).vector
+    sideways = embed_query(embedder, _save(_photo(), "PNG")).vector
+    upright_q = embed_query(embedder, _save(Image.fromarray(upright.astype(np.uint8)), "PNG")).vector
+    assert np.dot(q, upright_q) > np.dot(q, sideways)
 
 
 def test_transparency_is_composited_on_white():
@@ -144,7 +145,7 @@ def test_cli_search_with_every_hostile_file(sample_index, tmp_path):
         assert any(name in e and msg in e for e in errors), name
     results = json.loads(r.stdout)
     assert sorted(Path(k).name for k in results) == sorted(GOOD)
-    assert all(len(v) == 2 for v in results.values())
+    assert all(len(v["hits"]) == 2 for v in results.values())
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])

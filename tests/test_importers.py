@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from core.catalog import load_catalog
 from core.cli import main
-from core.evaluate import read_queries
-from core.importers import download, import_clothing, import_grocery
+from core.data.catalog import load_catalog
+from core.data.importers import download, import_clothing, import_grocery
+from core.data.queries import read_queries
 from tests.conftest import dataset
 
 

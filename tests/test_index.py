@@ -7,9 +7,9 @@ import json
 import numpy as np
 import pytest
 
-from core.catalog import load_catalog
-from core.embed import embed_sources
-from core.index import IndexStateError, ProductIndex
+from core.data.catalog import load_catalog
+from core.embedding.batch import embed_sources
+from core.index.product_index import IndexStateError, ProductIndex
 from tests.conftest import SAMPLE
 from tests.helpers import PixelEmbedder, subset
 
@@ -153,9 +153,9 @@ def _low_rank_unit_vectors(n: int, dim: int = 512, rank: int = 48, seed: int = 0
 
 
 def test_large_catalogs_get_a_pca_reduced_forest_rescored_on_full_vectors(tmp_path, monkeypatch):
-    import core.index
+    import core.index.product_index
 
-    monkeypatch.setattr(core.index, "PCA_MIN_VECTORS", 2_000)
+    monkeypatch.setattr(core.index.product_index, "PCA_MIN_VECTORS", 2_000)
     vecs = _low_rank_unit_vectors(3_000)
     items = [{"product_id": f"p{i}", "image": f"{i}.jpg"} for i in range(len(vecs))]
     products = {it["product_id"]: {"category": "abc"[i % 3]} for i, it in enumerate(items)}
@@ -176,6 +176,7 @@ def test_large_catalogs_get_a_pca_reduced_forest_rescored_on_full_vectors(tmp_pa
     fresh = ProductIndex.from_arrays(tmp_path / "fresh", vecs[keep], [items[i] for i in keep], products, info)
     assert idx.manifest["annoy_dim"] == fresh.manifest["annoy_dim"] == 256
     assert _results(idx, q) == _results(fresh, q)
-    monkeypatch.setattr(core.index, "PCA_MIN_VECTORS", 10**9)  # below the threshold: a full-dimension forest
+    # below the threshold: a full-dimension forest
+    monkeypatch.setattr(core.index.product_index, "PCA_MIN_VECTORS", 10**9)
     small = ProductIndex.from_arrays(tmp_path / "small", vecs, items, products, info)
     assert small.pca is None and small.manifest["annoy_dim"] == 512

@@ -10,14 +10,14 @@ import pytest
 import torch
 from PIL import Image
 
-from core.catalog import load_catalog
-from core.embedders import load_embedder
-from core.embedders.head import HeadEmbedder
-from core.importers import import_grocery
-from core.index import ProductIndex
+from core.data.catalog import load_catalog
+from core.data.importers import import_grocery
+from core.embedding import load_embedder
+from core.embedding.head import HeadEmbedder
+from core.index.product_index import ProductIndex
+from core.index.workspace import index_state
 from core.metric.features import cached_features, embed_cached
 from core.metric.train import TrainConfig, recall_at, train_head
-from core.workspace import index_state
 from tests.conftest import dataset
 from tests.helpers import PixelEmbedder
 
@@ -70,7 +70,7 @@ def trained(grocery_subset, embedder, tmp_path_factory):
 
 
 def _val_recall(emb, data) -> dict:
-    from core.evaluate import read_queries
+    from core.data.queries import read_queries
 
     cat = load_catalog(data / "catalog")
     ref, _ = embed_cached(emb, [cat.path(r) for r in cat.rows])
@@ -96,7 +96,7 @@ def test_saved_head_gives_identical_embeddings_and_matches_cached_path(trained, 
     a = HeadEmbedder(embedder, trained.model_dir)
     b = HeadEmbedder(embedder, trained.model_dir)  # loaded again from disk
     np.testing.assert_array_equal(a.embed_images(imgs), b.embed_images(imgs))
-    from core.embed import embed_sources
+    from core.embedding.batch import embed_sources
 
     live, _ = embed_sources(a, paths)
     cached, _ = embed_cached(a, paths)
@@ -129,7 +129,7 @@ def _tiny_head(tmp_path, base, seed=0):
     """A randomly initialised head saved like train_head does (cheap: no training)."""
     from safetensors.torch import save_file
 
-    from core.metric.heads import ProjectionHead
+    from core.embedding.head import ProjectionHead
 
     torch.manual_seed(seed)
     head = ProjectionHead(base.dim, 16, 32)
@@ -141,19 +141,19 @@ def _tiny_head(tmp_path, base, seed=0):
 def test_head_spec_works_through_the_factory_and_retraining_makes_the_index_stale(tmp_path, tiny_clip):
     model = _tiny_head(tmp_path / "m", tiny_clip) if (tmp_path / "m").mkdir() is None else None
     spec = f"{tiny_clip.spec}+head:{model}"
-    emb = load_embedder(spec, cache=False)
+    emb = load_embedder(spec)
     assert emb.spec == spec and emb.dim == 16
     cat_dir = tmp_path / "cat"
     cat_dir.mkdir()
     for c in ("red", "green", "blue"):
         Image.new("RGB", (40, 40), c).save(cat_dir / f"{c}.png")
     (cat_dir / "catalog.csv").write_text("image,product_id\nred.png,R\ngreen.png,G\nblue.png,B\n")
-    from core.workspace import ensure_index
+    from core.index.workspace import ensure_index
 
     ensure_index(cat_dir, emb)
     assert index_state(load_catalog(cat_dir), spec)[0] == "ok"
     _tiny_head(model, tiny_clip, seed=1)  # retrained in place
-    emb2 = load_embedder(spec, cache=False)
+    emb2 = load_embedder(spec)
     idx = ensure_index(cat_dir, emb2)  # rebuilt, not reused with stale vectors
     assert idx.manifest["embedder"]["weights"] == emb2.weights_digest != emb.weights_digest
 

@@ -9,10 +9,10 @@ import pytest
 import torch
 from PIL import Image
 
-from core.embed import embed_sources
-from core.embedders import load_embedder
-from core.embedders.efficientnet import pooled_maps, taps
-from core.embedders.head import HeadEmbedder
+from core.embedding import load_embedder
+from core.embedding.batch import embed_sources
+from core.embedding.efficientnet import pooled_maps, taps
+from core.embedding.head import HeadEmbedder
 from core.metric.features import cached_features, embed_cached
 
 
@@ -35,7 +35,7 @@ def test_pooled_readouts_share_one_pass_and_match_the_specs(embedder, images):
         np.testing.assert_allclose(maps["avg"].numpy(), embedder.forward_images(x).numpy(), atol=1e-5)
     assert taps(embedder.net) == [10, 14, 15]  # the last blocks of stages 5, 6, 7
     for pool, dim in (("gem", 1280), ("ms", 1904), ("msgem", 1904)):
-        emb = load_embedder(f"efficientnet-lite0:{pool}", cache=False)
+        emb = load_embedder(f"efficientnet-lite0:{pool}")
         assert emb.dim == dim and emb.spec == f"efficientnet-lite0:{pool}" and emb.info()["dim"] == dim
         got = emb.embed_images([Image.open(p).convert("RGB") for p in images])  # ONNX Runtime or torch
         ref = torch.nn.functional.normalize(maps[pool], dim=-1).numpy()
@@ -47,21 +47,21 @@ def test_pooled_readouts_share_one_pass_and_match_the_specs(embedder, images):
 
 def test_bad_pooling_is_a_clear_error():
     with pytest.raises(ValueError, match="unknown pooling"):
-        load_embedder("efficientnet-lite0:max", cache=False)
+        load_embedder("efficientnet-lite0:max")
 
 
 def test_head_on_multiscale_features_matches_the_cached_training_features(images, tmp_path):
     """The head embedder computes at query time exactly the features training read from the cache."""
     from safetensors.torch import save_file
 
-    from core.metric.heads import ProjectionHead
+    from core.embedding.head import ProjectionHead
 
     base = load_embedder("efficientnet-lite0:ms")
     torch.manual_seed(0)
     head = ProjectionHead(base.dim, 16, 32)
     save_file({k: v.contiguous() for k, v in head.state_dict().items()}, str(tmp_path / "model.safetensors"))
     (tmp_path / "config.json").write_text(json.dumps({"base": base.spec, "head": head.config(), "tta_flip": True}))
-    emb = load_embedder(f"efficientnet-lite0:ms+head:{tmp_path}", cache=False)
+    emb = load_embedder(f"efficientnet-lite0:ms+head:{tmp_path}")
     assert isinstance(emb, HeadEmbedder) and emb.base.spec == "efficientnet-lite0:ms"
     feats, _ = cached_features(base, images)
     live_base, _ = embed_sources(base, images)

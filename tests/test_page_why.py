@@ -11,7 +11,8 @@ PAGE = Path(__file__).resolve().parent.parent / "pages" / "4_Why_these_results.p
 
 
 def test_why_page_static_and_distance(sample_index, embedder):
-    from core.workspace import SAMPLE_CATALOG, index_dir_for
+    from core.config.paths import SAMPLE_CATALOG
+    from core.index.workspace import index_dir_for
 
     d = index_dir_for(SAMPLE_CATALOG, embedder.spec)
     if not d.exists():  # reuse the session's index instead of building another

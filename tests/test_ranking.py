@@ -8,8 +8,7 @@ import shutil
 import numpy as np
 import pytest
 
-from core.attributes import attributes_for
-from core.ranking import (
+from core.search.ranking import (
     SIMILARITY,
     Candidates,
     Ranker,
@@ -18,7 +17,6 @@ from core.ranking import (
     dynamic_weights,
     load_presets,
     parse_weights,
-    ranked_search,
     save_preset,
     train_weightnet,
     weight_vector,
@@ -99,32 +97,33 @@ def test_dynamic_weights_change_with_the_query():
 
 
 def test_ranker_on_sample(sample_index, embedder):
-    from core.embed import embed_one
-    from core.images import open_image
-    from core.workspace import SAMPLE_CATALOG
+    from core.config.paths import SAMPLE_CATALOG
+    from core.embedding.query import embed_query
+    from core.search.engine import Searcher, SearchOptions
 
-    ranker = Ranker(sample_index, attributes_for(sample_index, embedder))
-    q = SAMPLE_CATALOG / "queries" / "q000_P0000.jpg"
-    vec, img = embed_one(embedder, q), open_image(q)
-    dist = ranked_search(ranker, vec, img, mode="distance", k=10)
-    plain = sample_index.search(vec, 10)[0]
+    searcher = Searcher(sample_index, embedder)
+    ranker = searcher.ranker
+    q = embed_query(embedder, SAMPLE_CATALOG / "queries" / "q000_P0000.jpg")
+    dist = searcher.search(q, SearchOptions(rank="distance"))
+    plain = sample_index.search(q.vector, 10)[0]
     assert [h.product_id for h in dist.hits] == [h.product_id for h in plain]
-    stat = ranked_search(ranker, vec, img, mode="static", weights={SIMILARITY: 1, "pixel_colour": 1}, k=10)
+    weights = {d: 0.0 for d in ranker.dims} | {SIMILARITY: 1, "pixel_colour": 1}
+    stat = searcher.search(q, SearchOptions.make(weights=weights))
     assert set(stat.query_attributes) == set(ranker.dims[1:])
     for h in stat.hits:
-        assert sum(h.contributions.values()) == pytest.approx(h.score)
+        assert sum(h.contributions.values()) == pytest.approx(h.score, abs=1e-5)
         assert h.contributions["category"] == 0  # weight 0: no contribution
     # per-filter retrieval: candidates beyond the ANN neighbours
-    cand = ranker.candidates(vec, img)
+    cand = ranker.candidates(q.vector, q.image)
     assert len(cand.products) > ranker.n_ann
     with pytest.raises(RankingError):
-        ranked_search(ranker, vec, img, mode="dynamic")
+        searcher.search(q, SearchOptions(rank="dynamic"))
 
 
 def test_evaluate_ranking_cli(sample_index, tmp_path, capsys):
     """One run reports the three rankings on the same queries; train and test queries are disjoint."""
     from core.cli import main
-    from core.workspace import SAMPLE_CATALOG
+    from core.config.paths import SAMPLE_CATALOG
 
     lines = (SAMPLE_CATALOG / "queries.csv").read_text().splitlines()
     (tmp_path / "queries").mkdir()

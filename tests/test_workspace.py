@@ -8,9 +8,9 @@ import shutil
 import pytest
 from PIL import Image
 
-from core.catalog import load_catalog
-from core.index import IndexStateError, ProductIndex
-from core.workspace import ensure_index, index_dir_for, index_state
+from core.data.catalog import load_catalog
+from core.index.product_index import IndexStateError, ProductIndex
+from core.index.workspace import ensure_index, index_dir_for, index_state
 from tests.helpers import PixelEmbedder
 
 

@@ -7,13 +7,13 @@ from pathlib import Path
 
 import streamlit as st
 
-from core.catalog import CatalogError, load_catalog
-from core.embedders import DEFAULT_SPEC, Embedder, load_embedder
-from core.images import ImageError
-from core.index import IndexStateError, ProductIndex
-from core.ranking import Ranker
-from core.store import StoreError
-from core.workspace import ensure_index, index_dir_for, index_state, known_catalogs
+from core.config.store import StoreError
+from core.data.catalog import CatalogError, load_catalog
+from core.data.images import ImageError
+from core.embedding import DEFAULT_SPEC, Embedder, load_embedder
+from core.index.product_index import IndexStateError, ProductIndex
+from core.index.workspace import ensure_index, index_dir_for, index_state, known_catalogs
+from core.search.engine import Searcher
 
 USER_ERRORS = (ValueError, CatalogError, ImageError, IndexStateError, StoreError, OSError)
 EMBEDDER_CHOICES = [DEFAULT_SPEC, "efficientnet-lite2", "open_clip:ViT-B-32:laion2b_s34b_b79k"]
@@ -59,20 +59,20 @@ def get_index(catalog_dir: Path, embedder: Embedder) -> ProductIndex:
 
 
 @st.cache_resource(show_spinner="Preparing the attribute filters (colour, learned heads)…", max_entries=4)
-def _ranker(index_root: str, fingerprint: str, spec: str, _index: ProductIndex, _embedder: Embedder) -> Ranker:
-    from core.search import make_ranker
-
-    return make_ranker(_index, _embedder)
-
-
-def get_ranker(ctx: Context) -> Ranker:
-    """The attribute-filter ranker of the context's index (cached per index generation)."""
-    return index_ranker(ctx.index, ctx.embedder)
+def _searcher(index_root: str, fingerprint: str, spec: str, _index: ProductIndex, _embedder: Embedder) -> Searcher:
+    searcher = Searcher(_index, _embedder)
+    searcher.ranker  # noqa: B018 - built here, under the spinner, once per index generation
+    return searcher
 
 
-def index_ranker(index: ProductIndex, embedder: Embedder) -> Ranker:
-    """The attribute-filter ranker of any index (cached per index generation)."""
-    return _ranker(str(index.root), index.fingerprint, embedder.spec, index, embedder)
+def get_searcher(ctx: Context) -> Searcher:
+    """The search entry point of the context's index (cached per index generation, shared read-only)."""
+    return index_searcher(ctx.index, ctx.embedder)
+
+
+def index_searcher(index: ProductIndex, embedder: Embedder) -> Searcher:
+    """The search entry point of any index (cached per index generation, shared read-only)."""
+    return _searcher(str(index.root), index.fingerprint, embedder.spec, index, embedder)
 
 
 def sidebar() -> Context | None:
@@ -112,7 +112,7 @@ def show_error(e: BaseException) -> None:
 def _thumb(path: str, mtime: float, size: int) -> bytes | None:
     import io
 
-    from core.images import open_image, thumbnail
+    from core.data.images import open_image, thumbnail
 
     try:
         img = thumbnail(open_image(path, draft_size=size), size)

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import streamlit as st
 
-from core.disagreements import DisagreementReport, compare
-from core.index import ProductIndex
-from core.projection import MAX_FIT, Projection, UmapParams, project, projection_dir
+from core.explore.disagreements import DisagreementReport, compare
+from core.explore.projection import MAX_FIT, Projection, UmapParams, project, projection_dir
+from core.index.product_index import ProductIndex
 
 from .common import Context
 

@@ -10,14 +10,16 @@ import json
 import time
 from pathlib import Path
 
-from ..catalog import load_catalog
-from ..embedders import DEFAULT_SPEC, Embedder, load_embedder
-from ..evaluate import Evaluation, evaluate_vectors, read_queries
-from ..importers import IMPORTERS
-from ..index import ProductIndex
-from ..workspace import DATASETS, _slug, cache_dir
-from .features import embed_cached
-from .train import BASE_SPEC, TrainConfig, train_head
+from core.config.paths import DATASETS, cache_dir, slug
+from core.data.catalog import load_catalog
+from core.data.importers import IMPORTERS
+from core.data.queries import read_queries
+from core.embedding import DEFAULT_SPEC, Embedder, load_embedder
+from core.embedding.head import HeadEmbedder
+from core.evaluation.evaluate import Evaluation, evaluate_vectors
+from core.index.product_index import ProductIndex
+from core.metric.features import embed_cached
+from core.metric.train import BASE_SPEC, TrainConfig, train_head
 
 SETUPS = {
     # name: (label the queries are judged by, training config changes)
@@ -72,14 +74,13 @@ def run_experiment(name: str, path: str | Path | None = None, *, out: str | Path
     res = train_head(base, data / "catalog", views, out / "model", cfg, progress=True)
     train_s = time.time() - t1
     print(f"trained in {train_s:.0f}s (best epoch {res.best.get('epoch')}, held-out {res.best})")
-    head = load_embedder(res.spec, cache=False)
+    head = load_embedder(res.spec)
     embedders = [("zero-shot " + default.spec, default)]  # what the app searches with before training
     if base.spec != default.spec:
         embedders.append(("zero-shot " + base.spec, base))
     embedders.append((f"trained head ({loss}) on {base.spec}", head))
     if getattr(head, "tta_flip", False):
-        no_tta = load_embedder(res.spec, cache=False)
-        no_tta.tta_flip = False
+        no_tta = HeadEmbedder(base, out / "model", tta_flip=False)  # its own object: the cached head stays as is
         embedders.insert(-1, (f"trained head ({loss}) on {base.spec}, no test-time flip", no_tta))
     catalogs = {"products": data / "catalog"}
     if name == "grocery":  # the same products, with the train-split shop photos indexed as more views of each
@@ -90,7 +91,7 @@ def run_experiment(name: str, path: str | Path | None = None, *, out: str | Path
         for title, emb in embedders:
             if cat_name != "products" and getattr(emb, "tta_flip", False):
                 continue  # a flipped copy of every train photo is one more backbone pass: skipped on a CPU
-            _, evs = evaluate_cached(cat_dir, emb, out / "indexes" / _slug(f"{cat_name}-{title}"), queries, label)
+            _, evs = evaluate_cached(cat_dir, emb, out / "indexes" / slug(f"{cat_name}-{title}"), queries, label)
             rows += [(title, f"{split} → {cat_name}", ev.metrics) for split, ev in evs.items()]
     md = table(rows, label)
     print(md)

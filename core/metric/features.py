@@ -20,19 +20,19 @@ from filelock import FileLock
 from PIL import Image, ImageEnhance, ImageOps
 from tqdm.auto import tqdm
 
-from ..catalog import file_digest
-from ..embed import Progress
-from ..embedders import Embedder
-from ..images import ImageError, open_image
+from core.config.progress import Progress
+from core.data.catalog import file_digest
+from core.data.images import ImageError, open_image
+from core.embedding import Embedder
 
 SAVE_EVERY = 512  # images between checkpoints of the cache file, so an interrupted run keeps its work
 
 
 def cache_root(embedder: Embedder) -> Path:
-    from ..workspace import _slug, cache_dir
+    from core.config.paths import cache_dir, slug
 
     key = hashlib.sha1(repr(sorted(embedder.info().items())).encode()).hexdigest()[:10]
-    return cache_dir() / "features" / f"{_slug(embedder.spec)}-{key}"
+    return cache_dir() / "features" / f"{slug(embedder.spec)}-{key}"
 
 
 def augment(img: Image.Image, view: str, seed: str) -> Image.Image:
@@ -149,7 +149,7 @@ def embed_cached(embedder: Embedder, paths: Sequence[str | Path], *, progress: P
     Works for a backbone embedder (its ``orig`` view) and for a :class:`HeadEmbedder` on one (the head applied
     to the cached backbone features, with the mirrored view too when it uses test-time flips).
     """
-    from ..embedders.head import HeadEmbedder
+    from core.embedding.head import HeadEmbedder
 
     paths = list(paths)
     digests = list(digests) if digests is not None else [file_digest(Path(p)) for p in paths]
@@ -163,6 +163,6 @@ def embed_cached(embedder: Embedder, paths: Sequence[str | Path], *, progress: P
         if embedder.tta_flip:
             flip, _ = cached_features(embedder.base, paths, "flip", progress=progress, digests=digests)
             out = out + torch.nn.functional.normalize(embedder.project(torch.from_numpy(flip[ok])), dim=-1)
-    from ..embedders.base import normalize
+    from core.embedding.base import normalize
 
     return normalize(out.numpy()), errors

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pytorch_metric_learning import distances, losses
 from torch import nn
 
-LOSSES = ("proxy-anchor", "triplet", "supcon")
+from core.config.defaults import LOSSES
 
 
 def make_loss(name: str, num_classes: int, dim: int) -> nn.Module:

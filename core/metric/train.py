@@ -21,20 +21,20 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from ..catalog import file_digest, load_catalog
-from ..embed import Progress
-from ..embedders import Embedder
-from ..embedders.head import CONFIG, WEIGHTS
-from .features import cached_features
-from .heads import ProjectionHead
-from .losses import make_loss
-from .miners import make_miner
-from .samplers import m_per_class
+from core.config.defaults import METRIC_BASE_SPEC
+from core.config.progress import Progress
+from core.data.catalog import file_digest, load_catalog
+from core.embedding import Embedder
+from core.embedding.head import CONFIG, WEIGHTS, ProjectionHead
+from core.metric.features import cached_features
+from core.metric.losses import make_loss
+from core.metric.miners import make_miner
+from core.metric.samplers import m_per_class
 
 #: frozen base a head is trained on by default: multi-scale read-out of efficientnet-lite0 (stages 5-7 and the
-#: final map, see :mod:`core.embedders.efficientnet`); chosen on an appearance-disjoint split of the train views
+#: final map, see :mod:`core.embedding.efficientnet`); chosen on an appearance-disjoint split of the train views
 #: over the final-map average (``efficientnet-lite0``), GeM and multi-scale GeM (docs/metric_learning.md)
-BASE_SPEC = "efficientnet-lite0:ms"
+BASE_SPEC = METRIC_BASE_SPEC
 
 
 @dataclass
@@ -80,7 +80,7 @@ class TrainResult:
 
 def training_samples(catalog_dir: str | Path, views: str | Path | None, label: str = "product_id") -> list[Sample]:
     """Catalog images and labelled views (``views.csv`` with ``image`` and the ``label`` column)."""
-    from ..evaluate import read_queries
+    from core.data.queries import read_queries
 
     cat = load_catalog(catalog_dir)
     view_samples = []

@@ -1,0 +1,79 @@
+"""``python -m core <verb>``: every pipeline stage is also a command, listed in one table.
+
+A verb's module (``core.cli.<stage>``) is imported only when that verb is called, and those modules import the
+engine inside their ``run_*`` functions, so ``python -m core --help``, every ``VERB --help`` and ``sample``
+load no torch. Bad input exits 2 with one line on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+#: verb -> (module that defines ``args_<verb>(parser)`` and ``run_<verb>(args) -> int``, one-line help)
+VERBS: dict[str, tuple[str, str]] = {
+    "sample": ("core.cli.data", "regenerate the procedural sample catalog, byte for byte"),
+    "import": ("core.cli.data", "import a public dataset (grocery, clothing) as a catalog + query CSVs"),
+    "folder-queries": ("core.cli.data", "write a queries CSV (image,category) for a <category>/<image> tree"),
+    "index": ("core.cli.index", "embed a catalog (progress bar) and build its index"),
+    "add": ("core.cli.index", "index catalog rows that are not in the index yet (no rebuild)"),
+    "remove": ("core.cli.index", "hide products from search at once (tombstones)"),
+    "compact": ("core.cli.index", "drop removed products and rebuild Annoy from the stored vectors"),
+    "add-product": ("core.cli.index", "add a product (images + fields) to a CSV catalog and its index"),
+    "remove-product": ("core.cli.index", "remove products from a CSV catalog and hide them in its index"),
+    "search": ("core.cli.search", "search an index with image files (--explain: weights and contributions)"),
+    "attributes": ("core.cli.search", "train/show the attribute filters of an index (heads at chance dropped)"),
+    "rank-train": ("core.cli.search", "train the dynamic ranker (per-query weights) on labelled queries"),
+    "map": ("core.cli.explore", "2D UMAP map of an index (cached) as an HTML plot or a CSV"),
+    "disagreements": ("core.cli.explore", "softmax classifier versus nearest neighbour on labelled queries"),
+    "evaluate": ("core.cli.evaluation", "recall@1/5/10 and mAP@10 (precision@10 for labels) on labelled queries"),
+    "evaluate-ranking": ("core.cli.evaluation", "distance vs static vs dynamic ranking on the same queries"),
+    "bench": ("core.cli.evaluation", "benchmark embedding, query latency, ANN libraries and UMAP"),
+    "train-metric": ("core.cli.metric", "train a projection head so distance means same product"),
+    "experiment": ("core.cli.metric", "import a dataset, train, re-index, evaluate before/after; one table"),
+}
+
+
+def _name(verb: str) -> str:
+    return verb.replace("-", "_")
+
+
+def verb_functions(verb: str):
+    """``(args_fn, run_fn)`` of a verb (imports its CLI module, not the engine)."""
+    mod = importlib.import_module(VERBS[verb][0])
+    return getattr(mod, f"args_{_name(verb)}"), getattr(mod, f"run_{_name(verb)}")
+
+
+def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
+    """The parser, with the arguments of ``verb`` (only its module is imported); every verb is listed."""
+    p = argparse.ArgumentParser(prog="python -m core", description="Visual product search engine: "
+                                "each stage of the pipeline is a verb; VERB --help tells its options.")
+    sub = p.add_subparsers(dest="verb", required=True, metavar="VERB")
+    for name, (_, help_) in VERBS.items():
+        s = sub.add_parser(name, help=help_, description=help_)
+        if name == verb:
+            args_fn, run_fn = verb_functions(name)
+            args_fn(s)
+            s.set_defaults(fn=run_fn)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    from core.cli.common import USER_ERRORS, one_line
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    verb = argv[0] if argv and argv[0] in VERBS else None
+    args = build_parser(verb).parse_args(argv)
+    try:
+        return args.fn(args)
+    except USER_ERRORS as e:
+        print(f"error: {one_line(e)}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,62 @@
+"""Verbs of the data stage: ``sample``, ``import``, ``folder-queries``."""
+
+from __future__ import annotations
+
+from core.cli.common import print_skipped
+
+DATASET_NAMES = ("clothing", "grocery")
+
+
+def args_sample(p) -> None:
+    p.add_argument("--out", default="sample_catalog", help="folder to write (default sample_catalog)")
+
+
+def run_sample(a) -> int:
+    from core.data.sample import write_sample
+
+    print(f"wrote {write_sample(a.out)}")
+    return 0
+
+
+def args_import(p) -> None:
+    p.add_argument("name", choices=DATASET_NAMES, help="which public dataset")
+    p.add_argument("path", nargs="?", help="the dataset folder (as downloaded)")
+    p.add_argument("--out", default=None, help="output folder (default: the cache's imports/<name>)")
+    p.add_argument("--download", action="store_true", help="fetch the public dataset first (needs internet)")
+    p.add_argument("--views-in-catalog", action="store_true",
+                   help="also index the train-split shop photos as images of their products (grocery)")
+
+
+def run_import(a) -> int:
+    from pathlib import Path
+
+    from core.data.importers import IMPORTERS, download
+
+    if a.download:
+        src = download(a.name)
+    elif a.path:
+        src = Path(a.path)
+    else:
+        raise ValueError("give the dataset PATH, or --download on a machine that is online")
+    if not src.exists():
+        raise ValueError(f"{src}: no such folder")
+    kwargs = {"views_in_catalog": True} if a.views_in_catalog else {}
+    if kwargs and a.name != "grocery":
+        raise ValueError("--views-in-catalog applies to grocery (clothing's catalog is its photos already)")
+    rep = IMPORTERS[a.name](src, a.out, **kwargs)
+    print_skipped(rep.skipped)
+    print(f"imported {rep.summary()} -> {rep.out}")
+    return 0
+
+
+def args_folder_queries(p) -> None:
+    p.add_argument("tree", help="a folder of <category>/<image> files")
+    p.add_argument("--out", required=True, help="the CSV to write")
+
+
+def run_folder_queries(a) -> int:
+    from core.data.queries import write_folder_queries
+
+    out = write_folder_queries(a.tree, a.out)
+    print(f"wrote {out} (read it with --root {a.tree})")
+    return 0

@@ -1,0 +1,104 @@
+"""Verbs of the evaluation stage: ``evaluate``, ``evaluate-ranking``, ``bench``."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from core.cli.common import embedder_arg, open_index, print_skipped, rank_args
+
+
+def args_evaluate(p) -> None:
+    p.add_argument("--index", required=True, help="index folder")
+    p.add_argument("--queries", required=True, help="CSV with image,<label> (image paths relative to the CSV)")
+    p.add_argument("--label", default="product_id", help="column that says which products are relevant")
+    rank_args(p)
+    p.add_argument("--failures", type=int, default=0, metavar="N",
+                   help="also list N missed queries: expected product and what ranked above it (stderr)")
+    embedder_arg(p)
+    p.add_argument("--json", action="store_true", help="print the metrics as JSON")
+
+
+def run_evaluate(a) -> int:
+    from core.evaluation.evaluate import evaluate, failure_details
+    from core.search.ranking import parse_weights
+
+    idx, emb = open_index(a.index, a.model)
+    if a.weights and a.rank != "static":
+        raise ValueError("--weights needs --rank static")
+    ev = evaluate(idx, emb, a.queries, label=a.label, progress=not a.json, rank=a.rank,
+                  weights=parse_weights(a.weights) if a.weights else None)
+    print_skipped(ev.skipped)
+    if a.json:
+        print(json.dumps(ev.metrics))
+    else:
+        for k, v in ev.metrics.items():
+            print(f"{k:>10}  {v:.4f}" if isinstance(v, float) else f"{k:>10}  {v}")
+    for f in failure_details(ev, idx, a.label)[: a.failures]:
+        where = f"rank {f.rank}" if f.rank else "not in the top 10"
+        above = ", ".join(f"{p} {s:.3f}" for p, s, _ in f.above[:5])
+        print(f"miss: {f.query} (expected {f.expected}, {where}); above: {above}", file=sys.stderr)
+    return 0
+
+
+def args_evaluate_ranking(p) -> None:
+    p.add_argument("--index", required=True, help="index folder")
+    p.add_argument("--queries", required=True, help="test queries (also split in half when no --train-queries)")
+    p.add_argument("--train-queries", default=None, help="queries to train the dynamic ranker on (disjoint)")
+    p.add_argument("--label", default="product_id", help="column that says which products are relevant")
+    p.add_argument("--weights", default=None, help="static weights (default: similarity 1, filters 0.25)")
+    p.add_argument("--epochs", type=int, default=300, help="dynamic ranker training epochs (default 300)")
+    embedder_arg(p)
+    p.add_argument("--json", action="store_true", help="print the comparison as JSON")
+
+
+def run_evaluate_ranking(a) -> int:
+    from core.evaluation.rank_eval import evaluate_ranking
+    from core.search.engine import Searcher, SearchOptions
+    from core.search.ranking import parse_weights
+
+    idx, emb = open_index(a.index, a.model)
+    static = None
+    if a.weights:
+        static = Searcher(idx, emb).weights_for(SearchOptions.make(weights=parse_weights(a.weights)))
+    r = evaluate_ranking(idx, emb, a.queries, train_queries=a.train_queries, label=a.label, static=static,
+                         progress=not a.json, epochs=a.epochs)
+    print_skipped(r.skipped)
+    if a.json:
+        print(json.dumps({"metrics": r.metrics, "static_weights": r.static_weights,
+                          "mean_dynamic_weights": r.mean_dynamic_weights, "training": r.training,
+                          "attributes": r.attribute_reports, "n_train": r.n_train, "n_test": r.n_test}, indent=1))
+        return 0
+    cols = ["recall@1", "recall@5", "recall@10", "map@10"]
+    print(f"dynamic ranker trained on {r.n_train} queries, evaluated on {r.n_test} others")
+    print(f"{'ranking':<10}" + "".join(f"{c:>11}" for c in cols))
+    for name, m in r.metrics.items():
+        print(f"{name:<10}" + "".join(f"{m[c]:>11.4f}" for c in cols))
+    print("static weights:       " + ", ".join(f"{d}={w:.2f}" for d, w in r.static_weights.items()))
+    print("mean dynamic weights: " + ", ".join(f"{d}={w:.2f}" for d, w in r.mean_dynamic_weights.items()))
+    return 0
+
+
+SECTIONS = ("embed", "query", "ann", "umap")
+
+
+def args_bench(p) -> None:
+    p.add_argument("--quick", action="store_true", help="small sizes, a few minutes (CI)")
+    p.add_argument("--out", default=None, help="write the tables as markdown here (e.g. BENCHMARKS.md)")
+    p.add_argument("--sections", default=None,
+                   help=f"comma list of {','.join(SECTIONS)} (default: all; --quick leaves out umap, whose numba "
+                        "compilation alone takes about a minute)")
+    p.add_argument("--workdir", default=None, help="scratch folder for synthetic data (default: a temp dir)")
+    p.add_argument("--ann-budget", type=float, default=900.0, help="seconds after which ANN cases are skipped")
+
+
+def run_bench(a) -> int:
+    from core.evaluation.bench import run
+
+    default = SECTIONS[:3] if a.quick else SECTIONS
+    sections = tuple(s.strip() for s in a.sections.split(",")) if a.sections else default
+    unknown = sorted(set(sections) - set(SECTIONS))
+    if unknown:
+        raise ValueError(f"unknown section {unknown[0]!r}; choose from {', '.join(SECTIONS)}")
+    run(quick=a.quick, out=a.out, workdir=a.workdir, sections=sections, ann_budget_s=a.ann_budget)
+    return 0

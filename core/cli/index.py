@@ -1,0 +1,121 @@
+"""Verbs of the index stage: ``index``, ``add``, ``remove``, ``compact``, ``add-product``, ``remove-product``."""
+
+from __future__ import annotations
+
+import sys
+
+from core.cli.common import embedder_arg, open_index, print_skipped
+from core.config.defaults import DEFAULT_SPEC
+
+
+def args_index(p) -> None:
+    p.add_argument("--catalog", required=True, help="catalog folder (catalog.csv, or <category>/<image> files)")
+    p.add_argument("--out", required=True, help="index folder to write")
+    embedder_arg(p, when_none=DEFAULT_SPEC)
+    p.add_argument("--trees", type=int, default=None, help="Annoy trees (default: chosen by size)")
+    p.add_argument("--batch-size", type=int, default=32, help="images per forward pass (default 32)")
+
+
+def run_index(a) -> int:
+    from core.data.catalog import load_catalog
+    from core.embedding import load_embedder
+    from core.index.product_index import ProductIndex
+
+    cat = load_catalog(a.catalog)
+    for w in cat.warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    idx, rep = ProductIndex.build(cat, load_embedder(a.model or DEFAULT_SPEC), a.out, trees=a.trees,
+                                  progress=True, batch_size=a.batch_size)
+    print_skipped(rep.skipped)
+    print(f"indexed {len(idx)} products ({rep.added} images) with {idx.spec} -> {a.out}")
+    return 0
+
+
+def args_add(p) -> None:
+    p.add_argument("--index", required=True, help="index folder")
+    p.add_argument("--catalog", required=True, help="the catalog folder, with its new rows")
+    embedder_arg(p)
+
+
+def run_add(a) -> int:
+    from core.data.catalog import load_catalog
+
+    idx, emb = open_index(a.index, a.model)
+    idx, rep = idx.add(load_catalog(a.catalog), emb, progress=True)
+    print_skipped(rep.skipped)
+    print(f"added {rep.added} image(s); {len(idx)} products live, {idx.manifest['n_delta']} in the delta set")
+    return 0
+
+
+def args_remove(p) -> None:
+    p.add_argument("--index", required=True, help="index folder")
+    p.add_argument("product_ids", nargs="+", help="products to hide")
+
+
+def run_remove(a) -> int:
+    from core.index.product_index import ProductIndex
+
+    idx = ProductIndex.load(a.index).remove(a.product_ids)
+    print(f"removed {len(a.product_ids)} product(s); {len(idx)} products live")
+    return 0
+
+
+def args_compact(p) -> None:
+    p.add_argument("--index", required=True, help="index folder")
+    p.add_argument("--trees", type=int, default=None, help="Annoy trees (default: chosen by size)")
+
+
+def run_compact(a) -> int:
+    from core.index.product_index import ProductIndex
+
+    idx = ProductIndex.load(a.index).compact(trees=a.trees)
+    print(f"compacted: {len(idx)} products, {idx.manifest['n_vectors']} vectors, {idx.manifest['trees']} trees")
+    return 0
+
+
+def args_add_product(p) -> None:
+    p.add_argument("--catalog", required=True, help="a catalog folder with catalog.csv")
+    embedder_arg(p, when_none=DEFAULT_SPEC)
+    p.add_argument("--id", default="", help="product id (default: a new U#### id)")
+    p.add_argument("--field", action="append", default=[], metavar="COLUMN=VALUE", help="a field (repeatable)")
+    p.add_argument("images", nargs="+", help="the product's image files")
+
+
+def _catalog_index(a):
+    from core.embedding import load_embedder
+    from core.index.workspace import ensure_index
+
+    emb = load_embedder(a.model or DEFAULT_SPEC)
+    return emb, ensure_index(a.catalog, emb, progress=True)
+
+
+def run_add_product(a) -> int:
+    from pathlib import Path
+
+    from core.index.catalog_edit import CatalogEditError, add_product
+
+    fields = {}
+    for f in a.field:
+        if "=" not in f:
+            raise CatalogEditError(f"--field {f!r}: use COLUMN=VALUE")
+        k, v = f.split("=", 1)
+        fields[k.strip()] = v
+    emb, idx = _catalog_index(a)
+    res = add_product(a.catalog, idx, emb, [Path(p) for p in a.images], fields, a.id)
+    print(f"added {res.product_ids[0]} ({len(res.images)} image(s)); {len(res.index)} products live")
+    return 0
+
+
+def args_remove_product(p) -> None:
+    p.add_argument("--catalog", required=True, help="a catalog folder with catalog.csv")
+    embedder_arg(p, when_none=DEFAULT_SPEC)
+    p.add_argument("product_ids", nargs="+", help="products to remove")
+
+
+def run_remove_product(a) -> int:
+    from core.index.catalog_edit import remove_products
+
+    _, idx = _catalog_index(a)
+    res = remove_products(a.catalog, idx, a.product_ids)
+    print(f"removed {', '.join(res.product_ids)}; {len(res.index)} products live")
+    return 0

@@ -1,0 +1,72 @@
+"""Verbs of the metric-learning stage: ``train-metric`` and ``experiment``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import fields
+
+from core.cli.common import embedder_arg
+from core.config.defaults import LOSSES, METRIC_BASE_SPEC
+
+
+def args_train_metric(p) -> None:
+    p.add_argument("--catalog", required=True, help="catalog folder (its images are training samples too)")
+    p.add_argument("--views", default=None, help="folder with views.csv (image,product_id[,category]) or a CSV")
+    p.add_argument("--out", required=True, help="model folder to write (model.safetensors + config.json)")
+    embedder_arg(p, METRIC_BASE_SPEC)
+    p.add_argument("--loss", choices=LOSSES, default=None, help="default supcon")
+    p.add_argument("--epochs", type=int, default=None, help="maximum epochs (default 40, early stopping)")
+    p.add_argument("--label", default=None, help="column that groups samples (default product_id)")
+    p.add_argument("--batch-size", type=int, default=None, help="samples per batch")
+    p.add_argument("--lr", type=float, default=None, help="learning rate")
+    p.add_argument("--out-dim", type=int, default=None, help="size of the trained vectors")
+    p.add_argument("--catalog-augs", type=int, default=None, help="augmented copies per catalog image (default 5)")
+    p.add_argument("--view-augs", type=int, default=None, help="augmented copies per training view (default 2)")
+    p.add_argument("--view-flip", action=argparse.BooleanOptionalAction, default=None,
+                   help="train on mirrored views too")
+    p.add_argument("--tta-flip", action=argparse.BooleanOptionalAction, default=None,
+                   help="embed each image with its mirror image too (default on)")
+    p.add_argument("--holdout", type=float, default=None, help="share of views held out for early stopping")
+    p.add_argument("--seed", type=int, default=None, help="random seed")
+
+
+def args_experiment(p) -> None:
+    p.add_argument("name", choices=["grocery", "clothing"], help="which dataset")
+    p.add_argument("path", nargs="?", default=None, help="dataset folder (default: the shared copy)")
+    p.add_argument("--out", default=None, help="work folder (default: the cache's experiments/<name>)")
+    p.add_argument("--loss", choices=LOSSES, default=None, help="default supcon")
+    p.add_argument("--epochs", type=int, default=None, help="maximum epochs")
+    p.add_argument("--view-augs", type=int, default=None, help="augmented copies per training view (default 2)")
+    embedder_arg(p, METRIC_BASE_SPEC)
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+
+
+def run_train_metric(a) -> int:
+    from core.embedding import load_embedder
+    from core.metric.train import TrainConfig, train_head
+
+    cfg = TrainConfig()
+    for f in fields(TrainConfig):
+        v = getattr(a, f.name, None)
+        if v is not None:
+            setattr(cfg, f.name, v)
+    emb = load_embedder(a.model)
+    res = train_head(emb, a.catalog, a.views, a.out, cfg, progress=True)
+    b, z = res.best, res.zero_shot
+    print(f"held-out recall@1 {z.get('recall@1', 0):.3f} -> {b.get('recall@1', 0):.3f} "
+          f"(recall@5 {z.get('recall@5', 0):.3f} -> {b.get('recall@5', 0):.3f}), best epoch {b.get('epoch')}, "
+          f"{res.seconds:.0f}s")
+    print(f"embedder spec: {res.spec}")
+    print(f"re-index with: python -m core index --catalog {a.catalog} --out INDEX_DIR --model '{res.spec}'")
+    return 0
+
+
+def run_experiment(a) -> int:
+    from core.metric.experiment import run_experiment as experiment
+
+    report = experiment(a.name, a.path, out=a.out, loss=a.loss, epochs=a.epochs, view_augs=a.view_augs,
+                            base=a.model)
+    if a.json:
+        print(json.dumps(report, indent=1))
+    return 0

@@ -1,0 +1,91 @@
+"""Batched embedding of image files: threaded decode + preprocessing, one forward pass per batch."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import torch
+from PIL import Image
+from tqdm.auto import tqdm
+
+from core.config.progress import Progress
+from core.data.images import ImageError, ImageSource
+from core.embedding import Embedder
+from core.embedding.decode import decode
+
+
+def _load(embedder: Embedder, src: ImageSource, i: int = 0,
+          on_image: Callable[[int, Image.Image], None] | None = None) -> torch.Tensor | str:
+    try:
+        img = decode(src, embedder.image_size)
+        if on_image is not None:
+            on_image(i, img)
+        return embedder.preprocess(img)
+    except ImageError as e:
+        return str(e)
+    except Exception as e:  # noqa: BLE001 - any decoder failure is reported, never fatal
+        return f"unreadable image: {type(e).__name__}"
+
+
+def embed_sources(
+    embedder: Embedder,
+    sources: Sequence[ImageSource],
+    *,
+    batch_size: int = 32,
+    workers: int | None = None,
+    progress: Progress | bool = False,
+    desc: str = "embedding",
+    on_image: Callable[[int, Image.Image], None] | None = None,
+) -> tuple[np.ndarray, dict[int, str]]:
+    """Embed many images (the one batch embedder). Returns ``(vectors, errors)``: vectors has one row per usable
+    source (in order), errors maps the index of each unusable source to a one-line reason. ``on_image(i, img)``
+    sees each decoded image (from worker threads)."""
+    from core.config.runtime import configure, cpu_count
+
+    configure()
+    workers = workers or min(4, cpu_count())
+    out: list[np.ndarray] = []
+    errors: dict[int, str] = {}
+    bar = tqdm(total=len(sources), desc=desc, unit="img", disable=progress is not True)
+    starts = list(range(0, len(sources), batch_size))
+
+    with ThreadPoolExecutor(workers) as pool:
+        if getattr(embedder, "parallel_batches", False):
+            # single-threaded sessions: each worker decodes and embeds whole batches, no thread hand-offs
+            def whole(start: int) -> tuple[int, tuple]:
+                chunk = sources[start : start + batch_size]
+                loaded = [_load(embedder, s, start + n, on_image) for n, s in enumerate(chunk)]
+                tensors = [t for t in loaded if not isinstance(t, str)]
+                return start, (loaded, embedder.embed_tensors(torch.stack(tensors)) if tensors else None)
+
+            results = pool.map(whole, starts)
+        else:
+
+            def submit(start: int) -> list:
+                return [pool.submit(_load, embedder, s, start + n, on_image)
+                        for n, s in enumerate(sources[start : start + batch_size])]
+
+            def pipelined():
+                pending = submit(starts[0]) if starts else []
+                for n, start in enumerate(starts):
+                    loaded = [f.result() for f in pending]
+                    # decode the next batch while this one runs through the network
+                    pending = submit(starts[n + 1]) if n + 1 < len(starts) else []
+                    tensors = [t for t in loaded if not isinstance(t, str)]
+                    yield start, (loaded, embedder.embed_tensors(torch.stack(tensors)) if tensors else None)
+
+            results = pipelined()
+        for start, (loaded, vecs) in results:
+            for i, t in enumerate(loaded):
+                if isinstance(t, str):
+                    errors[start + i] = t
+            if vecs is not None:
+                out.append(vecs)
+            bar.update(len(loaded))
+            if callable(progress):
+                progress(min(start + batch_size, len(sources)), len(sources))
+    bar.close()
+    vecs = np.concatenate(out) if out else np.zeros((0, embedder.dim), np.float32)
+    return vecs.astype(np.float32, copy=False), errors

@@ -1,0 +1,66 @@
+"""One decode policy for every image that is embedded: a query (file, upload, PIL image, with an optional crop)
+or a catalog image, from the CLI, the app, evaluation and the benchmark alike."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from PIL import Image, ImageDraw
+
+from core.data.images import ImageSource, open_image
+
+FULL = (0.0, 0.0, 1.0, 1.0)
+
+
+class QueryError(ValueError):
+    """A query that cannot be searched (nothing given, text with an image-only embedder, bad crop)."""
+
+
+@dataclass(frozen=True)
+class Crop:
+    """Region kept, as fractions of width and height: left < right, top < bottom, all in [0, 1]."""
+
+    left: float = 0.0
+    top: float = 0.0
+    right: float = 1.0
+    bottom: float = 1.0
+
+    def box(self, size: tuple[int, int]) -> tuple[int, int, int, int]:
+        """Pixel box (left, top, right, bottom) of this crop in an image of ``size``; at least 1x1."""
+        if not (0 <= self.left < self.right <= 1 and 0 <= self.top < self.bottom <= 1):
+            raise QueryError("crop must keep some of the image: left < right and top < bottom, within 0..1")
+        w, h = size
+        x0, t = int(round(self.left * w)), int(round(self.top * h))
+        r, b = max(x0 + 1, int(round(self.right * w))), max(t + 1, int(round(self.bottom * h)))
+        return min(x0, w - 1), min(t, h - 1), min(r, w), min(b, h)
+
+    @property
+    def is_full(self) -> bool:
+        return (self.left, self.top, self.right, self.bottom) == FULL
+
+
+def crop(img: Image.Image, c: Crop) -> Image.Image:
+    return img if c.is_full else img.crop(c.box(img.size))
+
+
+def crop_preview(img: Image.Image, c: Crop, size: int = 480) -> Image.Image:
+    """A small copy of ``img`` with the area outside the crop dimmed and the crop outlined."""
+    prev = img.copy()
+    prev.thumbnail((size, size))
+    box = c.box(prev.size)
+    shade = Image.new("RGB", prev.size, (0, 0, 0))
+    out = Image.blend(prev, shade, 0.55)
+    out.paste(prev.crop(box), box[:2])
+    ImageDraw.Draw(out).rectangle((box[0], box[1], box[2] - 1, box[3] - 1), outline=(255, 64, 64), width=3)
+    return out
+
+
+def decode(source: ImageSource, image_size: int, c: Crop | None = None) -> Image.Image:
+    """Open ``source`` upright in RGB and crop it. A JPEG is decoded at a reduced scale (``draft``) that still
+    leaves at least ``image_size`` pixels across the kept region, so every path gets the same pixels."""
+    c = c or Crop()
+    keep = min(c.right - c.left, c.bottom - c.top)
+    if keep <= 0:
+        c.box((1, 1))  # raises the clear error
+    return crop(open_image(source, draft_size=math.ceil(image_size / keep)), c)

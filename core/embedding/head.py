@@ -1,0 +1,107 @@
+"""``<base spec>+head:<model dir>``: a base embedder followed by a trained projection head.
+
+The model dir holds ``model.safetensors`` (the head's weights, tensors only) and ``config.json`` (base spec,
+dims, loss, data fingerprint, test-time flip). The weights' digest is part of :meth:`info`, so an index built
+with an older head in the same folder is detected as stale.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import nn
+
+from core.embedding.base import Embedder
+
+WEIGHTS, CONFIG = "model.safetensors", "config.json"
+
+
+def load_head_state(model_dir: Path) -> dict[str, torch.Tensor]:
+    """Tensors only: safetensors, or a ``torch.save``d state dict read with ``weights_only=True``."""
+    if (model_dir / WEIGHTS).is_file():
+        from safetensors.torch import load_file
+
+        return load_file(model_dir / WEIGHTS)
+    if (model_dir / "model.pt").is_file():
+        return torch.load(model_dir / "model.pt", map_location="cpu", weights_only=True)
+    raise ValueError(f"{model_dir}: no {WEIGHTS} (train one: python -m core train-metric ... --out {model_dir})")
+
+
+class ProjectionHead(nn.Module):
+    """MLP ``in_dim -> hidden -> out_dim`` with a linear shortcut; outputs are L2-normalised by the caller."""
+
+    def __init__(self, in_dim: int, out_dim: int = 256, hidden: int = 1024, dropout: float = 0.1):
+        super().__init__()
+        self.in_dim, self.out_dim, self.hidden = in_dim, out_dim, hidden
+        self.mlp = nn.Sequential(nn.Linear(in_dim, hidden), nn.GELU(), nn.Dropout(dropout), nn.Linear(hidden, out_dim))
+        self.shortcut = nn.Linear(in_dim, out_dim, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.mlp(x) + self.shortcut(x)
+
+    def config(self) -> dict:
+        return {"in_dim": self.in_dim, "out_dim": self.out_dim, "hidden": self.hidden}
+
+
+class HeadEmbedder(Embedder):
+    def __init__(self, base: Embedder, model_dir: str | Path, *, tta_flip: bool | None = None):
+        self.model_dir = Path(model_dir).expanduser()
+        cfg_path = self.model_dir / CONFIG
+        if not cfg_path.is_file():
+            raise ValueError(f"{self.model_dir}: not a trained head (no {CONFIG})")
+        try:
+            self.config = json.loads(cfg_path.read_text())
+            head_cfg = self.config["head"]
+        except (ValueError, KeyError) as e:
+            raise ValueError(f"{cfg_path}: unreadable head config ({e})") from None
+        if self.config.get("base") != base.spec or head_cfg["in_dim"] != base.dim:
+            raise ValueError(f"{self.model_dir} was trained on {self.config.get('base')} "
+                             f"({head_cfg['in_dim']}-d), not {base.spec}; use {self.config.get('base')}+head:...")
+        self.base = base
+        self.head = ProjectionHead(head_cfg["in_dim"], head_cfg["out_dim"], head_cfg["hidden"], dropout=0.0)
+        try:
+            self.head.load_state_dict(load_head_state(self.model_dir))
+        except RuntimeError as e:
+            raise ValueError(f"{self.model_dir}: weights do not match config.json ({str(e).splitlines()[0]})") from None
+        self.head.eval()
+        self.tta_flip = bool(self.config.get("tta_flip", False)) if tta_flip is None else tta_flip
+        self.spec = f"{base.spec}+head:{model_dir}"
+        self.dim = int(head_cfg["out_dim"])
+        self.image_size = base.image_size
+        self.supports_text = False
+        wfile = self.model_dir / WEIGHTS
+        self.weights_digest = hashlib.sha1(wfile.read_bytes()).hexdigest()[:16] if wfile.is_file() else ""
+
+    def preprocess(self, img: Image.Image) -> torch.Tensor:
+        return self.base.preprocess(img)
+
+    def project(self, base_features: torch.Tensor) -> torch.Tensor:
+        """Head on (unit-normalised) base features: what training saw."""
+        return self.head(F.normalize(base_features.float(), dim=-1))
+
+    def forward_images(self, batch: torch.Tensor) -> torch.Tensor:
+        out = F.normalize(self.project(self.base.forward_images(batch)), dim=-1)
+        if self.tta_flip:  # average with the mirrored view
+            out = out + F.normalize(self.project(self.base.forward_images(batch.flip(-1))), dim=-1)
+        return out
+
+    def info(self) -> dict:
+        return {**super().info(), "base": self.base.spec, "weights": self.weights_digest, "tta_flip": self.tta_flip}
+
+
+def find_heads(*roots: Path) -> list[Path]:
+    """Trained head folders (``config.json`` + weights) under ``roots`` (default: the app's cache)."""
+    if not roots:
+        from core.config.paths import cache_dir
+
+        roots = (cache_dir(),)
+    found = set()
+    for root in roots:
+        if Path(root).is_dir():
+            found.update(p.parent for p in Path(root).glob("**/" + CONFIG) if (p.parent / WEIGHTS).is_file())
+    return sorted(found)

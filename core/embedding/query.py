@@ -1,0 +1,85 @@
+"""A shopper's query: an image (optionally cropped to the product), a text, or both -> one query vector."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from core.config.progress import Progress
+from core.data.catalog import IMAGE_EXTS
+from core.data.images import ImageSource
+from core.embedding import Embedder, normalize
+from core.embedding.batch import embed_sources
+from core.embedding.decode import Crop, QueryError, decode
+
+#: longest side of the copy of a query photo kept for the pixel-based attribute scorers
+SMALL_SIDE = 256
+
+
+@dataclass(frozen=True, eq=False)
+class Query:
+    """One query, ready to search: its unit vector and a small copy of the (cropped) photo, if any."""
+
+    vector: np.ndarray
+    image: Image.Image | None = None
+    name: str = ""
+    text: str = ""
+    crop: Crop = field(default_factory=Crop)
+
+
+def small_copy(img: Image.Image) -> Image.Image:
+    out = img.copy()
+    out.thumbnail((SMALL_SIDE, SMALL_SIDE))
+    return out
+
+def query_vector(embedder: Embedder, image: Image.Image | None = None, text: str = "",
+                 text_weight: float = 0.5) -> np.ndarray:
+    """Unit query vector: the image's, the text's, or ``(1-w)*image + w*text`` for both."""
+    text = text.strip()
+    if text and not embedder.supports_text:
+        raise QueryError(f"{embedder.spec} cannot read text; pick an open_clip embedder for text queries")
+    if image is None and not text:
+        raise QueryError("give a photo (or, with an open_clip embedder, a text) to search")
+    parts = []
+    if image is not None:
+        parts.append((1.0 - text_weight if text else 1.0, embedder.embed_images([image])[0]))
+    if text:
+        parts.append((text_weight if image is not None else 1.0, embedder.embed_text([text])[0]))
+    return normalize(sum(w * v for w, v in parts))
+
+
+def example_queries(catalog_root: str | Path) -> list[Path]:
+    """Example shopper photos of a catalog: the images in its ``queries/`` folder, sorted by name."""
+    d = Path(catalog_root) / "queries"
+    if not d.is_dir():
+        return []
+    return sorted(p for p in d.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTS)
+
+
+def embed_query(embedder: Embedder, source: ImageSource | None = None, *, crop: Crop | None = None,
+                text: str = "", text_weight: float = 0.5, name: str = "") -> Query:
+    """The one way from a photo (path, bytes, upload, PIL image; optionally cropped) and/or a text to a
+    :class:`Query`. Raises :class:`~core.data.images.ImageError` or :class:`QueryError` with one line."""
+    c = crop or Crop()
+    image = decode(source, embedder.image_size, c) if source is not None else None
+    vector = query_vector(embedder, image, text, text_weight)
+    return Query(vector, small_copy(image) if image is not None else None, name, text.strip(), c)
+
+
+def embed_queries(embedder: Embedder, sources: Sequence[ImageSource], *, progress: Progress | bool = False,
+                  desc: str = "queries") -> tuple[list[Query | None], dict[int, str]]:
+    """Many query photos through the batch embedder: the same decode and vectors as :func:`embed_query`.
+    Returns one :class:`Query` per source (None where unusable) and the one-line reason per unusable source."""
+    small: dict[int, Image.Image] = {}
+    vecs, errors = embed_sources(embedder, sources, progress=progress, desc=desc,
+                                 on_image=lambda i, im: small.__setitem__(i, small_copy(im)))
+    out: list[Query | None] = [None] * len(sources)
+    it = iter(vecs)
+    for i, src in enumerate(sources):
+        if i not in errors:
+            out[i] = Query(next(it), small[i], str(src) if not isinstance(src, bytes) else "")
+    return out, errors

@@ -1,0 +1,611 @@
+"""``python -m core bench [--quick] [--out BENCHMARKS.md]``: speed and memory, side by side in one run.
+
+Sections: embedding throughput on real JPEGs (decode included), end-to-end query latency (image bytes in,
+ranked products out) on catalogs grown with synthetic vectors, ANN libraries against exact search, UMAP.
+Heavy cases run in a fresh process each so resident memory is theirs alone. Synthetic vectors are drawn
+around real embeddings with the real covariance (see :func:`synthetic_vectors`), so neighbourhoods have
+the structure of real data rather than of uniform noise.
+"""
+
+from __future__ import annotations
+
+import gc
+import glob
+import os
+import platform
+import re
+import resource
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from multiprocessing import get_context
+from pathlib import Path
+
+import numpy as np
+
+from core.index.pca import pca, project
+
+K = 10
+
+
+# ---------------------------------------------------------------- measuring
+def cpu_seconds() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def rss_mb() -> dict[str, float]:
+    """Resident memory of this process: anonymous (private) and file-backed (memory-mapped, reclaimable)."""
+    out = {"anon": 0.0, "file": 0.0}
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("RssAnon:"):
+                out["anon"] = int(line.split()[1]) / 1024
+            elif line.startswith("RssFile:"):
+                out["file"] = int(line.split()[1]) / 1024
+    except OSError:
+        out["anon"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return out
+
+
+def machine_facts() -> dict[str, str]:
+    model = next((ln.split(":", 1)[1].strip() for ln in _read("/proc/cpuinfo").splitlines()
+                  if ln.startswith("model name")), platform.processor() or "unknown")
+    mem = next((int(ln.split()[1]) / 2**20 for ln in _read("/proc/meminfo").splitlines()
+                if ln.startswith("MemTotal")), 0.0)
+    load = os.getloadavg() if hasattr(os, "getloadavg") else (0, 0, 0)
+    return {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "nproc": str(os.cpu_count()),
+            "cpu": model, "ram": f"{mem:.1f} GiB", "python": platform.python_version(),
+            "load": f"{load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} (1/5/15 min at start)"}
+
+
+def _read(p: str) -> str:
+    try:
+        return Path(p).read_text()
+    except OSError:
+        return ""
+
+
+def dir_mb(path: Path) -> float:
+    files = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file()]
+    return sum(p.stat().st_size for p in files) / 2**20
+
+
+def in_fresh_process(fn: Callable, *args):
+    """Run ``fn(*args)`` in a new interpreter (spawn) and return its result: clean memory per case."""
+    with ProcessPoolExecutor(1, mp_context=get_context("spawn")) as pool:
+        return pool.submit(fn, *args).result()
+
+
+# ---------------------------------------------------------------- data
+def real_images(quick: bool) -> tuple[list[Path], list[Path], str]:
+    """(catalog JPEGs, query JPEGs, source name): grocery photos when present, else the sample catalog."""
+    from core.config.paths import DATASETS, SAMPLE_CATALOG
+
+    g = DATASETS / "grocery" / "dataset"
+    if (g / "train").is_dir() and (g / "val").is_dir():
+        cat = sorted(Path(p) for p in glob.glob(str(g / "train" / "**" / "*.jpg"), recursive=True))
+        qs = sorted(Path(p) for p in glob.glob(str(g / "val" / "**" / "*.jpg"), recursive=True))
+        return cat, qs, "grocery"
+    cat = sorted((SAMPLE_CATALOG / "images").glob("*.jpg"))
+    return cat, sorted((SAMPLE_CATALOG / "queries").glob("*.jpg")), "sample_catalog"
+
+
+def labels_of(paths: list[Path], source: str) -> list[str]:
+    """Ground-truth label per image: the fine class folder (grocery) or product id (sample)."""
+    if source == "grocery":
+        return [p.parent.name for p in paths]
+    ids = [re.search(r"P\d+", p.stem) for p in paths]  # images/P0007_b.jpg, queries/q007_P0007.jpg
+    return [m.group() if m else p.stem for m, p in zip(ids, paths)]
+
+
+def synthetic_vectors(real: np.ndarray, n: int, seed: int = 0, spread: float = 0.6,
+                      out: Path | None = None, chunk: int = 50_000) -> np.ndarray:
+    """``n`` unit vectors: a random real vector plus Gaussian noise with the real data's covariance
+    (scaled by ``spread``). Written chunk by chunk to ``out`` (.npy, memory-mapped) when given."""
+    rng = np.random.default_rng(seed)
+    mu = real.mean(0)
+    _, s, vt = np.linalg.svd(real - mu, full_matrices=False)
+    scale = (s / np.sqrt(max(1, len(real) - 1)))[:, None] * vt  # rows: principal axes times their std
+    arr = (np.lib.format.open_memmap(out, "w+", np.float32, (n, real.shape[1])) if out
+           else np.empty((n, real.shape[1]), np.float32))
+    for a in range(0, n, chunk):
+        b = min(n, a + chunk)
+        centres = real[rng.integers(0, len(real), b - a)]
+        noise = (rng.standard_normal((b - a, len(scale)), np.float32) @ scale) * spread
+        v = centres + noise
+        arr[a:b] = v / np.linalg.norm(v, axis=1, keepdims=True)
+    if out:
+        arr.flush()
+    return arr
+
+
+def exact_topk(data: np.ndarray, queries: np.ndarray, k: int = K, chunk: int = 100_000) -> np.ndarray:
+    """Ground truth: ids of the ``k`` largest inner products per query (chunked over ``data``)."""
+    best_s = np.full((len(queries), 0), -np.inf, np.float32)
+    best_i = np.zeros((len(queries), 0), np.int64)
+    for a in range(0, len(data), chunk):
+        s = queries @ np.asarray(data[a:a + chunk]).T
+        top = np.argpartition(-s, min(k, s.shape[1] - 1), axis=1)[:, :k]
+        best_s = np.concatenate([best_s, np.take_along_axis(s, top, 1)], 1)
+        best_i = np.concatenate([best_i, top + a], 1)
+        keep = np.argsort(-best_s, axis=1)[:, :k]
+        best_s, best_i = np.take_along_axis(best_s, keep, 1), np.take_along_axis(best_i, keep, 1)
+    return best_i
+
+
+def recall_at_k(found: list[np.ndarray], truth: np.ndarray, k: int = K) -> float:
+    return float(np.mean([len(set(f[:k].tolist()) & set(t[:k].tolist())) / k for f, t in zip(found, truth)]))
+
+
+# ---------------------------------------------------------------- results
+@dataclass
+class Table:
+    title: str
+    columns: list[str]
+    rows: list[list] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def add(self, *row) -> None:
+        self.rows.append([_fmt(v) for v in row])
+        print("  " + " | ".join(f"{c}={v}" for c, v in zip(self.columns, self.rows[-1])), flush=True)
+
+    def markdown(self) -> str:
+        lines = [f"### {self.title}", "", "| " + " | ".join(self.columns) + " |",
+                 "|" + "|".join("---" for _ in self.columns) + "|"]
+        lines += ["| " + " | ".join(str(v) for v in r) + " |" for r in self.rows]
+        lines += [""] + [f"- {n}" for n in self.notes]
+        return "\n".join(lines) + "\n"
+
+
+def _fmt(v) -> str:
+    if isinstance(v, float):
+        return f"{v:.3f}" if abs(v) < 10 else f"{v:.1f}" if abs(v) < 1000 else f"{v:,.0f}"
+    if isinstance(v, int) and abs(v) >= 10_000:
+        return f"{v:.0e}".replace("e+0", "e")
+    return str(v)
+
+
+# ---------------------------------------------------------------- 1. embedding throughput
+def bench_embedding(quick: bool, images: list[Path], source: str) -> Table:
+    import torch
+
+    from core.config.runtime import cpu_count
+    from core.data.images import open_image
+    from core.embedding.batch import embed_sources
+    from core.embedding.efficientnet import EfficientNetLiteEmbedder
+
+    n = 64 if quick else 256
+    imgs = (images * (1 + n // max(1, len(images))))[:n]
+    t = Table(f"Embedding throughput ({n} real JPEGs from {source}, decode + preprocessing included)",
+              ["embedder", "backend", "pipeline", "batch", "intra-op threads", "img/s", "img per CPU-s",
+               "sys share"])
+    cores = cpu_count()
+    threads = [cores] if quick else sorted({1, cores})
+    # (spec, backend, batch, worker threads, intra-op threads: ONNX sessions use 1 and run batches in parallel)
+    cases = [("efficientnet-lite0", "onnx", b, th, 1) for b in ([32] if quick else [8, 32]) for th in threads]
+    cases += [("efficientnet-lite0", "onnx", 32, cores, cores), ("efficientnet-lite0", "torch", 32, cores, cores)]
+    if not quick:
+        cases += [("efficientnet-lite2", "onnx", 32, cores, 1), ("efficientnet-lite2", "torch", 32, cores, cores)]
+    models: dict[tuple, object] = {}
+    torch_threads = torch.get_num_threads()
+    for spec, backend, bs, th, intra in cases:
+        key = (spec, backend, intra)
+        if key not in models:
+            models[key] = EfficientNetLiteEmbedder(spec, backend=backend, threads=intra if backend == "onnx" else None)
+        emb = models[key]
+        torch.set_num_threads(intra)
+        embed_sources(emb, imgs[:8], batch_size=8, workers=th)  # warm-up (and ONNX export, cached)
+        r0, c0, w0 = resource.getrusage(resource.RUSAGE_SELF), cpu_seconds(), time.perf_counter()
+        embed_sources(emb, imgs, batch_size=bs, workers=th)
+        wall, cpu = time.perf_counter() - w0, cpu_seconds() - c0
+        sys_s = resource.getrusage(resource.RUSAGE_SELF).ru_stime - r0.ru_stime
+        how = (f"{th} batches in parallel, 1 thread each" if emb.parallel_batches
+               else f"{th} decode threads, next batch decoded during the forward pass")
+        t.add(spec, emb.backend, how, bs, intra, n / wall, n / cpu, sys_s / max(cpu, 1e-9))
+    # the plain per-image loop the issue started from: torch, one image at a time, default settings
+    emb = models[("efficientnet-lite0", "torch", cores)]
+    emb.backend = "torch"
+    torch.set_num_threads(cores)
+    m = 32 if quick else 96
+    c0, w0 = cpu_seconds(), time.perf_counter()
+    for p in imgs[:m]:
+        emb.embed_images([open_image(p)])
+    wall, cpu = time.perf_counter() - w0, cpu_seconds() - c0
+    t.add("efficientnet-lite0", "torch", "per-image loop, full-size decode", 1, cores, m / wall, m / cpu, "")
+    torch.set_num_threads(torch_threads)
+    t.notes += ["img/s is wall-clock on this machine as it was at the time (shared with other jobs); "
+                "img per CPU-s is throughput per busy core, less sensitive to contention than wall-clock but not "
+                f"immune (shared caches, preempted threads); x{cores} cores bounds what an idle machine reaches.",
+                "onnx = ONNX Runtime (exported from the torch model, equal within 1e-4: tests/test_bench.py)."]
+    return t
+
+
+# ---------------------------------------------------------------- 2. query latency
+def _query_case(index_dir: str, query_files: list[str], spec: str) -> dict:
+    """Fresh process: load embedder + index like the app does, time image bytes -> ranked products."""
+    from core.embedding import load_embedder
+    from core.embedding.query import embed_query
+    from core.index.product_index import ProductIndex
+
+    base = rss_mb()
+    t0 = time.perf_counter()
+    emb = load_embedder(spec)
+    idx = ProductIndex.load(index_dir, emb)
+    load_s = time.perf_counter() - t0
+    blobs = [Path(f).read_bytes() for f in query_files]
+    embed_query(emb, blobs[0])
+    idx.search(embed_query(emb, blobs[1 % len(blobs)]).vector, K)
+    tot, emb_ms, found, qs = [], [], [], []
+    for b in blobs:
+        t0 = time.perf_counter()
+        q = embed_query(emb, b).vector
+        t1 = time.perf_counter()
+        hits = idx.search(q, K)[0]
+        t2 = time.perf_counter()
+        assert len(hits) == K
+        tot.append((t2 - t0) * 1e3)
+        emb_ms.append((t1 - t0) * 1e3)
+        found.append({h.product_id for h in hits})
+        qs.append(q)
+    r = rss_mb()  # before the exact searches below, which touch every page of the vectors
+    t0 = time.perf_counter()
+    truth = [{h.product_id for h in idx.search(q, K, exact=True)[0]} for q in qs]
+    exact_ms = (time.perf_counter() - t0) * 1e3 / len(qs)
+    return {"load_s": load_s, "p50": float(np.percentile(tot, 50)), "p99": float(np.percentile(tot, 99)),
+            "embed_p50": float(np.percentile(emb_ms, 50)), "search_p50": float(np.percentile(
+                np.array(tot) - np.array(emb_ms), 50)), "anon": r["anon"], "file": r["file"],
+            "base_anon": base["anon"], "backend": getattr(emb, "backend", "torch"),
+            "recall": float(np.mean([len(f & t) / K for f, t in zip(found, truth)])), "exact_ms": exact_ms,
+            "annoy_dim": idx.manifest.get("annoy_dim", idx.dim)}
+
+
+def build_synthetic_index(out: Path, real: np.ndarray, real_items: list[dict], n: int, spec: str,
+                          workdir: Path, root: Path) -> Path:
+    """An index of ``n`` products: the real catalog vectors plus synthetic ones (one vector each)."""
+    from core.embedding import load_embedder
+    from core.index.product_index import ProductIndex
+
+    n_syn = max(0, n - len(real))
+    vec_path = workdir / f"syn-{n}-{real.shape[1]}.npy"
+    syn = synthetic_vectors(real, n_syn, seed=n, out=vec_path) if n_syn else np.zeros((0, real.shape[1]))
+    allv = np.lib.format.open_memmap(workdir / f"all-{n}.npy", "w+", np.float32, (len(real) + n_syn, real.shape[1]))
+    allv[: len(real)] = real
+    for a in range(0, n_syn, 100_000):
+        allv[len(real) + a: len(real) + a + 100_000] = syn[a: a + 100_000]
+    cats = ["fruit", "vegetables", "packages", "t-shirt", "dress", "shoe", "bag", "mug"]
+    items = list(real_items) + [{"product_id": f"S{i:07d}", "image": f"synthetic/S{i:07d}.jpg"}
+                                for i in range(n_syn)]
+    products = {it["product_id"]: {"title": it["product_id"], "category": "real"} for it in real_items}
+    products.update({f"S{i:07d}": {"title": f"Synthetic product {i}", "category": cats[i % len(cats)],
+                                   "price": f"{5 + (i * 7919) % 9500 / 100:.2f}"} for i in range(n_syn)})
+    ProductIndex.from_arrays(out, allv, items, products, load_embedder(spec).info(), catalog_root=root)
+    del allv, syn
+    vec_path.unlink(missing_ok=True)
+    (workdir / f"all-{n}.npy").unlink(missing_ok=True)
+    return out
+
+
+def bench_query(quick: bool, real: np.ndarray, real_items: list[dict], queries: list[Path], root: Path,
+                workdir: Path, spec: str) -> Table:
+    sizes = [5_000] if quick else [10_000, 100_000, 1_000_000]
+    nq = 20 if quick else 200
+    qfiles = [str(p) for p in (queries * (1 + nq // max(1, len(queries))))[:nq]]
+    t = Table(f"End-to-end query latency ({nq} real query photos: JPEG bytes in, top-{K} products out)",
+              ["products", "p50 ms", "p99 ms", "embed p50 ms", "search p50 ms", "index build s", "load s",
+               "RSS anon MB", "RSS file MB", "backend", "Annoy dim", "product recall@10 vs exact",
+               "exact search ms", "speed-up vs exact"])
+    for n in sizes:
+        d = workdir / f"index-{n}"
+        t0 = time.perf_counter()
+        in_fresh_process(build_synthetic_index, d, real, real_items, n, spec, workdir, root)
+        build_s = time.perf_counter() - t0
+        r = in_fresh_process(_query_case, str(d), qfiles, spec)
+        t.add(n, r["p50"], r["p99"], r["embed_p50"], r["search_p50"], build_s, r["load_s"], r["anon"], r["file"],
+              r["backend"], r["annoy_dim"], r["recall"], r["exact_ms"], r["exact_ms"] / max(r["search_p50"], 1e-3))
+        (d / "BUILD_SECONDS").write_text(f"{build_s:.1f}")  # the ANN section reuses this index
+    t.notes += ["One query at a time in a fresh process that loads the embedder and the index as the app does; "
+                "RSS after the queries: anon = private memory, file = memory-mapped index pages (page cache, "
+                "shared and reclaimable).",
+                "Catalog = real images' vectors plus synthetic vectors around them (one image per product).",
+                "Product recall@10 vs exact: share of the top-10 products of the same search with exact=True; "
+                "exact search ms is that search (numpy scores over all vectors plus the per-product aggregation "
+                "in Python, slower than the bare matrix product of the ANN table); Annoy dim 256 = the forest of "
+                "a large catalog is built over PCA-256 vectors, its candidates re-scored on the full vectors."]
+    return t
+
+
+# ---------------------------------------------------------------- 3. ANN libraries
+def _ann_build(method: str, params: dict, data_path: str, out: str) -> dict:
+    data = np.load(data_path, mmap_mode="r")
+    n, d = data.shape
+    t0 = time.perf_counter()
+    if method == "annoy":
+        from annoy import AnnoyIndex
+
+        ix = AnnoyIndex(d, "angular")
+        ix.set_seed(1234)
+        for i in range(n):
+            ix.add_item(i, data[i])
+        ix.build(params["trees"], n_jobs=-1)
+        ix.save(out)
+    elif method == "hnswlib":
+        import hnswlib
+
+        ix = hnswlib.Index(space="ip", dim=d)
+        ix.init_index(max_elements=n, M=params["M"], ef_construction=params["efc"], random_seed=1234)
+        for a in range(0, n, 50_000):
+            ix.add_items(np.asarray(data[a:a + 50_000]), np.arange(a, min(n, a + 50_000)))
+        ix.save_index(out)
+    elif method == "faiss-ivf":
+        import faiss
+
+        rng = np.random.default_rng(0)
+        train = np.asarray(data[np.sort(rng.choice(n, min(n, 50 * params["nlist"]), replace=False))])
+        q = faiss.IndexFlatIP(d)
+        ix = faiss.IndexIVFFlat(q, d, params["nlist"], faiss.METRIC_INNER_PRODUCT)
+        ix.train(train)
+        for a in range(0, n, 100_000):
+            ix.add(np.asarray(data[a:a + 100_000]))
+        faiss.write_index(ix, out)
+    elif method == "faiss-hnsw":
+        import faiss
+
+        ix = faiss.IndexHNSWFlat(d, params["M"], faiss.METRIC_INNER_PRODUCT)
+        ix.hnsw.efConstruction = params["efc"]
+        for a in range(0, n, 100_000):
+            ix.add(np.asarray(data[a:a + 100_000]))
+        faiss.write_index(ix, out)
+    return {"build_s": time.perf_counter() - t0, "size_mb": dir_mb(Path(out))}
+
+
+def _ann_search(method: str, path: str, dim: int, search: list[dict], queries: np.ndarray,
+                truth: np.ndarray) -> list[dict]:
+    """Fresh process: load the index as a server would, then one query at a time per search setting."""
+    base = rss_mb()
+    if method == "exact":
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(1)
+        data = np.load(path, mmap_mode="r")
+        def run(q, s): return np.argpartition(-(data @ q), K)[:K]  # noqa: E704
+    elif method == "annoy":
+        from annoy import AnnoyIndex
+
+        ix = AnnoyIndex(dim, "angular")
+        ix.load(path)
+        def run(q, s): return np.asarray(ix.get_nns_by_vector(q, K, search_k=s["search_k"]))  # noqa: E704
+    elif method == "hnswlib":
+        import hnswlib
+
+        ix = hnswlib.Index(space="ip", dim=dim)
+        ix.load_index(path)
+        ix.set_num_threads(1)
+        def run(q, s): return ix.knn_query(q, K)[0][0]  # noqa: E704
+    else:
+        import faiss
+
+        faiss.omp_set_num_threads(1)
+        ix = faiss.read_index(path)
+        def run(q, s): return ix.search(q[None], K)[1][0]  # noqa: E704
+    out = []
+    for s in search:
+        if method == "hnswlib":
+            ix.set_ef(s["ef"])
+        elif method == "faiss-ivf":
+            ix.nprobe = s["nprobe"]
+        elif method == "faiss-hnsw":
+            ix.hnsw.efSearch = s["ef"]
+        run(queries[0], s)
+        found, t0 = [], time.perf_counter()
+        for q in queries:
+            found.append(run(q, s))
+        dt = time.perf_counter() - t0
+        r = rss_mb()
+        out.append({"recall": recall_at_k(found, truth), "qps": len(queries) / dt, "anon": r["anon"] - base["anon"],
+                    "file": r["file"] - base["file"]})
+    return out
+
+
+def ann_grid(n: int, quick: bool, dim: int) -> list[tuple[str, dict, list[dict]]]:
+    """(method, build params, search settings) to compare at ``n`` vectors."""
+    from core.index.product_index import auto_search_k, auto_trees
+
+    if quick:
+        return [("annoy", {"trees": 16}, [{"search_k": s} for s in (1000, 5000)]),
+                ("hnswlib", {"M": 16, "efc": 100}, [{"ef": 50}]),
+                ("faiss-ivf", {"nlist": 32}, [{"nprobe": 4}])]
+    auto = auto_trees(n)
+    ks = sorted({auto_search_k(n), 10_000, 50_000, 100_000 if n >= 1_000_000 else 30_000})
+    trees = [auto] if n >= 1_000_000 else sorted({16, auto})
+    grid = [("annoy", {"trees": tr}, [{"search_k": s} for s in ks]) for tr in trees]
+    nlist = 1024 if n >= 1_000_000 else 256
+    grid.append(("faiss-ivf", {"nlist": nlist}, [{"nprobe": p} for p in (8, 32, 64)]))
+    if n * dim <= 100_000 * 1280 or dim <= 256:  # graph builds at 1e6 x 1280 take hours on 2 cores
+        grid.append(("hnswlib", {"M": 16, "efc": 100}, [{"ef": e} for e in (50, 100, 200)]))
+    if n * dim <= 100_000 * 1280:
+        grid.append(("faiss-hnsw", {"M": 32, "efc": 80}, [{"ef": e} for e in (64, 128)]))
+    return grid
+
+
+def bench_ann(quick: bool, real: np.ndarray, real_q: np.ndarray, workdir: Path, budget_s: float) -> Table:
+    sizes = [5_000] if quick else [1_000_000, 100_000]  # the largest first: it decides the goals
+    nq = 50 if quick else 200
+    t = Table(f"ANN vs exact search ({nq} real query vectors, recall@{K} against exact inner-product top-{K})",
+              ["vectors", "dim", "method", "build params", "search", "recall@10", "QPS", "speed-up vs exact",
+               "build s", "disk MB", "RSS anon MB", "RSS file MB"])
+    low = min(256, len(real) - 1)  # PCA dimension (fewer real vectors than 256 only in --quick)
+    mu, comps = pca(real, low)
+    qsets = {real.shape[1]: real_q[:nq], low: project(real_q[:nq], mu, comps)}
+    start = time.perf_counter()
+    for n in sizes:
+        from core.config.store import current_generation
+        from core.index.product_index import auto_trees
+
+        prebuilt = workdir / f"index-{n}"
+        gen = current_generation(prebuilt) if (prebuilt / "CURRENT").is_file() else None
+        if gen is not None:  # the query section's catalog: its vectors, and its Annoy forest for auto trees
+            base = gen / "vectors.npy"
+        else:
+            base = workdir / f"ann-{n}-{real.shape[1]}.npy"
+            synthetic_vectors(real, n, seed=n + 1, out=base)
+        for dim in (real.shape[1], low):
+            path = base if dim == real.shape[1] else workdir / f"ann-{n}-{dim}.npy"
+            if dim != real.shape[1]:
+                project(np.load(base, mmap_mode="r"), mu, comps, out=path)
+            q = qsets[dim]
+            truth = exact_topk(np.load(path, mmap_mode="r"), q)
+            ex = in_fresh_process(_ann_search, "exact", str(path), dim, [{}], q, truth)[0]
+            t.add(n, dim, "exact (numpy)", "", "", ex["recall"], ex["qps"], 1.0, 0.0, dir_mb(path), ex["anon"],
+                  ex["file"])
+            for method, bp, searches in ann_grid(n, quick, dim):
+                if time.perf_counter() - start > budget_s:
+                    t.notes.append(f"skipped {method} {bp} at {n}x{dim}: ANN time budget ({budget_s:.0f} s) spent")
+                    continue
+                out = str(workdir / f"{method}-{n}-{dim}.idx")
+                if (gen is not None and path == base and method == "annoy" and bp["trees"] == auto_trees(n)
+                        and not (gen / "pca.npz").exists()):
+                    out = str(gen / "annoy.ann")  # built by ProductIndex (same seed, same trees)
+                    b = {"build_s": float((prebuilt / "BUILD_SECONDS").read_text()), "size_mb": dir_mb(Path(out))}
+                else:
+                    b = in_fresh_process(_ann_build, method, bp, str(path), out)
+                res = in_fresh_process(_ann_search, method, out, dim, searches, q, truth)
+                for s, r in zip(searches, res):
+                    t.add(n, dim, method, _kv(bp), _kv(s), r["recall"], r["qps"], r["qps"] / ex["qps"],
+                          b["build_s"], b["size_mb"], r["anon"], r["file"])
+                if gen is None or not out.startswith(str(gen)):
+                    Path(out).unlink(missing_ok=True)
+            if path != base:
+                path.unlink(missing_ok=True)
+        if gen is None:
+            base.unlink(missing_ok=True)
+        shutil.rmtree(prebuilt, ignore_errors=True)
+    t.notes += ["One query at a time, one thread per query (what a single app request gets); each index is loaded "
+                "in a fresh process; RSS is what loading and querying added (Annoy and exact are memory-mapped: "
+                "their pages count as file-backed).",
+                "Annoy with the automatic tree count reuses the query section's index: its build time is that "
+                "of the whole ProductIndex (writing vectors and metadata included).",
+                "256-d = PCA fitted on the real catalog vectors; the recall cost of that reduction on real "
+                "queries is in the next table."]
+    return t
+
+
+def _kv(d: dict) -> str:
+    return " ".join(f"{k}={v}" for k, v in d.items())
+
+
+def bench_pca_cost(real: np.ndarray, real_labels: list[str], q: np.ndarray, q_labels: list[str],
+                   source: str) -> Table:
+    """What PCA costs on real data: neighbour overlap with full-d search and retrieval accuracy."""
+    t = Table(f"Cost of PCA on real queries ({source}: {len(q)} query photos against {len(real)} catalog images)",
+              ["dim", f"overlap of top-{K} with full-d", "label recall@1", f"label recall@{K}"])
+    lab = np.array(real_labels)
+    truth = exact_topk(real, q)
+    for dim in (real.shape[1], 256, 128):
+        if dim != real.shape[1] and dim >= min(real.shape):
+            continue
+        if dim == real.shape[1]:
+            d, qq = real, q
+        else:
+            mu, comps = pca(real, dim)
+            d, qq = project(real, mu, comps), project(q, mu, comps)
+        top = exact_topk(d, qq)
+        r1 = np.mean([q_labels[i] == lab[top[i, 0]] for i in range(len(q))])
+        rk = np.mean([q_labels[i] in set(lab[top[i]]) for i in range(len(q))])
+        t.add(dim, recall_at_k(list(top), truth), float(r1), float(rk))
+    t.notes.append("Label recall: the nearest catalog image (or one of the top 10) shows the query's product class.")
+    return t
+
+
+# ---------------------------------------------------------------- 4. UMAP
+def _umap_case(data_path: str, n: int) -> dict:
+    from core.explore.projection import UmapParams, fit_umap  # the app's own projection path
+
+    data = np.asarray(np.load(data_path, mmap_mode="r")[:n])
+    t0 = time.perf_counter()
+    _, _, n_fit = fit_umap(data, UmapParams())
+    return {"s": time.perf_counter() - t0, "n_fit": n_fit}
+
+
+def bench_umap(quick: bool, real: np.ndarray, workdir: Path) -> Table:
+    sizes = [2_000] if quick else [10_000, 50_000]
+    t = Table("UMAP to 2-d (the app's fit_umap: cosine, n_neighbors=15)", ["points", "dim", "fitted on", "seconds"])
+    path = workdir / "umap.npy"
+    synthetic_vectors(real, max(sizes), seed=7, out=path)
+    for n in sizes:
+        r = in_fresh_process(_umap_case, str(path), n)
+        t.add(n, real.shape[1], r["n_fit"], r["s"])
+    t.notes.append("Each size in a fresh process, so times include numba's just-in-time compilation (~10-20 s), "
+                   "as a first projection in the app does.")
+    path.unlink(missing_ok=True)
+    return t
+
+
+# ---------------------------------------------------------------- driver
+def run(quick: bool = False, out: str | None = None, workdir: str | None = None,
+        sections: tuple[str, ...] = ("embed", "query", "ann", "umap"), ann_budget_s: float = 900.0) -> list[Table]:
+    """Run the benchmark; returns its tables and writes them as markdown to ``out`` if given."""
+    from core.embedding import DEFAULT_SPEC, load_embedder
+    from core.embedding.batch import embed_sources
+
+    facts = machine_facts()
+    print(f"bench ({'quick' if quick else 'full'}) on {facts['nproc']} x {facts['cpu']}, load {facts['load']}")
+    cat, qs, source = real_images(quick)
+    if quick:
+        cat, qs = cat[:: max(1, len(cat) // 200)][:200], qs[:: max(1, len(qs) // 50)][:50]
+    tmp = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="vps-bench-"))
+    tmp.mkdir(parents=True, exist_ok=True)
+    tables: list[Table] = []
+    if out:
+        _partial.update(tables=[], out=out, facts=facts, quick=quick)
+    try:
+        if "embed" in sections:
+            tables.append(timed(bench_embedding, quick, cat, source))
+        emb = load_embedder(DEFAULT_SPEC)
+        real, err = embed_sources(emb, cat, batch_size=32, progress=True, desc="real catalog vectors")
+        ok = [p for i, p in enumerate(cat) if i not in err]
+        real_q, qerr = embed_sources(emb, qs, batch_size=32, progress=True, desc="real query vectors")
+        qok = [p for i, p in enumerate(qs) if i not in qerr]
+        root = Path(os.path.commonpath([str(p) for p in ok]))
+        items = [{"product_id": f"R{i:05d}", "image": p.relative_to(root).as_posix()} for i, p in enumerate(ok)]
+        if "query" in sections:
+            tables.append(timed(bench_query, quick, real, items, qok, root, tmp, DEFAULT_SPEC))
+        if "ann" in sections:
+            tables.append(timed(bench_pca_cost, real, labels_of(ok, source), real_q, labels_of(qok, source), source))
+            tables.append(timed(bench_ann, quick, real, real_q, tmp, ann_budget_s))
+        if "umap" in sections:
+            tables.append(timed(bench_umap, quick, real, tmp))
+    finally:
+        if not workdir:
+            shutil.rmtree(tmp, ignore_errors=True)
+        _partial.clear()
+        gc.collect()
+    if out:
+        Path(out).write_text(render(tables, facts, quick))
+        print(f"wrote {out}")
+    return tables
+
+
+def timed(fn: Callable[..., Table], *args) -> Table:
+    print(f"== {fn.__name__}", flush=True)
+    t0 = time.perf_counter()
+    t = fn(*args)
+    t.notes.append(f"Section time: {time.perf_counter() - t0:.0f} s.")
+    print(f"== {fn.__name__}: {time.perf_counter() - t0:.0f} s", flush=True)
+    if _partial:  # a long run keeps what it has measured so far
+        _partial["tables"].append(t)
+        Path(_partial["out"]).write_text(render(_partial["tables"], _partial["facts"], _partial["quick"]))
+    return t
+
+
+_partial: dict = {}
+
+
+def render(tables: list[Table], facts: dict[str, str], quick: bool) -> str:
+    head = [f"## Run of {facts['date']} ({'quick' if quick else 'full'})", "",
+            f"- machine: {facts['nproc']} x {facts['cpu']}, {facts['ram']} RAM, Python {facts['python']}",
+            f"- load average: {facts['load']}", f"- command: `python -m core bench{' --quick' if quick else ''}`", ""]
+    return "\n".join(head) + "\n" + "\n".join(t.markdown() for t in tables)

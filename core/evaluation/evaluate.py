@@ -1,0 +1,140 @@
+"""Retrieval quality on labelled queries: recall@K and mAP@10, plus every query's ranked list."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from core.config.defaults import DEFAULT_RANK
+from core.config.progress import Progress
+from core.data.queries import read_queries
+from core.embedding import Embedder
+from core.embedding.query import embed_queries
+from core.index.product_index import Hit, ProductIndex
+from core.search.engine import Searcher, SearchOptions
+
+
+@dataclass
+class QueryResult:
+    image: str
+    label: str
+    rank: int | None  # rank of the first relevant product, None if not in the list
+    top: list[tuple[str, float]]  # (product_id, score) of the ranked list
+    ap10: float
+
+
+@dataclass
+class Evaluation:
+    metrics: dict[str, float]
+    queries: list[QueryResult] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+    def failures(self, k: int = 1) -> list[QueryResult]:
+        """Queries whose first relevant product is not in the top ``k``."""
+        return [q for q in self.queries if q.rank is None or q.rank > k]
+
+
+def average_precision(ranked_relevance: list[bool], n_relevant: int, k: int = 10) -> float:
+    """AP@k: mean of precision@i at each relevant position i <= k, over min(n_relevant, k)."""
+    hits, total = 0, 0.0
+    for i, rel in enumerate(ranked_relevance[:k], start=1):
+        if rel:
+            hits += 1
+            total += hits / i
+    return total / max(1, min(n_relevant, k)) if n_relevant else 0.0
+
+
+def evaluate(index: ProductIndex, embedder: Embedder, queries: str | Path, *, label: str = "product_id",
+             k: int = 10, progress: Progress | bool = False, exclude_self: bool = False,
+             rank: str = DEFAULT_RANK, weights: dict[str, float] | None = None,
+             searcher: Searcher | None = None) -> Evaluation:
+    """Evaluate labelled queries (``image,<label>`` CSV) through the one search entry point.
+
+    ``rank`` and ``weights`` are those of :class:`SearchOptions` (default: the default search, static
+    attribute re-ranking). ``exclude_self`` drops catalog items that are the query image itself (queries
+    drawn from the catalog).
+    """
+    rows, skipped = read_queries(queries, label)
+    searcher = searcher or Searcher(index, embedder, progress=progress)
+    found, errors = embed_queries(embedder, [p for p, _ in rows], progress=progress)
+    skipped += [f"{rows[i][0].name}: {e}" for i, e in errors.items()]
+    ok = [(row, q) for row, q in zip(rows, found) if q is not None]
+    opts = SearchOptions.make(k=k + 1 if exclude_self else k, rank=rank, weights=weights)
+    hits = [searcher.search(q, opts).hits for _, q in tqdm(ok, desc="searching", disable=progress is not True)]
+    vecs = np.stack([q.vector for _, q in ok]) if ok else np.zeros((0, embedder.dim), np.float32)
+    return evaluate_vectors(index, [r for r, _ in ok], vecs, label=label, k=k, exclude_self=exclude_self,
+                            skipped=skipped, hits=hits)
+
+
+def evaluate_vectors(index: ProductIndex, rows: list[tuple[Path, str]], vecs: np.ndarray, *,
+                     label: str = "product_id", k: int = 10, exclude_self: bool = False,
+                     skipped: list[str] | None = None, hits: list[list[Hit]] | None = None) -> Evaluation:
+    """Metrics for queries already embedded (``vecs[i]`` is the query ``rows[i] = (image, label)``).
+
+    With a ``label`` other than ``product_id`` the metrics also hold ``precision@10``: the share of the top 10
+    products that carry the query's label (e.g. the same category).
+    """
+    label_of = {pid: (pid if label == "product_id" else f.get(label, "")) for pid, f in index.products.items()}
+    live = set(index.live_products())
+    counts: dict[str, int] = {}
+    for pid in live:
+        counts[label_of[pid]] = counts.get(label_of[pid], 0) + 1
+    results = []
+    fetch = k + 1 if exclude_self else k
+    hits_all = hits if hits is not None else (index.search(vecs, fetch) if len(vecs) else [])
+    precisions = []
+    for (path, want), hits in zip(rows, hits_all):
+        if exclude_self:
+            hits = [h for h in hits if Path(h.image).resolve() != path.resolve()][:k]
+        rel = [label_of.get(h.product_id) == want for h in hits]
+        rank = next((i + 1 for i, r in enumerate(rel) if r), None)
+        n_rel = counts.get(want, 0) - (1 if exclude_self and label != "product_id" else 0)
+        results.append(QueryResult(str(path), want, rank, [(h.product_id, h.score) for h in hits],
+                                   average_precision(rel, n_rel, k)))
+        precisions.append(sum(rel[:10]) / 10)
+    n = len(results)
+    ranks = np.array([r.rank if r.rank else 10**9 for r in results])
+    metrics = {f"recall@{kk}": float(np.mean(ranks <= kk)) if n else 0.0 for kk in (1, 5, 10)}
+    metrics["map@10"] = float(np.mean([r.ap10 for r in results])) if n else 0.0
+    if label != "product_id":
+        metrics["precision@10"] = float(np.mean(precisions)) if n else 0.0
+    metrics["n_queries"] = n
+    return Evaluation(metrics, results, list(skipped or []))
+
+
+@dataclass
+class Failure:
+    """A query whose expected product was not ranked first, with what ranked above it."""
+
+    query: str
+    expected: str
+    expected_image: str | None  # one catalog image of an expected product, if any is indexed
+    rank: int | None  # rank of the first relevant product (None: not in the list)
+    above: list[tuple[str, float, str]]  # (product_id, score, image) ranked above it (the whole list if missed)
+    expected_score: float | None
+
+
+def failure_details(ev: Evaluation, index: ProductIndex, label: str = "product_id", k: int = 1) -> list[Failure]:
+    """Every query that missed the top ``k``: expected product, the products ranked above it and the scores."""
+    first_image: dict[str, str] = {}
+    for i, it in enumerate(index.items):
+        if index.alive[i]:
+            first_image.setdefault(it["product_id"], index.image_path(i))
+    label_of = {pid: (pid if label == "product_id" else f.get(label, "")) for pid, f in index.products.items()}
+    out = []
+    for q in ev.failures(k):
+        stop = (q.rank - 1) if q.rank else len(q.top)
+        exp_pid = q.top[q.rank - 1][0] if q.rank else next((p for p, lab in label_of.items() if lab == q.label), None)
+        out.append(Failure(q.image, q.label, first_image.get(exp_pid) if exp_pid else None, q.rank,
+                           [(p, s, first_image.get(p, "")) for p, s in q.top[:stop]],
+                           q.top[q.rank - 1][1] if q.rank else None))
+    return out
+
+
+def query_files_near(catalog_dir: str | Path) -> list[Path]:
+    """Query CSVs an importer wrote next to a catalog (``../queries-*.csv``) or inside it (``queries*.csv``)."""
+    d = Path(catalog_dir)
+    return sorted({*d.parent.glob("queries-*.csv"), *d.glob("queries*.csv")})

@@ -1,0 +1,106 @@
+"""What the map pages draw: the table of mapped images, the scatter, a query with its full-space neighbours,
+and the classifier's decision regions with the disagreement cases."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from core.explore.disagreements import Case, Regions
+from core.explore.projection import Projection
+from core.index.product_index import Hit, ProductIndex
+
+
+def map_table(index: ProductIndex, proj: Projection) -> list[dict]:
+    """One row per mapped image: coordinates, product id, image and the product's fields."""
+    rows = []
+    for (x, y), i in zip(proj.coords.tolist(), proj.vector_ids.tolist()):
+        pid = index.items[i]["product_id"]
+        rows.append({"x": round(x, 5), "y": round(y, 5), "product_id": pid, "image": index.image_path(i),
+                     **index.products.get(pid, {})})
+    return rows
+
+
+def nearest_row(rows: list[dict], x: float, y: float) -> dict | None:
+    """The mapped image closest to (x, y) on the map (to resolve a click)."""
+    if not rows:
+        return None
+    xy = np.array([[r["x"], r["y"]] for r in rows])
+    return rows[int(np.argmin(((xy - [x, y]) ** 2).sum(1)))]
+
+
+@dataclass
+class PlacedQuery:
+    xy: tuple[float, float]
+    neighbours: list[tuple[Hit, tuple[float, float]]]  # full-space top-k hits and their map positions
+
+
+def place_query(index: ProductIndex, proj: Projection, vector: np.ndarray, k: int = 5) -> PlacedQuery:
+    """Position a query with UMAP ``transform`` and find its k nearest products in the full space."""
+    xy = proj.transform(vector)[0]
+    pos = {index.image_path(i): (float(a), float(b)) for (a, b), i in zip(proj.coords, proj.vector_ids)}
+    hits = index.search(vector, k)[0]
+    return PlacedQuery((float(xy[0]), float(xy[1])), [(h, pos[h.image]) for h in hits if h.image in pos])
+
+
+def map_figure(rows: list[dict], colour: str = "category", title: str = "", query: PlacedQuery | None = None):
+    """Plotly scatter (WebGL) coloured by a column; hover shows title and category; optional query star."""
+    import pandas as pd
+    import plotly.express as px
+    import plotly.graph_objects as go
+
+    df = pd.DataFrame(rows)
+    colour = colour if colour in df.columns else "product_id"
+    hover = [c for c in ("title", "category", "product_id") if c in df.columns]
+    fig = px.scatter(df, x="x", y="y", color=df[colour].astype(str), hover_data=hover, title=title,
+                     render_mode="webgl", labels={"color": colour})
+    fig.update_traces(marker={"size": 6, "opacity": 0.8})
+    if query is not None:
+        for _h, (x, y) in query.neighbours:
+            fig.add_trace(go.Scatter(x=[query.xy[0], x], y=[query.xy[1], y], mode="lines", showlegend=False,
+                                     line={"color": "black", "width": 1}, hoverinfo="skip"))
+        fig.add_trace(go.Scatter(
+            x=[x for _, (x, _) in query.neighbours], y=[y for _, (_, y) in query.neighbours], mode="markers",
+            name="full-space neighbours", marker={"size": 11, "symbol": "circle-open", "color": "black"},
+            text=[f"#{h.rank} {h.product_id} (similarity {h.score:.3f})" for h, _ in query.neighbours],
+            hoverinfo="text"))
+        fig.add_trace(go.Scatter(x=[query.xy[0]], y=[query.xy[1]], mode="markers", name="query",
+                                 marker={"size": 18, "symbol": "star", "color": "black"}))
+    fig.update_layout(xaxis_title="UMAP 1", yaxis_title="UMAP 2", legend_title_text=colour, height=650)
+    return fig
+
+
+def regions_figure(coords: np.ndarray, regions: Regions, cases: list[Case], case_xy: np.ndarray,
+                   title: str = ""):
+    """Decision regions (shaded), catalog points, and the disagreement cases placed with ``transform``."""
+    import plotly.colors as pc
+    import plotly.graph_objects as go
+
+    palette = pc.qualitative.Plotly + pc.qualitative.Set3 + pc.qualitative.Pastel
+    n = len(regions.classes)
+    colours = [palette[i % len(palette)] for i in range(n)]
+    if n > 1:
+        scale = [[i / (n - 1), c] for i, c in enumerate(colours)]
+    else:
+        scale = [[0, colours[0]], [1, colours[0]]]
+    names = np.array(regions.classes, dtype=object)[regions.z]
+    fig = go.Figure(go.Heatmap(x=regions.xs, y=regions.ys, z=regions.z, colorscale=scale, zmin=0,
+                               zmax=max(n - 1, 1), opacity=0.35, showscale=False, customdata=names,
+                               hovertemplate="classifier says %{customdata}<extra></extra>"))
+    fig.add_trace(go.Scattergl(x=coords[:, 0], y=coords[:, 1], mode="markers", name="catalog images",
+                               marker={"size": 4, "color": "rgba(60,60,60,0.5)"}, hoverinfo="skip"))
+    styles = {"classifier_only": ("classifier right, neighbour wrong", "star", "green"),
+              "neighbour_only": ("neighbour right, classifier wrong", "x", "red")}
+    for kind, (name, symbol, colour) in styles.items():
+        sel = [i for i, c in enumerate(cases) if c.kind == kind]
+        if not sel:
+            continue
+        fig.add_trace(go.Scatter(
+            x=case_xy[sel, 0], y=case_xy[sel, 1], mode="markers", name=name,
+            marker={"size": 13, "symbol": symbol, "color": colour, "line": {"width": 1, "color": "black"}},
+            text=[f"true {cases[i].label}; classifier {cases[i].clf_label} ({cases[i].clf_prob:.2f}); "
+                  f"neighbour {cases[i].nn_label} (distance {cases[i].nn_distance:.3f})" for i in sel],
+            hoverinfo="text"))
+    fig.update_layout(title=title, xaxis_title="UMAP 1", yaxis_title="UMAP 2", height=650)
+    return fig

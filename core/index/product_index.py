@@ -1,0 +1,378 @@
+"""The product index: Annoy over catalog image vectors, an exact delta set, tombstones, atomic saves.
+
+Layout of an index folder: ``CURRENT`` names the live ``gen-*`` folder, which holds ``manifest.json``,
+``vectors.npy`` (all vectors, memory-mapped), ``items.json`` (one row per vector), ``products.json``,
+``annoy.ann`` (over the first ``n_base`` vectors; for large catalogs over their PCA reduction, ``pca.npz``)
+and ``removed.json`` (tombstoned vector ids).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+from annoy import AnnoyIndex
+
+from core.config.progress import Progress
+from core.config.store import current_generation, link_or_copy, new_generation, write_json, writer_lock
+from core.data.catalog import Catalog, CatalogRow
+from core.data.filters import Condition, matches, parse_where
+from core.embedding import Embedder
+from core.embedding.batch import embed_sources
+from core.index.pca import PCA_DIM, PCA_MIN_VECTORS, fit_sample, project
+
+FORMAT_VERSION = 1
+METRIC = "angular"
+
+
+class IndexStateError(ValueError):
+    """An index that cannot be used as asked (missing, stale, built with another embedder)."""
+
+
+
+
+@dataclass
+class Hit:
+    product_id: str
+    score: float  # what the list is ordered by: similarity, or the sum of ``contributions`` when re-ranked
+    rank: int
+    image: str  # absolute path of the best-matching image
+    fields: dict[str, str] = field(default_factory=dict)
+    similarity: float = 0.0  # cosine similarity of the best-matching image
+    contributions: dict[str, float] = field(default_factory=dict)  # weight x score per ranking dimension
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class BuildReport:
+    added: int = 0
+    skipped: list[str] = field(default_factory=list)
+
+
+def auto_trees(n: int) -> int:
+    """More trees for larger catalogs: recall stays high while the index stays small."""
+    if n < 10_000:
+        return 16
+    if n < 200_000:
+        return 32
+    return 64
+
+
+def auto_search_k(n: int, k: int = 10) -> int:
+    """Annoy candidates inspected per query: enough for recall@10 >= 0.95 at each size (BENCHMARKS.md)."""
+    if n < 200_000:
+        return max(10_000, 400 * k)
+    return max(50_000, 1_000 * k)
+
+
+class ProductIndex:
+    """Search products by image vectors. Load with :meth:`load`, create with :meth:`build`."""
+
+    def __init__(self, root: Path, gen: Path):
+        self.root, self.gen = root, gen
+        self.manifest: dict = json.loads((gen / "manifest.json").read_text())
+        self.vectors: np.ndarray = np.load(gen / "vectors.npy", mmap_mode="r")
+        self.items: list[dict] = json.loads((gen / "items.json").read_text())
+        self.products: dict[str, dict[str, str]] = json.loads((gen / "products.json").read_text())
+        self.removed: set[int] = set(json.loads((gen / "removed.json").read_text()))
+        self.n_base: int = int(self.manifest["n_base"])
+        self.dim: int = int(self.manifest["dim"])
+        self.spec: str = self.manifest["embedder"]["spec"]
+        self.annoy: AnnoyIndex | None = None
+        self.pca: tuple[np.ndarray, np.ndarray] | None = None  # (mean, components) of a reduced Annoy forest
+        if (gen / "pca.npz").exists():
+            with np.load(gen / "pca.npz") as z:
+                self.pca = (z["mean"], z["components"])
+        if self.n_base:
+            self.annoy = AnnoyIndex(int(self.manifest.get("annoy_dim", self.dim)), METRIC)
+            self.annoy.load(str(gen / "annoy.ann"), prefault=False)
+        self.item_pid = np.array([it["product_id"] for it in self.items], dtype=object)
+        self.alive = np.ones(len(self.items), bool)
+        self.alive[list(self.removed)] = False
+
+    # ---------------------------------------------------------------- loading
+    @classmethod
+    def load(cls, root: str | Path, embedder: Embedder | str | None = None) -> ProductIndex:
+        """Load the current generation memory-mapped. With ``embedder``, refuse an index built by another."""
+        root = Path(root)
+        for attempt in range(5):
+            gen = current_generation(root)
+            if gen is None:
+                raise IndexStateError(f"no index in {root} (build it: python -m core index --catalog DIR --out {root})")
+            try:
+                idx = cls(root, gen)
+                break
+            except FileNotFoundError:  # a writer published a newer generation and collected this one
+                if attempt == 4:
+                    raise
+        if idx.manifest.get("format") != FORMAT_VERSION:
+            raise IndexStateError(f"{root} was written by another version of this program (format "
+                              f"{idx.manifest.get('format')}, expected {FORMAT_VERSION}); rebuild it")
+        if embedder is not None:
+            idx.check_embedder(embedder)
+        return idx
+
+    def check_embedder(self, embedder: Embedder | str) -> None:
+        spec = embedder if isinstance(embedder, str) else embedder.spec
+        dim = None if isinstance(embedder, str) else embedder.dim
+        if spec != self.spec or (dim is not None and dim != self.dim):
+            raise IndexStateError(f"index {self.root} was built with embedder {self.spec} ({self.dim}-d), "
+                              f"not {spec}; rebuild it or load it with --model {self.spec}")
+        weights = None if isinstance(embedder, str) else embedder.info().get("weights")
+        if weights and weights != self.manifest["embedder"].get("weights"):
+            raise IndexStateError(f"index {self.root} was built with other weights of {spec} (retrained?); rebuild it")
+
+    @property
+    def fingerprint(self) -> str:
+        """Identifies this exact content (changes on every add, remove or compact)."""
+        return self.gen.name
+
+    @property
+    def catalog_root(self) -> Path:
+        return Path(self.manifest["catalog_root"])
+
+    def image_path(self, i: int) -> str:
+        p = Path(self.items[i]["image"])
+        return str(p if p.is_absolute() else self.catalog_root / p)
+
+    @cached_property
+    def vector_ids(self) -> dict[str, list[int]]:
+        """The live vectors (row numbers) of each product."""
+        out: dict[str, list[int]] = {}
+        for i in np.flatnonzero(self.alive):
+            out.setdefault(self.item_pid[i], []).append(int(i))
+        return out
+
+    def live_products(self) -> list[str]:
+        return sorted({self.items[i]["product_id"] for i in np.flatnonzero(self.alive)})
+
+    def __len__(self) -> int:
+        return len(self.live_products())
+
+    # ---------------------------------------------------------------- search
+    def allowed_mask(self, where: list[Condition] | list[str] | str | None = None) -> np.ndarray:
+        """Vectors that are alive and whose product passes the filters."""
+        conds = parse_where(where) if where and not isinstance(where[0], Condition) else (where or [])
+        mask = self.alive.copy()
+        if conds:
+            ok = {pid for pid, f in self.products.items() if matches(f, conds)}
+            mask &= np.array([p in ok for p in self.item_pid], bool)
+        return mask
+
+    def _exact(self, q: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if len(ids) == 0:
+            return ids, np.zeros(0, np.float32)
+        return ids, np.asarray(self.vectors[ids] @ q, np.float32)
+
+    def _candidates(self, q: np.ndarray, k: int, mask: np.ndarray, exact: bool, search_k: int) -> dict[str, tuple]:
+        """product_id -> (score, vector id) of its best image among candidate vectors."""
+        n = len(self.items)
+        delta = np.arange(self.n_base, n)
+        n_allowed = int(mask.sum())
+        views = max(1, n // max(1, len(self.products)))
+        if exact or self.annoy is None or n_allowed <= max(4 * k * views, n // 20):
+            ids = np.flatnonzero(mask)  # filters leave few vectors: exact search over them
+        else:
+            fetch = min(self.n_base, max(4 * k * views, 64) * max(1, n // max(1, n_allowed)))
+            if self.pca is not None:  # a reduced forest: more candidates, all re-scored on the full vectors
+                fetch = min(self.n_base, fetch * 4)
+            aq = (project(q[None], *self.pca)[0] if self.pca is not None else q).tolist()
+            while True:
+                got = np.asarray(self.annoy.get_nns_by_vector(aq, fetch, search_k=search_k), np.int64)
+                got = got[mask[got]]
+                if len({self.item_pid[i] for i in got}) >= k or fetch >= self.n_base:
+                    break
+                fetch = min(self.n_base, fetch * 4)
+            ids = np.concatenate([got, delta[mask[delta]]])
+        ids, scores = self._exact(q, ids)
+        best: dict[str, tuple] = {}
+        for i, s in zip(ids.tolist(), scores.tolist()):
+            pid = self.item_pid[i]
+            if pid not in best or s > best[pid][0]:
+                best[pid] = (s, i)
+        return best
+
+    def search(self, queries: np.ndarray, k: int = 10, where=None, *, exact: bool = False,
+               search_k: int = -1, min_score: float | None = None) -> list[list[Hit]]:
+        """Top-``k`` products per query vector (rows of ``queries``), best first."""
+        q = np.atleast_2d(np.asarray(queries, np.float32))
+        if q.shape[1] != self.dim:
+            raise IndexStateError(f"query vectors are {q.shape[1]}-d, the index is {self.dim}-d")
+        mask = self.allowed_mask(where)
+        search_k = search_k if search_k > 0 else auto_search_k(self.n_base, k)
+        out = []
+        for row in q:
+            best = self._candidates(row, k, mask, exact, search_k)
+            ranked = sorted(best.items(), key=lambda kv: (-kv[1][0], kv[0]))[:k]
+            hits = [Hit(pid, round(float(s), 6), r + 1, self.image_path(i), dict(self.products.get(pid, {})),
+                        round(float(s), 6))
+                    for r, (pid, (s, i)) in enumerate(ranked) if min_score is None or s >= min_score]
+            out.append(hits)
+        return out
+
+    # ---------------------------------------------------------------- writing
+    @classmethod
+    def build(cls, catalog: Catalog, embedder: Embedder, out: str | Path, *, trees: int | None = None,
+              progress: Progress | bool = False, batch_size: int = 32) -> tuple[ProductIndex, BuildReport]:
+        """Embed every catalog image and write a fresh index to ``out`` (atomically)."""
+        out = Path(out)
+        vecs, items, report = _embed_rows(catalog, catalog.rows, embedder, progress, batch_size)
+        if not items:
+            raise IndexStateError(f"no catalog image could be embedded ({len(report.skipped)} skipped)")
+        products = {r.product_id: dict(r.fields) for r in reversed(catalog.rows)}
+        with writer_lock(out):
+            _write(out, embedder.info(), catalog, vecs, items, products, set(), len(items), trees)
+        return cls.load(out, embedder), report
+
+    @classmethod
+    def from_arrays(cls, out: str | Path, vectors: np.ndarray, items: list[dict], products: dict[str, dict],
+                    embedder_info: dict, *, catalog_root: str | Path = ".", trees: int | None = None
+                    ) -> ProductIndex:
+        """Write an index straight from precomputed unit vectors (one ``items`` row per vector), no catalog needed."""
+        out = Path(out)
+        if len(vectors) != len(items) or not len(items):
+            raise IndexStateError(f"{len(vectors)} vectors for {len(items)} item rows")
+        with writer_lock(out):
+            _write(out, embedder_info, None, vectors, items, products, set(), len(items), trees,
+                   catalog_meta={"catalog_root": str(Path(catalog_root).resolve()), "catalog_fingerprint": None})
+        return cls.load(out)
+
+    @classmethod
+    def from_vectors(cls, catalog: Catalog, embedder: Embedder, vecs: np.ndarray, out: str | Path, *,
+                     rows: list[CatalogRow] | None = None, trees: int | None = None) -> ProductIndex:
+        """Write an index of vectors computed elsewhere (``vecs[i]`` embeds ``rows[i]``, default all rows),
+        e.g. from cached backbone features; the manifest records ``embedder`` exactly as :meth:`build` does."""
+        rows = catalog.rows if rows is None else rows
+        if len(rows) != len(vecs):
+            raise ValueError(f"{len(vecs)} vectors for {len(rows)} catalog rows")
+        root = catalog.root.resolve()
+        items = []
+        for r in rows:
+            p = catalog.path(r).resolve()
+            items.append({"product_id": r.product_id,
+                          "image": p.relative_to(root).as_posix() if p.is_relative_to(root) else str(p)})
+        used = {it["product_id"] for it in items}
+        products = {pid: f for pid, f in catalog.products.items() if pid in used}
+        with writer_lock(Path(out)):
+            _write(Path(out), embedder.info(), catalog, np.asarray(vecs, np.float32), items, products, set(),
+                   len(items), trees)
+        return cls.load(out, embedder)
+
+    def add(self, catalog: Catalog, embedder: Embedder, *, progress: Progress | bool = False,
+            rows: list[CatalogRow] | None = None) -> tuple[ProductIndex, BuildReport]:
+        """Embed only catalog rows not yet indexed; they join the exact delta set. No retraining."""
+        self.check_embedder(embedder)
+        with writer_lock(self.root):
+            cur = ProductIndex.load(self.root)  # re-read under the lock: another writer may have finished
+            have = {(it["product_id"], cur.image_path(i)) for i, it in enumerate(cur.items) if cur.alive[i]}
+            rows = [r for r in (rows if rows is not None else catalog.rows)
+                    if (r.product_id, str(catalog.path(r))) not in have]
+            vecs, items, report = _embed_rows(catalog, rows, embedder, progress, 32, cur.catalog_root)
+            products = dict(cur.products)
+            products.update({r.product_id: dict(r.fields) for r in reversed(rows)})
+            allv = np.concatenate([np.asarray(cur.vectors), vecs]) if len(vecs) else np.asarray(cur.vectors)
+            _write(self.root, cur.manifest["embedder"], catalog, allv, cur.items + items, products,
+                   cur.removed, cur.n_base, cur.manifest["trees"], reuse_annoy=cur.gen)
+        return ProductIndex.load(self.root, embedder), report
+
+    def remove(self, product_ids: list[str], catalog: Catalog | None = None) -> ProductIndex:
+        """Hide products (tombstones); their vectors go at the next :meth:`compact`. Pass the edited
+        ``catalog`` when its rows were removed too, so the index stays current for it."""
+        with writer_lock(self.root):
+            cur = ProductIndex.load(self.root)
+            unknown = [p for p in product_ids if p not in cur.products]
+            if unknown:
+                raise IndexStateError(f"unknown product id(s): {', '.join(unknown[:5])}")
+            gone = set(product_ids)
+            removed = cur.removed | {i for i, it in enumerate(cur.items) if it["product_id"] in gone}
+            _write(self.root, cur.manifest["embedder"], None, np.asarray(cur.vectors), cur.items, cur.products,
+                   removed, cur.n_base, cur.manifest["trees"], reuse_annoy=cur.gen,
+                   catalog_meta=cur.manifest if catalog is None else
+                   {**cur.manifest, "catalog_fingerprint": catalog.fingerprint()})
+        return ProductIndex.load(self.root)
+
+    def compact(self, trees: int | None = None) -> ProductIndex:
+        """Drop tombstoned vectors and rebuild Annoy over all stored vectors (no re-embedding)."""
+        with writer_lock(self.root):
+            cur = ProductIndex.load(self.root)
+            keep = np.flatnonzero(cur.alive)
+            items = [cur.items[i] for i in keep]
+            live = {it["product_id"] for it in items}
+            products = {p: f for p, f in cur.products.items() if p in live}
+            _write(self.root, cur.manifest["embedder"], None, np.asarray(cur.vectors)[keep], items, products,
+                   set(), len(items), trees, catalog_meta=cur.manifest)
+        return ProductIndex.load(self.root)
+
+
+def _embed_rows(catalog: Catalog, rows: list[CatalogRow], embedder: Embedder, progress, batch_size: int,
+                root: Path | None = None) -> tuple[np.ndarray, list[dict], BuildReport]:
+    root = (root or catalog.root).resolve()
+    vecs, errors = embed_sources(embedder, [catalog.path(r) for r in rows], batch_size=batch_size,
+                                 progress=progress)
+    report = BuildReport(skipped=[str(s) for s in catalog.skipped])
+    items = []
+    for i, r in enumerate(rows):
+        if i in errors:
+            where = f"line {r.line}" if r.line else "file"
+            report.skipped.append(f"{where} ({r.image}): {errors[i]}")
+            continue
+        p = catalog.path(r).resolve()
+        rel = p.relative_to(root).as_posix() if p.is_relative_to(root) else str(p)
+        items.append({"product_id": r.product_id, "image": rel})
+    report.added = len(items)
+    return vecs, items, report
+
+
+def _write(root: Path, embedder_info: dict, catalog: Catalog | None, vecs: np.ndarray, items: list[dict],
+           products: dict, removed: set[int], n_base: int, trees: int | None, *, reuse_annoy: Path | None = None,
+           catalog_meta: dict | None = None) -> None:
+    """Write a new generation; Annoy is built over PCA-reduced vectors from ``PCA_MIN_VECTORS`` base vectors."""
+    trees = trees or auto_trees(n_base)
+    dim = int(embedder_info["dim"])
+    with new_generation(root) as tmp:
+        np.save(tmp / "vectors.npy", np.ascontiguousarray(vecs, np.float32))
+        write_json(tmp / "items.json", items)
+        write_json(tmp / "products.json", products)
+        write_json(tmp / "removed.json", sorted(removed))
+        annoy_dim = dim
+        if reuse_annoy is not None and (reuse_annoy / "annoy.ann").exists():
+            link_or_copy(reuse_annoy / "annoy.ann", tmp / "annoy.ann")
+            if (reuse_annoy / "pca.npz").exists():
+                link_or_copy(reuse_annoy / "pca.npz", tmp / "pca.npz")
+                annoy_dim = int(json.loads((reuse_annoy / "manifest.json").read_text())["annoy_dim"])
+        elif n_base:
+            base = vecs[:n_base]
+            if n_base >= PCA_MIN_VECTORS and dim > PCA_DIM:  # Annoy splits 1280-d data poorly (BENCHMARKS.md)
+                mu, comps = fit_sample(base)
+                np.savez(tmp / "pca.npz", mean=mu, components=comps)
+                base, annoy_dim = project(base, mu, comps), len(comps)
+            ann = AnnoyIndex(annoy_dim, METRIC)
+            ann.set_seed(1234)
+            for i in range(n_base):
+                ann.add_item(i, base[i])
+            ann.build(trees, n_jobs=-1)
+            ann.save(str(tmp / "annoy.ann"))
+            ann.unload()
+        meta = catalog_meta or {}
+        write_json(tmp / "manifest.json", {
+            "format": FORMAT_VERSION,
+            "embedder": embedder_info,
+            "dim": dim,
+            "metric": METRIC,
+            "annoy_dim": annoy_dim,
+            "trees": trees,
+            "catalog_root": str(catalog.root.resolve()) if catalog else meta.get("catalog_root"),
+            "catalog_fingerprint": catalog.fingerprint() if catalog else meta.get("catalog_fingerprint"),
+            "n_vectors": len(items),
+            "n_base": n_base,
+            "n_delta": len(items) - n_base,
+            "n_removed": len(removed),
+            "n_products": len({it["product_id"] for i, it in enumerate(items) if i not in removed}),
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        })

@@ -1,0 +1,90 @@
+"""Learned attribute heads: a logistic regression on the embeddings per categorical catalog column."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from core.data.catalog import is_number
+from core.search.attributes.base import beats_chance, softmax
+
+MIN_PER_CLASS = 5
+MAX_CLASSES = 50
+OTHER = "(other)"  # the pooled rare values of a column, when they are numerous enough to learn
+
+
+def pooled(label: str, values: list[str]) -> str:
+    """``label`` itself when it is one of ``values``, else :data:`OTHER` where pooled (else "")."""
+    return label if label in values else (OTHER if label and OTHER in values else "")
+
+
+@dataclass
+class LinearHead:
+    """``score(embedding) -> {value: probability}`` for one catalog column (softmax of a linear map)."""
+
+    name: str
+    values: list[str]
+    coef: np.ndarray  # (n_values, dim)
+    intercept: np.ndarray  # (n_values,)
+    column: str = ""
+    report: dict = field(default_factory=dict)  # cv_accuracy, baseline, n, offered
+    input = "embedding"
+    source = "learned"
+
+    def score_many(self, x: np.ndarray) -> np.ndarray:
+        logits = np.atleast_2d(np.asarray(x, np.float64)) @ self.coef.T + self.intercept
+        if logits.shape[1] == 1:  # binary sklearn model: one logit for values[1]
+            logits = np.concatenate([np.zeros_like(logits), logits], 1)
+        return softmax(logits)
+
+    def score(self, x: np.ndarray) -> dict[str, float]:
+        return dict(zip(self.values, map(float, self.score_many(x)[0])))
+
+
+def categorical_columns(products: dict[str, dict[str, str]], columns: list[str],
+                        min_per_class: int = MIN_PER_CLASS) -> dict[str, list[str]]:
+    """Columns worth a head -> their values with at least ``min_per_class`` products (2 or more values).
+
+    Rare values are pooled into :data:`OTHER` when together they reach ``min_per_class``; columns whose
+    values barely repeat (titles, ids) are left out.
+    """
+    out = {}
+    for c in columns:
+        vals = [p.get(c, "") for p in products.values()]
+        vals = [v for v in vals if v]
+        if not vals or all(is_number(v) for v in vals):
+            continue
+        uniq, counts = np.unique(vals, return_counts=True)
+        keep = [str(u) for u, n in zip(uniq, counts) if n >= min_per_class]
+        if counts[counts < min_per_class].sum() >= min_per_class:
+            keep.append(OTHER)
+        if 2 <= len(keep) <= MAX_CLASSES and len(uniq) <= max(2, 0.75 * len(vals)):
+            out[c] = keep
+    return out
+
+
+def train_head(column: str, values: list[str], X: np.ndarray, labels: list[str], groups: list[str],
+               *, C: float = 1.0, folds: int = 5, seed: int = 0) -> LinearHead:
+    """Fit a logistic regression on rows whose label is one of ``values``; cross-validate by product."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedGroupKFold, cross_val_score
+
+    keep = np.array([lab in values for lab in labels])
+    X, y = np.asarray(X)[keep], np.array(labels)[keep]
+    g = np.array(groups)[keep]
+    _, counts = np.unique(y, return_counts=True)
+    baseline = float(counts.max() / counts.sum())
+    n_splits = int(min(folds, min(len(np.unique(g[y == v])) for v in values)))
+    model = LogisticRegression(C=C, max_iter=2000)
+    acc = float("nan")
+    if n_splits >= 2:
+        cv = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+        acc = float(cross_val_score(model, X, y, groups=g, cv=cv).mean())
+    model.fit(X, y)
+    classes = [str(c) for c in model.classes_]
+    offered = bool(n_splits >= 2 and beats_chance(acc, baseline, len(y)))
+    report = {"cv_accuracy": acc, "baseline": baseline, "n": int(len(y)), "folds": n_splits, "offered": offered,
+              "C": C}
+    return LinearHead(column, classes, model.coef_.astype(np.float32), model.intercept_.astype(np.float32),
+                      column, report)

@@ -1,0 +1,147 @@
+"""The one search entry point: a :class:`~core.embedding.query.Query` and :class:`SearchOptions` in, a
+:class:`SearchResult` out, for the CLI, the app, evaluation and the benchmark alike.
+
+``rank="static"`` (the default) scores each candidate by ``similarity + 0.25 x agreement`` on every offered
+attribute filter (pixel colour, and learned heads for catalog columns that beat their majority baseline; see
+docs/ranking.md), or by the weights given. ``rank="dynamic"`` takes the weights per query from the trained
+:class:`~core.search.ranking.WeightNet` (``rank-train``). ``rank="distance"`` is plain nearest-neighbour search.
+Each hit carries the score it is ranked by, its visual similarity and the weight x score per dimension that
+sum to that score. Options are arguments: nothing shared between requests is changed by one.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+
+from core.config.defaults import DEFAULT_RANK, RANKS
+from core.config.progress import Progress
+from core.embedding import Embedder
+from core.embedding.query import Query
+from core.index.product_index import Hit, ProductIndex
+from core.search.attributes import attributes_for
+from core.search.ranking import (
+    SIMILARITY,
+    Ranker,
+    RankingError,
+    WeightNet,
+    default_weights,
+    dynamic_weights,
+    load_model,
+    model_dir,
+    model_key,
+    weight_vector,
+)
+
+
+@dataclass(frozen=True)
+class SearchOptions:
+    """What one request asks for: ``k`` products, ``where`` filters, a minimum similarity, the ranking and
+    (static ranking) weights by dimension; dimensions not named keep their default weight."""
+
+    k: int = 10
+    where: tuple[str, ...] = ()
+    min_similarity: float | None = None
+    rank: str = DEFAULT_RANK
+    weights: tuple[tuple[str, float], ...] | None = None
+
+    def __post_init__(self):
+        if self.rank not in RANKS:
+            raise RankingError(f"unknown ranking {self.rank!r}; use one of {', '.join(RANKS)}")
+        if self.k < 1:
+            raise ValueError("k must be at least 1")
+        if self.weights is not None and self.rank != "static":
+            raise RankingError("weights apply to static ranking only")
+
+    @classmethod
+    def make(cls, *, k: int = 10, where=None, min_similarity: float | None = None, rank: str = DEFAULT_RANK,
+             weights: dict[str, float] | None = None) -> SearchOptions:
+        """From plain values (a list or string of filters, a dict of weights); 0 similarity means no minimum."""
+        where = (where,) if isinstance(where, str) else tuple(where or ())
+        return cls(k, where, min_similarity or None, rank,
+                   tuple(sorted(weights.items())) if weights is not None else None)
+
+
+@dataclass
+class SearchResult:
+    hits: list[Hit]
+    rank: str
+    weights: dict[str, float]  # the weight of each ranking dimension used for this query
+    query_attributes: dict[str, dict[str, float]] = field(default_factory=dict)  # predicted, per attribute
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class Searcher:
+    """An index with its embedder, and (built on first need, then shared read-only) the attribute ranker and
+    the dynamic-weight model. Safe to share between threads and app sessions."""
+
+    def __init__(self, index: ProductIndex, embedder: Embedder, *, progress: Progress | bool = False):
+        index.check_embedder(embedder)
+        self.index, self.embedder, self.progress = index, embedder, progress
+        self._ranker: Ranker | None = None
+        self._net: WeightNet | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def ranker(self) -> Ranker:
+        """The attribute ranker over the index's cached attribute artefact (built, with progress, if missing)."""
+        with self._lock:
+            if self._ranker is None:
+                self._ranker = Ranker(self.index, attributes_for(self.index, self.embedder, progress=self.progress))
+            return self._ranker
+
+    @property
+    def net(self) -> WeightNet:
+        """The trained dynamic-weight model; a clear error when none (or a stale one) exists."""
+        ranker = self.ranker
+        with self._lock:
+            if self._net is None:
+                self._net = load_model(model_dir(self.index), model_key(ranker, self.embedder))[0]
+            return self._net
+
+    @property
+    def dims(self) -> list[str]:
+        return self.ranker.dims
+
+    def weights_for(self, options: SearchOptions) -> dict[str, float]:
+        """Static weights of a request: the defaults, overridden by the weights it names."""
+        dims = self.ranker.dims
+        given = dict(options.weights or ())
+        unknown = sorted(set(given) - set(dims))
+        if unknown:
+            raise RankingError(f"unknown dimension {unknown[0]!r}; available: {', '.join(dims)}")
+        return default_weights(dims) | given if options.weights is not None else default_weights(dims)
+
+    def search(self, query: Query, options: SearchOptions = SearchOptions()) -> SearchResult:
+        """Top ``options.k`` products for ``query``, best first."""
+        t0 = time.perf_counter()
+        if options.rank == "distance":
+            hits = self.index.search(query.vector, options.k, list(options.where) or None,
+                                     min_score=options.min_similarity)[0]
+            hits = [Hit(h.product_id, h.score, h.rank, h.image, h.fields, h.similarity, {SIMILARITY: h.score})
+                    for h in hits]
+            return SearchResult(hits, "distance", {SIMILARITY: 1.0}, {}, time.perf_counter() - t0)
+        ranker = self.ranker
+        if len(ranker.dims) == 1:  # no attribute filter is offered for this catalog: ranking is distance
+            return self.search(query, SearchOptions(options.k, options.where, options.min_similarity, "distance"))
+        cand = ranker.candidates(query.vector, query.image, list(options.where) or None,
+                                 n_ann=max(ranker.n_ann, 3 * options.k))
+        if options.rank == "dynamic":
+            w = dynamic_weights(self.net, query.vector, cand.query_attributes, ranker.dims)
+        else:
+            w = weight_vector(self.weights_for(options), ranker.dims)
+        hits = []
+        for h in ranker.rank(cand, w, len(cand.products)):
+            sim = h.scores[SIMILARITY]
+            if options.min_similarity is not None and sim < options.min_similarity:
+                continue
+            hits.append(Hit(h.product_id, round(h.score, 6), len(hits) + 1, h.image, h.fields, round(sim, 6),
+                            {d: round(c, 6) for d, c in h.contributions.items()}))
+            if len(hits) == options.k:
+                break
+        return SearchResult(hits, options.rank, dict(zip(ranker.dims, map(float, w))), cand.query_attributes,
+                            time.perf_counter() - t0)

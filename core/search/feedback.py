@@ -1,0 +1,43 @@
+"""Relevance feedback: Rocchio moves the query toward liked products and away from disliked ones."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+import numpy as np
+
+from core.embedding import normalize
+from core.index.product_index import ProductIndex
+
+ALPHA, BETA, GAMMA = 1.0, 0.75, 0.25
+
+
+def product_vectors(index: ProductIndex, product_ids: Iterable[str]) -> np.ndarray:
+    """One unit vector per product (the normalised mean of its live image vectors); unknown ids are skipped."""
+    wanted = list(dict.fromkeys(product_ids))
+    out = []
+    for pid in wanted:
+        ids = np.flatnonzero((index.item_pid == pid) & index.alive)
+        if len(ids):
+            out.append(normalize(np.asarray(index.vectors[ids], np.float32).mean(0)))
+    return np.stack(out) if out else np.zeros((0, index.dim), np.float32)
+
+
+def rocchio(query: np.ndarray, liked: np.ndarray, disliked: np.ndarray, *, alpha: float = ALPHA,
+            beta: float = BETA, gamma: float = GAMMA) -> np.ndarray:
+    """``alpha*q + beta*mean(liked) - gamma*mean(disliked)``, renormalised to unit length."""
+    q = alpha * np.asarray(query, np.float32)
+    if len(liked):
+        q = q + beta * np.asarray(liked, np.float32).mean(0)
+    if len(disliked):
+        q = q - gamma * np.asarray(disliked, np.float32).mean(0)
+    if not np.isfinite(q).all() or np.linalg.norm(q) < 1e-9:
+        return normalize(np.asarray(query, np.float32))
+    return normalize(q)
+
+
+def refine(index: ProductIndex, query: np.ndarray, votes: Mapping[str, int], **weights: float) -> np.ndarray:
+    """Apply feedback ``votes`` (product_id -> +1 liked / -1 disliked) to ``query``."""
+    liked = product_vectors(index, [p for p, v in votes.items() if v > 0])
+    disliked = product_vectors(index, [p for p, v in votes.items() if v < 0])
+    return rocchio(query, liked, disliked, **weights)
