@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from core.embedding import normalize
-from core.embedding.query import Crop, QueryError, crop
+from core.embedding.decode import Crop, QueryError, crop
 from core.index.catalog_edit import escape_cell
 from core.search.facets import facets, where_clauses
 from core.search.feedback import rocchio
