@@ -7,7 +7,7 @@ import pytest
 import torch
 from conftest import SAMPLE
 
-from core import bench
+from core.evaluation import bench
 from core.data.images import open_image
 from core.embedding.batch import embed_sources
 from core.embedding.efficientnet import EfficientNetLiteEmbedder
