@@ -133,7 +133,7 @@ def test_example_photo_finds_its_product(seeded_sample, found_query, embedder, r
     at.sidebar.toggle(key="rerank").set_value(False)  # distance only: similarity never increases down the list
     res = results(run(at))
     assert all(a[2] >= b[2] for a, b in zip(res, res[1:]))
-    assert [r[1] for r in res] == [h.product_id for h in core_search(seeded_sample, embedder, None, path,
+    assert [r[1] for r in res] == [h.product_id for h in core_search(seeded_sample, embedder, ranker, path,
                                                                      rank="distance")]
     assert any("Text search is off" in c.value for c in at.caption)  # default embedder has no text tower
     assert "text" not in [w.key for w in at.text_input]
