@@ -39,12 +39,13 @@ def test_the_readme_names_the_user_paths():
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(2400)  # training and three indexings on 2 cores; each command has its own timeout below
 def test_readme_commands_run_as_written(tmp_path):
     """index -> search -> evaluate, then train-metric -> index --model ...+head: -> search -> evaluate: every
     README command, in order, with /tmp paths moved into a temporary folder. A hang fails the test."""
     for cmd in readme_commands():
         args = [a.replace("/tmp/", f"{tmp_path}/") for a in shlex.split(cmd)[3:]]
-        r = run_cli(args, tmp_path)
+        r = run_cli(args, tmp_path, timeout=1200)
         assert r.returncode == 0, f"{cmd}\n{r.stderr[-2000:]}"
         assert "Traceback" not in r.stderr
         if args[0] == "train-metric":  # the spec it prints is the one the README uses next
