@@ -208,3 +208,11 @@ def test_state_round_trips_through_the_url():
     assert AppState.from_params({"q": "../x.jpg"}).example == ""
     assert AppState.from_params({"catalog": ["a", "b"]}).catalog == "b"
     assert AppState.from_params({}).to_params() == {"catalog": "sample", "spec": "efficientnet-lite0"}
+
+
+def test_catalog_text_is_escaped_for_markdown():
+    from ui.common import md
+
+    assert md("Red *bold* [x](http://y) <b>$1$ :red[x]") == (
+        r"Red \*bold\* \[x\](http\://y) \<b\>\$1\$ \:red\[x\]")
+    assert md("two\nlines") == "two lines"
