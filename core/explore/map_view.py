@@ -3,6 +3,7 @@ and the classifier's decision regions with the disagreement cases."""
 
 from __future__ import annotations
 
+import html
 from dataclasses import dataclass
 
 import numpy as np
@@ -52,30 +53,55 @@ def place_query(index: ProductIndex, proj: Projection, vector: np.ndarray, k: in
     return PlacedQuery((float(xy[0]), float(xy[1])), [(h, pos[h.image]) for h in hits if h.image in pos])
 
 
-def map_figure(rows: list[dict], colour: str = "category", title: str = "", query: PlacedQuery | None = None):
-    """Plotly scatter (WebGL) coloured by a column; hover shows title and category; optional query star."""
-    import pandas as pd
-    import plotly.express as px
+def esc(value: object) -> str:
+    """Catalog text for a plotly label or hover: HTML-escaped, so plotly shows it as typed (never as markup)."""
+    return html.escape(str(value), quote=True).replace("\n", " ")
+
+
+def hover_text(row: dict) -> str:
+    """A mapped image's hover text: title, category and product id, escaped, one per line."""
+    parts = [row.get("title") or "", row.get("category") or "", row["product_id"]]
+    return "<br>".join(esc(p) for p in dict.fromkeys(parts) if p)
+
+
+def point_groups(rows: list[dict], colour: str) -> dict[str, list[int]]:
+    """Row indices by their value of ``colour`` (the map's legend entries), in first-seen order."""
+    groups: dict[str, list[int]] = {}
+    for i, r in enumerate(rows):
+        groups.setdefault(str(r.get(colour, "")), []).append(i)
+    return groups
+
+
+def map_figure(rows: list[dict], colour: str = "category", title: str = "", query: PlacedQuery | None = None,
+               refined: PlacedQuery | None = None):
+    """Plotly scatter (WebGL) coloured by a column; hover shows title and category (escaped); optional query star
+    (and the query refined by feedback)."""
     import plotly.graph_objects as go
 
-    df = pd.DataFrame(rows)
-    colour = colour if colour in df.columns else "product_id"
-    hover = [c for c in ("title", "category", "product_id") if c in df.columns]
-    fig = px.scatter(df, x="x", y="y", color=df[colour].astype(str), hover_data=hover, title=title,
-                     render_mode="webgl", labels={"color": colour})
-    fig.update_traces(marker={"size": 6, "opacity": 0.8})
-    if query is not None:
-        for _h, (x, y) in query.neighbours:
-            fig.add_trace(go.Scatter(x=[query.xy[0], x], y=[query.xy[1], y], mode="lines", showlegend=False,
-                                     line={"color": "black", "width": 1}, hoverinfo="skip"))
+    colour = colour if rows and colour in rows[0] else "product_id"
+    fig = go.Figure()
+    for name, idx in point_groups(rows, colour).items():
+        fig.add_trace(go.Scattergl(
+            x=[rows[i]["x"] for i in idx], y=[rows[i]["y"] for i in idx], mode="markers", name=esc(name),
+            customdata=idx, text=[hover_text(rows[i]) for i in idx], hovertemplate="%{text}<extra></extra>",
+            marker={"size": 6, "opacity": 0.8}))
+    for q, name, symbol in ((query, "query", "star"), (refined, "query refined by feedback", "star-diamond")):
+        if q is None:
+            continue
+        for _h, (x, y) in q.neighbours:
+            fig.add_trace(go.Scatter(x=[q.xy[0], x], y=[q.xy[1], y], mode="lines", showlegend=False,
+                                     line={"color": "black" if q is query else "#d62728", "width": 1},
+                                     hoverinfo="skip"))
         fig.add_trace(go.Scatter(
-            x=[x for _, (x, _) in query.neighbours], y=[y for _, (_, y) in query.neighbours], mode="markers",
-            name="full-space neighbours", marker={"size": 11, "symbol": "circle-open", "color": "black"},
-            text=[f"#{h.rank} {h.product_id} (similarity {h.score:.3f})" for h, _ in query.neighbours],
+            x=[x for _, (x, _) in q.neighbours], y=[y for _, (_, y) in q.neighbours], mode="markers",
+            name=f"{name}: full-space neighbours", marker={"size": 11, "symbol": "circle-open", "color": "black"},
+            text=[f"#{h.rank} {esc(h.product_id)} (similarity {h.score:.3f})" for h, _ in q.neighbours],
             hoverinfo="text"))
-        fig.add_trace(go.Scatter(x=[query.xy[0]], y=[query.xy[1]], mode="markers", name="query",
-                                 marker={"size": 18, "symbol": "star", "color": "black"}))
-    fig.update_layout(xaxis_title="UMAP 1", yaxis_title="UMAP 2", legend_title_text=colour, height=650)
+        fig.add_trace(go.Scatter(x=[q.xy[0]], y=[q.xy[1]], mode="markers", name=name, hoverinfo="name",
+                                 marker={"size": 18, "symbol": symbol,
+                                         "color": "black" if q is query else "#d62728"}))
+    fig.update_layout(title=esc(title) if title else None, xaxis_title="UMAP 1", yaxis_title="UMAP 2",
+                      legend_title_text=esc(colour), height=650)
     return fig
 
 
@@ -92,10 +118,14 @@ def regions_figure(coords: np.ndarray, regions: Regions, cases: list[Case], case
         scale = [[i / (n - 1), c] for i, c in enumerate(colours)]
     else:
         scale = [[0, colours[0]], [1, colours[0]]]
-    names = np.array(regions.classes, dtype=object)[regions.z]
+    names = np.array([esc(c) for c in regions.classes], dtype=object)[regions.z]
     fig = go.Figure(go.Heatmap(x=regions.xs, y=regions.ys, z=regions.z, colorscale=scale, zmin=0,
                                zmax=max(n - 1, 1), opacity=0.35, showscale=False, customdata=names,
                                hovertemplate="classifier says %{customdata}<extra></extra>"))
+    for c, colour in zip(regions.classes, colours):  # the regions' legend: one swatch per class
+        fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name=esc(c), legendgroup="regions",
+                                 legendgrouptitle_text="classifier's region", showlegend=True,
+                                 marker={"size": 12, "symbol": "square", "color": colour, "opacity": 0.6}))
     fig.add_trace(go.Scattergl(x=coords[:, 0], y=coords[:, 1], mode="markers", name="catalog images",
                                marker={"size": 4, "color": "rgba(60,60,60,0.5)"}, hoverinfo="skip"))
     styles = {"classifier_only": ("classifier right, neighbour wrong", "star", "green"),
@@ -107,10 +137,10 @@ def regions_figure(coords: np.ndarray, regions: Regions, cases: list[Case], case
         fig.add_trace(go.Scatter(
             x=case_xy[sel, 0], y=case_xy[sel, 1], mode="markers", name=name,
             marker={"size": 13, "symbol": symbol, "color": colour, "line": {"width": 1, "color": "black"}},
-            text=[f"true {cases[i].label}; classifier {cases[i].clf_label} ({cases[i].clf_prob:.2f}); "
-                  f"neighbour {cases[i].nn_label} (distance {cases[i].nn_distance:.3f})" for i in sel],
+            text=[f"true {esc(cases[i].label)}; classifier {esc(cases[i].clf_label)} ({cases[i].clf_prob:.2f}); "
+                  f"neighbour {esc(cases[i].nn_label)} (distance {cases[i].nn_distance:.3f})" for i in sel],
             hoverinfo="text"))
-    fig.update_layout(title=title, xaxis_title="UMAP 1", yaxis_title="UMAP 2", height=650)
+    fig.update_layout(title=esc(title) if title else None, xaxis_title="UMAP 1", yaxis_title="UMAP 2", height=650)
     return fig
 
 

@@ -48,3 +48,11 @@ def score_parts(hit: Hit, weights: dict[str, float]) -> list[Part]:
         w = float(weights.get(d, 0.0))
         out.append(Part(d, float(c), w, float(c) / w if w else None))
     return out
+
+
+def shared_range(hits: list[Hit]) -> tuple[float, float]:
+    """One x range for every hit's stacked score bar: from the most negative sum of parts (or 0) to the largest
+    sum of positive parts, so bars of different hits compare by length."""
+    lo = min([0.0, *(sum(min(c, 0.0) for c in h.contributions.values()) for h in hits)])
+    hi = max([0.0, *(sum(max(c, 0.0) for c in h.contributions.values()) for h in hits)])
+    return lo, (hi if hi > lo else lo + 1.0)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from core.embedding import normalize
-from core.index.product_index import ProductIndex
+from core.index.product_index import Hit, ProductIndex
 
 ALPHA, BETA, GAMMA = 1.0, 0.75, 0.25
 
@@ -41,3 +42,29 @@ def refine(index: ProductIndex, query: np.ndarray, votes: Mapping[str, int], **w
     liked = product_vectors(index, [p for p, v in votes.items() if v > 0])
     disliked = product_vectors(index, [p for p, v in votes.items() if v < 0])
     return rocchio(query, liked, disliked, **weights)
+
+
+@dataclass
+class Arranged:
+    """Results as feedback shows them: liked products pinned first, disliked ones hidden (to undo)."""
+
+    pinned: list[Hit]
+    rest: list[Hit]
+    hidden: list[str]
+    missing: list[str]  # liked products not among the hits searched
+
+    @property
+    def hits(self) -> list[Hit]:
+        return self.pinned + self.rest
+
+
+def arrange(hits: list[Hit], votes: Mapping[str, int], k: int) -> Arranged:
+    """Pin liked hits at the top, drop disliked ones, keep ``k`` in all; ranks are renumbered in shown order
+    (search ``k`` plus the number of votes so that hiding leaves ``k``)."""
+    liked = [p for p, v in votes.items() if v > 0]
+    hidden = [p for p, v in votes.items() if v < 0]
+    by_id = {h.product_id: h for h in hits}
+    pinned = [by_id[p] for p in liked if p in by_id][:k]
+    rest = [h for h in hits if votes.get(h.product_id, 0) == 0][: max(0, k - len(pinned))]
+    shown = [replace(h, rank=i + 1) for i, h in enumerate(pinned + rest)]
+    return Arranged(shown[:len(pinned)], shown[len(pinned):], hidden, [p for p in liked if p not in by_id])
