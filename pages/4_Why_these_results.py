@@ -7,9 +7,12 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from core.embedding.decode import Crop
+from core.explore.map_view import esc
 from core.search.engine import Searcher, SearchOptions, SearchResult
-from core.search.explain import score_parts, scorer_rows, top_attributes
+from core.search.explain import score_parts, scorer_rows, shared_range, top_attributes
 from core.search.ranking import SIMILARITY, RankingError, default_weights, load_presets, save_preset
+from ui.auth import can_edit
+from ui.bounded import bounded
 from ui.common import USER_ERRORS, Context, get_searcher, md, show_error, sidebar
 from ui.query import crop_picker, embedded_query, photo_picker, state_text
 from ui.state import app_state, sync_url
@@ -23,8 +26,10 @@ def static_weights(searcher: Searcher) -> dict[str, float]:
     name = st.selectbox("Preset", ["default", *presets], key="why_preset")
     base = default_weights(searcher.dims) if name == "default" else presets[name]
     cols = st.columns(len(searcher.dims))
-    weights = {d: c.slider(d, 0.0, 3.0, float(base.get(d, 0.0)), 0.05, key=f"w_{name}_{d}")
+    weights = {d: c.slider(md(d), 0.0, 3.0, float(base.get(d, 0.0)), 0.05, key=f"w_{name}_{d}")
                for d, c in zip(searcher.dims, cols)}
+    if not can_edit():  # presets are saved on the server, for everyone
+        return weights
     new = st.text_input("Save these weights as preset", key="why_preset_name")
     if st.button("Save preset", key="why_preset_save") and new:
         try:
@@ -43,7 +48,7 @@ def dynamic_ready(ctx: Context, searcher: Searcher) -> bool:
     except RankingError as e:
         st.warning(str(e))
     queries_csv = ctx.catalog_dir / "queries.csv"
-    if queries_csv.is_file() and st.button(f"Train on {queries_csv.name}", key="why_train"):
+    if queries_csv.is_file() and can_edit() and st.button(f"Train on {queries_csv.name}", key="why_train"):
         from core.evaluation.rank_eval import train_dynamic
 
         bar = st.progress(0.0, text="Embedding training queries…")
@@ -63,15 +68,18 @@ def explanation(res: SearchResult) -> None:
 
 
 def result_rows(res: SearchResult) -> None:
+    """Each result with its contributions; every chart on one x-axis range, so bars compare across results."""
+    lo, hi = shared_range(res.hits)
     for h in res.hits:
         a, b = st.columns([1, 3])
         a.image(h.image, width="stretch")
         a.caption(f"#{h.rank} {md(h.product_id)} · {md(h.fields.get('title', ''))}")
         parts = score_parts(h, res.weights)
-        fig = go.Figure(go.Bar(x=[p.contribution for p in parts], y=[p.dimension for p in parts], orientation="h",
-                               text=[p.label for p in parts],
+        fig = go.Figure(go.Bar(x=[p.contribution for p in parts], y=[esc(p.dimension) for p in parts],
+                               orientation="h", text=[p.label for p in parts], hoverinfo="x+y",
                                marker_color=["#888" if p.dimension == SIMILARITY else "#1f77b4" for p in parts]))
         fig.update_layout(height=160, margin=dict(l=0, r=0, t=20, b=0), title=f"score {h.score:.3f}")
+        fig.update_xaxes(range=[lo, hi * 1.05], title_text="contribution to the score (one scale for all results)")
         b.plotly_chart(fig, width="stretch", key=f"bar{h.rank}")
 
 
@@ -111,7 +119,7 @@ def main() -> None:
             st.stop()
         try:
             query = embedded_query(ctx, photo, crop, text, weight)
-            res = searcher.search(query, SearchOptions.make(k=10, rank=mode, weights=weights))
+            res = bounded(searcher.search, query, SearchOptions.make(k=10, rank=mode, weights=weights))
         except USER_ERRORS as e:
             show_error(e)
             st.stop()

@@ -12,8 +12,10 @@ from core.embedding.head import head_specs
 from core.evaluation.evaluate import Evaluation, Failure, evaluate, failure_details, query_files_near
 from core.explore.map_view import map_figure, map_table
 from core.explore.projection import UmapParams
+from ui.auth import edit_gate
 from ui.common import USER_ERRORS, Context, get_embedder, get_index, index_searcher, md, show_error, sidebar
 from ui.explore import index_projection
+from ui.settings import settings
 
 OTHER_CSV = "Other CSV…"
 
@@ -29,7 +31,9 @@ class Request:
 def request(ctx: Context) -> Request:
     """What to evaluate: labelled queries, relevance label, embedders and ranking."""
     found = query_files_near(ctx.catalog_dir)
-    choice = st.selectbox("Labelled queries", [str(p) for p in found] + [OTHER_CSV], key="ev_queries",
+    served = settings().served  # a shared server reads no path or spec a visitor types
+    choice = st.selectbox("Labelled queries", [str(p) for p in found] + ([] if served else [OTHER_CSV]),
+                          key="ev_queries",
                           help="CSV with image,<label> columns; `python -m core import` writes queries-<split>.csv")
     queries = st.text_input("Queries CSV", key="ev_queries_path") if choice == OTHER_CSV else choice
     label = st.selectbox("Relevant when the same", ["product_id", "category"], key="ev_label",
@@ -37,7 +41,7 @@ def request(ctx: Context) -> Request:
     specs = st.multiselect("Embedders to compare", list(dict.fromkeys([ctx.spec, *head_specs(ctx.spec)])),
                            default=[ctx.spec], key="ev_specs", help="Trained heads found in the cache are listed; "
                            "train one with `python -m core train-metric`")
-    extra = st.text_input("…and another embedder spec", key="ev_extra")
+    extra = "" if served else st.text_input("…and another embedder spec", key="ev_extra")
     specs = list(dict.fromkeys([*specs, *([extra.strip()] if extra.strip() else [])]))
     rank = st.radio("Ranking", ["static", "distance"], horizontal=True, key="ev_rank",
                     help="static: the app's default search (nearest neighbours re-ranked by the attribute filters, "
@@ -53,9 +57,9 @@ def run(ctx: Context, req: Request) -> dict[str, tuple[Evaluation, list[Failure]
             emb = get_embedder(spec)
             index = get_index(ctx.catalog_dir, emb)
             searcher = index_searcher(index, emb) if req.rank == "static" else None
-            bar = st.progress(0.0, text=f"Evaluating {spec}…")
+            bar = st.progress(0.0, text=f"Evaluating {md(spec)}…")
             ev = evaluate(index, emb, Path(req.queries), label=req.label, rank=req.rank, searcher=searcher,
-                          progress=lambda i, n, b=bar, s=spec: b.progress(i / max(n, 1), text=f"Evaluating {s}…"))
+                          progress=lambda i, n, b=bar, s=spec: b.progress(i / max(n, 1), text=f"Evaluating {md(s)}…"))
             bar.empty()
             results[spec] = (ev, failure_details(ev, index, req.label))
         except USER_ERRORS as e:
@@ -78,10 +82,10 @@ def misses(results: dict[str, tuple[Evaluation, list[Failure]]]) -> None:
     cols = st.columns(2 + min(len(f.above), 5))
     cols[0].image(f.query, caption="query", width="stretch")
     if f.expected_image:
-        cols[1].image(f.expected_image, caption=f"expected: {f.expected}", width="stretch")
+        cols[1].image(f.expected_image, caption=f"expected: {md(f.expected)}", width="stretch")
     for c, (pid, score, img) in zip(cols[2:], f.above):
         if img:
-            c.image(img, caption=f"{pid} · {score:.3f}", width="stretch")
+            c.image(img, caption=f"{md(pid)} · {score:.3f}", width="stretch")
     st.dataframe(pd.DataFrame(f.above, columns=["product_id", "score", "image"]), width="stretch")
 
 
@@ -110,7 +114,8 @@ def main() -> None:
     if ctx is None:
         st.stop()
     req = request(ctx)
-    if st.button("Evaluate", type="primary", key="ev_run", disabled=not (req.queries and req.specs)):
+    allowed = not settings().served or edit_gate("running an evaluation (every query through the model)")
+    if st.button("Evaluate", type="primary", key="ev_run", disabled=not (req.queries and req.specs and allowed)):
         st.session_state["ev_results"] = (str(ctx.catalog_dir), run(ctx, req))
         st.session_state["ev_rank_done"] = req.rank
     done_on, results = st.session_state.get("ev_results") or ("", {})

@@ -14,8 +14,10 @@ DATASETS = Path(os.environ.get("VPS_DATASETS", ROOT.parent / "shared" / "dataset
 
 @pytest.fixture(scope="session", autouse=True)
 def _isolated_cache(tmp_path_factory):
-    """Artefacts the app caches go to a temporary folder, never the developer's .cache."""
+    """Artefacts the app caches go to a temporary folder, never the developer's .cache; the app runs in local mode
+    unless a test serves it (``tests/test_served.py``)."""
     os.environ["VPS_CACHE"] = str(tmp_path_factory.mktemp("vps-cache"))
+    os.environ["VPS_MODE"] = "local"
     yield
 
 

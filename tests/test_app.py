@@ -18,6 +18,7 @@ from core.data.images import open_image
 from core.embedding.query import embed_query
 from core.index.workspace import index_dir_for
 from core.search.engine import Searcher, SearchOptions
+from ui.common import md
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "sample_catalog"
@@ -296,7 +297,7 @@ def test_not_an_image_and_huge_image(seeded_sample):
 
 def test_missing_and_empty_catalog_folders(tmp_path):
     at = start(catalog=tmp_path / "does-not-exist")
-    assert errors(at) == [f"catalog folder not found: {tmp_path / 'does-not-exist'}"]
+    assert errors(at) == [md(f"catalog folder not found: {tmp_path / 'does-not-exist'}")]  # shown as text
     (tmp_path / "empty").mkdir()
     at.sidebar.text_input(key="vps_catalog_path").set_value(str(tmp_path / "empty"))
     run(at)

@@ -9,17 +9,45 @@ from pathlib import Path
 
 import streamlit as st
 
+import core.embedding
 from core.config.store import StoreError
 from core.data.catalog import CatalogError, load_catalog
 from core.data.images import ImageError
-from core.embedding import Embedder, load_embedder
+from core.embedding import DEFAULT_SPEC, Embedder, load_embedder
+from core.index.allowlist import catalog_roots, catalogs_under
+from core.index.eviction import evict_indexes, touch
 from core.index.product_index import IndexStateError, ProductIndex
-from core.index.workspace import catalog_keys, catalog_label, ensure_index, index_dir_for, index_state
+from core.index.workspace import SAMPLE_KEY, catalog_keys, catalog_label, ensure_index, index_dir_for, index_state
 from core.search.engine import Searcher
+from ui.auth import can_edit, sign_in_box
+from ui.bounded import TooSlow
+from ui.settings import settings
 from ui.state import EMBEDDER_CHOICES, AppState, app_state, bind, sync_url
 
-USER_ERRORS = (ValueError, CatalogError, ImageError, IndexStateError, StoreError, OSError)
+USER_ERRORS = (ValueError, CatalogError, ImageError, IndexStateError, StoreError, OSError, TooSlow)
 OTHER = "Other folder…"
+
+
+def offered_catalogs() -> dict[str, Path]:
+    """Catalog key -> folder: served, only those under the allow-list; local, also the imports and any roots set."""
+    s = settings()
+    if s.served:
+        return catalogs_under(catalog_roots(s.catalog_roots))
+    extra = catalogs_under(catalog_roots(s.catalog_roots)) if s.catalog_roots else {}
+    return catalog_keys() | {k: v for k, v in extra.items() if k not in catalog_keys()}
+
+
+def embedder_choices() -> list[str]:
+    """Embedder specs the sidebar offers: what loads on this machine where core can tell (``available_embedders``,
+    not on every branch yet), else the fixed list."""
+    avail = getattr(core.embedding, "available_embedders", None)
+    try:
+        specs = list(avail().specs) if avail else []
+    except Exception:  # noqa: BLE001 - a failing probe must not take the sidebar down; the fixed list remains
+        specs = []
+    if settings().served:
+        return specs or list(EMBEDDER_CHOICES[:2])
+    return list(dict.fromkeys([*EMBEDDER_CHOICES, *specs]))
 
 
 @dataclass
@@ -46,16 +74,23 @@ def current_generation_name(index_dir: Path) -> str:
 
 
 def get_index(catalog_dir: Path, embedder: Embedder) -> ProductIndex:
-    """The index of this catalog and embedder: cached by generation; built with a progress bar if needed."""
+    """The index of this catalog and embedder: cached by generation; built with a progress bar if needed (served:
+    by anyone for the default embedder, else by a signed-in administrator). The cache keeps the most recently
+    used indexes (``VPS_CACHE_MAX_INDEXES``)."""
     d = index_dir_for(catalog_dir, embedder.spec)
     state_key = ("vps_index_state", str(catalog_dir), embedder.spec, current_generation_name(d))
     if not st.session_state.get(state_key):
         state, reason = index_state(load_catalog(catalog_dir), embedder)
         if state != "ok":
+            if settings().served and embedder.spec != DEFAULT_SPEC and not can_edit():
+                raise IndexStateError(f"this catalog has no index for {embedder.spec} on this server yet; "
+                                      f"pick {DEFAULT_SPEC}, or sign in to build it")
             msg = "Building the search index" + (f" ({reason})" if state == "stale" else "") + "…"
             bar = st.progress(0.0, text=msg)
             ensure_index(catalog_dir, embedder, progress=lambda i, n: bar.progress(i / max(n, 1), text=msg))
             bar.empty()
+        touch(d)
+        evict_indexes(settings().cache_max_indexes, protect=(d,))
         state_key = ("vps_index_state", str(catalog_dir), embedder.spec, current_generation_name(d))
         st.session_state[state_key] = True
     return _load_index(str(d), current_generation_name(d), embedder.spec)
@@ -80,12 +115,29 @@ def index_searcher(index: ProductIndex, embedder: Embedder) -> Searcher:
 
 def sidebar() -> Context | None:
     """Catalog and embedder pickers, bound to the app state (so every page shows the same catalog and
-    embedder, and the URL names them); returns None (after showing why) when nothing can be searched."""
+    embedder, and the URL names them); returns None (after showing why) when nothing can be searched.
+
+    Served, the catalog is one of the allow-list's and the embedder one of those offered: a link naming
+    anything else is refused in one line."""
     state = app_state()
-    keys = catalog_keys()
+    served = settings().served
+    keys = offered_catalogs()
     labels = {catalog_label(k): k for k in keys}
-    options = [*labels, OTHER]
+    options = [*labels] if served else [*labels, OTHER]
+    choices = embedder_choices()
     with st.sidebar:
+        if served:
+            if not keys:
+                st.error("This server offers no catalog (see VPS_CATALOG_ROOTS).")
+                return None
+            if state.catalog not in keys:
+                if state.catalog != SAMPLE_KEY:
+                    st.error(f"Catalog {md(repr(state.catalog))} is not offered on this server; showing another.")
+                state.catalog = next(iter(keys))
+            if state.spec_typed or state.spec_choice not in choices:
+                wanted = state.spec_typed or state.spec_choice
+                st.error(f"Embedder {md(repr(wanted))} is not offered on this server; using {md(choices[0])}.")
+                state.spec_typed, state.spec_choice, state.spec = "", choices[0], choices[0]
         bind("vps_catalog", catalog_label(state.catalog) if state.catalog in keys else OTHER, options.__contains__)
         label = st.selectbox("Catalog", options, key="vps_catalog")
         if label == OTHER:
@@ -94,15 +146,19 @@ def sidebar() -> Context | None:
                                           placeholder="/path/to/catalog").strip()
         else:
             state.catalog = labels[label]
-        bind("vps_spec", state.spec_choice, EMBEDDER_CHOICES.__contains__)
-        state.spec_choice = st.selectbox("Embedder", EMBEDDER_CHOICES, key="vps_spec",
-                                         help="efficientnet-lite0 works offline; open_clip needs its weights "
-                                              "downloaded once.")
-        bind("vps_spec_custom", state.spec_typed, _is_str)
-        state.spec_typed = st.text_input("…or an embedder spec", key="vps_spec_custom",
-                                         placeholder="efficientnet-lite0+head:/path/to/model")
+        if state.spec_choice not in choices:
+            choices = [*choices, state.spec_choice]
+        bind("vps_spec", state.spec_choice, choices.__contains__)
+        state.spec_choice = st.selectbox("Embedder", choices, key="vps_spec",
+                                         help="efficientnet-lite0 works offline; open_clip needs its weights on "
+                                              "this machine.")
+        if not served:
+            bind("vps_spec_custom", state.spec_typed, _is_str)
+            state.spec_typed = st.text_input("…or an embedder spec", key="vps_spec_custom",
+                                             placeholder="efficientnet-lite0+head:/path/to/model")
         if not state.catalog:
             st.info("Type the path of a folder with catalog.csv, or of <category>/<image> folders.")
+    sign_in_box()
     embedder = _state_embedder(state) if state.catalog else None
     sync_url(state)
     if embedder is None:
@@ -141,14 +197,17 @@ def _state_embedder(state: AppState) -> Embedder | None:
 
 
 def show_error(e: BaseException, note: str = "") -> None:
-    """One clear line for the user; never a traceback."""
+    """One clear line for the user, shown as text (messages quote catalog cells, file names, links); never a
+    traceback."""
     msg = str(e).splitlines()[0] if str(e) else type(e).__name__
-    st.error(msg + note)
+    st.error(md(msg + note))
 
 
 def md(text: object) -> str:
-    """``text`` (catalog fields, file names) escaped for Streamlit Markdown: shown as typed, never as markup."""
-    return re.sub(r"([\\`*_\[\]{}<>#|~$!:])", r"\\\1", str(text)).replace("\n", " ")
+    """``text`` (catalog fields, file names) escaped for Streamlit Markdown: shown as typed, never as markup. A
+    colon is escaped where it could open a directive, emoji or icon (``:red[``, ``:smile:``), not before a space."""
+    text = re.sub(r"([\\`*_\[\]{}<>#|~$!])", r"\\\1", str(text)).replace("\n", " ")
+    return re.sub(r":(?=\S)", r"\\:", text)
 
 
 @st.cache_data(show_spinner=False, max_entries=4096)

@@ -7,10 +7,12 @@ from pathlib import Path
 
 import streamlit as st
 
-from core.data.images import open_image
+from core.data.images import ImageError, open_image
 from core.embedding.decode import Crop, crop_preview
 from core.embedding.query import Query, embed_query, example_queries
+from ui.bounded import bounded
 from ui.common import Context, md
+from ui.settings import settings
 from ui.state import Photo, app_state, bind, box_crop
 
 SOURCE_LABELS = {"example": "Example photo", "upload": "Upload a photo", "camera": "Camera"}
@@ -40,17 +42,25 @@ def photo_picker(ctx: Context) -> Photo | None:
     else:
         up = st.camera_input("Take a photo of the product", key=kind, on_change=_keep_photo, args=(kind,))
     if up is not None:
-        state.photos[kind] = (up.name, up.getvalue())
+        state.photos[kind] = (up.name, checked_upload(up.getvalue()))
     kept = state.photos.get(kind)
     if kept and up is None:
         st.caption(f"Searching **{md(kept[0])}**, given before; give another photo to replace it.")
     return Photo(kind, *kept) if kept else None
 
 
+def checked_upload(data: bytes) -> bytes:
+    """An uploaded file's bytes, refused (one line) above the server's upload limit, before any decoding."""
+    limit = settings().max_upload_bytes
+    if len(data) > limit:
+        raise ImageError(f"the file is {len(data) / 1e6:.1f} MB; this server takes photos up to {limit / 1e6:.0f} MB")
+    return data
+
+
 def _keep_photo(kind: str) -> None:
     """An upload / camera widget changed: keep its photo in the state (or forget it when cleared)."""
     f = st.session_state.get(kind)
-    if f is None:
+    if f is None or len(f.getvalue()) > settings().max_upload_bytes:  # too big: photo_picker says why
         app_state().photos.pop(kind, None)
     else:
         app_state().photos[kind] = (f.name, f.getvalue())
@@ -76,7 +86,7 @@ def crop_picker(photo: Photo) -> Crop:
             st.warning("The crop is empty; searching the whole photo.")
     state.crop, state.crop_for = (x[0], y[0], x[1], y[1]), photo.id
     c = c or Crop()
-    st.image(crop_preview(img, c), caption=f"{photo.name} ({img.width}×{img.height})"
+    st.image(crop_preview(img, c), caption=f"{md(photo.name)} ({img.width}×{img.height})"
              + ("" if c.is_full else " — searching the outlined region"), width="stretch")
     return c
 
@@ -108,13 +118,13 @@ def query_key(ctx: Context, photo: Photo | None, crop: Crop, text: str, weight: 
 
 
 def embedded_query(ctx: Context, photo: Photo | None, crop: Crop, text: str = "", weight: float = 0.5) -> Query:
-    """The query through the one query path (``embed_query``), embedded once per photo, crop, text and
-    embedder for the whole session (every page reuses it)."""
+    """The query through the one query path (``embed_query``, in the shared time-bounded pool), embedded once per
+    photo, crop, text and embedder for the whole session (every page reuses it)."""
     key = query_key(ctx, photo, crop, text, weight)
     memo = st.session_state.get("query_memo")
     if not memo or memo[0] != key:
-        q = embed_query(ctx.embedder, photo.data if photo else None, crop=crop, text=text, text_weight=weight,
-                        name=photo.name if photo else "")
+        q = bounded(embed_query, ctx.embedder, photo.data if photo else None, crop=crop, text=text,
+                    text_weight=weight, name=photo.name if photo else "")
         memo = (key, q)
         st.session_state["query_memo"] = memo
     return memo[1]
