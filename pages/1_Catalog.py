@@ -1,15 +1,26 @@
-"""Catalog page: browse products, add one (images + fields), remove products, compact the index."""
+"""Catalog page: browse products, add one (images + fields), remove products, compact the index, import a
+catalog (a dataset, any image folder or CSV). Served, changes need a signed-in administrator."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import pandas as pd
 import streamlit as st
 
 from core.data.catalog import load_catalog
+from core.data.import_folder import check_name, import_folder
+from core.data.importers import IMPORTERS
 from core.index.catalog_edit import add_product, remove_products
-from ui.common import USER_ERRORS, Context, flash, md, show_error, sidebar, thumbnail_bytes
+from core.index.workspace import catalog_label
+from ui.auth import edit_gate
+from ui.common import USER_ERRORS, Context, flash, get_index, md, show_error, sidebar, thumbnail_bytes
+from ui.query import checked_upload
+from ui.state import app_state
 
 IMAGE_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff"]
+KINDS = {"Any catalog folder or CSV": "folder", "GroceryStoreDataset folder": "grocery",
+         "clothing-dataset-small folder": "clothing"}
 
 
 def overview(ctx: Context) -> None:
@@ -28,7 +39,7 @@ def browse(ctx: Context) -> None:
     if needle and not table.empty:
         hit = table.apply(lambda r: r.astype(str).str.contains(needle, case=False, regex=False).any(), axis=1)
         table = table[hit]
-    st.dataframe(table, hide_index=True, width="stretch", height=280)
+    st.dataframe(table, hide_index=True, width="stretch", height=280)  # cells are shown as text
     pid = st.selectbox("Show the images of", table["product_id"].tolist() if not table.empty else [],
                        key="browse_show", format_func=lambda p: f"{p} — {ctx.index.products[p].get('title', '')}")
     if pid:
@@ -37,35 +48,39 @@ def browse(ctx: Context) -> None:
         cols = st.columns(6)
         for col, p in zip(cols, paths):
             if thumb := thumbnail_bytes(p):
-                col.image(thumb, caption=p.rsplit("/", 1)[-1], width="stretch")
+                col.image(thumb, caption=md(p.rsplit("/", 1)[-1]), width="stretch")
 
 
 def add_form(ctx: Context) -> None:
+    if not edit_gate("adding a product"):
+        return
     columns = load_catalog(ctx.catalog_dir).columns
     with st.form("add_product"):
         files = st.file_uploader("Images of the product", type=IMAGE_TYPES, accept_multiple_files=True,
                                  key="add_images")
         pid = st.text_input("Product id (leave empty for a new one)", key="add_pid")
-        values = {c: st.text_input(c.capitalize(), key=f"add_{c}") for c in columns}
+        values = {c: st.text_input(md(c.capitalize()), key=f"add_{c}") for c in columns}
         submitted = st.form_submit_button("Add to the catalog")
     if submitted:
         with st.spinner("Adding the product and indexing its images…"):
-            res = add_product(ctx.catalog_dir, ctx.index, ctx.embedder, [f.getvalue() for f in files or []],
-                              values, pid)
-        extra = f" ({len(res.skipped)} image(s) skipped: {res.skipped[0]})" if res.skipped else ""
-        flash(f"Added {res.product_ids[0]} with {len(res.images)} image(s); it is searchable now.{extra}")
+            images = [checked_upload(f.getvalue()) for f in files or []]
+            res = add_product(ctx.catalog_dir, ctx.index, ctx.embedder, images, values, pid)
+        extra = f" ({len(res.skipped)} image(s) skipped: {md(res.skipped[0])})" if res.skipped else ""
+        flash(f"Added {md(res.product_ids[0])} with {len(res.images)} image(s); it is searchable now.{extra}")
         for key in ["add_images", "add_pid", *(f"add_{c}" for c in columns)]:  # empty the form for the next one
             st.session_state.pop(key, None)
         st.rerun()
 
 
 def remove_form(ctx: Context) -> None:
+    if not edit_gate("removing products or compacting the index"):
+        return
     live = ctx.index.live_products()
     pick = st.multiselect("Products to remove", live, key="remove_pick",
                           format_func=lambda p: f"{p} — {ctx.index.products[p].get('title', '')}")
     if st.button("Remove from the catalog", key="remove_go", disabled=not pick):
         res = remove_products(ctx.catalog_dir, ctx.index, pick)
-        flash(f"Removed {', '.join(res.product_ids)} from the catalog and the search "
+        flash(f"Removed {md(', '.join(res.product_ids))} from the catalog and the search "
               "(their image files stay on disk).")
         st.rerun()
     st.divider()
@@ -78,6 +93,42 @@ def remove_form(ctx: Context) -> None:
         st.rerun()
 
 
+def import_form(ctx: Context) -> None:
+    """Import a catalog into the cache (it then appears in the sidebar) and index it, with progress."""
+    if not edit_gate("importing a catalog"):
+        return
+    st.caption("Copies (or hard-links) the catalog into the app's cache, indexes it with the current embedder and "
+               "adds it to the sidebar's catalogs.")
+    kind = KINDS[st.radio("What", list(KINDS), key="imp_kind", horizontal=True)]
+    path = st.text_input("Folder (or CSV) on this machine", key="imp_path",
+                         placeholder="/data/GroceryStoreDataset" if kind == "grocery" else "/path/to/catalog")
+    name = st.text_input("Name in the sidebar", key="imp_name", value=kind if kind != "folder" else "",
+                         placeholder="my-shop")
+    if not st.button("Import", key="imp_go", type="primary", disabled=not (path.strip() and name.strip())):
+        return
+    out = Path(get_import_root()) / check_name(name)
+    bar = st.progress(0.0, text="Copying the catalog…")
+    if kind == "folder":
+        rep = import_folder(path.strip(), name.strip(), out,
+                            progress=lambda i, n: bar.progress(i / max(n, 1) * 0.3, text=f"Copying {i}/{n}…"))
+    else:
+        rep = IMPORTERS[kind](path.strip(), out)
+    bar.progress(0.3, text=f"Imported {rep.summary()}; indexing…")
+    catalog = out / "catalog"
+    get_index(catalog, ctx.embedder)  # its own progress bar while it builds
+    bar.progress(1.0, text="Done.")
+    app_state().catalog = name.strip()
+    flash(f"Imported {md(name.strip())}: {md(rep.summary())}; the sidebar shows it as "
+          f"{md(catalog_label(name.strip()))} now.")
+    st.rerun()
+
+
+def get_import_root() -> Path:
+    from core.config.paths import cache_dir
+
+    return cache_dir() / "imports"
+
+
 def main() -> None:
     st.set_page_config(page_title="Catalog · Visual product search", page_icon="🗂️", layout="wide")
     ctx = sidebar()
@@ -88,13 +139,16 @@ def main() -> None:
     flash()
     try:
         overview(ctx)
-        browse_tab, add_tab, remove_tab = st.tabs(["Browse", "Add a product", "Remove / compact"])
+        browse_tab, add_tab, remove_tab, import_tab = st.tabs(["Browse", "Add a product", "Remove / compact",
+                                                               "Import a catalog"])
         with browse_tab:
             browse(ctx)
         with add_tab:
             add_form(ctx)
         with remove_tab:
             remove_form(ctx)
+        with import_tab:
+            import_form(ctx)
     except USER_ERRORS as e:
         show_error(e)
 

@@ -10,8 +10,11 @@ import streamlit as st
 from core.data.queries import labelled_query_sets
 from core.explore.disagreements import DisagreementReport, label_choices, label_of
 from core.explore.map_view import disagreements_figure
+from core.explore.projection import UmapParams
+from ui.auth import can_edit
 from ui.common import USER_ERRORS, Context, md, show_error, sidebar
 from ui.explore import get_projection, get_report, umap_controls
+from ui.settings import settings
 
 LIMIT = 12
 FOLDER, CSV = "A folder of <category>/<image> files", "A queries CSV"
@@ -20,9 +23,12 @@ FOLDER, CSV = "A folder of <category>/<image> files", "A queries CSV"
 def labelled_queries(ctx: Context) -> tuple[Path | None, Path | None]:
     """The labelled queries to compare on (the catalog's own sets first, or a folder / CSV typed) and the root
     their image paths are relative to."""
-    found = {(f"Held-out images: {p}" if p.is_dir() else f"The catalog's {p.name}"): p
+    found = {(f"Held-out images: {md(p.name)}" if p.is_dir() else f"The catalog's {md(p.name)}"): p
              for p in labelled_query_sets(ctx.catalog_dir)}
-    source = st.radio("Labelled queries", [*found, FOLDER, CSV], key="cvn_source")
+    typed = [] if settings().served else [FOLDER, CSV]  # a shared server reads no path a visitor types
+    if not found and not typed:
+        return None, None
+    source = st.radio("Labelled queries", [*found, *typed], key="cvn_source")
     if source in found:
         return found[source], None
     if source == FOLDER:
@@ -63,11 +69,11 @@ def gallery(rep: DisagreementReport, kind: str) -> None:
     st.caption(f"{len(cases)} case(s); showing {min(len(cases), LIMIT)}, most confident classifier first.")
     for case in cases[:LIMIT]:
         q, m, n = st.columns([1, 1.2, 1])
-        q.image(case.image, caption=f"query · true {case.label}", width=150)
+        q.image(case.image, caption=f"query · true {md(case.label)}", width=150)
         m.markdown(f"**Classifier:** {md(case.clf_label)} ({case.clf_prob:.0%})  \n"
                    f"**Nearest product:** {md(case.nn_product)} → {md(case.nn_label)}  \n"
                    f"cosine distance {case.nn_distance:.3f}")
-        n.image(case.nn_image, caption=f"nearest: {case.nn_product}", width=150)
+        n.image(case.nn_image, caption=f"nearest: {md(case.nn_product)}", width=150)
 
 
 def main() -> None:
@@ -83,7 +89,8 @@ def main() -> None:
     label = st.selectbox("Label", label_choices(ctx.index), key="cvn_label")
     queries, root = labelled_queries(ctx)
     if queries is None:
-        st.info("Give the labelled queries to compare on.")
+        st.info("Give the labelled queries to compare on." if not settings().served else
+                "This catalog has no labelled queries (queries.csv or a validation folder) on this server.")
         st.stop()
     try:
         label_of(ctx.index, label)
@@ -96,19 +103,25 @@ def main() -> None:
                    + (f" First problem: {md(rep.skipped[0])}" if rep.skipped else ""))
         st.stop()
     summary(rep)
-    t1, t2 = st.tabs(["Classifier right, neighbour wrong", "Neighbour right, classifier wrong"])
-    with t1:
-        gallery(rep, "classifier_only")
-    with t2:
-        gallery(rep, "neighbour_only")
+    kinds = {"classifier_only": "Classifier right, neighbour wrong",
+             "neighbour_only": "Neighbour right, classifier wrong"}
+    first = next((k for k in kinds if rep.of_kind(k)), "classifier_only")  # open a tab that has cases
+    tabs = st.tabs(list(kinds.values()), default=kinds[first])
+    for tab, kind in zip(tabs, kinds):
+        with tab:
+            gallery(rep, kind)
     st.subheader("The same cases on the map")
     st.caption("Shaded regions: each catalog image gets the class the classifier predicts from its full-space "
                "vector, and each cell of the 2D grid takes the distance-weighted vote of those predictions among "
                "its nearest catalog images on the map (up to 10; fewer when classes have only a few images each). "
                "A full-space classifier has no exact 2D boundary, so the regions are an "
-               "approximation, like every distance on a UMAP map. Queries are placed with UMAP `transform`.")
-    with st.expander("Map settings"):
-        params = umap_controls("cvn")
+               "approximation, like every distance on a UMAP map. Queries are placed with UMAP `transform`. The "
+               "legend names each region's class.")
+    if can_edit():
+        with st.expander("Map settings"):
+            params = umap_controls("cvn")
+    else:
+        params = UmapParams()
     try:
         fig = disagreements_figure(ctx.index, get_projection(ctx, params), rep)
     except USER_ERRORS as e:

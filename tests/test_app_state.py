@@ -21,6 +21,7 @@ from ui.state import FULL, AppState, parse_box
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "sample_catalog"
 APP = "app.py"
+SEARCH = "pages/0_Search.py"  # the search page, as app.py's navigation names it
 PAGES = ["pages/1_Catalog.py", "pages/2_Embedding_map.py", "pages/3_Classifier_vs_neighbours.py",
          "pages/4_Why_these_results.py", "pages/5_Evaluation.py"]
 TIMEOUT = 300
@@ -143,7 +144,7 @@ def test_one_state_follows_a_person_across_every_page(cache, mini_searcher):
     assert catalog_shown(at) == LABEL
     assert at.selectbox(key="ev_queries").value == str(cache / "queries.csv")
 
-    page(at, APP)  # back: the same catalog, photo, crop and results
+    page(at, SEARCH)  # back: the same catalog, photo, crop and results
     assert catalog_shown(at) == LABEL and query_shown(at) == (name, (10, 90), (0, 100))
     assert results(at) == seen and at.query_params == url
 
@@ -186,7 +187,7 @@ def test_a_bad_link_or_spec_is_one_line_and_the_app_goes_on(cache, mini_searcher
     at.sidebar.text_input(key="vps_spec_custom").set_value("")
     run(at)
     assert not errors(at)
-    page(at, APP)
+    page(at, SEARCH)
     assert not errors(at) and results(at) == before
 
 

@@ -287,7 +287,7 @@ def test_embedding_map_page(app_cache):
     at = _run("2_Embedding_map.py")
     assert not at.exception, at.exception
     assert not at.error, [e.value for e in at.error]
-    assert at.get("plotly_chart")
+    assert at.get("component_instance")  # the map with pictures on hover (ui/hover_map.py)
     assert any("images" in c.value for c in at.caption)
     at.selectbox(key="map_colour").set_value("colour").run()
     assert not at.exception

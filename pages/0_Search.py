@@ -1,0 +1,170 @@
+"""Search page: a shopper's photo (uploaded, from the camera, or an example) -> the most similar products, each
+with its score split into its parts on one shared scale; thumbs feedback pins liked products and hides disliked
+ones (with an undo). The page only renders; the work is done by ``core``."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+
+import numpy as np
+import streamlit as st
+
+from core.embedding.decode import Crop
+from core.embedding.query import Query
+from core.index.product_index import Hit
+from core.search.engine import SearchOptions
+from core.search.explain import shared_range
+from core.search.facets import Facet, facets, where_clauses
+from core.search.feedback import arrange, refine
+from ui.bounded import bounded
+from ui.common import USER_ERRORS, Context, get_searcher, md, show_error, sidebar, thumbnail_bytes
+from ui.feedback import forget_votes_on_new_query, reset_votes, summary, undo, vote, votes
+from ui.query import crop_picker, embedded_query, photo_picker, query_key, text_picker
+from ui.scores import legend, score_bar
+from ui.state import app_state, keep, sync_url
+
+COLUMNS = 5
+
+
+def search_settings(ctx: Context) -> tuple[int, float, list[str], str]:
+    """Sidebar: number of results, minimum similarity, ranking and metadata filters -> (k, min_score, where, rank).
+    Each is kept across page switches."""
+    with st.sidebar:
+        st.subheader("Results")
+        keep("k", 10, lambda v: isinstance(v, int) and 1 <= v <= 30)
+        k = st.slider("How many products", 1, 30, key="k")
+        keep("rerank", True, lambda v: isinstance(v, bool))
+        rerank = st.toggle("Re-rank by attribute filters", key="rerank",
+                           help="Similarity plus agreement in colour and the catalog's attributes (see Why these "
+                                "results); off: nearest neighbours by embedding distance only.")
+        keep("min_score", 0.0, lambda v: isinstance(v, float) and 0.0 <= v <= 1.0)
+        min_score = st.slider("Minimum similarity", 0.0, 1.0, step=0.01, key="min_score",
+                              help="Cosine similarity between the query and a product's best image; 0 shows all.")
+        st.subheader("Filters")
+        available = facets({p: ctx.index.products[p] for p in ctx.index.live_products()})
+        selected: dict[str, list[str] | tuple[float, float]] = {}
+        for f in available:
+            selected[f.column] = facet_widget(f)
+    return k, min_score, where_clauses(selected, available), ("static" if rerank else "distance")
+
+
+def facet_widget(f: Facet) -> list[str] | tuple[float, float]:
+    key = f"filter_{f.column}"
+    if f.kind == "categorical":
+        keep(key, [], lambda v: isinstance(v, list) and set(v) <= set(f.options))
+        return st.multiselect(f.column.capitalize(), f.options, key=key, placeholder="any")
+    step = 1.0 if f.high - f.low > 20 else 0.1
+    lo, hi = float(np.floor(f.low / step) * step), float(np.ceil(f.high / step) * step)
+    keep(key, (lo, hi), lambda v: isinstance(v, tuple) and len(v) == 2 and lo <= v[0] <= v[1] <= hi)
+    return st.slider(f.column.capitalize(), lo, hi, step=step, key=key)
+
+
+def result_card(hit: Hit, v: dict[str, int], dims: list[str], x_range: tuple[float, float]) -> None:
+    """One result: picture, text (escaped), rank and similarity, the score and its parts as a bar on the shared
+    scale, and thumbs that show their state."""
+    thumb = thumbnail_bytes(hit.image)
+    if thumb:
+        st.image(thumb, width="stretch")
+    f = hit.fields
+    st.markdown(f"**{md(f.get('title') or hit.product_id)}**")
+    details = [f.get("category", "")]
+    details += [f"{k}: {val}" for k, val in f.items() if k not in ("title", "category", "price") and val]
+    st.caption(md(" · ".join(d for d in details if d)))
+    if f.get("price"):
+        st.markdown(f"**{md(f['price'])}**")
+    mark = {1: " · liked, pinned", -1: " · disliked"}.get(v.get(hit.product_id, 0), "")
+    st.caption(f"#{hit.rank} · {md(hit.product_id)} · similarity {hit.similarity:.3f}{mark}")
+    parts = " + ".join(f"{md(d.replace('_', ' '))} {c:.2f}" for d, c in hit.contributions.items() if c)
+    st.caption(f"score {hit.score:.2f} = {parts or 'similarity 0.00'}",
+               help="What the list is ranked by: similarity plus agreement on the attribute filters, each times "
+                    "its weight (see Why these results).")
+    score_bar(hit, dims, x_range, key=f"bar_{hit.product_id}")
+    up, down = st.columns(2)
+    pressed = v.get(hit.product_id, 0)
+    up.button("More", icon=":material/thumb_up:", key=f"up_{hit.product_id}", help="More like this: pin it on top",
+              on_click=vote, args=(hit.product_id, 1), width="stretch", type="primary" if pressed > 0 else "secondary")
+    down.button("Less", icon=":material/thumb_down:", key=f"down_{hit.product_id}",
+                help="Less like this: hide it (undo above the results)", on_click=vote, args=(hit.product_id, -1),
+                width="stretch", type="primary" if pressed < 0 else "secondary")
+
+
+def hidden_row(ctx: Context, hidden: list[str]) -> None:
+    """The disliked products, each with an undo."""
+    if not hidden:
+        return
+    st.caption(f"Hidden ({len(hidden)}), less like these:")
+    cols = st.columns(min(len(hidden), 4))
+    for i, pid in enumerate(hidden):
+        title = ctx.index.products.get(pid, {}).get("title") or pid
+        cols[i % len(cols)].button(f"Undo: {md(title)}", key=f"undo_{pid}", on_click=undo, args=(pid,),
+                                   icon=":material/undo:", help=f"Show {md(pid)} again")
+
+
+def results(ctx: Context, q: Query, k: int, min_score: float, where: list[str], rank: str) -> None:
+    v = votes()
+    searcher = get_searcher(ctx)
+    t0 = time.perf_counter()
+    q = replace(q, vector=refine(ctx.index, q.vector, v)) if v else q
+    opts = SearchOptions.make(k=k + len(v), where=where, min_similarity=min_score, rank=rank)
+    res = bounded(searcher.search, q, opts)
+    shown = arrange(res.hits, v, k)
+    ms = (time.perf_counter() - t0) * 1000
+    head, reset = st.columns([4, 1])
+    fb = f" · {summary(v)}" if v else ""
+    head.markdown(f"**{len(shown.hits)} product(s)** in {ms:.0f} ms{fb}"
+                  + (f" · filters: {md(' & '.join(where))}" if where else ""))
+    if v:
+        reset.button("Reset feedback", on_click=reset_votes, key="reset_feedback")
+    hidden_row(ctx, shown.hidden)
+    if shown.missing:
+        st.caption("Liked, not among these results (filters or minimum similarity): "
+                   + md(", ".join(shown.missing)))
+    if not shown.hits:
+        st.info("No product passes the filters and the minimum similarity; loosen them in the sidebar.")
+        return
+    dims = list(res.weights)
+    x_range = shared_range(shown.hits)
+    st.markdown(legend(dims))
+    for start in range(0, len(shown.hits), COLUMNS):
+        for col, hit in zip(st.columns(COLUMNS), shown.hits[start:start + COLUMNS]):
+            with col, st.container(border=True):
+                result_card(hit, v, dims, x_range)
+
+
+def main() -> None:
+    st.set_page_config(page_title="Search · Visual product search", page_icon="🔎", layout="wide")
+    ctx = sidebar()
+    if ctx is None:
+        st.stop()
+    try:
+        k, min_score, where, rank = search_settings(ctx)
+    except USER_ERRORS as e:
+        show_error(e)
+        st.stop()
+    st.title(":material/image_search: Visual product search")
+    st.caption(f"{len(ctx.index)} products · embedder {md(ctx.spec)} ({ctx.embedder.dim}-d) · "
+               "give a photo of a product; the most similar catalog products come first.")
+    left, right = st.columns([1, 3], gap="large")
+    with left:
+        try:
+            photo = photo_picker(ctx)
+            crop = crop_picker(photo) if photo else Crop()
+        except USER_ERRORS as e:
+            show_error(e)
+            photo, crop = None, Crop()
+        text, weight = text_picker(ctx)
+        sync_url(app_state())
+    with right:
+        if photo is None and not text.strip():
+            st.info("Choose an example photo, upload one or take one with the camera to search the catalog.")
+            return
+        try:
+            q = embedded_query(ctx, photo, crop, text, weight)
+            forget_votes_on_new_query(query_key(ctx, photo, crop, text, weight))
+            results(ctx, q, k, min_score, where, rank)
+        except USER_ERRORS as e:
+            show_error(e)
+
+
+main()

@@ -1,0 +1,175 @@
+"""The app as a product, driven headlessly with ``AppTest`` on a small imported catalog: scores on one shared scale,
+feedback you can see (pinned, hidden with an undo, pressed thumbs, the refined query on the map), one x-axis on the
+Why page, the classifier page's default tab and region legend, notes that apply, importing a catalog."""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from tests.test_app import errors, run
+from tests.test_app_state import mini_catalog
+
+ROOT = Path(__file__).resolve().parent.parent
+APP = str(ROOT / "app.py")
+CARD = re.compile(r"^#(\d+) · (\S+) · similarity (-?[\d.]+)(.*)$")
+SCORE = re.compile(r"^score (-?[\d.]+) = ")
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def mini(tmp_path_factory):
+    """An app cache with the imported dataset ``mini`` (twelve sample products and their queries)."""
+    cache = tmp_path_factory.mktemp("product-cache")
+    cat = mini_catalog(cache / "imports" / "mini" / "catalog")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("VPS_CACHE", str(cache))
+        yield cat
+
+
+def start() -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=600)
+    at.query_params["catalog"] = "mini"
+    return run(at)
+
+
+def cards(at: AppTest) -> list[tuple[int, str, float, str]]:
+    """(rank, product_id, similarity, mark) of each result card, in page order."""
+    return [(int(m[1]), m[2], float(m[3]), m[4]) for c in at.caption if (m := CARD.match(c.value))]
+
+
+def bars(at: AppTest) -> list[dict]:
+    return [json.loads(e.proto.spec) for e in at.get("vega_lite_chart")]
+
+
+def test_each_card_shows_its_score_parts_on_one_scale(mini):
+    at = start()
+    scores = [float(m[1]) for c in at.caption if (m := SCORE.match(c.value))]
+    specs = bars(at)
+    assert len(scores) == len(specs) == len(cards(at)) == 10
+    domains = {tuple(s["encoding"]["x"]["scale"]["domain"]) for s in specs}
+    assert len(domains) == 1  # one x range for every card
+    lo, hi = domains.pop()
+    for score, spec in zip(scores, specs):
+        parts = spec["data"]["values"]
+        assert {p["part"] for p in parts} >= {"similarity"} and len(parts) >= 2  # similarity and the filters
+        assert sum(p["value"] for p in parts) == pytest.approx(score, abs=0.011)  # the parts make the score
+        assert lo <= 0 <= score <= hi
+    assert max(scores) == pytest.approx(hi, abs=0.011)  # the range is the data's, not a fixed one
+    assert scores == sorted(scores, reverse=True)  # ranked by what the bars show
+    assert any(m.value.startswith("Score bars, one scale for all cards") for m in at.markdown)  # one legend
+
+
+def test_feedback_pins_hides_and_undoes(mini):
+    at = start()
+    before = cards(at)
+    liked, disliked = before[2][1], before[1][1]
+    at.button(key=f"up_{liked}").click()
+    run(at)
+    now = cards(at)
+    assert now[0][1] == liked and now[0][3] == " · liked, pinned"  # pinned at the top
+    assert at.button(key=f"up_{liked}").proto.type == "primary"  # the thumb shows it is pressed
+    assert at.button(key=f"down_{liked}").proto.type == "secondary"
+    at.button(key=f"down_{disliked}").click()
+    run(at)
+    now = cards(at)
+    assert disliked not in [c[1] for c in now] and len(now) == len(before)  # hidden, the list still full
+    assert now[0][1] == liked
+    assert any("refined by feedback (1 liked, 1 disliked)" in m.value for m in at.markdown)
+
+    page = at.switch_page("pages/2_Embedding_map.py")  # the refined query is placed on the map too
+    run(page)
+    page.toggle(key="map_place").set_value(True)
+    run(page)
+    args = json.loads(page.get("component_instance")[0].proto.json_args)
+    assert args["query"] and args["refined"] and args["refined"] != args["query"]
+    assert any(s.value == "Nearest to the query refined by feedback" for s in page.subheader)
+
+    at.switch_page("pages/0_Search.py")
+    run(at)
+    at.button(key=f"undo_{disliked}").click()  # undo: shown again, the dislike forgotten
+    run(at)
+    assert disliked in [c[1] for c in cards(at)]
+    assert at.button(key=f"down_{disliked}").proto.type == "secondary"
+    at.button(key=f"up_{liked}").click()  # pressing a pressed thumb takes the vote back
+    run(at)
+    assert cards(at) == before  # no votes left: the original ranking
+
+
+def test_why_page_charts_share_one_x_axis(mini):
+    at = start()
+    at.switch_page("pages/4_Why_these_results.py")
+    run(at)
+    assert not errors(at)
+    charts = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    assert len(charts) == 10
+    ranges = {tuple(c["layout"]["xaxis"]["range"]) for c in charts}
+    assert len(ranges) == 1
+    lo, hi = ranges.pop()
+    assert lo <= min(x for c in charts for x in c["data"][0]["x"]) and hi >= max(
+        x for c in charts for x in c["data"][0]["x"])
+
+
+def _tab_defaults(node, out: list[str]) -> list[str]:
+    proto = getattr(node, "proto", None)
+    if proto is not None and hasattr(proto, "WhichOneof") and "tab_container" in str(proto.DESCRIPTOR.fields_by_name):
+        if proto.WhichOneof("type") == "tab_container":
+            out.append(proto.tab_container.default_tab_label)
+    for child in (getattr(node, "children", None) or {}).values():
+        _tab_defaults(child, out)
+    return out
+
+
+def test_classifier_page_opens_a_tab_with_cases_and_names_its_regions(mini):
+    at = start()
+    at.switch_page("pages/3_Classifier_vs_neighbours.py")
+    run(at)
+    assert not errors(at)
+    counts = at.dataframe[0].value.iloc[0]
+    tabs = {"classifier right, neighbour wrong": "Classifier right, neighbour wrong",
+            "neighbour right, classifier wrong": "Neighbour right, classifier wrong"}
+    with_cases = [label for col, label in tabs.items() if counts[col] > 0]
+    defaults = _tab_defaults(at._tree, [])
+    assert defaults == [with_cases[0] if with_cases else "Classifier right, neighbour wrong"]
+    fig = json.loads(at.get("plotly_chart")[0].proto.spec)
+    legend = [t["name"] for t in fig["data"] if t.get("legendgroup") == "regions"]
+    assert at.selectbox(key="cvn_label").value == "category"
+    with open(mini / "catalog.csv", newline="") as f:
+        classes = {r["category"] for r in csv.DictReader(f)}
+    assert sorted(legend) == sorted(classes)  # one swatch per class the regions can take
+
+
+def test_map_notes_apply_to_this_catalog(mini):
+    at = start()
+    at.switch_page("pages/2_Embedding_map.py")
+    run(at)
+    captions = [c.value for c in at.caption]
+    assert any(re.match(r"^\d+ images · ", c) for c in captions)
+    assert not any("Catalogs above" in c or "fitted on a random" in c for c in captions)  # small: no sampling
+
+
+def test_import_a_folder_appears_in_the_sidebar(mini, tmp_path):
+    src = mini_catalog(tmp_path / "shop-src")
+    shutil.rmtree(src / "queries")  # any folder with a catalog.csv
+    (src / "queries.csv").unlink()
+    at = start()
+    at.switch_page("pages/1_Catalog.py")
+    run(at)
+    at.radio(key="imp_kind").set_value("Any catalog folder or CSV")
+    at.text_input(key="imp_path").set_value(str(src))
+    at.text_input(key="imp_name").set_value("shop2")
+    run(at)
+    at.button(key="imp_go").click()
+    run(at)
+    assert not errors(at), errors(at)
+    assert any("Imported shop2" in s.value for s in at.success)
+    assert "Dataset: shop2" in at.sidebar.selectbox(key="vps_catalog").options
+    assert at.sidebar.selectbox(key="vps_catalog").value == "Dataset: shop2"
+    assert at.metric[0].value == "12" and at.query_params["catalog"] == "shop2"
