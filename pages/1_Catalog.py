@@ -16,7 +16,7 @@ from core.index.workspace import catalog_label
 from ui.auth import edit_gate
 from ui.common import USER_ERRORS, Context, flash, get_index, md, show_error, sidebar, thumbnail_bytes
 from ui.query import checked_upload
-from ui.state import app_state
+from ui.state import choose_catalog
 
 IMAGE_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff"]
 KINDS = {"Any catalog folder or CSV": "folder", "GroceryStoreDataset folder": "grocery",
@@ -117,7 +117,7 @@ def import_form(ctx: Context) -> None:
     catalog = out / "catalog"
     get_index(catalog, ctx.embedder)  # its own progress bar while it builds
     bar.progress(1.0, text="Done.")
-    app_state().catalog = name.strip()
+    choose_catalog(name.strip())
     flash(f"Imported {md(name.strip())}: {md(rep.summary())}; the sidebar shows it as "
           f"{md(catalog_label(name.strip()))} now.")
     st.rerun()

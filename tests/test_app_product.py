@@ -46,7 +46,16 @@ def cards(at: AppTest) -> list[tuple[int, str, float, str]]:
 
 
 def bars(at: AppTest) -> list[dict]:
-    return [json.loads(e.proto.spec) for e in at.get("vega_lite_chart")]
+    """Each card's score bar: its Vega-Lite spec, with the parts Streamlit sent as Arrow data put back."""
+    from streamlit.dataframe_util import convert_arrow_bytes_to_pandas_df
+
+    out = []
+    for e in at.get("vega_lite_chart"):
+        spec = json.loads(e.proto.spec)
+        raw = e.proto.data.data if e.proto.HasField("data") else e.proto.datasets[0].data.data
+        spec["data"] = {"values": convert_arrow_bytes_to_pandas_df(raw).to_dict("records")}
+        out.append(spec)
+    return out
 
 
 def test_each_card_shows_its_score_parts_on_one_scale(mini):
@@ -121,7 +130,8 @@ def _tab_defaults(node, out: list[str]) -> list[str]:
     proto = getattr(node, "proto", None)
     if proto is not None and hasattr(proto, "WhichOneof") and "tab_container" in str(proto.DESCRIPTOR.fields_by_name):
         if proto.WhichOneof("type") == "tab_container":
-            out.append(proto.tab_container.default_tab_label)
+            labels = [c.label for c in node.children.values()]
+            out.append(proto.tab_container.default_tab_label or labels[proto.tab_container.default_tab_index])
     for child in (getattr(node, "children", None) or {}).values():
         _tab_defaults(child, out)
     return out

@@ -146,3 +146,10 @@ def keep(key: str, default: Any, valid: Callable[[Any], bool] = lambda v: True) 
     value = bind(key, value if valid(value) else default, valid)
     kept[key] = value
     return value
+
+
+def choose_catalog(key: str) -> None:
+    """Make ``key`` the state's catalog on the next run (after an import, say): the sidebar's picker, still
+    showing the previous one, is re-seeded from the state."""
+    app_state().catalog = key
+    st.session_state.pop("vps_catalog", None)
