@@ -553,14 +553,23 @@ def run(quick: bool = False, out: str | None = None, workdir: str | None = None,
 
     facts = machine_facts()
     print(f"bench ({'quick' if quick else 'full'}) on {facts['nproc']} x {facts['cpu']}, load {facts['load']}")
+    served: list[Table] = []
+    if "served" in sections:  # the app under load, in its own processes (core.evaluation.bench_served)
+        from core.evaluation.bench_served import bench_served
+
+        served = [timed(bench_served, quick)]
+        if not set(sections) - {"served"}:
+            if out:
+                Path(out).write_text(render(served, facts, quick))
+            return served
     cat, qs, source = real_images(quick)
     if quick:
         cat, qs = cat[:: max(1, len(cat) // 200)][:200], qs[:: max(1, len(qs) // 50)][:50]
     tmp = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="vps-bench-"))
     tmp.mkdir(parents=True, exist_ok=True)
-    tables: list[Table] = []
+    tables: list[Table] = list(served)
     if out:
-        _partial.update(tables=[], out=out, facts=facts, quick=quick)
+        _partial.update(tables=list(served), out=out, facts=facts, quick=quick)
     try:
         if "embed" in sections:
             tables.append(timed(bench_embedding, quick, cat, source))

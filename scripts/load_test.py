@@ -1,0 +1,189 @@
+"""Load test of the served app: ``streamlit run app.py`` in served mode on 127.0.0.1 (a free port), driven by N
+headless Chromium sessions at once, each doing a bounded number of searches (picking another example photo).
+
+Prints one JSON object: p50/p99 of the searches (from the pick to the finished run, as the browser sees it), the
+first page load, the server's peak resident memory, errors. Talks only to 127.0.0.1 and stops by itself (a hard
+deadline; the server is always terminated). Needs Playwright and Chromium (``/usr/bin/chromium`` by default).
+
+    python scripts/load_test.py --sessions 4 --searches 5
+    python -m core bench --sections served   # the same, as a benchmark table
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = os.environ.get("VPS_CHROMIUM", "/usr/bin/chromium")
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--no-first-run"]
+IDLE = "document.querySelector('[data-test-script-state]')?.getAttribute('data-test-script-state') === 'notRunning'"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def status_kb(pid: int, field: str) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def percentile(xs: list[float], q: float) -> float:
+    if not xs:
+        return float("nan")
+    s = sorted(xs)
+    return s[min(len(s) - 1, max(0, round(q / 100 * (len(s) - 1))))]
+
+
+def start_server(port: int, cache: str | None, log) -> subprocess.Popen:
+    env = {**os.environ, "VPS_MODE": "served"}
+    if cache:
+        env["VPS_CACHE"] = cache
+    return subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.address",
+         "127.0.0.1", "--server.port", str(port), "--browser.gatherUsageStats", "false"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+
+
+def wait_port(port: int, proc: subprocess.Popen, deadline: float) -> None:
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError("streamlit exited before listening")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            time.sleep(0.3)
+    raise TimeoutError("streamlit did not start in time")
+
+
+async def session(browser, url: str, examples: list[str], searches: int, timeout_ms: int, out: dict) -> None:
+    """One person: open the app (the first load), then pick ``searches`` other example photos, timing each."""
+    ctx = await browser.new_context(viewport={"width": 1300, "height": 900})
+    page = await ctx.new_page()
+    try:
+        t0 = time.perf_counter()
+        await page.goto(f"{url}/?q={examples[0]}", timeout=timeout_ms)
+        await page.get_by_text("#1 · ").first.wait_for(timeout=timeout_ms)
+        await page.wait_for_function(IDLE, timeout=timeout_ms)
+        out["first_load"].append(time.perf_counter() - t0)
+        for name in examples[1:searches + 1]:
+            t0 = time.perf_counter()
+            await page.get_by_role("combobox", name="Example shopper photo").click(timeout=timeout_ms)
+            await page.get_by_role("option", name=name, exact=True).click(timeout=timeout_ms)
+            await page.wait_for_function(  # the run of the new photo is over (its preview caption names it)
+                f"{IDLE} && document.body.innerText.includes({json.dumps(name + ' (')})", timeout=timeout_ms)
+            await page.get_by_text("#1 · ").first.wait_for(timeout=timeout_ms)
+            out["search"].append(time.perf_counter() - t0)
+        if await page.get_by_text("Traceback").count():
+            out["errors"].append("a traceback was shown")
+        if await page.get_by_text("took longer than").count():
+            out["timeouts"] += 1
+    except Exception as e:  # noqa: BLE001 - one session's failure is reported, the others go on
+        out["errors"].append(f"{type(e).__name__}: {str(e).splitlines()[0][:200]}")
+    finally:
+        await ctx.close()
+
+
+async def drive(url: str, sessions: int, searches: int, timeout_ms: int) -> dict:
+    from playwright.async_api import async_playwright
+
+    names = sorted(p.name for p in (ROOT / "sample_catalog" / "queries").iterdir())
+    out: dict = {"first_load": [], "search": [], "errors": [], "timeouts": 0}
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        try:  # each session its own photos (no query is cached for it), spread over the examples
+            step = max(1, len(names) // max(1, sessions * (searches + 1)))
+            await asyncio.gather(*(session(browser, url, names[i * step::sessions * step] or names, searches,
+                                           timeout_ms, out) for i in range(sessions)))
+        finally:
+            await browser.close()
+    return out
+
+
+def run(sessions: int = 4, searches: int = 5, cache: str | None = None, budget_s: float = 900.0) -> dict:
+    """Start the served app, drive it, stop it; the figures as a dict."""
+    port = free_port()
+    log = tempfile.TemporaryFile()
+    proc = start_server(port, cache, log)
+    peak_rss = [0]
+    stop = threading.Event()
+
+    def watch() -> None:  # resident memory, sampled (VmHWM is the kernel's own peak)
+        while not stop.wait(0.2):
+            peak_rss[0] = max(peak_rss[0], status_kb(proc.pid, "VmRSS"))
+
+    threading.Thread(target=watch, daemon=True).start()
+    t0 = time.time()
+    try:
+        wait_port(port, proc, t0 + 120)
+        idle_rss = status_kb(proc.pid, "VmRSS")
+        url = f"http://127.0.0.1:{port}"
+        warm: dict = {"first_load": [], "search": [], "errors": [], "timeouts": 0}  # one session builds/loads caches
+        asyncio.run(asyncio.wait_for(drive_warm(url, warm), timeout=budget_s / 2))
+        timeout_ms = int(max(30.0, budget_s / 3) * 1000)
+        out = asyncio.run(asyncio.wait_for(drive(url, sessions, searches, timeout_ms), timeout=budget_s / 2))
+        hwm = status_kb(proc.pid, "VmHWM")
+    finally:
+        stop.set()
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    s = out["search"]
+    return {"sessions": sessions, "searches_per_session": searches, "searches": len(s),
+            "search_p50_s": round(percentile(s, 50), 3), "search_p99_s": round(percentile(s, 99), 3),
+            "search_max_s": round(max(s), 3) if s else None,
+            "first_load_p50_s": round(percentile(out["first_load"], 50), 3),
+            "warmup_s": round(warm["first_load"][0], 1) if warm["first_load"] else None,
+            "server_idle_rss_mb": round(idle_rss / 1024), "server_peak_rss_mb": round(max(peak_rss[0], hwm) / 1024),
+            "timeouts_shown": out["timeouts"], "errors": warm["errors"] + out["errors"],
+            "wall_s": round(time.time() - t0, 1)}
+
+
+async def drive_warm(url: str, out: dict) -> None:
+    """One visit before the measured ones: loads the model, the index and the attribute filters once."""
+    from playwright.async_api import async_playwright
+
+    first = sorted(p.name for p in (ROOT / "sample_catalog" / "queries").iterdir())[0]
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        try:
+            await session(browser, url, [first], 0, 600_000, out)
+        finally:
+            await browser.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sessions", type=int, default=4, help="concurrent browser sessions (1-8)")
+    ap.add_argument("--searches", type=int, default=5, help="searches per session (1-20)")
+    ap.add_argument("--cache", default=None, help="VPS_CACHE for the server (default: the environment's)")
+    ap.add_argument("--budget", type=float, default=900.0, help="seconds after which everything stops")
+    a = ap.parse_args(argv)
+    res = run(min(max(a.sessions, 1), 8), min(max(a.searches, 1), 20), a.cache, a.budget)
+    print(json.dumps(res))
+    return 0 if not res["errors"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
