@@ -54,29 +54,14 @@ def shots(tmp_path_factory) -> Path:
     return d
 
 
-@pytest.fixture(scope="module")
-def server(sample_index, tmp_path_factory):
-    """The app on its own cache: the session's sample index (not rebuilt) and an imported dataset ``mini``."""
-    if not CHROMIUM.exists():
-        pytest.skip("Debian chromium is not installed (run .ci/install-browser)")
-    pytest.importorskip("playwright.sync_api")
-    from core.index.workspace import index_dir_for
-
-    cache = tmp_path_factory.mktemp("e2e-cache")
-    env = {**os.environ, "VPS_CACHE": str(cache)}
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("VPS_CACHE", str(cache))
-        d = index_dir_for(SAMPLE, sample_index.spec)
-    d.mkdir(parents=True)
-    shutil.copytree(sample_index.gen, d / sample_index.gen.name)
-    (d / "CURRENT").write_text(sample_index.gen.name)
-    mini_catalog(cache / "imports" / "mini" / "catalog")
+def _serve(cache: Path, env: dict[str, str]):
+    """``streamlit run app.py`` on a free port with ``env``; yields its URL, stops it afterwards."""
     port = _free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port", str(port),
          "--browser.gatherUsageStats", "false"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    url = f"http://127.0.0.1:{port}"
+        cwd=ROOT, env={**os.environ, "VPS_CACHE": str(cache), **env}, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True)
     deadline = time.time() + 90
     while time.time() < deadline:
         try:
@@ -86,12 +71,46 @@ def server(sample_index, tmp_path_factory):
             if proc.poll() is not None:
                 pytest.fail(f"streamlit exited: {proc.stdout.read()[-2000:]}")
             time.sleep(0.5)
-    yield url
+    yield f"http://127.0.0.1:{port}"
     proc.terminate()
     try:
         proc.wait(10)
     except subprocess.TimeoutExpired:
         proc.kill()
+
+
+def _need_browser() -> None:
+    if not CHROMIUM.exists():
+        pytest.skip("Debian chromium is not installed (run .ci/install-browser)")
+    pytest.importorskip("playwright.sync_api")
+
+
+@pytest.fixture(scope="module")
+def server(sample_index, tmp_path_factory):
+    """The app on its own cache: the session's sample index (not rebuilt) and an imported dataset ``mini``."""
+    _need_browser()
+    from core.index.workspace import index_dir_for
+
+    cache = tmp_path_factory.mktemp("e2e-cache")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("VPS_CACHE", str(cache))
+        d = index_dir_for(SAMPLE, sample_index.spec)
+    d.mkdir(parents=True)
+    shutil.copytree(sample_index.gen, d / sample_index.gen.name)
+    (d / "CURRENT").write_text(sample_index.gen.name)
+    mini_catalog(cache / "imports" / "mini" / "catalog")
+    yield from _serve(cache, {"VPS_MODE": "local"})
+
+
+@pytest.fixture(scope="module")
+def served_server(tmp_path_factory):
+    """The app served (``VPS_MODE=served``) with one allowed catalog whose titles are hostile."""
+    _need_browser()
+    from tests.test_served import hostile_catalog
+
+    base = tmp_path_factory.mktemp("e2e-served")
+    hostile_catalog(base / "roots" / "shop")
+    yield from _serve(base / "cache", {"VPS_MODE": "served", "VPS_CATALOG_ROOTS": str(base / "roots")})
 
 
 @pytest.fixture
@@ -161,7 +180,7 @@ def test_pages_share_the_catalog_and_query(server, page, shots):
     expect(main.get_by_text(re.compile(rf"^#1 {pid} · ")).first).to_be_visible(timeout=WAIT)  # the same ranking
     _shot(page, shots / "3-why.png")
 
-    sidebar.get_by_role("link", name="app", exact=True).click()  # the search page (app.py)
+    sidebar.get_by_role("link", name="Search", exact=True).click()  # the search page, named (not "app")
     expect(page.get_by_text(re.compile(r"^#1 · "))).to_be_visible(timeout=WAIT)
     expect(sidebar.get_by_role("combobox", name="Catalog")).to_have_value("Dataset: mini", timeout=WAIT)
     expect(page.get_by_role("combobox", name="Example shopper photo")).to_have_value(example, timeout=WAIT)
@@ -180,3 +199,142 @@ def test_a_link_reopens_a_cropped_query(server, page, shots):
     expect(main.get_by_text("searching the outlined region", exact=False)).to_be_visible(timeout=WAIT)
     expect(main.get_by_text("Results", exact=True)).to_be_visible(timeout=WAIT)
     _shot(page, shots / "5-why-from-link.png")
+
+
+def _card(page, rank: int):
+    """The bordered result card whose caption starts ``#<rank> · ``."""
+    return page.get_by_test_id("stVerticalBlock").filter(
+        has=page.get_by_text(re.compile(rf"^#{rank} · "))).filter(has=page.get_by_role("button", name="More")).last
+
+
+def _hover_a_point(page) -> str:
+    """Move the mouse onto the map's first point (real mouse events) and return the product id the picture
+    panel then shows, after its picture has loaded."""
+    from playwright.sync_api import expect
+
+    iframe = page.locator("iframe[src*='hover_map']").first
+    expect(iframe).to_be_visible(timeout=WAIT)
+    iframe.scroll_into_view_if_needed()  # mouse events only reach what is in the viewport
+    frame = iframe.element_handle().content_frame()
+    frame.wait_for_function("window.hoverMap && window.hoverMap._fullLayout && window.hoverMap.data.length",
+                            timeout=WAIT)
+    pos = frame.evaluate("""() => { const gd = window.hoverMap, L = gd._fullLayout, t = gd.data[0];
+        const r = gd.getBoundingClientRect();
+        return {x: r.left + L._size.l + L.xaxis.l2p(t.x[0]), y: r.top + L._size.t + L.yaxis.l2p(t.y[0])}; }""")
+    box = iframe.bounding_box()
+    assert 0 <= box["y"] + pos["y"] < page.viewport_size["height"], (box, pos)
+    for dx in (0, 1, -1, 2):  # a few pixels of jitter: the first event may only enter the plot
+        page.mouse.move(box["x"] + pos["x"] + dx, box["y"] + pos["y"])
+        page.wait_for_timeout(300)
+    frame.wait_for_function("document.getElementById('panel').dataset.shown && "
+                            "document.getElementById('pic').complete && "
+                            "document.getElementById('pic').naturalWidth > 0", timeout=30_000)
+    return frame.evaluate("document.getElementById('panel').dataset.shown")
+
+
+def test_three_users_paths(server, page, shots, sample_index, embedder):
+    """A shopper (upload, crop, filter, feedback), an educator (map with the query, hovered pictures; the
+    classifier page) and a retailer (add a product, find it first, remove it), in one real browser."""
+    from playwright.sync_api import expect
+
+    photo, pid = _found_query(sample_index, embedder)
+    category = sample_index.products[pid]["category"]
+    page.goto(server, timeout=120_000)
+    sidebar = page.get_by_test_id("stSidebar")
+    expect(sidebar.get_by_role("link", name="Search", exact=True)).to_be_visible(timeout=WAIT)
+    page.get_by_text("Upload a photo").click(timeout=WAIT)
+    page.locator("input[type=file]").first.set_input_files(str(photo), timeout=60_000)
+    expect(page.get_by_text(re.compile(r"^#1 · "))).to_contain_text(f"#1 · {pid} ·", timeout=WAIT)
+    page.get_by_text("Crop to the product").click()
+    edge = page.get_by_test_id("stSlider").filter(has_text="Left / right edge").get_by_role("slider").first
+    edge.focus()
+    for _ in range(5):
+        edge.press("ArrowRight")
+    expect(page.get_by_text("searching the outlined region", exact=False)).to_be_visible(timeout=WAIT)
+    sidebar.get_by_test_id("stMultiSelect").filter(has_text="Category").click()
+    page.get_by_role("option", name=category, exact=True).click()
+    page.keyboard.press("Escape")
+    expect(page.get_by_text(f"category={category}", exact=False).first).to_be_visible(timeout=WAIT)
+    third = _card(page, 3)
+    liked = third.get_by_text(re.compile(r"^#3 · ")).inner_text().split(" · ")[1]
+    third.get_by_role("button", name="More").click()
+    expect(page.get_by_text(re.compile(rf"^#1 · {re.escape(liked)} · .*liked, pinned"))).to_be_visible(timeout=WAIT)
+    expect(page.locator("[data-testid=stBaseButton-primary]:visible").filter(has_text="More")).to_have_count(1)
+    expect(page.get_by_text("Score bars, one scale for all cards", exact=False)).to_be_visible()
+    _shot(page, shots / "6-shopper.png")
+
+    sidebar.get_by_role("link", name="Embedding map").click()
+    expect(page.get_by_role("heading", name="Embedding map")).to_be_visible(timeout=WAIT)
+    page.get_by_text("Place the query on the map").click(timeout=WAIT)  # after the first UMAP projection
+    expect(page.get_by_text("Nearest to the query refined by feedback")).to_be_visible(timeout=WAIT)
+    shown = _hover_a_point(page)
+    assert shown in sample_index.products  # the hovered product's picture and title, without a click
+    _shot(page, shots / "7-map-hover.png")
+
+    sidebar.get_by_role("link", name="Classifier vs neighbours").click()
+    expect(page.get_by_role("heading", name="Classifier versus nearest neighbour")).to_be_visible(timeout=WAIT)
+    expect(page.get_by_text("Classifier accuracy")).to_be_visible(timeout=WAIT)
+    expect(page.get_by_text("The same cases on the map")).to_be_visible(timeout=WAIT)
+    expect(page.get_by_test_id("stPlotlyChart").first).to_be_visible(timeout=WAIT)
+    page.get_by_test_id("stPlotlyChart").first.scroll_into_view_if_needed()
+    _shot(page, shots / "8-classifier.png")
+
+    new_photo = SAMPLE / "images" / "P0201.jpg"  # a sample product the mini catalog does not have
+    _choose(page, sidebar.get_by_role("combobox", name="Catalog"), "Dataset: mini")
+    sidebar.get_by_role("link", name="Catalog").click()
+    expect(page.get_by_role("heading", name="Catalog")).to_be_visible(timeout=WAIT)
+    page.get_by_role("tab", name="Add a product").click(timeout=WAIT)
+    form = page.get_by_test_id("stForm")
+    form.locator("input[type=file]").set_input_files(str(new_photo))
+    form.get_by_label("Product id (leave empty for a new one)").fill("E2E-1")
+    form.get_by_label("Title").fill("E2E test lamp")
+    form.get_by_label("Category").fill(category)  # the shopper's filter is still on
+    form.get_by_role("button", name="Add to the catalog").click()
+    expect(page.get_by_text("Added E2E-1 with 1 image(s)", exact=False)).to_be_visible(timeout=WAIT)
+    _shot(page, shots / "9-catalog-added.png")
+    sidebar.get_by_role("link", name="Search", exact=True).click()
+    page.get_by_text("Upload a photo").click(timeout=WAIT)
+    page.locator("input[type=file]").first.set_input_files(str(new_photo), timeout=60_000)
+    expect(page.get_by_text(re.compile(r"^#1 · E2E-1 · "))).to_be_visible(timeout=WAIT)  # found first
+    _shot(page, shots / "10-search-finds-new.png")
+    sidebar.get_by_role("link", name="Catalog").click()
+    page.get_by_role("tab", name="Remove / compact").click(timeout=WAIT)
+    page.get_by_test_id("stMultiSelect").filter(has_text="Products to remove").click()
+    page.get_by_role("option", name=re.compile(r"^E2E-1")).click()
+    page.keyboard.press("Escape")
+    page.get_by_role("button", name="Remove from the catalog").click()
+    expect(page.get_by_text("Removed E2E-1", exact=False)).to_be_visible(timeout=WAIT)
+    expect(page.get_by_test_id("stMetric").first).to_contain_text("12", timeout=WAIT)
+
+
+def test_served_hostile_titles_stay_text(served_server, page, shots):
+    """Served: a title written as Markdown or HTML is shown as typed; the browser fetches nothing it names and
+    runs no script."""
+    from playwright.sync_api import expect
+
+    from tests.test_served import HOSTILE
+
+    fetched, dialogs = [], []
+    page.on("request", lambda r: fetched.append(r.url))
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    page.goto(f"{served_server}/Catalog", timeout=120_000)  # a fresh server's first visit: a page's link
+    nav = page.get_by_test_id("stSidebarNav")
+    expect(page.get_by_role("heading", name="Catalog")).to_be_visible(timeout=WAIT)
+    expect(nav.get_by_role("link", name="Search", exact=True)).to_be_visible()
+    assert nav.get_by_role("link", name="app", exact=True).count() == 0  # named pages, never "app"
+    page.get_by_role("tab", name="Add a product").click()
+    expect(page.get_by_text("needs an administrator", exact=False).first).to_be_visible()  # served: no editing
+    assert page.locator("input[type=file]").count() == 0
+    nav.get_by_role("link", name="Search", exact=True).click()
+    expect(page.get_by_text(re.compile(r"^#1 · "))).to_be_visible(timeout=WAIT)
+    expect(page.get_by_text(HOSTILE[0], exact=True).first).to_be_visible(timeout=WAIT)  # the title, as typed
+    expect(page.get_by_role("combobox", name="Catalog")).to_have_value("Dataset: shop")
+    assert page.get_by_text("Other folder…").count() == 0
+    _shot(page, shots / "11-served-hostile.png")
+    page.get_by_test_id("stSidebar").get_by_role("link", name="Embedding map").click()
+    expect(page.get_by_role("heading", name="Embedding map")).to_be_visible(timeout=WAIT)
+    _hover_a_point(page)
+    page.wait_for_timeout(1000)
+    assert not [u for u in fetched if u.startswith(("http://x/", "http://x:"))] and not dialogs
+    assert all(u.startswith(("http://127.0.0.1", "data:", "blob:")) for u in fetched), \
+        [u for u in fetched if not u.startswith("http://127.0.0.1")][:5]

@@ -27,7 +27,7 @@ from core.explore.map_view import PlacedQuery, esc, hover_text, point_groups
 SOURCE = Path(__file__).parent / "hover_map" / "index.html"
 PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
 THUMB = 160
-HEIGHT = 620
+HEIGHT = 680
 
 
 def component_dir() -> Path:

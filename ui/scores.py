@@ -9,10 +9,11 @@ from core.index.product_index import Hit
 from core.search.ranking import SIMILARITY
 from ui.common import md
 
-#: Streamlit's Markdown colour names and the same colours for the charts (similarity is always grey)
-PALETTE = [("blue", "#1c83e1"), ("orange", "#ffa421"), ("green", "#21c354"), ("violet", "#803df5"),
-           ("red", "#ff4b4b"), ("yellow", "#e6c300")]
-GREY = ("gray", "#808495")
+#: Streamlit's Markdown colour names and the colours its light theme draws them in, for the bars (similarity is
+#: always grey), so the legend line and the bars match
+PALETTE = [("blue", "#244FB4"), ("orange", "#9B4519"), ("green", "#0C5A44"), ("violet", "#6F33B8"),
+           ("red", "#9E303B"), ("yellow", "#956B0F")]
+GREY = ("gray", "#686255")
 
 
 def colours(dims: list[str]) -> dict[str, tuple[str, str]]:
@@ -38,7 +39,7 @@ def bar_spec(hit: Hit, dims: list[str], x_range: tuple[float, float]) -> dict:
     return {
         "data": {"values": parts},
         "height": 26,
-        "mark": {"type": "bar", "tooltip": True},
+        "mark": {"type": "bar", "tooltip": True, "size": 14},
         "encoding": {
             "x": {"field": "value", "type": "quantitative", "stack": "zero", "title": None,
                   "scale": {"domain": [round(x_range[0], 4), round(x_range[1], 4)], "nice": False},
