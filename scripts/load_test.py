@@ -1,8 +1,9 @@
 """Load test of the served app: ``streamlit run app.py`` in served mode on 127.0.0.1 (a free port), driven by N
 headless Chromium sessions at once, each doing a bounded number of searches (picking another example photo).
 
-Prints one JSON object: p50/p99 of the searches (from the pick to the finished run, as the browser sees it), the
-first page load, the server's peak resident memory, errors. Talks only to 127.0.0.1 and stops by itself (a hard
+Prints one JSON object: p50/p99 of the searches (from the pick to the finished run, as the browser sees it; and
+the search time the page reports, server side), the first page load, the server's peak resident memory and CPU
+share (cores busy) while measured, errors. Talks only to 127.0.0.1 and stops by itself (a hard
 deadline; the server is always terminated). Needs Playwright and Chromium (``/usr/bin/chromium`` by default).
 
     python scripts/load_test.py --sessions 4 --searches 5
@@ -15,6 +16,7 @@ import argparse
 import asyncio
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -44,6 +46,15 @@ def status_kb(pid: int, field: str) -> int:
     except OSError:
         pass
     return 0
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a process has used so far."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
 
 
 def percentile(xs: list[float], q: float) -> float:
@@ -87,12 +98,16 @@ async def session(browser, url: str, examples: list[str], searches: int, timeout
         out["first_load"].append(time.perf_counter() - t0)
         for name in examples[1:searches + 1]:
             t0 = time.perf_counter()
-            await page.get_by_role("combobox", name="Example shopper photo").click(timeout=timeout_ms)
+            box = page.get_by_role("combobox", name="Example shopper photo")
+            await box.click(timeout=timeout_ms)
+            await box.fill(name, timeout=timeout_ms)  # the list is virtual: filter it to the one photo
             await page.get_by_role("option", name=name, exact=True).click(timeout=timeout_ms)
             await page.wait_for_function(  # the run of the new photo is over (its preview caption names it)
                 f"{IDLE} && document.body.innerText.includes({json.dumps(name + ' (')})", timeout=timeout_ms)
             await page.get_by_text("#1 · ").first.wait_for(timeout=timeout_ms)
             out["search"].append(time.perf_counter() - t0)
+            head = await page.get_by_text(re.compile(r"product\(s\) in \d+ ms")).first.inner_text()
+            out["server_ms"].append(float(re.search(r"in (\d+) ms", head)[1]))
         if await page.get_by_text("Traceback").count():
             out["errors"].append("a traceback was shown")
         if await page.get_by_text("took longer than").count():
@@ -107,7 +122,7 @@ async def drive(url: str, sessions: int, searches: int, timeout_ms: int) -> dict
     from playwright.async_api import async_playwright
 
     names = sorted(p.name for p in (ROOT / "sample_catalog" / "queries").iterdir())
-    out: dict = {"first_load": [], "search": [], "errors": [], "timeouts": 0}
+    out: dict = {"first_load": [], "search": [], "server_ms": [], "errors": [], "timeouts": 0}
     async with async_playwright() as p:
         browser = await p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
         try:  # each session its own photos (no query is cached for it), spread over the examples
@@ -137,10 +152,13 @@ def run(sessions: int = 4, searches: int = 5, cache: str | None = None, budget_s
         wait_port(port, proc, t0 + 120)
         idle_rss = status_kb(proc.pid, "VmRSS")
         url = f"http://127.0.0.1:{port}"
-        warm: dict = {"first_load": [], "search": [], "errors": [], "timeouts": 0}  # one session builds/loads caches
+        warm: dict = {"first_load": [], "search": [], "server_ms": [], "errors": [],  # one session builds caches
+                      "timeouts": 0}
         asyncio.run(asyncio.wait_for(drive_warm(url, warm), timeout=budget_s / 2))
         timeout_ms = int(max(30.0, budget_s / 3) * 1000)
+        cpu0, t1 = cpu_seconds(proc.pid), time.time()
         out = asyncio.run(asyncio.wait_for(drive(url, sessions, searches, timeout_ms), timeout=budget_s / 2))
+        server_cpu, measured_s = cpu_seconds(proc.pid) - cpu0, time.time() - t1
         hwm = status_kb(proc.pid, "VmHWM")
     finally:
         stop.set()
@@ -153,6 +171,8 @@ def run(sessions: int = 4, searches: int = 5, cache: str | None = None, budget_s
     return {"sessions": sessions, "searches_per_session": searches, "searches": len(s),
             "search_p50_s": round(percentile(s, 50), 3), "search_p99_s": round(percentile(s, 99), 3),
             "search_max_s": round(max(s), 3) if s else None,
+            "server_search_p50_ms": percentile(out["server_ms"], 50), "server_search_p99_ms": percentile(
+                out["server_ms"], 99), "server_cpu_share": round(server_cpu / max(measured_s, 1e-9), 2),
             "first_load_p50_s": round(percentile(out["first_load"], 50), 3),
             "warmup_s": round(warm["first_load"][0], 1) if warm["first_load"] else None,
             "server_idle_rss_mb": round(idle_rss / 1024), "server_peak_rss_mb": round(max(peak_rss[0], hwm) / 1024),
