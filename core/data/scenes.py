@@ -257,9 +257,12 @@ def generate(catalog: str | Path, *, seed: int = DEV_SEED, n: int = N_SCENES
 
 
 def write_scenes(catalog: str | Path, out: str | Path, *, seed: int = DEV_SEED, n: int = N_SCENES) -> Path:
-    """Write ``n`` scenes of the catalog's products to ``out`` (replacing it); identical on every run."""
+    """Write ``n`` scenes of the catalog's products to ``out`` (replacing a scene set there); identical on every
+    run. A folder that holds something else is never replaced."""
     out = Path(out)
     if out.exists():
+        if not out.is_dir() or (any(out.iterdir()) and not (out / BOXES_CSV).is_file()):
+            raise ValueError(f"{out} exists and is not a scene set: give a new or empty folder")
         shutil.rmtree(out)
     (out / "scenes").mkdir(parents=True)
     rng = random.Random(seed)

@@ -3,6 +3,7 @@ at IoU 0.5, mean IoU), is each found box's product ranked first (top-1/top-5), a
 
 from __future__ import annotations
 
+import resource
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,6 +57,11 @@ class RegionEvaluation:
     products: list[ProductOutcome] = field(default_factory=list)
 
 
+def _cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
 def _mean(xs) -> float:
     xs = list(xs)
     return float(np.mean(xs)) if xs else 0.0
@@ -71,6 +77,7 @@ def evaluate_regions(rs: RegionSearcher, scenes: str | Path | list[Scene], *, k:
     if items:  # warm-up outside the timing: the ranker's artefact, the ONNX sessions
         rs.search(items[0].image, opts)
     outcomes, n_boxes, matched, times, stages = [], 0, 0, [], {}
+    cpu0 = _cpu()
     for i, sc in enumerate(tqdm(items, desc="scenes", disable=progress is not True)):
         truth = [o.box for o in sc.objects]
         t0 = time.perf_counter()
@@ -99,6 +106,7 @@ def evaluate_regions(rs: RegionSearcher, scenes: str | Path | list[Scene], *, k:
          "top1_per_found_box": _mean(o.rank == 1 for o in got),
          f"top{k}_per_found_box": _mean(o.rank is not None for o in got),
          "top1_touching": _mean(o.rank == 1 for o in got if o.touching),
-         "seconds_per_photo": _mean(times), "seconds_p90": float(np.percentile(times, 90)) if times else 0.0}
+         "seconds_per_photo": _mean(times), "seconds_p90": float(np.percentile(times, 90)) if times else 0.0,
+         "cpu_seconds_per_photo": (_cpu() - cpu0) / max(1, len(items))}
     m |= {f"seconds_{s}": _mean(v) for s, v in stages.items() if s != "total"}
     return RegionEvaluation(m, outcomes)

@@ -36,10 +36,11 @@ class RegionParams:
     """How boxes are read off the head's maps (chosen on the dev scenes, see docs/regions.md)."""
 
     side: int = 640  # the photo's longer side for the backbone pass
-    foreground: float = 0.5  # a cell is product where the foreground map exceeds this
+    foreground: float = 0.3  # a cell is product where the foreground map exceeds this
+    edge: float = 0.35  # a box ends where the (upsampled) foreground map falls below this
     centre: float = 0.2  # a centre peak must exceed this to seed a product
-    dynamics: float = 0.1  # peaks within this of the saddle to a neighbour are merged into it
-    min_cells: int = 6  # smaller regions (price tags, specks) are dropped
+    dynamics: float = 0.05  # peaks within this of the saddle to a neighbour are merged into it
+    min_cells: int = 8  # smaller regions (price tags, specks) are dropped
     max_regions: int = 12
 
 
@@ -121,7 +122,7 @@ def boxes_from_maps(fg: np.ndarray, centre: np.ndarray, size: tuple[int, int],
     seeds, _ = ndimage.label(peaks, structure=np.ones((3, 3)))
     lab = _flood(smooth, seeds, mask, p.dynamics)
     w, h = size
-    fine = upsample(fg[None], (h, w))[0] > p.foreground
+    fine = upsample(fg[None], (h, w))[0] > p.edge
     owner = np.asarray(Image.fromarray(lab.astype(np.int32)).resize((w, h), Image.NEAREST))
     owner = ndimage.grey_dilation(owner, size=(h // lab.shape[0] + 1, w // lab.shape[1] + 1))
     out = []
