@@ -119,8 +119,8 @@ def args_bench(p) -> None:
     p.add_argument("--quick", action="store_true", help="small sizes, a few minutes (CI)")
     p.add_argument("--out", default=None, help="write the tables as markdown here (e.g. BENCHMARKS.md)")
     p.add_argument("--sections", default=None,
-                   help=f"comma list of {','.join(SECTIONS)} (default: all but regions; --quick: embed,query,ann "
-                        "(umap's numba compilation alone takes about a minute))")
+                   help=f"comma list of {','.join(SECTIONS)} (default: all; --quick leaves out umap, whose numba "
+                        "compilation alone takes about a minute, and regions)")
     p.add_argument("--workdir", default=None, help="scratch folder for synthetic data (default: a temp dir)")
     p.add_argument("--ann-budget", type=float, default=900.0, help="seconds after which ANN cases are skipped")
 
@@ -128,7 +128,7 @@ def args_bench(p) -> None:
 def run_bench(a) -> int:
     from core.evaluation.bench import run
 
-    default = SECTIONS[:3] if a.quick else SECTIONS[:4]
+    default = SECTIONS[:3] if a.quick else SECTIONS
     sections = tuple(s.strip() for s in a.sections.split(",")) if a.sections else default
     unknown = sorted(set(sections) - set(SECTIONS))
     if unknown:

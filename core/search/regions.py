@@ -6,7 +6,9 @@ those maps (see :mod:`core.search.region_head`) predicts per 16-pixel cell wheth
 central the cell is in it. Products are the foreground grown by a watershed from the centre peaks, so touching
 products separate where the centre map dips between them; a peak that rises only a little above the saddle to
 its neighbour is merged into it. Each box is searched through the one :class:`~core.search.engine.Searcher`,
-its crop letterboxed (padded square) so wide products keep their ends.
+its crop letterboxed (padded square) so wide products keep their ends. Where the watershed cut one product in
+two (a long shoe, a lamp's shade and foot), the vectors settle it: neighbouring boxes are merged when the crop of
+both matches the catalog clearly better than either part.
 """
 
 from __future__ import annotations
@@ -42,6 +44,9 @@ class RegionParams:
     dynamics: float = 0.05  # peaks within this of the saddle to a neighbour are merged into it
     min_cells: int = 8  # smaller regions (price tags, specks) are dropped
     max_regions: int = 12
+    merge_gain: float | None = 0.05  # two neighbouring boxes become one when the crop of both matches the catalog
+    #: better than either part by this much (cosine of the nearest catalog image); None: never merge
+    merge_gap: float = 0.02  # neighbours: boxes closer than this share of the photo's longer side
 
 
 @dataclass
@@ -171,17 +176,60 @@ class RegionSearcher:
         t0 = time.perf_counter()
         img = open_image(source)
         t1 = time.perf_counter()
+        given = boxes is not None
         if boxes is None:
             boxes = propose(self.head, self.backbone, img, self.params)
         t2 = time.perf_counter()
-        emb = self.searcher.embedder
-        queries, _ = embed_queries(emb, [img] * len(boxes), crops=[Crop.from_box(b, img.size) for b, _ in boxes],
-                                   letterboxed=True)
+        regions = [Region(b, s, [], q) for (b, s), q in zip(boxes, self._queries(img, [b for b, _ in boxes])) if q]
+        if not given and self.params.merge_gain is not None:
+            regions = self._merge(img, regions)
         t3 = time.perf_counter()
-        regions = [Region(b, s, self.searcher.search(q, options).hits, q) for (b, s), q in zip(boxes, queries) if q]
+        for r in regions:
+            r.hits = self.searcher.search(r.query, options).hits
         t4 = time.perf_counter()
         return RegionSearch(img.size, regions, {"decode": t1 - t0, "boxes": t2 - t1, "embed": t3 - t2,
                                                 "search": t4 - t3, "total": t4 - t0})
+
+    def _queries(self, img: Image.Image, boxes: list[Box]) -> list[Query | None]:
+        """The letterboxed crop of each box as a query (one batch)."""
+        crops = [Crop.from_box(b, img.size) for b in boxes]
+        return embed_queries(self.searcher.embedder, [img] * len(boxes), crops=crops, letterboxed=True)[0]
+
+    def _nearest(self, queries: list[Query]) -> list[float]:
+        """Cosine similarity of each query's nearest catalog image."""
+        if not queries:
+            return []
+        found = self.searcher.index.search(np.stack([q.vector for q in queries]), 1)
+        return [hits[0].score if hits else -1.0 for hits in found]
+
+    def _merge(self, img: Image.Image, regions: list[Region]) -> list[Region]:
+        """Neighbouring regions whose joint crop matches the catalog better (by ``merge_gain``) become one."""
+        gap = self.params.merge_gap * max(img.size)
+        pairs = [(i, j) for i in range(len(regions)) for j in range(i + 1, len(regions))
+                 if _near(regions[i].box, regions[j].box, gap)]
+        if not pairs:
+            return regions
+        unions = [_union(regions[i].box, regions[j].box) for i, j in pairs]
+        joint = self._queries(img, unions)
+        alone = self._nearest([r.query for r in regions])
+        both = self._nearest([q for q in joint if q])
+        it = iter(both)
+        gains = [(next(it) - max(alone[i], alone[j]), n) for n, (i, j) in enumerate(pairs) if joint[n]]
+        used, merged = set(), []
+        for g, n in sorted(gains, reverse=True):
+            i, j = pairs[n]
+            if g > self.params.merge_gain and not {i, j} & used:
+                used |= {i, j}
+                merged.append(Region(unions[n], max(regions[i].score, regions[j].score), [], joint[n]))
+        return [r for n, r in enumerate(regions) if n not in used] + merged
+
+
+def _near(a: Box, b: Box, gap: float) -> bool:
+    return a[0] <= b[2] + gap and b[0] <= a[2] + gap and a[1] <= b[3] + gap and b[1] <= a[3] + gap
+
+
+def _union(a: Box, b: Box) -> Box:
+    return min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3])
 
 
 # ---------------------------------------------------------------- for the page
