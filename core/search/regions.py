@@ -44,7 +44,7 @@ class RegionParams:
     dynamics: float = 0.05  # peaks within this of the saddle to a neighbour are merged into it
     min_cells: int = 8  # smaller regions (price tags, specks) are dropped
     max_regions: int = 12
-    merge_gain: float | None = 0.05  # two neighbouring boxes become one when the crop of both matches the catalog
+    merge_gain: float | None = 0.1  # two neighbouring boxes become one when the crop of both matches the catalog
     #: better than either part by this much (cosine of the nearest catalog image); None: never merge
     merge_gap: float = 0.02  # neighbours: boxes closer than this share of the photo's longer side
 
