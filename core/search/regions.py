@@ -31,6 +31,7 @@ from core.search.engine import Searcher, SearchOptions
 from core.search.region_head import ProductnessHead, productness_head, upsample
 
 Box = tuple[int, int, int, int]  # pixels: left, top, right (exclusive), bottom (exclusive)
+BACKBONE_SPEC = "efficientnet-lite0"  # reads the photo when the search embedder is not an EfficientNet-Lite
 
 
 @dataclass(frozen=True)
@@ -44,8 +45,9 @@ class RegionParams:
     dynamics: float = 0.05  # peaks within this of the saddle to a neighbour are merged into it
     min_cells: int = 8  # smaller regions (price tags, specks) are dropped
     max_regions: int = 12
-    merge_gain: float | None = 0.1  # two neighbouring boxes become one when the crop of both matches the catalog
-    #: better than either part by this much (cosine of the nearest catalog image); None: never merge
+    #: neighbouring boxes become one when the crop of both is closer to its nearest catalog image than either
+    #: part's by more than this (cosine); None: never merge
+    merge_gain: float | None = 0.1
     merge_gap: float = 0.02  # neighbours: boxes closer than this share of the photo's longer side
 
 
@@ -67,7 +69,7 @@ class Region:
 class RegionSearch:
     size: tuple[int, int]  # of the photo
     regions: list[Region]
-    seconds: dict[str, float]  # by stage: maps, boxes, embed, search
+    seconds: dict[str, float]  # by stage (decode, boxes, embed, search) and in total
 
     def to_dict(self) -> dict:
         return {"size": list(self.size), "regions": [r.to_dict() for r in self.regions],
@@ -150,7 +152,7 @@ def maps_embedder(embedder: Embedder) -> EfficientNetLiteEmbedder:
     for e in (embedder, getattr(embedder, "base", None)):
         if isinstance(e, EfficientNetLiteEmbedder):
             return e
-    return load_embedder("efficientnet-lite0")
+    return load_embedder(BACKBONE_SPEC)
 
 
 def propose(head: ProductnessHead, backbone: EfficientNetLiteEmbedder, img: Image.Image,
@@ -182,7 +184,7 @@ class RegionSearcher:
         t2 = time.perf_counter()
         regions = [Region(b, s, [], q) for (b, s), q in zip(boxes, self._queries(img, [b for b, _ in boxes])) if q]
         if not given and self.params.merge_gain is not None:
-            regions = self._merge(img, regions)
+            regions = sorted(self._merge(img, regions), key=lambda r: -r.score)
         t3 = time.perf_counter()
         for r in regions:
             r.hits = self.searcher.search(r.query, options).hits
