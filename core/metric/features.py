@@ -21,6 +21,7 @@ from PIL import Image, ImageEnhance, ImageOps
 from tqdm.auto import tqdm
 
 from core.config.progress import Progress
+from core.config.store import atomic_path
 from core.data.catalog import file_digest
 from core.data.images import ImageError, open_image
 from core.embedding import Embedder
@@ -85,11 +86,10 @@ class FeatureStore:
             self.data = {}
             self._read()  # merge what another process wrote meanwhile
             self.data.update(mine)
-            tmp = self.path.with_suffix(f".{os.getpid()}.tmp.npz")
             keys = sorted(self.data)
             vecs = np.stack([self.data[k] for k in keys]) if keys else np.zeros((0, self.embedder.dim), np.float32)
-            np.savez(tmp, digests=np.array(keys), vecs=vecs.astype(np.float32))
-            os.replace(tmp, self.path)
+            with atomic_path(self.path) as tmp:
+                np.savez(tmp, digests=np.array(keys), vecs=vecs.astype(np.float32))
 
 
 def _prepare(embedder: Embedder, path: Path, view: str, digest: str) -> torch.Tensor | str:

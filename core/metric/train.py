@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import random
 import time
 from collections import defaultdict
@@ -23,6 +22,7 @@ from tqdm.auto import tqdm
 
 from core.config.defaults import METRIC_BASE_SPEC
 from core.config.progress import Progress
+from core.config.store import atomic_path, atomic_write
 from core.data.catalog import file_digest, load_catalog
 from core.embedding import Embedder
 from core.embedding.head import CONFIG, WEIGHTS, ProjectionHead
@@ -241,9 +241,8 @@ def train_head(embedder: Embedder, catalog_dir: str | Path, views: str | Path | 
 
     out = Path(out_dir).expanduser()
     out.mkdir(parents=True, exist_ok=True)
-    tmp = out / f".{WEIGHTS}.{os.getpid()}.tmp"
-    save_file(best_state, str(tmp))
-    os.replace(tmp, out / WEIGHTS)
+    with atomic_path(out / WEIGHTS) as tmp:
+        save_file(best_state, str(tmp))
     result.seconds = round(time.time() - t0, 1)
     config = {
         "base": embedder.spec, "base_dim": embedder.dim, "head": head.config(), "loss": cfg.loss,
@@ -253,8 +252,6 @@ def train_head(embedder: Embedder, catalog_dir: str | Path, views: str | Path | 
         "history": result.history, "seconds": result.seconds,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
-    tmp = out / f".{CONFIG}.{os.getpid()}.tmp"
-    tmp.write_text(json.dumps(config, indent=1))
-    os.replace(tmp, out / CONFIG)
+    atomic_write(out / CONFIG, json.dumps(config, indent=1))
     result.spec = f"{embedder.spec}+head:{out_dir}"
     return result

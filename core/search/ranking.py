@@ -19,7 +19,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from core.config.store import current_generation, new_generation, write_json, writer_lock
+from core.config.store import atomic_path, current_generation, new_generation, write_json, writer_lock
 from core.embedding import Embedder
 from core.index.product_index import ProductIndex
 from core.search.attributes import AttributeSet
@@ -107,10 +107,8 @@ def save_preset(name: str, weights: dict[str, float]) -> Path:
     presets = load_presets()
     presets[name.strip()] = {k: float(v) for k, v in weights.items()}
     p = presets_path()
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_suffix(".tmp")
-    write_json(tmp, presets)
-    tmp.replace(p)
+    with atomic_path(p) as tmp:
+        write_json(tmp, presets)
     return p
 
 
