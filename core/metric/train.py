@@ -26,6 +26,7 @@ from core.config.store import atomic_path, atomic_write
 from core.data.catalog import file_digest, load_catalog
 from core.embedding import Embedder
 from core.embedding.head import CONFIG, WEIGHTS, ProjectionHead
+from core.evaluation import metrics
 from core.metric.features import cached_features
 from core.metric.losses import make_loss
 from core.metric.miners import make_miner
@@ -120,10 +121,11 @@ def _holdout(samples: list[Sample], frac: float) -> set[int]:
 def recall_at(q: torch.Tensor, q_lab: np.ndarray, ref: torch.Tensor, ref_lab: np.ndarray, ks=(1, 5)) -> dict:
     """Share of queries whose nearest ``k`` references hold one with the same label (cosine)."""
     if not len(q):
-        return {f"recall@{k}": 0.0 for k in ks}
+        return metrics.recall_at([], ks)
     order = torch.argsort(F.normalize(q, dim=-1) @ F.normalize(ref, dim=-1).T, dim=1, descending=True).numpy()
-    hit = ref_lab[order] == q_lab[:, None]
-    return {f"recall@{k}": float(hit[:, :k].any(1).mean()) for k in ks}
+    ranked = ref_lab[order[:, :max(ks)]]  # only the first relevant rank within the largest k matters
+    return metrics.recall_at([metrics.first_relevant(metrics.relevance(r, want)) for r, want in zip(ranked, q_lab)],
+                             ks)
 
 
 def _views_of(cfg: TrainConfig, s: Sample) -> list[str]:
