@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from core.explore.disagreements import decision_regions, label_of
+from core.explore.disagreements import decision_regions
 from core.explore.map_view import regions_figure
 from ui.common import USER_ERRORS, show_error, sidebar
 from ui.explore import get_projection, get_report, umap_controls
@@ -54,7 +54,7 @@ if queries is None:
     st.stop()
 
 try:
-    label_of(ctx.index, label)
+    ctx.index.labels(label)
     rep = get_report(ctx, queries, label, root)
 except USER_ERRORS as e:
     show_error(e)
@@ -65,7 +65,8 @@ if not rep.cases:
 
 a, b, c = st.columns(3)
 a.metric("Classifier accuracy", f"{rep.accuracy_classifier:.1%}",
-         help=f"Softmax over {len(rep.head.classes)} classes; training accuracy {rep.head.train_accuracy:.1%}.")
+         help=f"Softmax over {len(rep.head.values)} classes; training accuracy "
+              f"{rep.head.report['train_accuracy']:.1%}.")
 b.metric("Nearest-neighbour accuracy", f"{rep.accuracy_neighbour:.1%}",
          help="Label of the single closest catalog product (exact cosine search).")
 c.metric("Queries", len(rep.cases), help=f"{len(rep.skipped)} skipped" if rep.skipped else None)
