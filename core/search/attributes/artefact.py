@@ -93,7 +93,7 @@ def build_attributes(index: ProductIndex, embedder: Embedder, *, progress: Progr
     row_of = {p: i for i, p in enumerate(products)}
     ids = np.flatnonzero(index.alive)
     X = np.asarray(index.vectors[ids], np.float32)
-    vec_pid = [index.items[i]["product_id"] for i in ids]
+    vec_pid = index.item_pid[ids].tolist()
     dims: dict[str, Dimension] = {}
     reports: dict[str, dict] = {}
 
