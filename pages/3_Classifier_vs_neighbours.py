@@ -7,6 +7,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
+from core.data.catalog import product_columns
 from core.explore.disagreements import decision_regions
 from core.explore.map_view import regions_figure
 from ui.common import USER_ERRORS, show_error, sidebar
@@ -23,7 +24,7 @@ st.caption("A network trained as a classifier separates classes with boundaries;
            "catalog's embeddings, every view of every product) and the nearest catalog product in the full "
            "embedding space each label the same queries.")
 
-fields = sorted({c for f in ctx.index.products.values() for c in f if c not in ("title",)})
+fields = [c for c in product_columns(ctx.index.products) if c != "title"]
 labels = [c for c in ("category", *fields, "product_id") if c == "product_id" or c in fields]
 label = st.selectbox("Label", list(dict.fromkeys(labels)), key="cvn_label")
 

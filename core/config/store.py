@@ -81,7 +81,8 @@ def write_json(path: Path, obj) -> None:
 
 
 def link_or_copy(src: Path, dst: Path) -> None:
-    """Share an unchanged file with the previous generation (hard link), or copy it."""
+    """Hard-link ``src`` at ``dst`` (e.g. an unchanged file shared with the previous generation), or copy it
+    where links are not possible (another filesystem)."""
     try:
         os.link(src, dst)
     except OSError:

@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import csv
 import io
-import os
-import shutil
 import urllib.error
 import urllib.request
 import zipfile
@@ -23,7 +21,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from core.config.store import atomic_path
+from core.config.store import atomic_path, link_or_copy
 from core.data.catalog import IMAGE_EXTS
 
 URLS = {
@@ -59,10 +57,7 @@ def place(src: Path, dst: Path) -> None:
         if dst.samefile(src) or dst.stat().st_size == src.stat().st_size:
             return
         dst.unlink()
-    try:
-        os.link(src, dst)
-    except OSError:
-        shutil.copy2(src, dst)
+    link_or_copy(src, dst)
 
 
 def _write_csv(path: Path, columns: list[str], rows: Iterable[dict]) -> int:

@@ -20,7 +20,7 @@ from annoy import AnnoyIndex
 
 from core.config.progress import Progress
 from core.config.store import current_generation, link_or_copy, new_generation, write_json, writer_lock
-from core.data.catalog import Catalog, CatalogRow
+from core.data.catalog import Catalog, CatalogRow, product_columns
 from core.data.filters import Condition, matches, parse_where
 from core.embedding import Embedder
 from core.embedding.batch import embed_sources
@@ -157,7 +157,7 @@ class ProductIndex:
         if label == "product_id":
             return {pid: pid for pid in self.products}
         if not any(label in f for f in self.products.values()):
-            cols = sorted({c for f in self.products.values() for c in f})
+            cols = product_columns(self.products)
             raise IndexStateError(f"no column {label!r} in the catalog (columns: product_id, {', '.join(cols)})")
         return {pid: f.get(label, "") for pid, f in self.products.items()}
 

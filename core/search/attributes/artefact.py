@@ -16,6 +16,7 @@ from PIL import Image
 
 from core.config.progress import Progress
 from core.config.store import current_generation, new_generation, write_json, writer_lock
+from core.data.catalog import product_columns
 from core.data.images import ImageError, open_image
 from core.embedding import Embedder
 from core.index.product_index import ProductIndex
@@ -115,7 +116,7 @@ def build_attributes(index: ProductIndex, embedder: Embedder, *, progress: Progr
     reports[colour.name] = {"source": "pixels", "offered": True}
 
     fields = index.products
-    cols = sorted({c for f in fields.values() for c in f})
+    cols = product_columns(fields)
     for col, values in categorical_columns({p: fields[p] for p in products}, cols, PARAMS["min_per_class"]).items():
         labels = [pooled(fields[p].get(col, ""), values) for p in vec_pid]
         heads: list[LinearHead | ZeroShotHead] = [

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from core.data.catalog import is_number
+from core.data.catalog import column_values, numeric_columns
 from core.search.attributes.base import beats_chance, softmax
 
 MIN_PER_CLASS = 5
@@ -57,10 +57,10 @@ def categorical_columns(products: dict[str, dict[str, str]], columns: list[str],
     values barely repeat (titles, ids) are left out.
     """
     out = {}
+    numeric = set(numeric_columns(products, columns))
     for c in columns:
-        vals = [p.get(c, "") for p in products.values()]
-        vals = [v for v in vals if v]
-        if not vals or all(is_number(v) for v in vals):
+        vals = column_values(products, c)
+        if not vals or c in numeric:
             continue
         uniq, counts = np.unique(vals, return_counts=True)
         keep = [str(u) for u, n in zip(uniq, counts) if n >= min_per_class]
