@@ -32,6 +32,17 @@ def current_generation(root: Path) -> Path | None:
     return gen
 
 
+def read_current(root: Path) -> tuple[Path, dict] | None:
+    """The current generation of ``root`` and its manifest, or None when there is none."""
+    gen = current_generation(root)
+    return None if gen is None else (gen, json.loads((gen / "manifest.json").read_text()))
+
+
+def stale_key(manifest: dict, expected: dict) -> str | None:
+    """The first key of ``expected`` whose value ``manifest`` does not hold (None: the artefact is current)."""
+    return next((k for k, v in expected.items() if manifest.get(k) != v), None)
+
+
 def _fsync_dir(path: Path) -> None:
     try:
         fd = os.open(path, os.O_RDONLY)
