@@ -22,7 +22,7 @@ from core.config.progress import Progress
 from core.config.store import atomic_path
 from core.data.catalog import file_digest
 from core.embedding import Embedder
-from core.embedding.batch import Preprocess, embed_sources
+from core.embedding.batch import embed_sources
 
 SAVE_EVERY = 512  # images between checkpoints of the cache file, so an interrupted run keeps its work
 
@@ -94,14 +94,18 @@ class FeatureStore:
                 np.savez(tmp, digests=np.array(keys), vecs=vecs.astype(np.float32))
 
 
-def _view_preprocess(embedder: Embedder, view: str, digest_of: Callable[[int], str]) -> Preprocess | None:
-    """What :func:`embed_sources` feeds the backbone for ``view``: ``orig`` exactly what it always does, ``flip``
-    that input tensor mirrored (the test-time flip), ``aug<k>`` the k-th augmentation of the decoded image."""
-    if view == "orig":
-        return None
-    if view == "flip":
-        return lambda i, img: embedder.preprocess(img).flip(-1)
-    return lambda i, img: embedder.preprocess(augment(img, view, digest_of(i)))
+def view_options(embedder: Embedder, view: str, digest_of: Callable[[int], str]) -> dict:
+    """The :func:`embed_sources` arguments that embed its sources seen as ``view``: ``orig`` exactly what it
+    always does, ``flip`` that input tensor mirrored (the test-time flip), ``aug<k>`` the k-th augmentation of
+    the image decoded at twice the input size (seeded by ``digest_of(source number)``)."""
+    check_view(view)
+
+    def prep(i: int, img: Image.Image) -> torch.Tensor:
+        t = embedder.preprocess(img if view in ("orig", "flip") else augment(img, view, digest_of(i)))
+        return t.flip(-1) if view == "flip" else t
+
+    return {"preprocess": None if view == "orig" else prep,
+            "decode_size": embedder.image_size * (2 if view.startswith("aug") else 1)}
 
 
 def cached_features(embedder: Embedder, paths: Sequence[str | Path], view: str = "orig", *,
@@ -126,10 +130,8 @@ def cached_features(embedder: Embedder, paths: Sequence[str | Path], view: str =
                 if callable(progress):
                     progress(start + done, len(todo))
 
-            vecs, errs = embed_sources(
-                embedder, [paths[i] for i in part], batch_size=batch_size, progress=report,
-                preprocess=_view_preprocess(embedder, view, lambda j, part=part: digests[part[j]]),
-                decode_size=embedder.image_size * (2 if view.startswith("aug") else 1))
+            vecs, errs = embed_sources(embedder, [paths[i] for i in part], batch_size=batch_size, progress=report,
+                                       **view_options(embedder, view, lambda j, part=part: digests[part[j]]))
             errors.update({part[j]: e for j, e in errs.items()})
             for i, v in zip([i for j, i in enumerate(part) if j not in errs], vecs):
                 store.data[digests[i]] = v
