@@ -15,15 +15,17 @@ from core.data.images import ImageError, ImageSource
 from core.embedding import Embedder
 from core.embedding.decode import Crop, decode
 
+Preprocess = Callable[[int, Image.Image], torch.Tensor]
+
 
 def _load(embedder: Embedder, src: ImageSource, i: int = 0,
-          on_image: Callable[[int, Image.Image], None] | None = None, crop: Crop | None = None,
-          letterboxed: bool = False) -> torch.Tensor | str:
+          on_image: Callable[[int, Image.Image], None] | None = None, preprocess: Preprocess | None = None,
+          decode_size: int | None = None) -> torch.Tensor | str:
     try:
-        img = decode(src, embedder.image_size, crop, letterboxed=letterboxed)
+        img = decode(src, decode_size or embedder.image_size)
         if on_image is not None:
             on_image(i, img)
-        return embedder.preprocess(img)
+        return preprocess(i, img) if preprocess is not None else embedder.preprocess(img)
     except ImageError as e:
         return str(e)
     except Exception as e:  # noqa: BLE001 - any decoder failure is reported, never fatal
@@ -39,13 +41,17 @@ def embed_sources(
     progress: Progress | bool = False,
     desc: str = "embedding",
     on_image: Callable[[int, Image.Image], None] | None = None,
+    preprocess: Preprocess | None = None,
+    decode_size: int | None = None,
     crops: Sequence[Crop | None] | None = None,
     letterboxed: bool = False,
 ) -> tuple[np.ndarray, dict[int, str]]:
     """Embed many images (the one batch embedder). Returns ``(vectors, errors)``: vectors has one row per usable
     source (in order), errors maps the index of each unusable source to a one-line reason. ``on_image(i, img)``
-    sees each decoded image (from worker threads). ``crops[i]`` and ``letterboxed`` are those of
-    :func:`~core.embedding.decode.decode`."""
+    sees each decoded image (from worker threads); ``preprocess(i, img)``, when given, replaces
+    ``embedder.preprocess`` (e.g. an augmented or mirrored view of source ``i``); ``decode_size`` (default the
+    embedder's input size) is the least number of pixels a reduced JPEG decode keeps across; ``crops[i]`` and
+    ``letterboxed`` are those of :func:`~core.embedding.decode.decode`."""
     from core.config.runtime import configure, cpu_count
 
     configure()
@@ -54,7 +60,8 @@ def embed_sources(
         raise ValueError("give one crop (or None) per source")
 
     def load(n: int) -> torch.Tensor | str:
-        return _load(embedder, sources[n], n, on_image, crops[n] if crops is not None else None, letterboxed)
+        return _load(embedder, sources[n], n, on_image, preprocess, decode_size,
+                     crops[n] if crops is not None else None, letterboxed)
 
     out: list[np.ndarray] = []
     errors: dict[int, str] = {}

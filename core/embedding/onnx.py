@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
 import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from core.config.store import atomic_write
 
 OPSET = 17
 
@@ -69,10 +70,7 @@ def cached_model(spec: str, weights: str, module: torch.nn.Module, forward, imag
     path = d / f"{spec.replace(':', '-')}-{_key(spec, weights, image_size)}.onnx"
     with FileLock(str(path) + ".lock"):
         if not path.is_file():
-            data = export(module, forward, image_size, outputs, dynamic_hw)
-            tmp = path.with_suffix(f".tmp{os.getpid()}")
-            tmp.write_bytes(data)
-            os.replace(tmp, path)
+            atomic_write(path, export(module, forward, image_size, outputs, dynamic_hw))
         return path.read_bytes()
 
 

@@ -10,8 +10,8 @@ keyed by the catalog's content, so a changed catalog trains a new head.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 
 from core.config.paths import cache_dir, slug
 from core.config.progress import Progress
+from core.config.store import atomic_write
 from core.data.scenes import generate
 from core.embedding.efficientnet import EfficientNetLiteEmbedder
 from core.index.product_index import ProductIndex
@@ -53,9 +54,9 @@ class ProductnessHead:
         return out[0], out[1]
 
     def save(self, path: Path) -> None:
-        tmp = path.with_suffix(f".tmp{os.getpid()}.npz")
-        np.savez(tmp, w5=self.w5, wf=self.wf, bias=self.bias)
-        os.replace(tmp, path)
+        buf = io.BytesIO()
+        np.savez(buf, w5=self.w5, wf=self.wf, bias=self.bias)
+        atomic_write(path, buf.getvalue())
 
     @classmethod
     def load(cls, path: Path) -> ProductnessHead:
