@@ -20,9 +20,9 @@ Preprocess = Callable[[int, Image.Image], torch.Tensor]
 
 def _load(embedder: Embedder, src: ImageSource, i: int = 0,
           on_image: Callable[[int, Image.Image], None] | None = None, preprocess: Preprocess | None = None,
-          decode_size: int | None = None) -> torch.Tensor | str:
+          decode_size: int | None = None, crop: Crop | None = None, letterboxed: bool = False) -> torch.Tensor | str:
     try:
-        img = decode(src, decode_size or embedder.image_size)
+        img = decode(src, decode_size or embedder.image_size, crop, letterboxed=letterboxed)
         if on_image is not None:
             on_image(i, img)
         return preprocess(i, img) if preprocess is not None else embedder.preprocess(img)
