@@ -6,6 +6,7 @@ checked for type, shape, range and agreement with the manifest before use. Anyth
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import stat
@@ -51,6 +52,8 @@ def _open_regular(gen: Path, name: str):
     except OSError as e:
         if isinstance(e, FileNotFoundError):
             raise
+        if e.errno == errno.ELOOP:
+            raise damaged(gen, name, "is a symbolic link; only regular files are read") from None
         raise damaged(gen, name, f"cannot be opened ({e.strerror})") from None
     f = os.fdopen(fd, "rb")
     if not stat.S_ISREG(os.fstat(fd).st_mode):

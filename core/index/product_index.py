@@ -17,7 +17,14 @@ import numpy as np
 from annoy import AnnoyIndex
 
 from core.config.progress import Progress
-from core.config.store import current_generation, link_or_copy, new_generation, write_json, writer_lock
+from core.config.store import (
+    StoreError,
+    current_generation,
+    link_or_copy,
+    new_generation,
+    write_json,
+    writer_lock,
+)
 from core.data.catalog import Catalog, CatalogRow
 from core.data.filters import Condition, matches, parse_where
 from core.embedding import Embedder
@@ -108,14 +115,14 @@ class ProductIndex:
         """Load the current generation memory-mapped. With ``embedder``, refuse an index built by another."""
         root = Path(root)
         for attempt in range(5):
-            gen = current_generation(root)
+            gen = _current(root)
             if gen is None:
                 raise IndexStateError(f"no index in {root} (build it: python -m core index --catalog DIR --out {root})")
             try:
                 idx = cls(root, gen)
                 break
             except FileNotFoundError as e:  # a writer published a newer generation and collected this one
-                if current_generation(root) == gen:
+                if _current(root) == gen:
                     raise IndexStateError(f"index {root}: {Path(e.filename or '?').name} is missing; the index is "
                                           "damaged, rebuild it") from None
                 if attempt == 4:
@@ -315,6 +322,13 @@ class ProductIndex:
             _write(self.root, cur.manifest["embedder"], None, np.asarray(cur.vectors)[keep], items, products,
                    set(), len(items), trees, catalog_meta=cur.manifest)
         return ProductIndex.load(self.root)
+
+
+def _current(root: Path) -> Path | None:
+    try:
+        return current_generation(root)
+    except StoreError as e:
+        raise IndexStateError(str(e)) from None
 
 
 def _embed_rows(catalog: Catalog, rows: list[CatalogRow], embedder: Embedder, progress, batch_size: int,
