@@ -1,5 +1,5 @@
 """Content digests of catalog files, cached per catalog folder: a file is hashed again only when its size,
-modification time or inode changed. The cache is one small JSON file under ``cache_dir()/digests``, replaced
+modification or change time, or inode changed. The cache is one small JSON file under ``cache_dir()/digests``, replaced
 atomically; a missing, unreadable or foreign cache only costs the hashing."""
 
 from __future__ import annotations
@@ -52,14 +52,14 @@ def file_digests(root: Path, rels: list[str]) -> dict[str, str]:
         if rel in out:
             continue
         st = os.stat(base + rel)
-        stamp = [st.st_size, st.st_mtime_ns, st.st_ino]
+        stamp = [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
         entry = cached.get(rel)
-        if type(entry) is list and len(entry) == 4 and entry[:3] == stamp and type(entry[3]) is str:
-            out[rel] = entry[3]
+        if type(entry) is list and len(entry) == 5 and entry[:4] == stamp and type(entry[4]) is str:
+            out[rel] = entry[4]
         else:
             out[rel] = file_digest(Path(base + rel))
             changed = True
-        if now - max(st.st_mtime_ns, st.st_ctime_ns) > RACY_NS:
+        if now - st.st_mtime_ns > RACY_NS:
             keep[rel] = [*stamp, out[rel]]
         else:
             changed = True
