@@ -162,8 +162,8 @@ def read_pca(gen: Path, dim: int, annoy_dim: int) -> tuple[np.ndarray, np.ndarra
     try:
         path = _regular(gen, name)
     except FileNotFoundError:
-        if annoy_dim != dim:
-            raise damaged(gen, name, f"is missing (the forest is {annoy_dim}-d, the vectors {dim}-d)") from None
+        if annoy_dim != dim:  # the loader tells a damaged index from a collected generation
+            raise
         return None
     want = {"mean": (dim,), "components": (annoy_dim, dim)}
     if path.stat().st_size > PCA_BYTES:
