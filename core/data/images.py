@@ -80,15 +80,20 @@ def _shrink(img: Image.Image, at_least: int) -> Image.Image:
 
 
 def _wide_to_gray(img: Image.Image, rows: int = 256) -> Image.Image:
-    """16-bit, 32-bit and float images stretched to 8-bit gray, a strip of rows at a time (little extra memory)."""
-    strips = [np.asarray(img.crop((0, a, img.width, min(a + rows, img.height))))
-              for a in range(0, img.height, rows)]
-    lo = min(float(s.min()) for s in strips)
-    hi = max(float(s.max()) for s in strips)
+    """16-bit, 32-bit and float images stretched to 8-bit gray, a strip of rows at a time (two passes: the range,
+    then the pixels), so no full-size wide copy is made."""
+
+    def strips():
+        for a in range(0, img.height, rows):
+            yield a, np.asarray(img.crop((0, a, img.width, min(a + rows, img.height))), np.float64)
+
+    lo, hi = np.inf, -np.inf
+    for _, s in strips():
+        lo, hi = min(lo, float(s.min())), max(hi, float(s.max()))
     out = np.zeros((img.height, img.width), np.uint8)
     if hi > lo:
-        for n, s in enumerate(strips):
-            out[n * rows : n * rows + len(s)] = np.clip((s - lo) / (hi - lo) * 255.0, 0, 255).astype(np.uint8)
+        for a, s in strips():
+            out[a : a + len(s)] = np.clip((s - lo) / (hi - lo) * 255.0, 0, 255).astype(np.uint8)
     return Image.fromarray(out, "L")
 
 

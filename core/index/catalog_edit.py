@@ -154,6 +154,7 @@ def add_product(catalog_root: str | Path, index: ProductIndex, embedder: Embedde
     decoded = []
     for src in images:  # ImageError for anything that is not an image; each one shrunk at once
         img = open_image(src, draft_size=MAX_SIDE)
+        img = img.copy() if img is src else img  # a caller's image is never changed
         img.thumbnail((MAX_SIDE, MAX_SIDE))
         decoded.append(img)
     with catalog_lock(root):
