@@ -119,3 +119,24 @@ def test_add_product_never_writes_through_a_symlink(tmp_path, capsys):
     (cat / "catalog.csv").symlink_to(real)
     assert main(["add-product", "--catalog", str(cat), "--id", "X2", photo]) == 2
     assert "symbolic link" in capsys.readouterr().err and "X2" not in real.read_text()
+
+
+def test_remove_products_keeps_every_other_line_verbatim(tmp_path):
+    """A row the reader skips (an unclosed quote) must not swallow the rows after it when the file is rewritten."""
+    from core.data.catalog import load_catalog
+    from core.index.catalog_edit import remove_products
+    from core.index.product_index import ProductIndex
+    from tests.helpers import PixelEmbedder
+
+    cat = tmp_path / "cat"
+    _catalog_in(cat)
+    header, *rows = (cat / "catalog.csv").read_text().splitlines(keepends=True)
+    broken = 'images/P0000.jpg,PX,"Unclosed quote,mug\n'
+    (cat / "catalog.csv").write_text(header + broken + "".join(rows))
+    catalog = load_catalog(cat)
+    assert [s.line for s in catalog.skipped] == [2] and len(catalog.rows) == len(rows)
+    idx, _ = ProductIndex.build(catalog, PixelEmbedder(), tmp_path / "idx")
+    res = remove_products(cat, idx, ["P0001"])
+    kept = [r for r in rows if ",P0001," not in r]
+    assert len(kept) < len(rows) and (cat / "catalog.csv").read_text() == header + broken + "".join(kept)
+    assert sorted(load_catalog(cat).products) == ["P0000", "P0002"] and len(res.index) == 2

@@ -225,3 +225,14 @@ def test_fingerprint_hashes_only_changed_files(tmp_path, monkeypatch):
         c.write_text("{garbage")  # a damaged cache only costs the hashing
     hashed.clear()
     assert cat.fingerprint() == _old_fingerprint(cat) and len(hashed) == 4
+
+
+def test_queries_csv_quoting_errors_cost_one_row(tmp_path):
+    from core.data.queries import read_queries
+
+    _rows_csv(tmp_path, "")
+    (tmp_path / "q.csv").write_text(f'image,product_id\ni1.jpg,"P1\ni2.jpg,P2\ni3.jpg,{"x" * 140_000}\ni4.jpg,P4\n')
+    rows, skipped = read_queries(tmp_path / "q.csv")
+    assert [(p.name, lab) for p, lab in rows] == [("i2.jpg", "P2"), ("i4.jpg", "P4")]
+    assert [s.split(" (")[0] for s in skipped] == ["line 2", "line 4"]
+    assert "unterminated quote? a quoted cell runs over lines 2-4" in skipped[0] and "128 KiB" in skipped[1]

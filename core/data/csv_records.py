@@ -20,14 +20,17 @@ class Record(NamedTuple):
     error: str = ""
 
 
-def _reason(e: csv.Error) -> str:
+def _reason(e: csv.Error, first: int, last: int) -> str:
     text = str(e)
     if "unexpected end of data" in text:
         return 'unterminated quote: a " opened on this line is never closed'
     if "expected after" in text:
         return 'stray quote: text follows a closing " (quote the whole cell and write a " inside it as "")'
     if "field larger than field limit" in text:
-        return f"a cell is longer than the {csv.field_size_limit() // 1024} KiB limit"
+        limit = f"the {csv.field_size_limit() // 1024} KiB limit"
+        if last > first:
+            return f"unterminated quote? a quoted cell runs over lines {first}-{last} past {limit}"
+        return f"a cell is longer than {limit}"
     return f"unreadable CSV row ({text})"
 
 
@@ -46,5 +49,6 @@ def records(text: str) -> Iterator[Record]:
                 done = reader.line_num
             return
         except csv.Error as e:
-            yield Record(start + done + 1, start + reader.line_num, None, _reason(e))
+            first, last = start + done + 1, start + reader.line_num
+            yield Record(first, last, None, _reason(e, first, last))
             pos = start + done + 1

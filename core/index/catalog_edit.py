@@ -23,6 +23,7 @@ from pathlib import Path
 from core.config.paths import cache_dir
 from core.config.store import held_lock
 from core.data.catalog import CSV_NAME, RESERVED, Catalog, CatalogError, load_catalog
+from core.data.csv_records import records
 from core.data.images import ImageSource, open_image
 from core.embedding import Embedder
 from core.index.product_index import ProductIndex
@@ -203,7 +204,8 @@ def add_product(catalog_root: str | Path, index: ProductIndex, embedder: Embedde
 
 
 def remove_products(catalog_root: str | Path, index: ProductIndex, product_ids: Sequence[str]) -> EditResult:
-    """Delete the rows of ``product_ids`` from ``catalog.csv`` and hide them in ``index`` (tombstones).
+    """Delete the rows of ``product_ids`` from ``catalog.csv`` and hide them in ``index`` (tombstones). Every other
+    line of the file is kept byte for byte (rows the catalog reader skips included).
 
     Image files stay on disk (nothing a user cannot get back); compact the index to drop the vectors."""
     root = Path(catalog_root)
@@ -219,23 +221,20 @@ def remove_products(catalog_root: str | Path, index: ProductIndex, product_ids: 
         if not set(catalog.products) - gone:
             raise CatalogEditError("a catalog needs at least one product; add another before removing the last")
         text, encoding = _read(p)
-        reader = csv.reader(io.StringIO(text, newline=""))
-        records = list(reader)
-        header = [c.strip() for c in records[0]]
+        recs = records(text)
+        header = [c.strip() for c in next(recs).cells]
         i_img = header.index("image")
         i_pid = header.index("product_id") if "product_id" in header else None
-        keep = [records[0]]
-        for rec in records[1:]:
-            if not rec:
-                continue
-            img = rec[i_img].strip().replace("\\", "/") if len(rec) > i_img else ""
-            pid = rec[i_pid].strip() if i_pid is not None and len(rec) > i_pid else ""
-            pid = pid or Path(img).stem
-            if pid not in gone:
-                keep.append(rec)
-        buf = io.StringIO()
-        csv.writer(buf, lineterminator="\n").writerows(keep)
-        _replace_atomically(p, buf.getvalue(), encoding)
+        drop: set[int] = set()  # line numbers (0-based) of the removed rows; every other line stays as it was
+        for rec in recs:
+            if rec.cells is None:
+                continue  # an unreadable row is kept verbatim
+            img = rec.cells[i_img].strip().replace("\\", "/") if len(rec.cells) > i_img else ""
+            pid = rec.cells[i_pid].strip() if i_pid is not None and len(rec.cells) > i_pid else ""
+            if (pid or Path(img).stem) in gone:
+                drop.update(range(rec.first - 1, rec.last))
+        lines = io.StringIO(text, newline="").readlines()
+        _replace_atomically(p, "".join(ln for i, ln in enumerate(lines) if i not in drop), encoding)
         live = [pid for pid in product_ids if pid in index.products]
         index = index.remove(live, catalog=load_catalog(root)) if live else index
     return EditResult(index, list(product_ids))
