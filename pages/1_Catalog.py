@@ -7,7 +7,7 @@ import streamlit as st
 
 from core.data.catalog import load_catalog
 from core.index.catalog_edit import add_product, remove_products
-from ui.common import USER_ERRORS, Context, flash, show_error, sidebar, thumbnail_bytes
+from ui.common import USER_ERRORS, Context, flash, md, show_error, sidebar, thumbnail_bytes
 
 IMAGE_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff"]
 
@@ -84,7 +84,7 @@ def main() -> None:
     if ctx is None:
         st.stop()
     st.title(":material/inventory_2: Catalog")
-    st.caption(f"{ctx.catalog_dir} · changes are saved to its catalog.csv and the search index at once.")
+    st.caption(f"{md(ctx.catalog_dir)} · changes are saved to its catalog.csv and the search index at once.")
     flash()
     try:
         overview(ctx)

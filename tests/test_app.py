@@ -127,12 +127,13 @@ def test_example_photo_finds_its_product(seeded_sample, found_query, embedder, r
     assert [r[0] for r in res] == list(range(1, 11))
     want = core_search(seeded_sample, embedder, ranker, path)  # re-ranked by the attribute filters by default
     assert [r[1] for r in res] == [h.product_id for h in want]
-    assert [r[2] for r in res] == pytest.approx([h.score for h in want], abs=1e-3)
-    assert any(c.value.startswith("score similarity") for c in at.caption)  # each card says why it ranks there
+    assert [r[2] for r in res] == pytest.approx([h.similarity for h in want], abs=1e-3)
+    why = [c.value for c in at.caption if c.value.startswith("score ")]  # each card says why it ranks there
+    assert len(why) == 10 and why[0].startswith(f"score {want[0].score:.2f} = similarity")
     at.sidebar.toggle(key="rerank").set_value(False)  # distance only: similarity never increases down the list
     res = results(run(at))
     assert all(a[2] >= b[2] for a, b in zip(res, res[1:]))
-    assert [r[1] for r in res] == [h.product_id for h in core_search(seeded_sample, embedder, None, path,
+    assert [r[1] for r in res] == [h.product_id for h in core_search(seeded_sample, embedder, ranker, path,
                                                                      rank="distance")]
     assert any("Text search is off" in c.value for c in at.caption)  # default embedder has no text tower
     assert "text" not in [w.key for w in at.text_input]

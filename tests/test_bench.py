@@ -7,10 +7,10 @@ import pytest
 import torch
 from conftest import SAMPLE
 
-from core.evaluation import bench
 from core.data.images import open_image
 from core.embedding.batch import embed_sources
 from core.embedding.efficientnet import EfficientNetLiteEmbedder
+from core.evaluation import bench
 from core.index.product_index import ProductIndex, auto_search_k, auto_trees
 
 
@@ -108,5 +108,5 @@ def test_quick_tables_are_well_formed(sample_vectors, tmp_path, monkeypatch):
 def test_cli_has_bench_verb():
     from core.cli import build_parser
 
-    a = build_parser().parse_args(["bench", "--quick", "--out", "x.md"])
+    a = build_parser("bench").parse_args(["bench", "--quick", "--out", "x.md"])
     assert a.quick and a.out == "x.md"

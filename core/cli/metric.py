@@ -54,9 +54,13 @@ def run_train_metric(a) -> int:
     emb = load_embedder(a.model)
     res = train_head(emb, a.catalog, a.views, a.out, cfg, progress=True)
     b, z = res.best, res.zero_shot
-    print(f"held-out recall@1 {z.get('recall@1', 0):.3f} -> {b.get('recall@1', 0):.3f} "
-          f"(recall@5 {z.get('recall@5', 0):.3f} -> {b.get('recall@5', 0):.3f}), best epoch {b.get('epoch')}, "
-          f"{res.seconds:.0f}s")
+    if res.n_heldout:
+        print(f"held-out recall@1 {z.get('recall@1', 0):.3f} -> {b.get('recall@1', 0):.3f} "
+              f"(recall@5 {z.get('recall@5', 0):.3f} -> {b.get('recall@5', 0):.3f}) on {res.n_heldout} views, "
+              f"best epoch {b.get('epoch')}, {res.seconds:.0f}s")
+    else:
+        print(f"trained {len(res.history)} epochs in {res.seconds:.0f}s with no held-out views to stop early on "
+              "(give --views with labelled photos for that); measure it with evaluate")
     print(f"embedder spec: {res.spec}")
     print(f"re-index with: python -m core index --catalog {a.catalog} --out INDEX_DIR --model '{res.spec}'")
     return 0

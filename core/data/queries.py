@@ -100,3 +100,14 @@ def load_labelled_queries(source: str | Path, label: str, products: dict[str, di
         else:
             skipped.append(f"{p.name}: product {pid} is not in the index or has no {label}")
     return out, skipped
+
+
+def labelled_query_sets(catalog_dir: str | Path) -> list[Path]:
+    """Labelled query sets found next to a catalog: its ``queries.csv``, and a held-out ``validation`` image
+    tree beside it (what an import writes)."""
+    catalog_dir = Path(catalog_dir)
+    found = [catalog_dir / "queries.csv"] if (catalog_dir / "queries.csv").is_file() else []
+    sibling = catalog_dir.parent / "validation"
+    if sibling.is_dir() and sibling.resolve() != catalog_dir.resolve():
+        found.append(sibling)
+    return found

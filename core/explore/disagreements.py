@@ -26,6 +26,13 @@ def label_of(index: ProductIndex, label: str) -> dict[str, str]:
     return {pid: (pid if label == "product_id" else f.get(label, "")) for pid, f in index.products.items()}
 
 
+def label_choices(index: ProductIndex) -> list[str]:
+    """Columns a classifier can learn: ``category`` first, the other fields (not the free-text title), then
+    ``product_id``."""
+    fields = sorted({c for f in index.products.values() for c in f if c != "title"})
+    return list(dict.fromkeys([*(["category"] if "category" in fields else []), *fields, "product_id"]))
+
+
 @dataclass
 class ClassifierHead:
     """Multinomial logistic regression (a softmax layer) over standardised embeddings."""

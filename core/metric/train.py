@@ -76,6 +76,7 @@ class TrainResult:
     best: dict = field(default_factory=dict)
     zero_shot: dict = field(default_factory=dict)
     seconds: float = 0.0
+    n_heldout: int = 0  # held-out views that early stopping watched (0: none given)
 
 
 def training_samples(catalog_dir: str | Path, views: str | Path | None, label: str = "product_id") -> list[Sample]:
@@ -200,7 +201,7 @@ def train_head(embedder: Embedder, catalog_dir: str | Path, views: str | Path | 
         head.train()
         return m
 
-    result = TrainResult(Path(out_dir), "")
+    result = TrainResult(Path(out_dir), "", n_heldout=len(held_ids))
     result.zero_shot = recall_at(orig(held_ids), lab[held_ids], orig(ref_ids), lab[ref_ids])
     best_key, best_state, stale = (-1.0, -1.0), None, 0
     bar = tqdm(range(cfg.epochs), desc=f"train-metric ({cfg.loss})", unit="epoch", disable=progress is not True)
