@@ -56,10 +56,10 @@ def make_catalog(root: Path, rows: int) -> None:
     os.replace(root / "catalog.csv.tmp", root / "catalog.csv")
 
 
-def run_child(root: Path, cache: Path, fingerprint: bool) -> list[str]:
-    env = {**os.environ, "VPS_CACHE": str(cache)}
-    p = subprocess.run([sys.executable, "-c", CHILD, str(root), "1" if fingerprint else "0"], cwd=ROOT, env=env,
-                       capture_output=True, text=True, timeout=1800)
+def run_child(project: Path, root: Path, cache: Path, fingerprint: bool) -> list[str]:
+    env = {**os.environ, "VPS_CACHE": str(cache), "PYTHONPATH": str(project)}
+    p = subprocess.run([sys.executable, "-c", CHILD, str(root), "1" if fingerprint else "0"], cwd=project, env=env,
+                       capture_output=True, text=True, timeout=3600)
     if p.returncode:
         sys.exit(p.stderr)
     return p.stdout.split()
@@ -69,17 +69,18 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", type=int, default=200_000)
     ap.add_argument("--workdir", default=None, help="where the synthetic catalog is made (kept for reruns)")
+    ap.add_argument("--project", default=str(ROOT), help="the checkout whose core is timed (compare two versions)")
     a = ap.parse_args()
     work = Path(a.workdir or tempfile.mkdtemp(prefix="vps-bench-catalog-"))
     root = work / f"catalog-{a.rows}"
     t = time.perf_counter()
     make_catalog(root, a.rows)
-    print(f"catalog: {a.rows} rows in {root} (made in {time.perf_counter() - t:.1f} s); "
+    print(f"catalog: {a.rows} rows in {root} (made in {time.perf_counter() - t:.1f} s); code: {a.project}; "
           f"load average {os.getloadavg()[0]:.1f}")
     cache = Path(tempfile.mkdtemp(prefix="vps-bench-cache-", dir=work))
     for label, fingerprint in (("load only", False), ("load + fingerprint, cold cache", True),
                                ("load + fingerprint, warm cache", True)):
-        n, skipped, load_s, fp_s, rss, fp = run_child(root, cache, fingerprint)
+        n, skipped, load_s, fp_s, rss, fp = run_child(Path(a.project), root, cache, fingerprint)
         print(f"{label:<32} rows {n:>7}  skipped {skipped:>3}  load {load_s:>6} s  fingerprint {fp_s:>6} s  "
               f"peak RSS {rss:>5} MB  {fp}")
     print(f"(this process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB)")
