@@ -2,7 +2,8 @@
 
 Makes a synthetic catalog of ``--rows`` rows (one tiny distinct JPEG file per row, 100 rows per category, a few
 attribute columns) under ``--workdir``, then times, each in a fresh process: ``load_catalog``, the first
-``fingerprint()`` (cold fingerprint cache) and a second one (warm cache, as a new app session sees it).
+``fingerprint()`` (cold fingerprint cache) and a second one (warm cache, as a new app session sees it); wall and
+CPU seconds (CPU is the steadier figure on a shared machine). ``--project DIR`` times another checkout's code.
 Prints the figures; run from the project root: ``python scripts/bench_catalog.py --rows 200000``.
 """
 
@@ -25,15 +26,14 @@ ROOT = Path(__file__).resolve().parent.parent
 
 CHILD = r"""
 import resource, sys, time
-t0 = time.perf_counter()
 from core.data.catalog import load_catalog
-t1 = time.perf_counter()
+t0, c0 = time.perf_counter(), time.process_time()
 cat = load_catalog(sys.argv[1])
-t2 = time.perf_counter()
+t1, c1 = time.perf_counter(), time.process_time()
 fp = cat.fingerprint() if sys.argv[2] == "1" else "-"
-t3 = time.perf_counter()
+t2, c2 = time.perf_counter(), time.process_time()
 rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-print(f"{len(cat.rows)} {len(cat.skipped)} {t2 - t1:.2f} {t3 - t2:.2f} {rss:.0f} {fp}")
+print(f"{len(cat.rows)} {len(cat.skipped)} {t1 - t0:.2f} {c1 - c0:.2f} {t2 - t1:.2f} {c2 - c1:.2f} {rss:.0f} {fp}")
 """
 
 
@@ -80,9 +80,9 @@ def main() -> None:
     cache = Path(tempfile.mkdtemp(prefix="vps-bench-cache-", dir=work))
     for label, fingerprint in (("load only", False), ("load + fingerprint, cold cache", True),
                                ("load + fingerprint, warm cache", True)):
-        n, skipped, load_s, fp_s, rss, fp = run_child(Path(a.project), root, cache, fingerprint)
-        print(f"{label:<32} rows {n:>7}  skipped {skipped:>3}  load {load_s:>6} s  fingerprint {fp_s:>6} s  "
-              f"peak RSS {rss:>5} MB  {fp}")
+        n, skipped, load_s, load_cpu, fp_s, fp_cpu, rss, fp = run_child(Path(a.project), root, cache, fingerprint)
+        print(f"{label:<32} rows {n:>7}  skipped {skipped:>3}  load {load_s:>6} s ({load_cpu:>6} s CPU)  "
+              f"fingerprint {fp_s:>6} s ({fp_cpu:>6} s CPU)  peak RSS {rss:>5} MB  {fp}")
     print(f"(this process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB)")
 
 
