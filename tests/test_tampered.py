@@ -108,6 +108,7 @@ CASES = {
     "items FIFO": (lambda g: _fifo(g / "items.json"), "items.json"),
     "removed out of range": (lambda g: _json(g / "removed.json", [N + 5]), "removed.json"),
     "products as a list": (lambda g: _json(g / "products.json", [["p0", {}]]), "products.json"),
+    "product fields as a list": (lambda g: _json(g / "products.json", {"p0": {"title": ["x"]}}), "products.json"),
     "pca missing": (lambda g: (g / "pca.npz").unlink(), "pca.npz"),
     "pca garbage": (lambda g: (g / "pca.npz").write_bytes(b"PK\x03\x04 not a zip"), "pca.npz"),
     "pca wrong shape": (_pca_wrong_shape, "pca.npz"),
