@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from core.config.paths import cache_dir
-from core.config.store import StoreError, read_regular, replace_json
+from core.config.store import StoreError, atomic_write, read_regular
 
 #: files changed this recently are hashed again next time (a same-size rewrite within the clock's tick is possible)
 RACY_NS = 2_000_000_000
@@ -70,9 +70,8 @@ def file_digests(root: Path, rels: list[str]) -> dict[str, str]:
         stamps.extend((size if mtime < recent else -1, mtime, ctime, ino))  # a recent file is hashed again
     if hashed or old_rels != paths:
         try:
-            cache_file.parent.mkdir(parents=True, exist_ok=True)
-            replace_json(cache_file, {"root": str(root.resolve()), "paths": paths, "stamps": stamps,
-                                      "digests": "".join(digests)})
+            atomic_write(cache_file, json.dumps({"root": str(root.resolve()), "paths": paths, "stamps": stamps,
+                                                 "digests": "".join(digests)}, separators=(",", ":")))
         except OSError:
             pass  # a cache: an unwritable one only costs time
     return dict(zip(paths, digests))

@@ -1,6 +1,6 @@
 """Edit a catalog on disk: add a product (images + fields) or remove products, and update its index in place.
 
-``catalog.csv`` is rewritten atomically (temp file + ``os.replace``) under a per-catalog lock, so a crash or
+``catalog.csv`` is rewritten atomically (``core.config.store.atomic_write``) under a per-catalog lock, so a crash or
 a second writer never leaves a half-written file. Cells are escaped so spreadsheets do not run them. Nothing is
 written through a symbolic link (``catalog.csv``, ``images/`` or an image file), so an edit never lands outside
 the catalog folder.
@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from core.config.paths import cache_dir
-from core.config.store import held_lock
+from core.config.store import atomic_write, held_lock
 from core.data.catalog import CSV_NAME, RESERVED, Catalog, CatalogError, load_catalog
 from core.data.csv_records import records
 from core.data.images import ImageSource, open_image
@@ -86,18 +86,6 @@ def _read(p: Path) -> tuple[str, str]:
         return data.decode("utf-8-sig"), "utf-8"
     except UnicodeDecodeError:
         return data.decode("cp1252", errors="replace"), "cp1252"
-
-
-def _replace_atomically(p: Path, text: str, encoding: str) -> None:
-    tmp = p.with_name(f".{p.name}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        with open(tmp, "x", encoding=encoding, errors="replace", newline="") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, p)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _row_text(header: list[str], record: Mapping[str, str]) -> str:
@@ -185,7 +173,7 @@ def add_product(catalog_root: str | Path, index: ProductIndex, embedder: Embedde
                 saved.append(target)
                 rows.append(_row_text(header, {**clean, "image": rel_dir + target.name, "product_id": pid}))
             sep = "" if not text or text.endswith(("\n", "\r")) else "\n"
-            _replace_atomically(p, text + sep + "".join(rows), encoding)
+            atomic_write(p, (text + sep + "".join(rows)).encode(encoding, errors="replace"))
             written = True
             catalog = load_catalog(root)
             new_rows = [r for r in catalog.rows if r.product_id == pid]
@@ -195,7 +183,7 @@ def add_product(catalog_root: str | Path, index: ProductIndex, embedder: Embedde
                                        "nothing was added")
         except BaseException:
             if written:
-                _replace_atomically(p, text, encoding)
+                atomic_write(p, text.encode(encoding, errors="replace"))
             for s in saved:
                 s.unlink(missing_ok=True)
             raise
@@ -234,7 +222,8 @@ def remove_products(catalog_root: str | Path, index: ProductIndex, product_ids: 
             if (pid or Path(img).stem) in gone:
                 drop.update(range(rec.first - 1, rec.last))
         lines = io.StringIO(text, newline="").readlines()
-        _replace_atomically(p, "".join(ln for i, ln in enumerate(lines) if i not in drop), encoding)
+        kept = "".join(ln for i, ln in enumerate(lines) if i not in drop)
+        atomic_write(p, kept.encode(encoding, errors="replace"))
         live = [pid for pid in product_ids if pid in index.products]
         index = index.remove(live, catalog=load_catalog(root)) if live else index
     return EditResult(index, list(product_ids))

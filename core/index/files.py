@@ -16,12 +16,11 @@ from pathlib import Path
 import numpy as np
 from annoy import AnnoyIndex
 
-from core.config.store import StoreError, read_regular
+from core.config.store import MANIFEST_BYTES, StoreError, read_regular
 
 FORMAT_VERSION = 1
 METRIC = "angular"
 #: size caps of the JSON files (per vector where they grow with the index)
-MANIFEST_BYTES = 1 << 20
 ITEM_BYTES, REMOVED_BYTES, PRODUCTS_BYTES = 16 << 10, 24, 1 << 30
 MAX_DIM = 1 << 16
 MAX_VECTORS = 1 << 31

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from core.data.catalog import numeric_columns
+from core.data.catalog import column_values, numeric_columns
 
 #: A text column with more distinct values than this is free text (titles), not a facet.
 MAX_CHOICES = 60
@@ -26,8 +26,7 @@ def facets(products: dict[str, dict[str, str]], columns: list[str] | None = None
     nums = set(numeric_columns(products, columns))
     out = []
     for c in columns:
-        vals = [f.get(c, "") for f in products.values()]
-        vals = [v for v in vals if v != ""]
+        vals = column_values(products, c)
         if not vals:
             continue
         if c in nums:

@@ -7,7 +7,6 @@ a stale artefact (other index content, other embedder, other parameters) is rebu
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,7 +14,8 @@ import numpy as np
 from PIL import Image
 
 from core.config.progress import Progress
-from core.config.store import current_generation, new_generation, write_json, writer_lock
+from core.config.store import new_generation, read_current, stale_key, write_json, writer_lock
+from core.data.catalog import product_columns
 from core.data.images import ImageError, open_image
 from core.embedding import Embedder
 from core.index.product_index import ProductIndex
@@ -80,7 +80,7 @@ def attributes_for(index: ProductIndex, embedder: Embedder, *, progress: Progres
     want = _expected_meta(index, embedder)
     if not rebuild:
         got = load_attributes(d)
-        if got is not None and all(got.meta.get(k) == v for k, v in want.items()):
+        if got is not None and not stale_key(got.meta, want):
             return got
     aset = build_attributes(index, embedder, progress=progress)
     aset.meta.update(want)
@@ -93,7 +93,7 @@ def build_attributes(index: ProductIndex, embedder: Embedder, *, progress: Progr
     row_of = {p: i for i, p in enumerate(products)}
     ids = np.flatnonzero(index.alive)
     X = np.asarray(index.vectors[ids], np.float32)
-    vec_pid = [index.items[i]["product_id"] for i in ids]
+    vec_pid = index.item_pid[ids].tolist()
     dims: dict[str, Dimension] = {}
     reports: dict[str, dict] = {}
 
@@ -115,7 +115,7 @@ def build_attributes(index: ProductIndex, embedder: Embedder, *, progress: Progr
     reports[colour.name] = {"source": "pixels", "offered": True}
 
     fields = index.products
-    cols = sorted({c for f in fields.values() for c in f})
+    cols = product_columns(fields)
     for col, values in categorical_columns({p: fields[p] for p in products}, cols, PARAMS["min_per_class"]).items():
         labels = [pooled(fields[p].get(col, ""), values) for p in vec_pid]
         heads: list[LinearHead | ZeroShotHead] = [
@@ -174,10 +174,10 @@ def save_attributes(aset: AttributeSet, root: Path) -> None:
 def load_attributes(root: Path) -> AttributeSet | None:
     """The saved artefact in ``root``, or None when there is none (or it cannot be read)."""
     try:
-        gen = current_generation(root)
-        if gen is None:
+        current = read_current(root)
+        if current is None:
             return None
-        m = json.loads((gen / "manifest.json").read_text())
+        gen, m = current
         arrays = np.load(gen / "arrays.npz")
     except (OSError, ValueError, RuntimeError):
         return None
