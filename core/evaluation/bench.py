@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from core.config.store import atomic_write
 from core.evaluation.metrics import first_relevant, neighbour_recall, recall_at, relevance
 from core.index.pca import pca, project
 
@@ -626,7 +627,7 @@ def run(quick: bool = False, out: str | None = None, workdir: str | None = None,
         _partial.clear()
         gc.collect()
     if out:
-        Path(out).write_text(render(tables, facts, quick))
+        atomic_write(out, render(tables, facts, quick))
         print(f"wrote {out}")
     return tables
 
@@ -639,7 +640,7 @@ def timed(fn: Callable[..., Table], *args) -> Table:
     print(f"== {fn.__name__}: {time.perf_counter() - t0:.0f} s", flush=True)
     if _partial:  # a long run keeps what it has measured so far
         _partial["tables"].append(t)
-        Path(_partial["out"]).write_text(render(_partial["tables"], _partial["facts"], _partial["quick"]))
+        atomic_write(_partial["out"], render(_partial["tables"], _partial["facts"], _partial["quick"]))
     return t
 
 
