@@ -11,6 +11,7 @@ from tqdm.auto import tqdm
 from core.config.defaults import DEFAULT_RANK
 from core.config.progress import Progress
 from core.data.queries import read_queries
+from core.data.query_sets import query_sets
 from core.embedding import Embedder
 from core.embedding.query import embed_queries
 from core.index.product_index import Hit, ProductIndex
@@ -136,5 +137,4 @@ def failure_details(ev: Evaluation, index: ProductIndex, label: str = "product_i
 
 def query_files_near(catalog_dir: str | Path) -> list[Path]:
     """Query CSVs an importer wrote next to a catalog (``../queries-*.csv``) or inside it (``queries*.csv``)."""
-    d = Path(catalog_dir)
-    return sorted({*d.parent.glob("queries-*.csv"), *d.glob("queries*.csv")})
+    return [s.path for s in query_sets(catalog_dir) if s.kind == "csv"]
