@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -146,3 +148,220 @@ def test_cached_open_clip_tag_is_found_without_network(tmp_path, monkeypatch):
     (snap / "snapshots" / "abc" / "open_clip_pytorch_model.bin").write_bytes(b"x")
     got = cached_weights("ViT-B-32", "laion2b_s34b_b79k")
     assert got is not None and got.name == "open_clip_pytorch_model.bin"
+
+
+# ---------------------------------------------------------------- incremental attribute artefact
+@pytest.fixture
+def catalog_copy(tmp_path):
+    """A writable copy of every third product of the sample catalog (80 products, 160 images), without query
+    sets (so its known queries are self-generated)."""
+    cat = tmp_path / "cat"
+    (cat / "images").mkdir(parents=True)
+    head, *rows = (SAMPLE / "catalog.csv").read_text().splitlines()
+    keep = [r for r in rows if int(r.split(",")[1][1:]) % 3 == 0]
+    for r in keep:
+        shutil.copy(SAMPLE / r.split(",")[0], cat / r.split(",")[0])
+    (cat / "catalog.csv").write_text("\n".join([head, *keep]) + "\n")
+    return cat
+
+
+def _pixel_index(cat: Path, out: Path):
+    from core.data.catalog import load_catalog
+    from core.index.product_index import ProductIndex
+    from tests.helpers import PixelEmbedder
+
+    emb = PixelEmbedder()
+    return ProductIndex.build(load_catalog(cat), emb, out)[0], emb
+
+
+def _no_training(*a, **k):
+    raise AssertionError("the attribute heads were trained again")
+
+
+NEW = {"title": "New blue bag", "category": "bag", "colour": "blue", "pattern": "checks", "price": "12.50"}
+
+
+def test_add_and_remove_update_the_attribute_artefact_without_retraining(catalog_copy, tmp_path, monkeypatch):
+    from core.index.catalog_edit import add_product, remove_products
+    from core.search.attributes import artefact
+    from core.search.attributes.artefact import attributes_for, build_attributes
+
+    idx, emb = _pixel_index(catalog_copy, tmp_path / "idx")
+    a0 = attributes_for(idx, emb)
+    assert a0.meta["trained_products"] == len(idx) == len(a0.products) and not a0.needs_retraining
+    with monkeypatch.context() as m:
+        m.setattr(artefact, "train_head", _no_training)
+        m.setattr(artefact, "build_attributes", _no_training)
+        res = add_product(catalog_copy, idx, emb, [(catalog_copy / "images" / "P0000.jpg").read_bytes()], NEW)
+        idx2 = remove_products(catalog_copy, res.index, ["P0003"]).index
+        a1 = attributes_for(idx2, emb)
+    new = res.product_ids[0]
+    assert a1.meta["index_fingerprint"] == idx2.fingerprint and a1.meta["trained_fingerprint"] == idx.fingerprint
+    assert new in a1.products and "P0003" not in a1.products and len(a1.products) == len(idx2)
+    assert a1.changed_since_training == 2 and not a1.needs_retraining and list(a1.dims) == list(a0.dims)
+    for name, d in a1.dims.items():  # untouched products keep their rows
+        np.testing.assert_allclose(d.catalog[a1.products.index("P0006")],
+                                   a0.dims[name].catalog[a0.products.index("P0006")])
+    full = build_attributes(idx2, emb)  # the new product's rows are what a full build gives it
+    for name in set(a1.dims) & set(full.dims):
+        np.testing.assert_allclose(a1.dims[name].catalog[a1.products.index(new)],
+                                   full.dims[name].catalog[full.products.index(new)], atol=1e-6)
+    assert a1.dims["pixel_colour"].values[a1.dims["pixel_colour"].catalog[a1.products.index(new)].argmax()] == "blue"
+    assert attributes_for(idx2, emb).meta == a1.meta  # cached as updated
+
+    # many changes: retraining is due (and runs in the background); most of the catalog: rebuilt
+    from core.search.attributes.artefact import RETRAIN_SHARE, update_attributes
+
+    a1.meta["changed_since_training"] = int(RETRAIN_SHARE * len(a1.products)) + 1
+    assert a1.needs_retraining
+    a1.meta["changed_since_training"] = len(a1.products)
+    assert update_attributes(a1, idx) is None
+    artefact.retrain_in_background(idx2, emb).join()
+    assert attributes_for(idx2, emb).changed_since_training == 0
+
+
+def test_search_after_add_finds_the_new_product_with_the_same_calibration(catalog_copy, tmp_path, monkeypatch):
+    from core.embedding.query import embed_query
+    from core.index.catalog_edit import add_product
+    from core.search import calibration
+    from core.search.attributes import artefact
+    from core.search.engine import Searcher
+
+    idx, emb = _pixel_index(catalog_copy, tmp_path / "idx")
+    s0 = Searcher(idx, emb)
+    cal = s0.calibration
+    assert cal.source.startswith("self-generated") and cal.n_queries == 80
+    assert s0.weights_info["source"].startswith("self-generated")
+    from PIL import Image, ImageDraw
+
+    photo = Image.new("RGB", (200, 200), "white")
+    ImageDraw.Draw(photo).ellipse((30, 60, 170, 140), fill=(250, 20, 200))  # like nothing in the catalog
+    res = add_product(catalog_copy, idx, emb, [photo], NEW)
+    monkeypatch.setattr(artefact, "train_head", _no_training)
+    monkeypatch.setattr(calibration, "calibrate", _no_training)
+    s1 = Searcher(res.index, emb)  # what the app makes for the new index generation
+    got = s1.search(embed_query(emb, catalog_copy / res.images[0]))
+    assert got.hits[0].product_id == res.product_ids[0] and not got.no_close_match
+    assert s1.calibration.threshold == cal.threshold and s1.weights_info == s0.weights_info
+
+
+def test_a_new_query_set_refits_the_weights_and_recalibrates(catalog_copy, tmp_path):
+    from core.search.engine import Searcher
+
+    idx, emb = _pixel_index(catalog_copy, tmp_path / "idx")
+    assert Searcher(idx, emb).weights_info["source"].startswith("self-generated")
+    shutil.copy(SAMPLE / "queries.csv", catalog_copy)
+    shutil.copytree(SAMPLE / "queries", catalog_copy / "queries")
+    s = Searcher(idx, emb)  # the queries of products in this catalog (a third of the sample's)
+    assert s.weights_info["source"] == "queries.csv (product_id, 42 queries)" == s.calibration.source
+
+
+# ---------------------------------------------------------------- fitted static weights
+class _FakeRanker:
+    """Candidates made up per query: (products, features) keyed by the query vector's first value."""
+
+    def __init__(self, data, dims):
+        self.data, self.dims = data, dims
+
+    def candidates(self, vector, image=None):
+        from core.search.ranking import Candidates
+
+        products, feats = self.data[int(vector[0])]
+        return Candidates(self.dims, products, feats, [0] * len(products))
+
+
+def _known(n):
+    from core.embedding.query import Query
+    from core.search.known_queries import KnownQueries
+
+    return KnownQueries("made up", "k", "product_id", [Query(np.array([j], np.float32)) for j in range(n)],
+                        [{"right"}] * n, [None] * n)
+
+
+@pytest.mark.parametrize("helps", [True, False])
+def test_weights_are_fitted_only_where_the_filter_helps(helps):
+    from core.search.tuning import fit_static_weights
+
+    rng = np.random.default_rng(0)
+    data = {}
+    for j in range(60):
+        sims = rng.uniform(0.5, 0.8, 10)
+        colour = rng.uniform(0, 0.3, 10)
+        if helps:  # the right product is a little less similar than the best, but the only one in the colour
+            sims[0], colour[0] = sims[1:].max() - 0.02, 1.0
+        else:  # the right product is the nearest; the colour filter says nothing about it
+            sims[0] = sims[1:].max() + 0.02
+            colour = rng.uniform(0, 1, 10)
+        data[j] = (["right"] + [f"x{i}" for i in range(9)], np.stack([sims, colour], 1))
+    got = fit_static_weights(_FakeRanker(data, ["similarity", "colour"]), _known(60))
+    assert (got["cv"]["distance"] <= 0.5) if helps else (got["cv"]["distance"] == 1.0)  # rank 2 at best / rank 1
+    if helps:
+        assert got["chosen"] == "fitted" and got["weights"]["colour"] > 0 and got["cv"]["fitted"] > 0.9
+    else:
+        assert got["chosen"] == "distance" and got["weights"] == {"similarity": 1.0, "colour": 0.0}
+
+
+def test_sample_searches_with_weights_fitted_on_its_queries(sample_index, embedder):
+    from core.embedding.query import embed_query
+    from core.search.engine import Searcher
+
+    s = Searcher(sample_index, embedder)
+    info = s.weights_info
+    assert info["source"] == "queries.csv (product_id, 120 queries)" and info["chosen"] in ("fitted", "distance")
+    assert set(info["cv"]) == {"distance", "default", "fitted"}
+    if info["chosen"] == "fitted":
+        assert info["cv"]["fitted"] > info["cv"]["distance"]
+    res = s.search(embed_query(embedder, SAMPLE / "queries" / "q000_P0000.jpg"))
+    assert res.weights == s.default_weights == info["weights"]
+
+
+def test_evaluate_cli_reports_the_weights_used(sample_index, capsys):
+    from core.cli import main
+
+    assert main(["evaluate", "--index", str(sample_index.root), "--queries", str(SAMPLE / "queries.csv")]) == 0
+    out = capsys.readouterr().out
+    line = next(ln for ln in out.splitlines() if ln.strip().startswith("weights"))
+    assert "similarity=1.00" in line and "queries.csv" in line and "cross-validated mrr@10" in line
+
+
+# ---------------------------------------------------------------- "no close match"
+def test_threshold_separates_matches_from_non_matches_but_spares_matches():
+    from core.search.calibration import MATCH_QUANTILE, threshold_from
+
+    pos, neg = np.linspace(0.7, 0.95, 100), np.linspace(0.2, 0.5, 100)
+    assert 0.5 <= threshold_from(pos, neg) <= 0.7
+    rng = np.random.default_rng(0)
+    pos, neg = rng.uniform(0.5, 0.95, 200), rng.uniform(0.6, 0.9, 200)  # overlapping: at most 3% of matches lost
+    assert threshold_from(pos, neg) == pytest.approx(np.quantile(pos, MATCH_QUANTILE), abs=1e-4)
+    assert threshold_from(pos, np.array([np.nan])) == pytest.approx(np.quantile(pos, MATCH_QUANTILE), abs=1e-4)
+
+
+def test_sample_says_no_close_match_for_what_it_does_not_sell(sample_index, embedder, tmp_path, capsys):
+    from PIL import Image
+
+    from core.cli import main
+    from core.embedding.query import embed_query
+    from core.search.engine import Searcher, SearchOptions
+
+    s = Searcher(sample_index, embedder)
+    cal = s.calibration
+    assert cal.source == "queries.csv (product_id, 120 queries)" and 0.4 < cal.threshold < 0.85
+    assert cal.matches_below <= 0.05 and cal.meta["embedder"]["spec"] == embedder.spec
+    assert not s.search(embed_query(embedder, SAMPLE / "queries" / "q000_P0000.jpg")).no_close_match
+    noise = tmp_path / "noise.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (224, 224, 3), dtype=np.uint8)).save(noise)
+    for rank in ("static", "distance"):
+        res = s.search(embed_query(embedder, noise), SearchOptions(rank=rank))
+        assert res.no_close_match and res.threshold == cal.threshold and res.hits  # the nearest are still shown
+    assert main(["search", "--index", str(sample_index.root), str(noise)]) == 0
+    assert "no close match" in capsys.readouterr().out
+
+
+@pytest.mark.datasets
+def test_a_milk_carton_is_no_close_match_on_the_sample(sample_index, embedder):
+    from core.embedding.query import embed_query
+    from core.search.engine import Searcher
+
+    milk = sorted((dataset("grocery") / "dataset" / "val" / "Packages" / "Milk").glob("*/*.jpg"))[:3]
+    s = Searcher(sample_index, embedder)
+    assert milk and all(s.search(embed_query(embedder, p)).no_close_match for p in milk)

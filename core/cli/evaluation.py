@@ -29,11 +29,14 @@ def run_evaluate(a) -> int:
     ev = evaluate(idx, emb, a.queries, label=a.label, progress=not a.json, rank=a.rank,
                   weights=parse_weights(a.weights) if a.weights else None)
     print_skipped(ev.skipped)
+    used = (", ".join(f"{d}={w:.2f}" for d, w in ev.weights.items()) + f" ({ev.weights_source})").lstrip(" ,")
     if a.json:
         print(json.dumps(ev.metrics))
+        print(f"weights: {used}", file=sys.stderr)
     else:
         for k, v in ev.metrics.items():
             print(f"{k:>10}  {v:.4f}" if isinstance(v, float) else f"{k:>10}  {v}")
+        print(f"{'weights':>10}  {used}")
     for f in failure_details(ev, idx, a.label)[: a.failures]:
         where = f"rank {f.rank}" if f.rank else "not in the top 10"
         above = ", ".join(f"{p} {s:.3f}" for p, s, _ in f.above[:5])

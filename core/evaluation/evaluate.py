@@ -32,6 +32,8 @@ class Evaluation:
     metrics: dict[str, float]
     queries: list[QueryResult] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    weights: dict[str, float] = field(default_factory=dict)  # the static weights searched with ({} otherwise)
+    weights_source: str = ""  # how those weights were chosen
 
     def failures(self, k: int = 1) -> list[QueryResult]:
         """Queries whose first relevant product is not in the top ``k``."""
@@ -66,8 +68,25 @@ def evaluate(index: ProductIndex, embedder: Embedder, queries: str | Path, *, la
     opts = SearchOptions.make(k=k + 1 if exclude_self else k, rank=rank, weights=weights)
     hits = [searcher.search(q, opts).hits for _, q in tqdm(ok, desc="searching", disable=progress is not True)]
     vecs = np.stack([q.vector for _, q in ok]) if ok else np.zeros((0, embedder.dim), np.float32)
-    return evaluate_vectors(index, [r for r, _ in ok], vecs, label=label, k=k, exclude_self=exclude_self,
-                            skipped=skipped, hits=hits)
+    ev = evaluate_vectors(index, [r for r, _ in ok], vecs, label=label, k=k, exclude_self=exclude_self,
+                          skipped=skipped, hits=hits)
+    ev.weights, ev.weights_source = weights_used(searcher, opts)
+    return ev
+
+
+def weights_used(searcher: Searcher, opts: SearchOptions) -> tuple[dict[str, float], str]:
+    """The weights a search with ``opts`` ranks by, and where they come from."""
+    if opts.rank == "distance":
+        return {"similarity": 1.0}, "plain distance (--rank distance)"
+    if opts.rank == "dynamic":
+        return {}, "per query, from the trained dynamic ranker"
+    if opts.weights is not None:
+        return searcher.weights_for(opts), "given"
+    info = searcher.weights_info
+    src = {"fitted": f"fitted on {info['source']}",
+           "distance": f"plain distance: the filters did not help on {info['source']}"}.get(info["chosen"], "default")
+    cv = ", ".join(f"{k} {v:.3f}" for k, v in info.get("cv", {}).items())
+    return searcher.weights_for(opts), src + (f"; cross-validated {info['metric']}: {cv}" if cv else "")
 
 
 def evaluate_vectors(index: ProductIndex, rows: list[tuple[Path, str]], vecs: np.ndarray, *,
