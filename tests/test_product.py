@@ -296,7 +296,8 @@ def test_weights_are_fitted_only_where_the_filter_helps(helps):
     got = fit_static_weights(_FakeRanker(data, ["similarity", "colour"]), _known(60))
     assert (got["cv"]["distance"] <= 0.5) if helps else (got["cv"]["distance"] == 1.0)  # rank 2 at best / rank 1
     if helps:
-        assert got["chosen"] == "fitted" and got["weights"]["colour"] > 0 and got["cv"]["fitted"] > 0.9
+        assert got["chosen"] in ("fitted", "default") and got["weights"]["colour"] > 0 and got["cv"]["fitted"] > 0.9
+        assert got["fitted_weights"]["colour"] > 0
     else:
         assert got["chosen"] == "distance" and got["weights"] == {"similarity": 1.0, "colour": 0.0}
 
@@ -307,10 +308,11 @@ def test_sample_searches_with_weights_fitted_on_its_queries(sample_index, embedd
 
     s = Searcher(sample_index, embedder)
     info = s.weights_info
-    assert info["source"] == "queries.csv (product_id, 120 queries)" and info["chosen"] in ("fitted", "distance")
+    assert info["source"] == "queries.csv (product_id, 120 queries)"
     assert set(info["cv"]) == {"distance", "default", "fitted"}
-    if info["chosen"] == "fitted":
-        assert info["cv"]["fitted"] > info["cv"]["distance"]
+    best = max(info["cv"].values())
+    assert info["cv"][info["chosen"]] == best or info["chosen"] == "distance"  # the best, or distance if none helps
+    assert info["cv"]["distance"] < best  # on the sample the filters do help (colour: ImageNet features lack it)
     res = s.search(embed_query(embedder, SAMPLE / "queries" / "q000_P0000.jpg"))
     assert res.weights == s.default_weights == info["weights"]
 
@@ -365,3 +367,34 @@ def test_a_milk_carton_is_no_close_match_on_the_sample(sample_index, embedder):
     milk = sorted((dataset("grocery") / "dataset" / "val" / "Packages" / "Milk").glob("*/*.jpg"))[:3]
     s = Searcher(sample_index, embedder)
     assert milk and all(s.search(embed_query(embedder, p)).no_close_match for p in milk)
+
+
+# ---------------------------------------------------------------- latency as a product feature
+def test_app_bench_table_marks_each_goal(tmp_path, monkeypatch):
+    from core.evaluation import bench_app
+
+    steps = [("first search (attribute artefact, weights, calibration)", 4.2, "weights fitted"),
+             ("first search after the add", 2.5, ""), ("first index build", 30.0, "240 products")]
+    monkeypatch.setattr(bench_app, "in_fresh_process", lambda fn, *a: list(steps))
+    t = bench_app.bench_app(True, tmp_path)
+    assert t.columns == ["step", "seconds", "goal s", "meets goal", "detail"]
+    assert [r[3] for r in t.rows] == ["yes", "NO", ""]  # 4.2 <= 10; 2.5 > 2; no goal for the index build
+    assert all(name in bench_app.GOALS for name, *_ in steps)
+
+
+def test_app_bench_section_is_offered():
+    from core.cli import build_parser
+    from core.cli.evaluation import SECTIONS
+
+    assert "app" in SECTIONS
+    assert build_parser("bench").parse_args(["bench", "--sections", "app"]).sections == "app"
+
+
+@pytest.mark.slow
+def test_umap_warm_up_runs_once_per_process():
+    from core.explore import projection
+
+    t = projection.warm_up_in_background()
+    assert projection.warm_up_in_background() is t
+    t.join(timeout=600)
+    assert not t.is_alive()

@@ -82,15 +82,15 @@ def run_evaluate_ranking(a) -> int:
     return 0
 
 
-SECTIONS = ("embed", "query", "ann", "umap")
+SECTIONS = ("embed", "query", "ann", "umap", "app")
 
 
 def args_bench(p) -> None:
     p.add_argument("--quick", action="store_true", help="small sizes, a few minutes (CI)")
     p.add_argument("--out", default=None, help="write the tables as markdown here (e.g. BENCHMARKS.md)")
     p.add_argument("--sections", default=None,
-                   help=f"comma list of {','.join(SECTIONS)} (default: all; --quick leaves out umap, whose numba "
-                        "compilation alone takes about a minute)")
+                   help=f"comma list of {','.join(SECTIONS)} (default: all; --quick leaves out umap and app, whose "
+                        "numba compilation alone takes about a minute; app: the app's latency against its goals)")
     p.add_argument("--workdir", default=None, help="scratch folder for synthetic data (default: a temp dir)")
     p.add_argument("--ann-budget", type=float, default=900.0, help="seconds after which ANN cases are skipped")
 

@@ -99,9 +99,11 @@ def args_attributes(p) -> None:
 
 def run_attributes(a) -> int:
     from core.search.attributes import attributes_for
+    from core.search.tuning import tuned_attributes
 
     idx, emb = open_index(a.index, a.model)
-    aset = attributes_for(idx, emb, progress=not a.json, rebuild=a.rebuild)
+    attributes_for(idx, emb, progress=not a.json, rebuild=a.rebuild)
+    aset = tuned_attributes(idx, emb)
     if a.json:
         print(json.dumps(aset.reports, indent=1))
         return 0
@@ -109,6 +111,12 @@ def run_attributes(a) -> int:
         acc = r.get("cv_accuracy", r.get("accuracy"))
         detail = f"accuracy {acc:.3f} vs majority {r['baseline']:.3f} (n={r['n']})" if acc is not None else ""
         print(f"{name:>16}  {r['source']:<9}  {'offered' if r['offered'] else 'NOT offered (chance)':<20}  {detail}")
+    w = aset.meta["static_weights"]
+    print("default weights: " + ", ".join(f"{d}={x:.2f}" for d, x in w["weights"].items())
+          + f" ({w['chosen']}, from {w['source']})")
+    if aset.needs_retraining:
+        print(f"{aset.changed_since_training} products changed since the heads were trained: retrain them with "
+              "--rebuild")
     return 0
 
 

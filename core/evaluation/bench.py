@@ -1,7 +1,8 @@
 """``python -m core bench [--quick] [--out BENCHMARKS.md]``: speed and memory, side by side in one run.
 
 Sections: embedding throughput on real JPEGs (decode included), end-to-end query latency (image bytes in,
-ranked products out) on catalogs grown with synthetic vectors, ANN libraries against exact search, UMAP.
+ranked products out) on catalogs grown with synthetic vectors, ANN libraries against exact search, UMAP, and the
+app's own latency against its goals (:mod:`core.evaluation.bench_app`).
 Heavy cases run in a fresh process each so resident memory is theirs alone. Synthetic vectors are drawn
 around real embeddings with the real covariance (see :func:`synthetic_vectors`), so neighbourhoods have
 the structure of real data rather than of uniform noise.
@@ -546,7 +547,8 @@ def bench_umap(quick: bool, real: np.ndarray, workdir: Path) -> Table:
 
 # ---------------------------------------------------------------- driver
 def run(quick: bool = False, out: str | None = None, workdir: str | None = None,
-        sections: tuple[str, ...] = ("embed", "query", "ann", "umap"), ann_budget_s: float = 900.0) -> list[Table]:
+        sections: tuple[str, ...] = ("embed", "query", "ann", "umap", "app"),
+        ann_budget_s: float = 900.0) -> list[Table]:
     """Run the benchmark; returns its tables and writes them as markdown to ``out`` if given."""
     from core.embedding import DEFAULT_SPEC, load_embedder
     from core.embedding.batch import embed_sources
@@ -564,13 +566,20 @@ def run(quick: bool = False, out: str | None = None, workdir: str | None = None,
     try:
         if "embed" in sections:
             tables.append(timed(bench_embedding, quick, cat, source))
-        emb = load_embedder(DEFAULT_SPEC)
-        real, err = embed_sources(emb, cat, batch_size=32, progress=True, desc="real catalog vectors")
-        ok = [p for i, p in enumerate(cat) if i not in err]
-        real_q, qerr = embed_sources(emb, qs, batch_size=32, progress=True, desc="real query vectors")
-        qok = [p for i, p in enumerate(qs) if i not in qerr]
-        root = Path(os.path.commonpath([str(p) for p in ok]))
-        items = [{"product_id": f"R{i:05d}", "image": p.relative_to(root).as_posix()} for i, p in enumerate(ok)]
+        if "app" in sections:
+            from core.evaluation.bench_app import bench_app
+
+            tables.append(timed(bench_app, quick, tmp))
+        if not set(sections) & {"query", "ann", "umap"}:
+            sections = ()  # nothing below needs the real vectors
+        else:
+            emb = load_embedder(DEFAULT_SPEC)
+            real, err = embed_sources(emb, cat, batch_size=32, progress=True, desc="real catalog vectors")
+            ok = [p for i, p in enumerate(cat) if i not in err]
+            real_q, qerr = embed_sources(emb, qs, batch_size=32, progress=True, desc="real query vectors")
+            qok = [p for i, p in enumerate(qs) if i not in qerr]
+            root = Path(os.path.commonpath([str(p) for p in ok]))
+            items = [{"product_id": f"R{i:05d}", "image": p.relative_to(root).as_posix()} for i, p in enumerate(ok)]
         if "query" in sections:
             tables.append(timed(bench_query, quick, real, items, qok, root, tmp, DEFAULT_SPEC))
         if "ann" in sections:

@@ -84,6 +84,7 @@ def weights_used(searcher: Searcher, opts: SearchOptions) -> tuple[dict[str, flo
         return searcher.weights_for(opts), "given"
     info = searcher.weights_info
     src = {"fitted": f"fitted on {info['source']}",
+           "default": f"the hand-set default, best cross-validated on {info['source']}",
            "distance": f"plain distance: the filters did not help on {info['source']}"}.get(info["chosen"], "default")
     cv = ", ".join(f"{k} {v:.3f}" for k, v in info.get("cv", {}).items())
     return searcher.weights_for(opts), src + (f"; cross-validated {info['metric']}: {cv}" if cv else "")

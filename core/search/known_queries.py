@@ -52,8 +52,10 @@ def _rows_of(qs: QuerySet, label: str, index: ProductIndex) -> list[tuple[Path, 
     return [(p, lab) for p, lab in rows if lab and str(p.resolve()) not in indexed]
 
 
-def choose_rows(index: ProductIndex) -> tuple[str, str, str, list[tuple[Path, str]]] | None:
-    """(source, key, label, rows) of the catalog's best labelled query set, or None when it has none usable."""
+def choose_rows(index: ProductIndex) -> tuple[str, str, str, list[tuple[Path, str]], set[str]] | None:
+    """(name, key, label, rows, labels known to the catalog) of the catalog's best labelled query set, or None when
+    it has none usable. The rows (at most :data:`MAX_QUERIES`, spread over the file) and the key depend on the
+    query set only, so adding or removing a product changes neither."""
     live = set(index.live_products())
     cats = {f.get("category", "") for p, f in index.products.items() if p in live} - {""}
     sets = [s for s in query_sets(index.catalog_root) if s.split != "test"]
@@ -61,13 +63,11 @@ def choose_rows(index: ProductIndex) -> tuple[str, str, str, list[tuple[Path, st
         for label, known in (("product_id", live), ("category", cats)):
             if label not in qs.labels:
                 continue
-            rows = [(p, lab) for p, lab in _rows_of(qs, label, index) if lab in known]
-            if len(rows) >= MIN_QUERIES:
-                step = math.ceil(len(rows) / MAX_QUERIES)
-                rows = rows[::step][:MAX_QUERIES]
+            rows = _rows_of(qs, label, index)
+            rows = rows[:: math.ceil(len(rows) / MAX_QUERIES) or 1][:MAX_QUERIES]
+            if sum(lab in known for _, lab in rows) >= MIN_QUERIES:
                 st = qs.path.stat()
-                key = f"{qs.path.resolve()}:{st.st_size}:{st.st_mtime_ns}:{label}:{len(rows)}"
-                return f"{qs.name} ({label}, {len(rows)} queries)", key, label, rows
+                return qs.name, f"{qs.path.resolve()}:{st.st_size}:{st.st_mtime_ns}:{label}", label, rows, known
     return None
 
 
@@ -130,13 +130,15 @@ def known_queries(index: ProductIndex, embedder: Embedder) -> KnownQueries:
     chosen = choose_rows(index)
     if chosen is None:
         return _self_generated(index, embedder)
-    source, key, label, rows = chosen
-    got = _embedded(embedder, [p for p, _ in rows], key)
+    name, key, label, rows, known = chosen
+    paths = [p for p, _ in rows]
+    got = _embedded(embedder, paths, f"{key}:{hashlib.sha1(json.dumps(list(map(str, paths))).encode()).hexdigest()}")
     if label == "product_id":
         rel_of = {lab: {lab} for _, lab in rows}
     else:
         rel_of = {}
         for p, f in index.products.items():
             rel_of.setdefault(f.get("category", ""), set()).add(p)
-    ok = [(q, rel_of.get(lab, set())) for (_, lab), q in zip(rows, got) if q is not None]
-    return KnownQueries(source, key, label, [q for q, _ in ok], [r for _, r in ok], [None] * len(ok))
+    ok = [(q, rel_of[lab]) for (_, lab), q in zip(rows, got) if q is not None and lab in known]
+    return KnownQueries(f"{name} ({label}, {len(ok)} queries)", key, label, [q for q, _ in ok], [r for _, r in ok],
+                        [None] * len(ok))

@@ -24,13 +24,16 @@ from core.config.progress import Progress
 from core.config.store import current_generation, new_generation, write_json, writer_lock
 from core.data.images import ImageError, open_image
 from core.embedding import Embedder
+from core.index.pca import fit_sample
 from core.index.product_index import ProductIndex
 from core.search.attributes.colour import PixelColourScorer
 from core.search.attributes.heads import LinearHead, categorical_columns, pooled, train_head
 from core.search.attributes.zeroshot import ZeroShotHead, validate, zero_shot_head
 
 ARTEFACT_VERSION = 2
-PARAMS = {"C": 1.0, "folds": 5, "min_per_class": 5, "colour_size": 64}
+#: head_dim: heads are trained on the embeddings' top principal components (as fast as 8x fewer dimensions,
+#: cross-validated as accurate on the sample catalog) and stored as linear maps of the full embedding
+PARAMS = {"C": 1.0, "folds": 5, "min_per_class": 5, "colour_size": 64, "head_dim": 128}
 #: share of the trained products changed (added, removed, edited) after which the heads are worth retraining
 RETRAIN_SHARE = 0.2
 #: beyond this share the catalog is another one: the artefact is rebuilt rather than updated
@@ -218,10 +221,12 @@ def build_attributes(index: ProductIndex, embedder: Embedder, *, progress: Progr
 
     fields = index.products
     cols = sorted({c for f in fields.values() for c in f})
-    for col, values in categorical_columns({p: fields[p] for p in products}, cols, PARAMS["min_per_class"]).items():
+    columns = categorical_columns({p: fields[p] for p in products}, cols, PARAMS["min_per_class"])
+    Z, mu, P = _reduce(X, PARAMS["head_dim"]) if columns else (X, None, None)
+    for col, values in columns.items():
         labels = [pooled(fields[p].get(col, ""), values) for p in vec_pid]
         heads: list[LinearHead | ZeroShotHead] = [
-            train_head(col, values, X, labels, vec_pid, C=PARAMS["C"], folds=PARAMS["folds"])]
+            _full_space(train_head(col, values, Z, labels, vec_pid, C=PARAMS["C"], folds=PARAMS["folds"]), mu, P)]
         if embedder.supports_text:
             heads.append(validate(zero_shot_head(embedder, col, values), X, labels))
         for h in heads:
@@ -233,6 +238,22 @@ def build_attributes(index: ProductIndex, embedder: Embedder, *, progress: Progr
     meta = {"product_keys": product_keys(index, products), "trained_products": len(products),
             "trained_fingerprint": index.fingerprint, "changed_since_training": 0}
     return AttributeSet(products, dims, reports, meta)
+
+
+def _reduce(X: np.ndarray, dim: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(Z, mu, P)`` with ``Z = (X - mu) @ P.T``: the top ``dim`` principal components, scaled to unit mean norm."""
+    mu, comps = fit_sample(X, dim)
+    z = (X - mu) @ comps.T
+    P = comps / max(float(np.linalg.norm(z, axis=1).mean()), 1e-12)
+    return (X - mu) @ P.T, mu, P
+
+
+def _full_space(head: LinearHead, mu: np.ndarray, P: np.ndarray) -> LinearHead:
+    """The same head as a linear map of the full embedding: ``(x - mu) @ P.T @ W.T + b = x @ (W P).T + b'``."""
+    coef = head.coef.astype(np.float64) @ P
+    head.intercept = (head.intercept - coef @ mu).astype(np.float32)
+    head.coef = coef.astype(np.float32)
+    return head
 
 
 def _catalog_scores(head, X, vec_pid, products, fields, column) -> np.ndarray:
