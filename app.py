@@ -5,36 +5,38 @@ Run with ``streamlit run app.py``. The page only renders; the work is done by ``
 
 from __future__ import annotations
 
-import hashlib
 import time
 from dataclasses import replace
 
 import numpy as np
 import streamlit as st
 
-from core.data.images import open_image
-from core.embedding.decode import Crop, crop_preview
-from core.embedding.query import Query, embed_query, example_queries
+from core.embedding.decode import Crop
+from core.embedding.query import Query
 from core.index.product_index import Hit
 from core.search.engine import SearchOptions
 from core.search.facets import Facet, facets, where_clauses
 from core.search.feedback import refine
-from ui.common import USER_ERRORS, Context, get_searcher, show_error, sidebar, thumbnail_bytes
+from ui.common import USER_ERRORS, Context, get_searcher, md, show_error, sidebar, thumbnail_bytes
+from ui.query import crop_picker, embedded_query, photo_picker, query_key, text_picker
+from ui.state import app_state, keep, sync_url
 
-SOURCES = ("Example photo", "Upload a photo", "Camera")
-IMAGE_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff"]
 COLUMNS = 5
 
 
 def search_settings(ctx: Context) -> tuple[int, float, list[str], str]:
-    """Sidebar: number of results, minimum similarity, ranking and metadata filters -> (k, min_score, where, rank)."""
+    """Sidebar: number of results, minimum similarity, ranking and metadata filters -> (k, min_score, where, rank).
+    Each is kept across page switches."""
     with st.sidebar:
         st.subheader("Results")
-        k = st.slider("How many products", 1, 30, 10, key="k")
-        rerank = st.toggle("Re-rank by attribute filters", True, key="rerank",
+        keep("k", 10, lambda v: isinstance(v, int) and 1 <= v <= 30)
+        k = st.slider("How many products", 1, 30, key="k")
+        keep("rerank", True, lambda v: isinstance(v, bool))
+        rerank = st.toggle("Re-rank by attribute filters", key="rerank",
                            help="Similarity plus agreement in colour and the catalog's attributes (see Why these "
                                 "results); off: nearest neighbours by embedding distance only.")
-        min_score = st.slider("Minimum similarity", 0.0, 1.0, 0.0, 0.01, key="min_score",
+        keep("min_score", 0.0, lambda v: isinstance(v, float) and 0.0 <= v <= 1.0)
+        min_score = st.slider("Minimum similarity", 0.0, 1.0, step=0.01, key="min_score",
                               help="Cosine similarity between the query and a product's best image; 0 shows all.")
         st.subheader("Filters")
         available = facets({p: ctx.index.products[p] for p in ctx.index.live_products()})
@@ -45,54 +47,14 @@ def search_settings(ctx: Context) -> tuple[int, float, list[str], str]:
 
 
 def facet_widget(f: Facet) -> list[str] | tuple[float, float]:
+    key = f"filter_{f.column}"
     if f.kind == "categorical":
-        return st.multiselect(f.column.capitalize(), f.options, key=f"filter_{f.column}",
-                              placeholder="any")
+        keep(key, [], lambda v: isinstance(v, list) and set(v) <= set(f.options))
+        return st.multiselect(f.column.capitalize(), f.options, key=key, placeholder="any")
     step = 1.0 if f.high - f.low > 20 else 0.1
     lo, hi = float(np.floor(f.low / step) * step), float(np.ceil(f.high / step) * step)
-    return st.slider(f.column.capitalize(), lo, hi, (lo, hi), step, key=f"filter_{f.column}")
-
-
-def query_image_bytes(ctx: Context) -> tuple[str, bytes] | None:
-    """(name, bytes) of the photo the user chose, or None."""
-    examples = example_queries(ctx.catalog_dir)
-    sources = SOURCES if examples else SOURCES[1:]
-    source = st.radio("Photo", sources, horizontal=True, key="source", label_visibility="collapsed")
-    if source == "Example photo":
-        pick = st.selectbox("Example shopper photo", examples, format_func=lambda p: p.name, key="example")
-        return (pick.name, pick.read_bytes()) if pick else None
-    if source == "Upload a photo":
-        up = st.file_uploader("Photo of the product", type=IMAGE_TYPES, key="upload")
-    else:
-        up = st.camera_input("Take a photo of the product", key="camera")
-    return (up.name, up.getvalue()) if up is not None else None
-
-
-def crop_controls(name: str, data: bytes):
-    """Decode the photo, let the user crop it, return the cropped image (and show a preview)."""
-    img = open_image(data)
-    digest = hashlib.sha1(data).hexdigest()[:12]
-    with st.expander("Crop to the product", expanded=False):
-        x = st.slider("Left / right edge (%)", 0, 100, (0, 100), key=f"crop_x_{digest}")
-        y = st.slider("Top / bottom edge (%)", 0, 100, (0, 100), key=f"crop_y_{digest}")
-        if x[0] >= x[1] or y[0] >= y[1]:
-            st.warning("The crop is empty; searching the whole photo.")
-            x, y = (0, 100), (0, 100)
-    c = Crop(x[0] / 100, y[0] / 100, x[1] / 100, y[1] / 100)
-    st.image(crop_preview(img, c), caption=f"{name} ({img.width}×{img.height})"
-             + ("" if c.is_full else " — searching the outlined region"), width="stretch")
-    return c, (digest, c)
-
-
-def text_controls(ctx: Context) -> tuple[str, float]:
-    if not ctx.embedder.supports_text:
-        st.caption(f"Text search is off: **{ctx.spec}** is an image model with no text encoder, so words and "
-                   "photos do not share its vector space. Pick an `open_clip` embedder in the sidebar to search "
-                   "with text (\"green dress with stars\") or with a photo plus text.")
-        return "", 0.5
-    text = st.text_input("Describe the product", key="text", placeholder="green dress with stars")
-    weight = st.slider("Weight of the text (with a photo)", 0.0, 1.0, 0.5, 0.05, key="text_weight")
-    return text, weight
+    keep(key, (lo, hi), lambda v: isinstance(v, tuple) and len(v) == 2 and lo <= v[0] <= v[1] <= hi)
+    return st.slider(f.column.capitalize(), lo, hi, step=step, key=key)
 
 
 def vote(pid: str, value: int) -> None:
@@ -107,17 +69,11 @@ def reset_votes() -> None:
     st.session_state["votes"] = {}
 
 
-def cached_query(ctx: Context, key: tuple, data: bytes | None, c: Crop | None, text: str, weight: float) -> Query:
-    """The current query, embedded once per (embedder, photo, crop, text) through the one query path."""
-    memo = st.session_state.get("query_memo")
-    full_key = (ctx.spec, key, text.strip(), weight if text.strip() else None)
-    if not memo or memo[0] != full_key:
-        memo = (full_key, embed_query(ctx.embedder, data, crop=c, text=text, text_weight=weight))
-        st.session_state["query_memo"] = memo
-        if st.session_state.get("votes_for") != full_key:  # a new query: forget feedback on the old one
-            st.session_state["votes"] = {}
-            st.session_state["votes_for"] = full_key
-    return memo[1]
+def forget_votes_on_new_query(key: tuple) -> None:
+    """Feedback is about one query: a new query starts without votes."""
+    if st.session_state.get("votes_for") != key:
+        st.session_state["votes"] = {}
+        st.session_state["votes_for"] = key
 
 
 def result_card(hit: Hit, votes: dict[str, int]) -> None:
@@ -178,24 +134,25 @@ def main() -> None:
         show_error(e)
         st.stop()
     st.title(":material/image_search: Visual product search")
-    st.caption(f"{len(ctx.index)} products · embedder {ctx.spec} ({ctx.embedder.dim}-d) · "
+    st.caption(f"{len(ctx.index)} products · embedder {md(ctx.spec)} ({ctx.embedder.dim}-d) · "
                "give a photo of a product; the most similar catalog products come first.")
     left, right = st.columns([1, 3], gap="large")
     with left:
         try:
-            chosen = query_image_bytes(ctx)
-            c, key = crop_controls(*chosen) if chosen else (None, None)
+            photo = photo_picker(ctx)
+            crop = crop_picker(photo) if photo else Crop()
         except USER_ERRORS as e:
             show_error(e)
-            chosen, c, key = None, None, None
-        data = chosen[1] if chosen and key else None
-        text, weight = text_controls(ctx)
+            photo, crop = None, Crop()
+        text, weight = text_picker(ctx)
+        sync_url(app_state())
     with right:
-        if data is None and not text.strip():
+        if photo is None and not text.strip():
             st.info("Choose an example photo, upload one or take one with the camera to search the catalog.")
             return
         try:
-            q = cached_query(ctx, key, data, c, text, weight)
+            q = embedded_query(ctx, photo, crop, text, weight)
+            forget_votes_on_new_query(query_key(ctx, photo, crop, text, weight))
             results(ctx, q, k, min_score, where, rank)
         except USER_ERRORS as e:
             show_error(e)

@@ -7,7 +7,7 @@ import streamlit as st
 
 from core.data.catalog import load_catalog
 from core.index.catalog_edit import add_product, remove_products
-from ui.common import USER_ERRORS, Context, flash, show_error, sidebar, thumbnail_bytes
+from ui.common import USER_ERRORS, Context, flash, md, show_error, sidebar, thumbnail_bytes
 
 IMAGE_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff"]
 
@@ -32,8 +32,7 @@ def browse(ctx: Context) -> None:
     pid = st.selectbox("Show the images of", table["product_id"].tolist() if not table.empty else [],
                        key="browse_show", format_func=lambda p: f"{p} — {ctx.index.products[p].get('title', '')}")
     if pid:
-        paths = [ctx.index.image_path(i) for i, it in enumerate(ctx.index.items)
-                 if it["product_id"] == pid and ctx.index.alive[i]]
+        paths = [ctx.index.image_path(i) for i in ctx.index.vector_ids.get(pid, [])]
         cols = st.columns(6)
         for col, p in zip(cols, paths):
             if thumb := thumbnail_bytes(p):
@@ -84,7 +83,7 @@ def main() -> None:
     if ctx is None:
         st.stop()
     st.title(":material/inventory_2: Catalog")
-    st.caption(f"{ctx.catalog_dir} · changes are saved to its catalog.csv and the search index at once.")
+    st.caption(f"{md(ctx.catalog_dir)} · changes are saved to its catalog.csv and the search index at once.")
     flash()
     try:
         overview(ctx)

@@ -1,104 +1,123 @@
-"""Why these results: similarity + attribute filters, static sliders or dynamic weights, per-result contributions."""
+"""Why these results: the search page's query ranked by similarity + attribute filters, with static sliders or
+dynamic weights, and each result's score split into its contributions."""
 
 from __future__ import annotations
 
 import plotly.graph_objects as go
 import streamlit as st
 
-from core.embedding.query import embed_query
-from core.search.engine import SearchOptions
+from core.embedding.decode import Crop
+from core.search.engine import Searcher, SearchOptions, SearchResult
+from core.search.explain import score_parts, scorer_rows, top_attributes
 from core.search.ranking import SIMILARITY, RankingError, default_weights, load_presets, save_preset
-from ui.common import USER_ERRORS, get_searcher, show_error, sidebar
+from ui.common import USER_ERRORS, Context, get_searcher, md, show_error, sidebar
+from ui.query import crop_picker, embedded_query, photo_picker, state_text
+from ui.state import app_state, sync_url
 
-st.set_page_config(page_title="Why these results", layout="wide")
-st.title("Why these results")
-ctx = sidebar()
-if ctx is None:
-    st.stop()
+RANKINGS = ["static", "dynamic", "distance"]
 
 
-try:
-    searcher = get_searcher(ctx)
-    ranker = searcher.ranker
-except USER_ERRORS as e:
-    show_error(e)
-    st.stop()
-
-with st.expander("Attribute scorers"):
-    st.table([{"scorer": n, "source": r["source"], "offered": r["offered"],
-               "accuracy": round(r.get("cv_accuracy", r.get("accuracy", float("nan"))), 3),
-               "majority baseline": round(r.get("baseline", float("nan")), 3)}
-              for n, r in ranker.attributes.reports.items()])
-
-queries_csv = ctx.catalog_dir / "queries.csv"
-up = st.file_uploader("Query photo", type=["jpg", "jpeg", "png", "webp", "bmp"])
-src = up
-if up is None and (ctx.catalog_dir / "queries").is_dir():
-    examples = sorted(p.name for p in (ctx.catalog_dir / "queries").iterdir())[:200]
-    if examples:
-        src = ctx.catalog_dir / "queries" / st.selectbox("…or an example query", examples)
-if src is None:
-    st.info("Upload a photo to see how it is ranked.")
-    st.stop()
-
-mode = st.radio("Ranking", ["static", "dynamic", "distance"], horizontal=True,
-                help="static: your weights; dynamic: weights predicted per query; distance: similarity only")
-weights = None
-if mode == "static":
+def static_weights(searcher: Searcher) -> dict[str, float]:
+    """Preset and per-dimension sliders; a preset can be saved."""
     presets = load_presets()
-    name = st.selectbox("Preset", ["default", *presets])
-    base = default_weights(ranker.dims) if name == "default" else presets[name]
-    cols = st.columns(len(ranker.dims))
+    name = st.selectbox("Preset", ["default", *presets], key="why_preset")
+    base = default_weights(searcher.dims) if name == "default" else presets[name]
+    cols = st.columns(len(searcher.dims))
     weights = {d: c.slider(d, 0.0, 3.0, float(base.get(d, 0.0)), 0.05, key=f"w_{name}_{d}")
-               for d, c in zip(ranker.dims, cols)}
-    new = st.text_input("Save these weights as preset")
-    if st.button("Save preset") and new:
+               for d, c in zip(searcher.dims, cols)}
+    new = st.text_input("Save these weights as preset", key="why_preset_name")
+    if st.button("Save preset", key="why_preset_save") and new:
         try:
             save_preset(new, weights)
-            st.success(f"saved preset {new}")
+            st.success(f"saved preset {md(new)}")
         except RankingError as e:
             show_error(e)
-elif mode == "dynamic":
+    return weights
+
+
+def dynamic_ready(ctx: Context, searcher: Searcher) -> bool:
+    """Whether a dynamic ranker is trained; if not, say so and offer to train one on the catalog's queries."""
     try:
         searcher.net  # noqa: B018 - a clear message when no dynamic ranker is trained yet
+        return True
     except RankingError as e:
         st.warning(str(e))
-        if queries_csv.is_file() and st.button(f"Train on {queries_csv.name}"):
-            from core.evaluation.rank_eval import train_dynamic
+    queries_csv = ctx.catalog_dir / "queries.csv"
+    if queries_csv.is_file() and st.button(f"Train on {queries_csv.name}", key="why_train"):
+        from core.evaluation.rank_eval import train_dynamic
 
-            bar = st.progress(0.0, text="Embedding training queries…")
-            train_dynamic(ctx.index, ctx.embedder, queries_csv, progress=lambda i, n: bar.progress(i / max(n, 1)))
-            bar.empty()
-            st.rerun()
+        bar = st.progress(0.0, text="Embedding training queries…")
+        train_dynamic(ctx.index, ctx.embedder, queries_csv, progress=lambda i, n: bar.progress(i / max(n, 1)))
+        bar.empty()
+        st.rerun()
+    return False
+
+
+def explanation(res: SearchResult) -> None:
+    """The weights used and the query's predicted attributes."""
+    st.caption("Weights used: " + ", ".join(f"{md(d)} {w:.2f}" for d, w in res.weights.items()))
+    if res.query_attributes:
+        st.subheader("The query's predicted attributes")
+        st.dataframe([{"attribute": d, **{f"#{i + 1}": f"{v} ({p:.0%})" for i, (v, p) in enumerate(top)}}
+                      for d, top in top_attributes(res.query_attributes).items()], hide_index=True)
+
+
+def result_rows(res: SearchResult) -> None:
+    for h in res.hits:
+        a, b = st.columns([1, 3])
+        a.image(h.image, width="stretch")
+        a.caption(f"#{h.rank} {md(h.product_id)} · {md(h.fields.get('title', ''))}")
+        parts = score_parts(h, res.weights)
+        fig = go.Figure(go.Bar(x=[p.contribution for p in parts], y=[p.dimension for p in parts], orientation="h",
+                               text=[p.label for p in parts],
+                               marker_color=["#888" if p.dimension == SIMILARITY else "#1f77b4" for p in parts]))
+        fig.update_layout(height=160, margin=dict(l=0, r=0, t=20, b=0), title=f"score {h.score:.3f}")
+        b.plotly_chart(fig, width="stretch", key=f"bar{h.rank}")
+
+
+def main() -> None:
+    st.set_page_config(page_title="Why these results", layout="wide")
+    st.title("Why these results")
+    ctx = sidebar()
+    if ctx is None:
         st.stop()
+    try:
+        searcher = get_searcher(ctx)
+        rows = scorer_rows(searcher.ranker)
+    except USER_ERRORS as e:
+        show_error(e)
+        st.stop()
+    with st.expander("Attribute scorers"):
+        st.table(rows)
+    left, right = st.columns([1, 2], gap="large")
+    with left:
+        st.caption("The search page's query (same photo and crop); choosing another here changes it there too.")
+        try:
+            photo = photo_picker(ctx)
+            crop = crop_picker(photo) if photo else Crop()
+        except USER_ERRORS as e:
+            show_error(e)
+            st.stop()
+        sync_url(app_state())
+    text, weight = state_text(ctx)
+    if photo is None and not text.strip():
+        left.info("Choose a photo (here or on the search page) to see how it is ranked.")
+        st.stop()
+    with right:
+        mode = st.radio("Ranking", RANKINGS, horizontal=True, key="why_rank",
+                        help="static: your weights; dynamic: weights predicted per query; distance: similarity only")
+        weights = static_weights(searcher) if mode == "static" else None
+        if mode == "dynamic" and not dynamic_ready(ctx, searcher):
+            st.stop()
+        try:
+            query = embedded_query(ctx, photo, crop, text, weight)
+            res = searcher.search(query, SearchOptions.make(k=10, rank=mode, weights=weights))
+        except USER_ERRORS as e:
+            show_error(e)
+            st.stop()
+        explanation(res)
+    st.subheader("Results")
+    result_rows(res)
 
-try:
-    query = embed_query(ctx.embedder, src.getvalue() if hasattr(src, "getvalue") else src)
-    res = searcher.search(query, SearchOptions.make(k=10, rank=mode, weights=weights))
-    img = query.image
-except USER_ERRORS as e:
-    show_error(e)
-    st.stop()
 
-left, right = st.columns([1, 2])
-with left:
-    st.image(img, caption="query", width="stretch")
-    st.caption("Weights used: " + ", ".join(f"{d} {w:.2f}" for d, w in res.weights.items()))
-with right:
-    st.subheader("The query's predicted attributes")
-    for d, probs in res.query_attributes.items():
-        top = sorted(probs.items(), key=lambda kv: -kv[1])[:3]
-        st.write(f"**{d}**: " + ", ".join(f"{v} ({p:.0%})" for v, p in top))
-
-st.subheader("Results")
-for h in res.hits:
-    a, b = st.columns([1, 3])
-    a.image(h.image, width="stretch")
-    a.caption(f"#{h.rank} {h.product_id} · {h.fields.get('title', '')}")
-    dims = list(h.contributions)
-    fig = go.Figure(go.Bar(x=[h.contributions[d] for d in dims], y=dims, orientation="h",
-                           text=[f"{h.contributions[d] / res.weights[d]:.2f} × {res.weights[d]:.2f}"
-                                 if res.weights.get(d) else "weight 0" for d in dims],
-                           marker_color=["#888" if d == SIMILARITY else "#1f77b4" for d in dims]))
-    fig.update_layout(height=160, margin=dict(l=0, r=0, t=20, b=0), title=f"score {h.score:.3f}")
-    b.plotly_chart(fig, width="stretch", key=f"bar{h.rank}")
+main()

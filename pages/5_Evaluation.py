@@ -2,99 +2,128 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 import streamlit as st
 
-from core.embedding.head import find_heads
-from core.evaluation.evaluate import evaluate, failure_details, query_files_near
+from core.embedding.head import head_specs
+from core.evaluation.evaluate import Evaluation, Failure, evaluate, failure_details, query_files_near
 from core.explore.map_view import map_figure, map_table
 from core.explore.projection import UmapParams
-from ui.common import USER_ERRORS, get_embedder, get_index, index_searcher, show_error, sidebar
+from ui.common import USER_ERRORS, Context, get_embedder, get_index, index_searcher, md, show_error, sidebar
 from ui.explore import index_projection
 
-st.set_page_config(page_title="Evaluation", layout="wide")
-st.title("Evaluation")
-ctx = sidebar()
-if ctx is None:
-    st.stop()
+OTHER_CSV = "Other CSV…"
 
-found = query_files_near(ctx.catalog_dir)
-choice = st.selectbox("Labelled queries", [str(p) for p in found] + ["Other CSV…"], key="ev_queries",
-                      help="CSV with image,<label> columns; `python -m core import` writes queries-<split>.csv")
-queries = st.text_input("Queries CSV", key="ev_queries_path") if choice == "Other CSV…" else choice
-label = st.selectbox("Relevant when the same", ["product_id", "category"], key="ev_label",
-                     help="product_id: the exact product; category: any product of the query's category")
-heads = [f"{ctx.spec.split('+head:')[0]}+head:{p}" for p in find_heads()]
-specs = st.multiselect("Embedders to compare", list(dict.fromkeys([ctx.spec, *heads])), default=[ctx.spec],
-                       key="ev_specs", help="Trained heads found in the cache are listed; train one with "
-                       "`python -m core train-metric`")
-extra = st.text_input("…and another embedder spec", key="ev_extra")
-specs = list(dict.fromkeys([*specs, *([extra.strip()] if extra.strip() else [])]))
-rank = st.radio("Ranking", ["static", "distance"], horizontal=True, key="ev_rank",
-                help="static: the app's default search (nearest neighbours re-ranked by the attribute filters, "
-                     "see Why these results); distance: nearest neighbours only")
 
-if st.button("Evaluate", type="primary", key="ev_run", disabled=not (queries and specs)):
+@dataclass
+class Request:
+    queries: str
+    label: str
+    specs: list[str]
+    rank: str
+
+
+def request(ctx: Context) -> Request:
+    """What to evaluate: labelled queries, relevance label, embedders and ranking."""
+    found = query_files_near(ctx.catalog_dir)
+    choice = st.selectbox("Labelled queries", [str(p) for p in found] + [OTHER_CSV], key="ev_queries",
+                          help="CSV with image,<label> columns; `python -m core import` writes queries-<split>.csv")
+    queries = st.text_input("Queries CSV", key="ev_queries_path") if choice == OTHER_CSV else choice
+    label = st.selectbox("Relevant when the same", ["product_id", "category"], key="ev_label",
+                         help="product_id: the exact product; category: any product of the query's category")
+    specs = st.multiselect("Embedders to compare", list(dict.fromkeys([ctx.spec, *head_specs(ctx.spec)])),
+                           default=[ctx.spec], key="ev_specs", help="Trained heads found in the cache are listed; "
+                           "train one with `python -m core train-metric`")
+    extra = st.text_input("…and another embedder spec", key="ev_extra")
+    specs = list(dict.fromkeys([*specs, *([extra.strip()] if extra.strip() else [])]))
+    rank = st.radio("Ranking", ["static", "distance"], horizontal=True, key="ev_rank",
+                    help="static: the app's default search (nearest neighbours re-ranked by the attribute filters, "
+                         "see Why these results); distance: nearest neighbours only")
+    return Request(queries or "", label, specs, rank)
+
+
+def run(ctx: Context, req: Request) -> dict[str, tuple[Evaluation, list[Failure]]]:
+    """Evaluate each embedder on the request (each failure is one line; the others still run)."""
     results = {}
-    for spec in specs:
+    for spec in req.specs:
         try:
             emb = get_embedder(spec)
             index = get_index(ctx.catalog_dir, emb)
-            searcher = index_searcher(index, emb) if rank == "static" else None
+            searcher = index_searcher(index, emb) if req.rank == "static" else None
             bar = st.progress(0.0, text=f"Evaluating {spec}…")
-            ev = evaluate(index, emb, Path(queries), label=label, rank=rank, searcher=searcher,
+            ev = evaluate(index, emb, Path(req.queries), label=req.label, rank=req.rank, searcher=searcher,
                           progress=lambda i, n, b=bar, s=spec: b.progress(i / max(n, 1), text=f"Evaluating {s}…"))
             bar.empty()
-            results[spec] = (ev, failure_details(ev, index, label))
+            results[spec] = (ev, failure_details(ev, index, req.label))
         except USER_ERRORS as e:
             show_error(e)
-    st.session_state["ev_results"] = results
-    st.session_state["ev_rank_done"] = rank
+    return results
 
-results = st.session_state.get("ev_results") or {}
-if results:
-    table = pd.DataFrame({spec: ev.metrics for spec, (ev, _) in results.items()}).T
-    st.subheader("Metrics")
-    st.caption(f"Ranking: {st.session_state.get('ev_rank_done', rank)}")
-    st.dataframe(table, width="stretch")
-    for spec, (ev, _) in results.items():
-        if ev.skipped:
-            st.warning(f"{spec}: {len(ev.skipped)} query row(s) skipped, e.g. {ev.skipped[0]}")
 
+def misses(results: dict[str, tuple[Evaluation, list[Failure]]]) -> None:
     st.subheader("Missed queries")
     spec = st.selectbox("Embedder", list(results), key="ev_fail_spec")
     fails = results[spec][1]
     if not fails:
         st.success("Every query found its product first.")
-    else:
-        i = st.number_input(f"Miss (1–{len(fails)})", 1, len(fails), 1, key="ev_fail_i") - 1
-        f = fails[int(i)]
-        where = f"ranked {f.rank}" if f.rank else "not in the top 10"
-        st.markdown(f"**Query** `{Path(f.query).name}` — expected **{f.expected}**, {where}"
-                    + (f" (score {f.expected_score:.3f})" if f.expected_score is not None else ""))
-        cols = st.columns(2 + min(len(f.above), 5))
-        cols[0].image(f.query, caption="query", width="stretch")
-        if f.expected_image:
-            cols[1].image(f.expected_image, caption=f"expected: {f.expected}", width="stretch")
-        for c, (pid, score, img) in zip(cols[2:], f.above):
-            if img:
-                c.image(img, caption=f"{pid} · {score:.3f}", width="stretch")
-        st.dataframe(pd.DataFrame(f.above, columns=["product_id", "score", "image"]), width="stretch")
+        return
+    i = st.number_input(f"Miss (1–{len(fails)})", 1, len(fails), 1, key="ev_fail_i") - 1
+    f = fails[int(i)]
+    where = f"ranked {f.rank}" if f.rank else "not in the top 10"
+    st.markdown(f"**Query** {md(Path(f.query).name)} — expected **{md(f.expected)}**, {where}"
+                + (f" (score {f.expected_score:.3f})" if f.expected_score is not None else ""))
+    cols = st.columns(2 + min(len(f.above), 5))
+    cols[0].image(f.query, caption="query", width="stretch")
+    if f.expected_image:
+        cols[1].image(f.expected_image, caption=f"expected: {f.expected}", width="stretch")
+    for c, (pid, score, img) in zip(cols[2:], f.above):
+        if img:
+            c.image(img, caption=f"{pid} · {score:.3f}", width="stretch")
+    st.dataframe(pd.DataFrame(f.above, columns=["product_id", "score", "image"]), width="stretch")
 
+
+def maps(ctx: Context, specs: list[str], label: str) -> None:
     st.subheader("Embedding map before and after")
     st.caption("The catalog of each embedder projected with UMAP (cosine, cached per index), coloured by the "
                "relevance label: after metric learning the views of one label should gather.")
-    if st.toggle("Show the maps (the first projection of a catalog takes a while)", key="ev_maps"):
-        cols = st.columns(min(len(results), 2))
-        for col, spec in zip(cols, list(results)[:2]):
-            with col:
-                try:
-                    index = get_index(ctx.catalog_dir, get_embedder(spec))
-                    proj = index_projection(index, UmapParams())
-                    rows = map_table(index, proj)
-                    st.plotly_chart(map_figure(rows, label if rows and label in rows[0] else "product_id",
-                                               title=spec), key=f"ev_map_{spec}")
-                except USER_ERRORS as e:
-                    show_error(e)
+    if not st.toggle("Show the maps (the first projection of a catalog takes a while)", key="ev_maps"):
+        return
+    cols = st.columns(min(len(specs), 2))
+    for col, spec in zip(cols, specs[:2]):
+        with col:
+            try:
+                index = get_index(ctx.catalog_dir, get_embedder(spec))
+                rows = map_table(index, index_projection(index, UmapParams()))
+                st.plotly_chart(map_figure(rows, label if rows and label in rows[0] else "product_id", title=spec),
+                                key=f"ev_map_{spec}")
+            except USER_ERRORS as e:
+                show_error(e)
+
+
+def main() -> None:
+    st.set_page_config(page_title="Evaluation", layout="wide")
+    st.title("Evaluation")
+    ctx = sidebar()
+    if ctx is None:
+        st.stop()
+    req = request(ctx)
+    if st.button("Evaluate", type="primary", key="ev_run", disabled=not (req.queries and req.specs)):
+        st.session_state["ev_results"] = (str(ctx.catalog_dir), run(ctx, req))
+        st.session_state["ev_rank_done"] = req.rank
+    done_on, results = st.session_state.get("ev_results") or ("", {})
+    if not results or done_on != str(ctx.catalog_dir):  # results belong to the catalog they were computed on
+        return
+    st.subheader("Metrics")
+    st.caption(f"Ranking: {st.session_state.get('ev_rank_done', req.rank)}")
+    st.dataframe(pd.DataFrame({spec: ev.metrics for spec, (ev, _) in results.items()}).T, width="stretch")
+    for spec, (ev, _) in results.items():
+        if ev.skipped:
+            st.warning(f"{md(spec)}: {len(ev.skipped)} query row(s) skipped, e.g. {md(ev.skipped[0])}")
+    misses(results)
+    maps(ctx, list(results), req.label)
+
+
+main()

@@ -14,7 +14,7 @@ import pytest
 from annoy import AnnoyIndex
 from filelock import FileLock
 
-from core.config.store import StoreError, writer_lock
+from core.config.store import StoreError, atomic_path, atomic_write, writer_lock
 from core.data.catalog import load_catalog
 from core.index.product_index import ProductIndex
 from tests.conftest import ROOT, SAMPLE
@@ -134,3 +134,25 @@ def test_searches_stay_correct_while_adding_and_compacting(tmp_path):
             t.join()
     assert not errors, errors[:5]
     check_consistent(tmp_path / "idx")
+
+
+def test_atomic_write_replaces_whole_files_and_leaves_nothing_on_failure(tmp_path):
+    p = tmp_path / "sub" / "data.npz"
+    atomic_write(p, b"old")
+    assert p.read_bytes() == b"old"
+    with atomic_path(p) as tmp:
+        assert tmp.parent == p.parent and tmp.suffix == ".npz" and tmp != p
+        np.savez(tmp, x=np.arange(3))  # numpy keeps a name that ends in .npz as it is
+    assert np.load(p)["x"].tolist() == [0, 1, 2]
+    with pytest.raises(RuntimeError), atomic_path(p) as tmp:
+        tmp.write_bytes(b"half")
+        raise RuntimeError("crash while writing")
+    assert np.load(p)["x"].tolist() == [0, 1, 2]
+    atomic_write(tmp_path / "t.csv", "é,1\n", encoding="cp1252")
+    assert (tmp_path / "t.csv").read_bytes() == "é,1\n".encode("cp1252")
+    with atomic_path(tmp_path / "folder") as d:  # a folder is published the same way
+        d.mkdir()
+        (d / "a.txt").write_text("a")
+    assert (tmp_path / "folder" / "a.txt").read_text() == "a"
+    assert sorted(f.name for f in p.parent.iterdir()) == ["data.npz"]
+    assert not list(tmp_path.glob(".*"))

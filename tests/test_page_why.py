@@ -19,11 +19,12 @@ def test_why_page_static_and_distance(sample_index, embedder):
         shutil.copytree(sample_index.root, d, ignore=shutil.ignore_patterns(".lock"))
     at = AppTest.from_file(str(PAGE), default_timeout=600).run()
     assert not at.exception and not at.error
-    assert at.radio[0].value == "static"
+    assert at.radio(key="why_rank").value == "static"
+    assert at.selectbox(key="example").value.name == "q000_P0000.jpg"  # the app's current query (its first)
     assert {s.label for s in at.slider} >= {"similarity", "pixel_colour", "pattern"}
-    assert any("pixel_colour" in m.value for m in at.markdown)  # the query's predicted attributes
+    assert "pixel_colour" in at.dataframe[0].value["attribute"].tolist()  # the query's predicted attributes
     assert len(at.get("plotly_chart")) == 10  # one contribution chart per result
-    at.radio[0].set_value("distance").run()
+    at.radio(key="why_rank").set_value("distance").run()
     assert not at.exception and not at.error
-    at.radio[0].set_value("dynamic").run()  # no trained model yet: a warning, not a traceback
+    at.radio(key="why_rank").set_value("dynamic").run()  # no trained model yet: a warning, not a traceback
     assert not at.exception and at.warning

@@ -39,12 +39,13 @@ def test_the_readme_names_the_user_paths():
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(2400)  # training and three indexings on 2 cores; each command has its own timeout below
 def test_readme_commands_run_as_written(tmp_path):
     """index -> search -> evaluate, then train-metric -> index --model ...+head: -> search -> evaluate: every
     README command, in order, with /tmp paths moved into a temporary folder. A hang fails the test."""
     for cmd in readme_commands():
         args = [a.replace("/tmp/", f"{tmp_path}/") for a in shlex.split(cmd)[3:]]
-        r = run_cli(args, tmp_path)
+        r = run_cli(args, tmp_path, timeout=1200)
         assert r.returncode == 0, f"{cmd}\n{r.stderr[-2000:]}"
         assert "Traceback" not in r.stderr
         if args[0] == "train-metric":  # the spec it prints is the one the README uses next
@@ -108,3 +109,14 @@ def test_same_query_file_same_vector_through_cli_app_and_batch_paths(tmp_path, e
     np.testing.assert_allclose(cli, batch.vector, atol=1e-5)
     cropped = embed_query(embedder, path.read_bytes(), crop=Crop(0.25, 0.25, 0.75, 0.75)).vector
     assert float(cli @ cropped) < 0.999  # the crop is applied
+
+
+def test_readme_layout_names_every_engine_module():
+    """The README's layout table lists each package of core/ with exactly the modules it holds."""
+    section = README.read_text().split("## Project layout", 1)[1].split("\n## ", 1)[0]
+    listed = {m[0]: set(re.findall(r"`(\w+/?)`", m[1])) for m in re.findall(r"\| `core/(\w+)/` \| ([^|]+) \|", section)}
+    core = ROOT / "core"
+    tree = {d.name: {p.stem for p in d.glob("*.py") if p.stem != "__init__"} | {f"{s.name}/" for s in d.iterdir()
+                                                                              if (s / "__init__.py").is_file()}
+            for d in core.iterdir() if (d / "__init__.py").is_file()}
+    assert listed == tree

@@ -1,7 +1,9 @@
-"""Sidebar (catalog + embedder pickers), cached heavy objects and friendly errors for every page."""
+"""Sidebar (catalog + embedder pickers, bound to the app state), cached heavy objects and friendly errors for
+every page."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,13 +12,14 @@ import streamlit as st
 from core.config.store import StoreError
 from core.data.catalog import CatalogError, load_catalog
 from core.data.images import ImageError
-from core.embedding import DEFAULT_SPEC, Embedder, load_embedder
+from core.embedding import Embedder, load_embedder
 from core.index.product_index import IndexStateError, ProductIndex
-from core.index.workspace import ensure_index, index_dir_for, index_state, known_catalogs
+from core.index.workspace import catalog_keys, catalog_label, ensure_index, index_dir_for, index_state
 from core.search.engine import Searcher
+from ui.state import EMBEDDER_CHOICES, AppState, app_state, bind, sync_url
 
 USER_ERRORS = (ValueError, CatalogError, ImageError, IndexStateError, StoreError, OSError)
-EMBEDDER_CHOICES = [DEFAULT_SPEC, "efficientnet-lite2", "open_clip:ViT-B-32:laion2b_s34b_b79k"]
+OTHER = "Other folder…"
 
 
 @dataclass
@@ -76,36 +79,76 @@ def index_searcher(index: ProductIndex, embedder: Embedder) -> Searcher:
 
 
 def sidebar() -> Context | None:
-    """Catalog and embedder pickers; returns None (after showing why) when nothing can be searched."""
-    cats = known_catalogs()
+    """Catalog and embedder pickers, bound to the app state (so every page shows the same catalog and
+    embedder, and the URL names them); returns None (after showing why) when nothing can be searched."""
+    state = app_state()
+    keys = catalog_keys()
+    labels = {catalog_label(k): k for k in keys}
+    options = [*labels, OTHER]
     with st.sidebar:
-        label = st.selectbox("Catalog", [*cats, "Other folder…"], key="vps_catalog")
-        if label == "Other folder…":
-            path = st.text_input("Catalog folder", key="vps_catalog_path", placeholder="/path/to/catalog")
-            if not path:
-                st.info("Type the path of a folder with catalog.csv, or of <category>/<image> folders.")
-                return None
-            catalog_dir = Path(path).expanduser()
+        bind("vps_catalog", catalog_label(state.catalog) if state.catalog in keys else OTHER, options.__contains__)
+        label = st.selectbox("Catalog", options, key="vps_catalog")
+        if label == OTHER:
+            bind("vps_catalog_path", "" if state.catalog in keys else state.catalog, _is_str)
+            state.catalog = st.text_input("Catalog folder", key="vps_catalog_path",
+                                          placeholder="/path/to/catalog").strip()
         else:
-            catalog_dir = cats[label]
-        spec = st.selectbox("Embedder", EMBEDDER_CHOICES, key="vps_spec",
-                            help="efficientnet-lite0 works offline; open_clip needs its weights downloaded once.")
-        custom = st.text_input("…or an embedder spec", key="vps_spec_custom",
-                               placeholder="efficientnet-lite0+head:/path/to/model")
-        spec = custom.strip() or spec
+            state.catalog = labels[label]
+        bind("vps_spec", state.spec_choice, EMBEDDER_CHOICES.__contains__)
+        state.spec_choice = st.selectbox("Embedder", EMBEDDER_CHOICES, key="vps_spec",
+                                         help="efficientnet-lite0 works offline; open_clip needs its weights "
+                                              "downloaded once.")
+        bind("vps_spec_custom", state.spec_typed, _is_str)
+        state.spec_typed = st.text_input("…or an embedder spec", key="vps_spec_custom",
+                                         placeholder="efficientnet-lite0+head:/path/to/model")
+        if not state.catalog:
+            st.info("Type the path of a folder with catalog.csv, or of <category>/<image> folders.")
+    embedder = _state_embedder(state) if state.catalog else None
+    sync_url(state)
+    if embedder is None:
+        return None
+    catalog_dir = keys.get(state.catalog) or Path(state.catalog).expanduser()
     try:
-        embedder = get_embedder(spec)
         index = get_index(catalog_dir, embedder)
     except USER_ERRORS as e:
         show_error(e)
         return None
-    return Context(catalog_dir, spec, embedder, index)
+    return Context(catalog_dir, embedder.spec, embedder, index)
 
 
-def show_error(e: BaseException) -> None:
+def _is_str(v: object) -> bool:
+    return isinstance(v, str)
+
+
+def _state_embedder(state: AppState) -> Embedder | None:
+    """The embedder the sidebar asks for; when it cannot be loaded, one line says so and the last spec that
+    loaded (the default at first) is used instead."""
+    wanted = state.spec_typed.strip() or state.spec_choice
+    try:
+        embedder = get_embedder(wanted)
+    except USER_ERRORS as e:
+        if wanted == state.spec:
+            show_error(e)
+            return None
+        show_error(e, f" — still using {state.spec}")
+        try:
+            return get_embedder(state.spec)
+        except USER_ERRORS as e2:
+            show_error(e2)
+            return None
+    state.spec = wanted
+    return embedder
+
+
+def show_error(e: BaseException, note: str = "") -> None:
     """One clear line for the user; never a traceback."""
     msg = str(e).splitlines()[0] if str(e) else type(e).__name__
-    st.error(msg)
+    st.error(msg + note)
+
+
+def md(text: object) -> str:
+    """``text`` (catalog fields, file names) escaped for Streamlit Markdown: shown as typed, never as markup."""
+    return re.sub(r"([\\`*_\[\]{}<>#|~$!:])", r"\\\1", str(text)).replace("\n", " ")
 
 
 @st.cache_data(show_spinner=False, max_entries=4096)

@@ -1,4 +1,5 @@
-"""Atomic, versioned folders: each write makes a new generation, then one ``os.replace`` publishes it."""
+"""Atomic writes: single files (:func:`atomic_path`, :func:`atomic_write`) and versioned folders (each write makes
+a new generation, then one ``os.replace`` publishes it)."""
 
 from __future__ import annotations
 
@@ -31,6 +32,17 @@ def current_generation(root: Path) -> Path | None:
     return gen
 
 
+def read_current(root: Path) -> tuple[Path, dict] | None:
+    """The current generation of ``root`` and its manifest, or None when there is none."""
+    gen = current_generation(root)
+    return None if gen is None else (gen, json.loads((gen / "manifest.json").read_text()))
+
+
+def stale_key(manifest: dict, expected: dict) -> str | None:
+    """The first key of ``expected`` whose value ``manifest`` does not hold (None: the artefact is current)."""
+    return next((k for k, v in expected.items() if manifest.get(k) != v), None)
+
+
 def _fsync_dir(path: Path) -> None:
     try:
         fd = os.open(path, os.O_RDONLY)
@@ -42,6 +54,36 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+@contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``path`` (same suffix) to write a file or a folder to; when the block ends
+    without error it is synced and replaces ``path`` in one step, else it is deleted. Readers see the old
+    content or the new, never a part."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.{uuid.uuid4().hex[:8]}.tmp{path.suffix}")
+    try:
+        yield tmp
+        if tmp.is_file():
+            with open(tmp, "rb") as fh:
+                os.fsync(fh.fileno())
+        os.replace(tmp, path)
+        _fsync_dir(path.parent)
+    finally:
+        if tmp.is_dir():
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            tmp.unlink(missing_ok=True)
+
+
+def atomic_write(path: str | Path, data: bytes | str, encoding: str = "utf-8") -> Path:
+    """Write ``data`` (text is encoded with ``encoding``) to ``path`` atomically; returns ``path``."""
+    raw = data.encode(encoding) if isinstance(data, str) else data
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(raw)
+    return Path(path)
+
+
 def write_json(path: Path, obj) -> None:
     with open(path, "w", encoding="utf-8") as f:
         json.dump(obj, f, indent=1, ensure_ascii=False, sort_keys=True)
@@ -50,7 +92,8 @@ def write_json(path: Path, obj) -> None:
 
 
 def link_or_copy(src: Path, dst: Path) -> None:
-    """Share an unchanged file with the previous generation (hard link), or copy it."""
+    """Hard-link ``src`` at ``dst`` (e.g. an unchanged file shared with the previous generation), or copy it
+    where links are not possible (another filesystem)."""
     try:
         os.link(src, dst)
     except OSError:
@@ -98,12 +141,7 @@ def new_generation(root: Path) -> Iterator[Path]:
         _fsync_dir(tmp)
         gen = root / f"gen-{uuid.uuid1().hex}"
         os.rename(tmp, gen)
-        ptr_tmp = root / f".{POINTER}.{uuid.uuid4().hex[:8]}"
-        ptr_tmp.write_text(gen.name)
-        with open(ptr_tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(ptr_tmp, root / POINTER)
-        _fsync_dir(root)
+        atomic_write(root / POINTER, gen.name)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

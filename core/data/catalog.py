@@ -176,12 +176,21 @@ def load_catalog(root: str | Path) -> Catalog:
     return cat
 
 
+def product_columns(products: dict[str, dict[str, str]]) -> list[str]:
+    """The field columns (besides ``product_id``) that products have, sorted."""
+    return sorted({c for f in products.values() for c in f})
+
+
+def column_values(products: dict[str, dict[str, str]], column: str) -> list[str]:
+    """The non-empty values of ``column``, one per product that has one."""
+    return [v for f in products.values() if (v := f.get(column, ""))]
+
+
 def numeric_columns(products: dict[str, dict[str, str]], columns: list[str]) -> list[str]:
     """Columns whose every non-empty value parses as a number."""
     out = []
     for c in columns:
-        vals = [p.get(c, "") for p in products.values()]
-        vals = [v for v in vals if v != ""]
+        vals = column_values(products, c)
         if vals and all(is_number(v) for v in vals):
             out.append(c)
     return out

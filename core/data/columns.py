@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from core.data.catalog import is_number, load_catalog
+from core.data.catalog import column_values, is_number, load_catalog
 
 KINDS = ("title", "price", "category", "text", "id", "categorical", "numeric", "info", "hidden")
 FILTERABLE = ("category", "categorical", "price", "numeric")
@@ -115,7 +115,7 @@ def column_types(products: dict[str, dict[str, str]], columns: list[str] | None 
     kinds, source = {}, {}
     demote = {"title": "info", "price": "numeric", "category": "categorical"}
     for c in columns:
-        k = infer_kind(c, [f.get(c, "") for f in products.values()])
+        k = infer_kind(c, column_values(products, c))
         if k in demote and k in kinds.values():
             k = demote[k]
         kinds[c], source[c] = k, "inferred"

@@ -6,6 +6,7 @@ import csv
 from pathlib import Path
 
 from core.data.catalog import IMAGE_EXTS, inside_root
+from core.data.query_sets import query_sets
 
 
 def read_queries(path: str | Path, label: str = "product_id", *,
@@ -91,3 +92,8 @@ def load_labelled_queries(source: str | Path, label: str, products: dict[str, di
         else:
             skipped.append(f"{p.name}: product {pid} is not in the index or has no {label}")
     return out, skipped
+
+
+def labelled_query_sets(catalog_dir: str | Path) -> list[Path]:
+    """The CSV files and folder trees of a catalog's labelled query sets (see :func:`query_sets`)."""
+    return [s.path for s in query_sets(catalog_dir)]

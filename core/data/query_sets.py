@@ -3,7 +3,9 @@
 - ``<catalog>/queries*.csv`` (the sample's ``queries.csv``) and ``<catalog>/../queries-<split>.csv`` (what
   ``python -m core import`` writes beside the catalog folder): ``image,<label>...`` rows, image paths relative
   to the CSV's folder;
-- ``<catalog>/queries/<category>/<image>``: a folder tree labelled by category.
+- ``<catalog>/queries/<category>/<image>``, and a held-out ``validation`` (``val``, ``test``) tree beside the
+  catalog folder (a dataset's own layout, e.g. clothing's ``train/`` as the catalog): folder trees labelled by
+  category.
 
 Flat images in ``<catalog>/queries/`` are example photos without labels.
 """
@@ -15,6 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from core.data.catalog import IMAGE_EXTS
+
+#: held-out folder trees looked for beside a catalog folder
+SPLITS = ("validation", "val", "test")
 
 
 @dataclass(frozen=True)
@@ -32,9 +37,11 @@ class QuerySet:
 
     @property
     def split(self) -> str:
-        """``train``, ``val``, ``test``... from the name (``queries-val.csv`` -> ``val``), else ``""``."""
-        stem = self.path.stem if self.kind == "csv" else ""
-        return stem.split("-", 1)[1] if "-" in stem else ""
+        """``train``, ``val``, ``test``... from the name (``queries-val.csv`` -> ``val``, ``validation/``), else
+        ``""``."""
+        if self.kind == "folder":
+            return self.path.name if self.path.name in SPLITS else ""
+        return self.path.stem.split("-", 1)[1] if "-" in self.path.stem else ""
 
 
 def _csv_set(path: Path) -> QuerySet | None:
@@ -62,12 +69,14 @@ def _folder_set(tree: Path) -> QuerySet | None:
 
 
 def query_sets(catalog_root: str | Path) -> list[QuerySet]:
-    """Every labelled query set of a catalog folder (CSV files, then a ``queries/<category>/`` tree)."""
+    """Every labelled query set of a catalog folder: CSV files, then folder trees (see the module doc)."""
     root = Path(catalog_root)
     csvs = sorted({*root.glob("queries*.csv"), *root.parent.glob("queries-*.csv")})
     out = [s for s in map(_csv_set, csvs) if s is not None]
-    if (root / "queries").is_dir() and (s := _folder_set(root / "queries")) is not None:
-        out.append(s)
+    trees = [root / "queries", *(root.parent / name for name in SPLITS)]
+    for tree in trees:
+        if tree.is_dir() and tree.resolve() != root.resolve() and (s := _folder_set(tree)) is not None:
+            out.append(s)
     return out
 
 

@@ -80,7 +80,7 @@ def open_clip_specs() -> list[str]:
     return out
 
 
-def head_specs() -> list[str]:
+def loadable_head_specs() -> list[str]:
     """``<base>+head:<dir>`` of every trained head in the cache whose base embedder can load here."""
     out = []
     for d in find_heads():
@@ -96,7 +96,7 @@ def head_specs() -> list[str]:
 def available_embedders() -> EmbedderChoices:
     """Specs that can load here, with no download: EfficientNet-Lite, trained heads, local open_clip weights;
     and a one-line how-to for open_clip when none of its weights are here."""
-    specs = [s for s in OFFERED if efficientnet_ok(s)] + head_specs()
+    specs = [s for s in OFFERED if efficientnet_ok(s)] + loadable_head_specs()
     clip = open_clip_specs()
     howto = [] if clip else [open_clip_howto() if _installed("open_clip") else
                              "open_clip is not installed: pip install open_clip_torch, then add its weights"]

@@ -105,3 +105,9 @@ def find_heads(*roots: Path) -> list[Path]:
         if Path(root).is_dir():
             found.update(p.parent for p in Path(root).glob("**/" + CONFIG) if (p.parent / WEIGHTS).is_file())
     return sorted(found)
+
+
+def head_specs(spec: str, *roots: Path) -> list[str]:
+    """Specs of the trained heads found (see :func:`find_heads`) on the base embedder of ``spec``."""
+    base = spec.split("+head:")[0]
+    return [f"{base}+head:{p}" for p in find_heads(*roots)]

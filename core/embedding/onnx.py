@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
 import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from core.config.store import atomic_write
 
 OPSET = 17
 
@@ -66,9 +67,7 @@ def cached_model(spec: str, weights: str, module: torch.nn.Module, forward, imag
     with FileLock(str(path) + ".lock"):
         if not path.is_file():
             data = export(module, forward, image_size)
-            tmp = path.with_suffix(f".tmp{os.getpid()}")
-            tmp.write_bytes(data)
-            os.replace(tmp, path)
+            atomic_write(path, data)
         return path.read_bytes()
 
 

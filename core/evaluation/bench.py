@@ -27,6 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
+from core.config.store import atomic_write
+from core.evaluation.metrics import first_relevant, neighbour_recall, recall_at, relevance
 from core.index.pca import pca, project
 
 K = 10
@@ -138,10 +140,6 @@ def exact_topk(data: np.ndarray, queries: np.ndarray, k: int = K, chunk: int = 1
     return best_i
 
 
-def recall_at_k(found: list[np.ndarray], truth: np.ndarray, k: int = K) -> float:
-    return float(np.mean([len(set(f[:k].tolist()) & set(t[:k].tolist())) / k for f, t in zip(found, truth)]))
-
-
 # ---------------------------------------------------------------- results
 @dataclass
 class Table:
@@ -250,17 +248,17 @@ def _query_case(index_dir: str, query_files: list[str], spec: str) -> dict:
         assert len(hits) == K
         tot.append((t2 - t0) * 1e3)
         emb_ms.append((t1 - t0) * 1e3)
-        found.append({h.product_id for h in hits})
+        found.append([h.product_id for h in hits])
         qs.append(q)
     r = rss_mb()  # before the exact searches below, which touch every page of the vectors
     t0 = time.perf_counter()
-    truth = [{h.product_id for h in idx.search(q, K, exact=True)[0]} for q in qs]
+    truth = [[h.product_id for h in idx.search(q, K, exact=True)[0]] for q in qs]
     exact_ms = (time.perf_counter() - t0) * 1e3 / len(qs)
     return {"load_s": load_s, "p50": float(np.percentile(tot, 50)), "p99": float(np.percentile(tot, 99)),
             "embed_p50": float(np.percentile(emb_ms, 50)), "search_p50": float(np.percentile(
                 np.array(tot) - np.array(emb_ms), 50)), "anon": r["anon"], "file": r["file"],
             "base_anon": base["anon"], "backend": getattr(emb, "backend", "torch"),
-            "recall": float(np.mean([len(f & t) / K for f, t in zip(found, truth)])), "exact_ms": exact_ms,
+            "recall": neighbour_recall(found, truth, K), "exact_ms": exact_ms,
             "annoy_dim": idx.manifest.get("annoy_dim", idx.dim)}
 
 
@@ -406,8 +404,8 @@ def _ann_search(method: str, path: str, dim: int, search: list[dict], queries: n
             found.append(run(q, s))
         dt = time.perf_counter() - t0
         r = rss_mb()
-        out.append({"recall": recall_at_k(found, truth), "qps": len(queries) / dt, "anon": r["anon"] - base["anon"],
-                    "file": r["file"] - base["file"]})
+        out.append({"recall": neighbour_recall(found, truth, K), "qps": len(queries) / dt,
+                    "anon": r["anon"] - base["anon"], "file": r["file"] - base["file"]})
     return out
 
 
@@ -514,9 +512,8 @@ def bench_pca_cost(real: np.ndarray, real_labels: list[str], q: np.ndarray, q_la
             mu, comps = pca(real, dim)
             d, qq = project(real, mu, comps), project(q, mu, comps)
         top = exact_topk(d, qq)
-        r1 = np.mean([q_labels[i] == lab[top[i, 0]] for i in range(len(q))])
-        rk = np.mean([q_labels[i] in set(lab[top[i]]) for i in range(len(q))])
-        t.add(dim, recall_at_k(list(top), truth), float(r1), float(rk))
+        r = recall_at([first_relevant(relevance(lab[top[i]], q_labels[i])) for i in range(len(q))], (1, K))
+        t.add(dim, neighbour_recall(list(top), truth, K), r["recall@1"], r[f"recall@{K}"])
     t.notes.append("Label recall: the nearest catalog image (or one of the top 10) shows the query's product class.")
     return t
 
@@ -593,7 +590,7 @@ def run(quick: bool = False, out: str | None = None, workdir: str | None = None,
         _partial.clear()
         gc.collect()
     if out:
-        Path(out).write_text(render(tables, facts, quick))
+        atomic_write(out, render(tables, facts, quick))
         print(f"wrote {out}")
     return tables
 
@@ -606,7 +603,7 @@ def timed(fn: Callable[..., Table], *args) -> Table:
     print(f"== {fn.__name__}: {time.perf_counter() - t0:.0f} s", flush=True)
     if _partial:  # a long run keeps what it has measured so far
         _partial["tables"].append(t)
-        Path(_partial["out"]).write_text(render(_partial["tables"], _partial["facts"], _partial["quick"]))
+        atomic_write(_partial["out"], render(_partial["tables"], _partial["facts"], _partial["quick"]))
     return t
 
 

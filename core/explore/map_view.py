@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from core.explore.disagreements import Case, Regions
+from core.explore.disagreements import Case, DisagreementReport, Regions, decision_regions
 from core.explore.projection import Projection
 from core.index.product_index import Hit, ProductIndex
 
@@ -16,10 +16,18 @@ def map_table(index: ProductIndex, proj: Projection) -> list[dict]:
     """One row per mapped image: coordinates, product id, image and the product's fields."""
     rows = []
     for (x, y), i in zip(proj.coords.tolist(), proj.vector_ids.tolist()):
-        pid = index.items[i]["product_id"]
+        pid = index.item_pid[i]
         rows.append({"x": round(x, 5), "y": round(y, 5), "product_id": pid, "image": index.image_path(i),
                      **index.products.get(pid, {})})
     return rows
+
+
+def colour_columns(rows: list[dict]) -> list[str]:
+    """Columns the map can be coloured by: ``category`` first, then every other field of the products."""
+    if not rows:
+        return []
+    cols = ["category", *[c for c in rows[0] if c not in ("x", "y", "image", "category")]]
+    return [c for c in dict.fromkeys(cols) if c in rows[0]]
 
 
 def nearest_row(rows: list[dict], x: float, y: float) -> dict | None:
@@ -104,3 +112,9 @@ def regions_figure(coords: np.ndarray, regions: Regions, cases: list[Case], case
             hoverinfo="text"))
     fig.update_layout(title=title, xaxis_title="UMAP 1", yaxis_title="UMAP 2", height=650)
     return fig
+
+
+def disagreements_figure(index: ProductIndex, proj: Projection, rep: DisagreementReport, title: str = ""):
+    """The classifier's decision regions on the map of ``index``, with the report's queries placed on it."""
+    regions = decision_regions(rep.head, proj.coords, index.vectors[proj.vector_ids])
+    return regions_figure(proj.coords, regions, rep.cases, proj.transform(rep.query_vectors), title)

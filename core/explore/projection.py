@@ -18,7 +18,7 @@ import numpy as np
 
 from core.config.paths import cache_dir
 from core.config.progress import Progress
-from core.config.store import StoreError, current_generation, new_generation, write_json, writer_lock
+from core.config.store import StoreError, new_generation, read_current, stale_key, write_json, writer_lock
 from core.index.product_index import ProductIndex
 
 #: above this many points, fit on a random subsample of this size and ``transform`` the rest
@@ -87,11 +87,11 @@ def _expected_manifest(index: ProductIndex, params: UmapParams, max_fit: int) ->
 
 def _load_cached(d: Path, expected: dict) -> Projection | None:
     try:
-        gen = current_generation(d)
-        if gen is None:
+        current = read_current(d)
+        if current is None:
             return None
-        manifest = json.loads((gen / "manifest.json").read_text())
-        if any(manifest.get(k) != v for k, v in expected.items()):
+        gen, manifest = current
+        if stale_key(manifest, expected):
             return None  # produced by something else: stale, never used
         arr = np.load(gen / "coords.npz")
         return Projection(arr["coords"], arr["vector_ids"], manifest, gen, reused=True)

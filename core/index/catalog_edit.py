@@ -1,6 +1,6 @@
 """Edit a catalog on disk: add a product (images + fields) or remove products, and update its index in place.
 
-``catalog.csv`` is rewritten atomically (temp file + ``os.replace``) under a per-catalog lock, so a crash or
+``catalog.csv`` is rewritten atomically (``core.config.store.atomic_write``) under a per-catalog lock, so a crash or
 a second writer never leaves a half-written file. Cells are escaped so spreadsheets do not run them.
 """
 
@@ -9,7 +9,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
-import os
 import re
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
@@ -18,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from core.config.paths import cache_dir
-from core.config.store import held_lock
+from core.config.store import atomic_write, held_lock
 from core.data.catalog import CSV_NAME, RESERVED, Catalog, CatalogError, load_catalog
 from core.data.images import ImageSource, open_image
 from core.embedding import Embedder
@@ -81,18 +80,6 @@ def _read(p: Path) -> tuple[str, str]:
         return data.decode("cp1252", errors="replace"), "cp1252"
 
 
-def _replace_atomically(p: Path, text: str, encoding: str) -> None:
-    tmp = p.with_name(f".{p.name}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        with open(tmp, "w", encoding=encoding, errors="replace", newline="") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, p)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def _row_text(header: list[str], record: Mapping[str, str]) -> str:
     buf = io.StringIO()
     csv.writer(buf, lineterminator="\n").writerow([record.get(c, "") for c in header])
@@ -153,7 +140,7 @@ def add_product(catalog_root: str | Path, index: ProductIndex, embedder: Embedde
                 saved.append(target)
                 rows.append(_row_text(header, {**clean, "image": rel_dir + target.name, "product_id": pid}))
             sep = "" if not text or text.endswith(("\n", "\r")) else "\n"
-            _replace_atomically(p, text + sep + "".join(rows), encoding)
+            atomic_write(p, (text + sep + "".join(rows)).encode(encoding, errors="replace"))
         except BaseException:
             for s in saved:
                 s.unlink(missing_ok=True)
@@ -197,7 +184,7 @@ def remove_products(catalog_root: str | Path, index: ProductIndex, product_ids: 
                 keep.append(rec)
         buf = io.StringIO()
         csv.writer(buf, lineterminator="\n").writerows(keep)
-        _replace_atomically(p, buf.getvalue(), encoding)
+        atomic_write(p, buf.getvalue().encode(encoding, errors="replace"))
         live = [pid for pid in product_ids if pid in index.products]
         index = index.remove(live, catalog=load_catalog(root)) if live else index
     return EditResult(index, list(product_ids))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -19,7 +20,7 @@ from annoy import AnnoyIndex
 
 from core.config.progress import Progress
 from core.config.store import current_generation, link_or_copy, new_generation, write_json, writer_lock
-from core.data.catalog import Catalog, CatalogRow
+from core.data.catalog import Catalog, CatalogRow, product_columns
 from core.data.filters import Condition, matches, parse_where
 from core.embedding import Embedder
 from core.embedding.batch import embed_sources
@@ -31,8 +32,6 @@ METRIC = "angular"
 
 class IndexStateError(ValueError):
     """An index that cannot be used as asked (missing, stale, built with another embedder)."""
-
-
 
 
 @dataclass
@@ -150,7 +149,22 @@ class ProductIndex:
         return out
 
     def live_products(self) -> list[str]:
-        return sorted({self.items[i]["product_id"] for i in np.flatnonzero(self.alive)})
+        return sorted(self.vector_ids)
+
+    def labels(self, label: str = "product_id") -> dict[str, str]:
+        """product_id -> its value of the catalog column ``label`` ("" where it has none; the id itself for
+        ``product_id``), for every product. A column that no product has is an :class:`IndexStateError`."""
+        if label == "product_id":
+            return {pid: pid for pid in self.products}
+        if not any(label in f for f in self.products.values()):
+            cols = product_columns(self.products)
+            raise IndexStateError(f"no column {label!r} in the catalog (columns: product_id, {', '.join(cols)})")
+        return {pid: f.get(label, "") for pid, f in self.products.items()}
+
+    def label_counts(self, label: str = "product_id") -> dict[str, int]:
+        """How many live products carry each value of ``label``."""
+        labels = self.labels(label)
+        return dict(Counter(labels[pid] for pid in self.vector_ids))
 
     def __len__(self) -> int:
         return len(self.live_products())
@@ -290,7 +304,7 @@ class ProductIndex:
             if unknown:
                 raise IndexStateError(f"unknown product id(s): {', '.join(unknown[:5])}")
             gone = set(product_ids)
-            removed = cur.removed | {i for i, it in enumerate(cur.items) if it["product_id"] in gone}
+            removed = cur.removed | {i for pid in gone for i in cur.vector_ids.get(pid, [])}
             _write(self.root, cur.manifest["embedder"], None, np.asarray(cur.vectors), cur.items, cur.products,
                    removed, cur.n_base, cur.manifest["trees"], reuse_annoy=cur.gen,
                    catalog_meta=cur.manifest if catalog is None else

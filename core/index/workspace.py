@@ -19,15 +19,30 @@ def index_dir_for(catalog_root: str | Path, spec: str) -> Path:
     return cache_dir() / "indexes" / f"{slug(root.name)}-{slug(spec)}-{key}"
 
 
-def known_catalogs() -> dict[str, Path]:
-    """Catalogs the app offers: the sample, plus imported datasets found in the cache."""
-    out = {"Sample catalog": SAMPLE_CATALOG}
+#: the key of the bundled sample catalog (an imported dataset's key is its name)
+SAMPLE_KEY = "sample"
+
+
+def catalog_keys() -> dict[str, Path]:
+    """Catalogs the app offers by short key (what a link names): ``sample``, plus each imported dataset
+    found in the cache under its name."""
+    out = {SAMPLE_KEY: SAMPLE_CATALOG}
     imports = cache_dir() / "imports"
     if imports.is_dir():
         for d in sorted(imports.iterdir()):
             if (d / "catalog" / "catalog.csv").is_file():
-                out[f"Dataset: {d.name}"] = d / "catalog"
+                out.setdefault(d.name, d / "catalog")
     return out
+
+
+def catalog_label(key: str) -> str:
+    """How the app names the catalog of ``key``."""
+    return "Sample catalog" if key == SAMPLE_KEY else f"Dataset: {key}"
+
+
+def known_catalogs() -> dict[str, Path]:
+    """Catalogs the app offers by label: the sample, plus imported datasets found in the cache."""
+    return {catalog_label(k): p for k, p in catalog_keys().items()}
 
 
 def index_state(catalog: Catalog, spec: str | Embedder) -> tuple[str, str]:

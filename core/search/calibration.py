@@ -12,7 +12,6 @@ query set or the size of the catalog (beyond :data:`RECALIBRATE_SHARE`) changes.
 from __future__ import annotations
 
 import hashlib
-import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -20,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from core.config.paths import cache_dir, slug
-from core.config.store import current_generation, new_generation, write_json, writer_lock
+from core.config.store import new_generation, read_current, stale_key, write_json, writer_lock
 from core.embedding import Embedder
 from core.index.product_index import ProductIndex
 from core.search.known_queries import KnownQueries, known_queries, known_queries_key
@@ -114,8 +113,8 @@ def _expected(index: ProductIndex, embedder: Embedder) -> dict:
 
 def load_calibration(root: Path) -> Calibration | None:
     try:
-        gen = current_generation(root)
-        return Calibration(**json.loads((gen / "manifest.json").read_text())) if gen else None
+        current = read_current(root)
+        return Calibration(**current[1]) if current else None
     except (OSError, ValueError, TypeError, RuntimeError):
         return None
 
@@ -124,7 +123,7 @@ def calibration_for(index: ProductIndex, embedder: Embedder, *, recalibrate: boo
     """The cached calibration of ``index``, or a fresh one (see the module doc for when it is redone)."""
     d = calibration_dir(index)
     got = None if recalibrate else load_calibration(d)
-    if got is not None and all(got.meta.get(k) == v for k, v in _expected(index, embedder).items()):
+    if got is not None and not stale_key(got.meta, _expected(index, embedder)):
         n0 = max(1, got.meta.get("n_products", 1))
         if abs(len(index) - n0) <= RECALIBRATE_SHARE * n0 and got.key == known_queries_key(index):
             return got

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from core.data.catalog import numeric_columns
+from core.data.catalog import column_values, numeric_columns
 from core.data.columns import MAX_CHOICES, ColumnTypes, column_types
 
 
@@ -30,8 +30,7 @@ def facets(products: dict[str, dict[str, str]], columns: list[str] | None = None
     nums = set(numeric_columns(products, columns))
     out = []
     for c in columns:
-        vals = [f.get(c, "") for f in products.values()]
-        vals = [v for v in vals if v != ""]
+        vals = column_values(products, c)
         if not vals:
             continue
         if c in nums:

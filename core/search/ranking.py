@@ -19,7 +19,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from core.config.store import current_generation, new_generation, write_json, writer_lock
+from core.config.store import atomic_path, new_generation, read_current, stale_key, write_json, writer_lock
 from core.embedding import Embedder
 from core.index.product_index import ProductIndex
 from core.search.attributes import AttributeSet
@@ -107,10 +107,8 @@ def save_preset(name: str, weights: dict[str, float]) -> Path:
     presets = load_presets()
     presets[name.strip()] = {k: float(v) for k, v in weights.items()}
     p = presets_path()
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_suffix(".tmp")
-    write_json(tmp, presets)
-    tmp.replace(p)
+    with atomic_path(p) as tmp:
+        write_json(tmp, presets)
     return p
 
 
@@ -286,14 +284,13 @@ def load_model(root: Path, expect: dict) -> tuple[WeightNet, dict]:
     """The saved dynamic ranker; refuses one trained for another index, embedder or attribute set."""
     from safetensors.torch import load_file
 
-    gen = current_generation(root) if root.is_dir() else None
-    if gen is None:
+    current = read_current(root)
+    if current is None:
         raise RankingError("no dynamic ranker trained for this index yet "
                            "(python -m core rank-train --index DIR --queries CSV)")
-    meta = json.loads((gen / "manifest.json").read_text())
-    for k, v in expect.items():
-        if meta.get(k) != v:
-            raise RankingError(f"the dynamic ranker is stale ({k} changed); train it again with rank-train")
+    gen, meta = current
+    if k := stale_key(meta, expect):
+        raise RankingError(f"the dynamic ranker is stale ({k} changed); train it again with rank-train")
     net = WeightNet(meta["emb_dim"], meta["n_dims"], meta["hidden"])
     net.load_state_dict(load_file(str(gen / "weights.safetensors")))
     net.eval()

@@ -21,7 +21,8 @@ import numpy as np
 from PIL import Image
 
 from core.config.progress import Progress
-from core.config.store import current_generation, new_generation, write_json, writer_lock
+from core.config.store import new_generation, read_current, stale_key, write_json, writer_lock
+from core.data.catalog import product_columns
 from core.data.images import ImageError, open_image
 from core.embedding import Embedder
 from core.index.pca import fit_sample
@@ -108,9 +109,9 @@ def attributes_for(index: ProductIndex, embedder: Embedder, *, progress: Progres
     d = artefact_dir(index)
     want = _expected_meta(index, embedder)
     got = None if rebuild else load_attributes(d)
-    if got is not None and all(got.meta.get(k) == v for k, v in want.items()):
+    if got is not None and not stale_key(got.meta, want):
         return got
-    if got is not None and all(got.meta.get(k) == v for k, v in _training_key(want).items()):
+    if got is not None and not stale_key(got.meta, _training_key(want)):
         aset = update_attributes(got, index)
         if aset is not None:
             aset.meta.update(want)
@@ -211,7 +212,7 @@ def build_attributes(index: ProductIndex, embedder: Embedder, *, progress: Progr
     products = index.live_products()
     ids = np.flatnonzero(index.alive)
     X = np.asarray(index.vectors[ids], np.float32)
-    vec_pid = [index.items[i]["product_id"] for i in ids]
+    vec_pid = index.item_pid[ids].tolist()
     dims: dict[str, Dimension] = {}
     reports: dict[str, dict] = {}
 
@@ -220,8 +221,7 @@ def build_attributes(index: ProductIndex, embedder: Embedder, *, progress: Progr
     reports[colour.name] = {"source": "pixels", "offered": True}
 
     fields = index.products
-    cols = sorted({c for f in fields.values() for c in f})
-    columns = categorical_columns({p: fields[p] for p in products}, cols, PARAMS["min_per_class"])
+    columns = categorical_columns({p: fields[p] for p in products}, product_columns(fields), PARAMS["min_per_class"])
     Z, mu, P = _reduce(X, PARAMS["head_dim"]) if columns else (X, None, None)
     for col, values in columns.items():
         labels = [pooled(fields[p].get(col, ""), values) for p in vec_pid]
@@ -299,10 +299,10 @@ def save_attributes(aset: AttributeSet, root: Path) -> None:
 def load_attributes(root: Path) -> AttributeSet | None:
     """The saved artefact in ``root``, or None when there is none (or it cannot be read)."""
     try:
-        gen = current_generation(root)
-        if gen is None:
+        current = read_current(root)
+        if current is None:
             return None
-        m = json.loads((gen / "manifest.json").read_text())
+        gen, m = current
         arrays = np.load(gen / "arrays.npz")
     except (OSError, ValueError, RuntimeError):
         return None

@@ -1,0 +1,121 @@
+"""The query picker the query pages share (example photo, upload or camera; crop; text), bound to the app state
+so that the search page, the map and "Why these results" all work on the same query."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import streamlit as st
+
+from core.data.images import open_image
+from core.embedding.decode import Crop, crop_preview
+from core.embedding.query import Query, embed_query, example_queries
+from ui.common import Context, md
+from ui.state import Photo, app_state, bind, box_crop
+
+SOURCE_LABELS = {"example": "Example photo", "upload": "Upload a photo", "camera": "Camera"}
+IMAGE_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff"]
+
+
+def photo_picker(ctx: Context) -> Photo | None:
+    """Radio (example / upload / camera) and the chosen source's widget -> the current photo, or None."""
+    state = app_state()
+    examples = example_queries(ctx.catalog_dir)
+    labels = {SOURCE_LABELS[s]: s for s in SOURCE_LABELS if s != "example" or examples}
+    if state.source not in labels.values():
+        state.source = next(iter(labels.values()))
+    bind("source", SOURCE_LABELS[state.source], labels.__contains__)
+    state.source = labels[st.radio("Photo", list(labels), horizontal=True, key="source",
+                                   label_visibility="collapsed")]
+    if state.source == "example":
+        by_name = {p.name: p for p in examples}
+        bind("example", by_name.get(state.example, examples[0]), examples.__contains__)
+        pick: Path = st.selectbox("Example shopper photo", examples, format_func=lambda p: p.name, key="example")
+        state.example = pick.name
+        return Photo("example", pick.name, pick.read_bytes())
+    kind = state.source
+    if kind == "upload":
+        up = st.file_uploader("Photo of the product", type=IMAGE_TYPES, key=kind, on_change=_keep_photo,
+                              args=(kind,))
+    else:
+        up = st.camera_input("Take a photo of the product", key=kind, on_change=_keep_photo, args=(kind,))
+    if up is not None:
+        state.photos[kind] = (up.name, up.getvalue())
+    kept = state.photos.get(kind)
+    if kept and up is None:
+        st.caption(f"Searching **{md(kept[0])}**, given before; give another photo to replace it.")
+    return Photo(kind, *kept) if kept else None
+
+
+def _keep_photo(kind: str) -> None:
+    """An upload / camera widget changed: keep its photo in the state (or forget it when cleared)."""
+    f = st.session_state.get(kind)
+    if f is None:
+        app_state().photos.pop(kind, None)
+    else:
+        app_state().photos[kind] = (f.name, f.getvalue())
+
+
+def _is_range(v: object) -> bool:
+    return isinstance(v, tuple) and len(v) == 2 and all(isinstance(x, int) and 0 <= x <= 100 for x in v)
+
+
+def crop_picker(photo: Photo) -> Crop:
+    """Let the user crop the photo (kept in the state per photo) and preview it; returns the crop searched."""
+    state = app_state()
+    img = open_image(photo.data)
+    left, top, right, bottom = state.crop_box(photo)
+    kx, ky = f"crop_x_{photo.digest}", f"crop_y_{photo.digest}"
+    bind(kx, (left, right), _is_range)
+    bind(ky, (top, bottom), _is_range)
+    with st.expander("Crop to the product", expanded=False):
+        x = st.slider("Left / right edge (%)", 0, 100, key=kx)
+        y = st.slider("Top / bottom edge (%)", 0, 100, key=ky)
+        c = box_crop((x[0], y[0], x[1], y[1]))
+        if c is None:
+            st.warning("The crop is empty; searching the whole photo.")
+    state.crop, state.crop_for = (x[0], y[0], x[1], y[1]), photo.id
+    c = c or Crop()
+    st.image(crop_preview(img, c), caption=f"{photo.name} ({img.width}×{img.height})"
+             + ("" if c.is_full else " — searching the outlined region"), width="stretch")
+    return c
+
+
+def text_picker(ctx: Context) -> tuple[str, float]:
+    """The text of the query and its weight with a photo (open_clip embedders only)."""
+    state = app_state()
+    if not ctx.embedder.supports_text:
+        st.caption(f"Text search is off: **{md(ctx.spec)}** is an image model with no text encoder, so words and "
+                   "photos do not share its vector space. Pick an `open_clip` embedder in the sidebar to search "
+                   "with text (\"green dress with stars\") or with a photo plus text.")
+        return "", state.text_weight
+    bind("text", state.text, lambda v: isinstance(v, str))
+    state.text = st.text_input("Describe the product", key="text", placeholder="green dress with stars")
+    bind("text_weight", state.text_weight, lambda v: isinstance(v, float) and 0 <= v <= 1)
+    state.text_weight = st.slider("Weight of the text (with a photo)", 0.0, 1.0, step=0.05, key="text_weight")
+    return state.text, state.text_weight
+
+
+def state_text(ctx: Context) -> tuple[str, float]:
+    """The state's query text, where the embedder reads text (pages without the text box)."""
+    state = app_state()
+    return (state.text, state.text_weight) if ctx.embedder.supports_text else ("", state.text_weight)
+
+
+def query_key(ctx: Context, photo: Photo | None, crop: Crop, text: str, weight: float) -> tuple:
+    """What identifies an embedded query: embedder, photo, crop and text."""
+    return (ctx.spec, photo.digest if photo else None, crop, text.strip(), weight if text.strip() else None)
+
+
+def embedded_query(ctx: Context, photo: Photo | None, crop: Crop, text: str = "", weight: float = 0.5) -> Query:
+    """The query through the one query path (``embed_query``), embedded once per photo, crop, text and
+    embedder for the whole session (every page reuses it)."""
+    key = query_key(ctx, photo, crop, text, weight)
+    memo = st.session_state.get("query_memo")
+    if not memo or memo[0] != key:
+        q = embed_query(ctx.embedder, photo.data if photo else None, crop=crop, text=text, text_weight=weight,
+                        name=photo.name if photo else "")
+        memo = (key, q)
+        st.session_state["query_memo"] = memo
+    return memo[1]
+

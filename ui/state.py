@@ -1,0 +1,148 @@
+"""The app's one state, shared by every page: the catalog, the embedder spec and the current query (its photo and
+crop, and text), kept in ``st.session_state`` and mirrored into the URL so that a link reopens the same view.
+
+Streamlit forgets a keyed widget's value when a page that does not draw the widget runs. The state lives under a
+non-widget key; :func:`bind` re-seeds a widget from it just before the widget is drawn (and takes the widget's
+own value while it is alive), so a choice survives page switches.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import streamlit as st
+
+from core.embedding import DEFAULT_SPEC
+from core.embedding.decode import Crop
+from core.index.workspace import SAMPLE_KEY
+
+EMBEDDER_CHOICES = [DEFAULT_SPEC, "efficientnet-lite2", "open_clip:ViT-B-32:laion2b_s34b_b79k"]
+STATE_KEY = "vps_app"
+KEPT_KEY = "vps_kept"
+SOURCES = ("example", "upload", "camera")
+Box = tuple[int, int, int, int]  # left, top, right, bottom, in % of the photo
+FULL: Box = (0, 0, 100, 100)
+
+
+@dataclass(frozen=True)
+class Photo:
+    """The current query photo: where it comes from (example, upload, camera), its file name and bytes."""
+
+    source: str
+    name: str
+    data: bytes
+
+    @property
+    def digest(self) -> str:
+        return hashlib.sha1(self.data).hexdigest()[:12]
+
+    @property
+    def id(self) -> str:
+        """What a crop belongs to: an example by name (so a link can carry it), any other photo by content."""
+        return f"example:{self.name}" if self.source == "example" else f"{self.source}:{self.digest}"
+
+
+@dataclass
+class AppState:
+    """What every page shows. ``spec`` is the last embedder spec that loaded; the sidebar's pick and typed
+    spec are kept apart so that a spec that fails to load never replaces it."""
+
+    catalog: str = SAMPLE_KEY  # a known catalog's key (``sample``, an import's name) or a folder; "" = none typed
+    spec: str = DEFAULT_SPEC
+    spec_choice: str = DEFAULT_SPEC
+    spec_typed: str = ""
+    source: str = "example"
+    example: str = ""  # file name in the catalog's queries/ folder ("" = the first)
+    photos: dict[str, tuple[str, bytes]] = field(default_factory=dict)  # (name, bytes) by upload / camera
+    crop: Box = FULL
+    crop_for: str = ""  # the Photo.id the crop belongs to
+    text: str = ""
+    text_weight: float = 0.5
+
+    def crop_box(self, photo: Photo) -> Box:
+        """The crop of ``photo``: the one chosen for it, else the whole photo."""
+        return self.crop if photo.id == self.crop_for else FULL
+
+    def to_params(self) -> dict[str, str]:
+        """The URL's query parameters: catalog, embedder spec and (for an example photo) its name and crop."""
+        out = {"catalog": self.catalog, "spec": self.spec}
+        if self.source == "example" and self.example:
+            out["q"] = self.example
+            if self.crop_for == f"example:{self.example}" and self.crop != FULL and box_crop(self.crop):
+                out["crop"] = ",".join(map(str, self.crop))
+        return {k: v for k, v in out.items() if v}
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any]) -> AppState:
+        """The state a link describes; unusable values are left at their defaults (the pages say why)."""
+        p = {k: (v[-1] if isinstance(v, list) and v else v) for k, v in params.items()}
+        state = cls()
+        if isinstance(p.get("catalog"), str) and p["catalog"].strip():
+            state.catalog = p["catalog"].strip()
+        spec = str(p.get("spec") or "").strip()
+        if spec:
+            state.spec_choice, state.spec_typed = (spec, "") if spec in EMBEDDER_CHOICES else (DEFAULT_SPEC, spec)
+        q = str(p.get("q") or "")
+        if q and Path(q).name == q:
+            state.example = q
+            box = parse_box(str(p.get("crop") or ""))
+            if box != FULL:
+                state.crop, state.crop_for = box, f"example:{q}"
+        return state
+
+
+def parse_box(text: str) -> Box:
+    """``"left,top,right,bottom"`` in % -> a box; the whole photo when the text is not a usable crop."""
+    try:
+        box = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        return FULL
+    if len(box) != 4 or box_crop(box) is None:  # type: ignore[arg-type]
+        return FULL
+    return box  # type: ignore[return-value]
+
+
+def box_crop(box: Box) -> Crop | None:
+    """The :class:`Crop` of a box in %, or None when it keeps nothing."""
+    left, top, right, bottom = box
+    if not (0 <= left < right <= 100 and 0 <= top < bottom <= 100):
+        return None
+    return Crop(left / 100, top / 100, right / 100, bottom / 100)
+
+
+def app_state() -> AppState:
+    """The session's app state; on the session's first run it is restored from the URL."""
+    ss = st.session_state
+    if STATE_KEY not in ss:
+        ss[STATE_KEY] = AppState.from_params(st.query_params.to_dict())
+    return ss[STATE_KEY]
+
+
+def sync_url(state: AppState) -> None:
+    """Mirror the state into the URL (only when it changed)."""
+    want = state.to_params()
+    if st.query_params.to_dict() != want:
+        st.query_params.from_dict(want)
+
+
+def bind(key: str, value: Any, valid: Callable[[Any], bool] = lambda v: True) -> Any:
+    """Call just before drawing the widget ``key`` (drawn without a default of its own): it shows its own value
+    while it is alive and valid, else ``value`` from the state. Returns what it will show."""
+    ss = st.session_state
+    if key in ss and valid(ss[key]):
+        value = ss[key]
+    ss[key] = value
+    return value
+
+
+def keep(key: str, default: Any, valid: Callable[[Any], bool] = lambda v: True) -> Any:
+    """:func:`bind` for a page's own setting (results count, filters…): remembered across page switches."""
+    kept = st.session_state.setdefault(KEPT_KEY, {})
+    value = kept.get(key, default)
+    value = bind(key, value if valid(value) else default, valid)
+    kept[key] = value
+    return value
