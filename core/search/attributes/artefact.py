@@ -34,7 +34,7 @@ from core.search.attributes.zeroshot import ZeroShotHead, validate, zero_shot_he
 ARTEFACT_VERSION = 2
 #: head_dim: heads are trained on the embeddings' top principal components (as fast as 8x fewer dimensions,
 #: cross-validated as accurate on the sample catalog) and stored as linear maps of the full embedding
-PARAMS = {"C": 1.0, "folds": 5, "min_per_class": 5, "colour_size": 64, "head_dim": 128}
+PARAMS = {"C": 1.0, "folds": 3, "min_per_class": 5, "colour_size": 64, "head_dim": 128}
 #: share of the trained products changed (added, removed, edited) after which the heads are worth retraining
 RETRAIN_SHARE = 0.2
 #: beyond this share the catalog is another one: the artefact is rebuilt rather than updated
