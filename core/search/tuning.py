@@ -11,13 +11,15 @@ again when the artefact is rebuilt or the query set changes.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 
 from core.config.progress import Progress
 from core.embedding import Embedder
 from core.index.product_index import ProductIndex
 from core.search.attributes import AttributeSet, attributes_for
-from core.search.attributes.artefact import artefact_dir, save_attributes
+from core.search.attributes.artefact import artefact_dir, load_attributes, save_attributes
 from core.search.known_queries import KnownQueries, known_queries, known_queries_key
 from core.search.ranking import SIMILARITY, Ranker, default_weights
 
@@ -92,10 +94,17 @@ def fit_static_weights(ranker: Ranker, kq: KnownQueries) -> dict:
 
 def tuned_attributes(index: ProductIndex, embedder: Embedder, *, progress: Progress | bool = False) -> AttributeSet:
     """The attribute artefact of ``index`` with its fitted default weights (fitted and stored when missing or
-    when the catalog's query set changed)."""
-    aset = attributes_for(index, embedder, progress=progress)
-    got = aset.meta.get("static_weights")
-    if got is None or got.get("key") != known_queries_key(index) or set(got["weights"]) != {SIMILARITY, *aset.dims}:
-        aset.meta["static_weights"] = fit_static_weights(Ranker(index, aset), known_queries(index, embedder))
-        save_attributes(aset, artefact_dir(index))
+    when the catalog's query set changed). When a fit is due, the known queries are embedded in a thread while
+    the artefact is built."""
+    key = known_queries_key(index)
+    cached = load_attributes(artefact_dir(index))
+    due = cached is None or (cached.meta.get("static_weights") or {}).get("key") != key
+    with ThreadPoolExecutor(1) as pool:
+        kq = pool.submit(known_queries, index, embedder) if due else None
+        aset = attributes_for(index, embedder, progress=progress)
+        got = aset.meta.get("static_weights")
+        if got is None or got.get("key") != key or set(got["weights"]) != {SIMILARITY, *aset.dims}:
+            kq = kq.result() if kq is not None else known_queries(index, embedder)
+            aset.meta["static_weights"] = fit_static_weights(Ranker(index, aset), kq)
+            save_attributes(aset, artefact_dir(index))
     return aset
