@@ -29,11 +29,14 @@ def run_evaluate(a) -> int:
     ev = evaluate(idx, emb, a.queries, label=a.label, progress=not a.json, rank=a.rank,
                   weights=parse_weights(a.weights) if a.weights else None)
     print_skipped(ev.skipped)
+    used = (", ".join(f"{d}={w:.2f}" for d, w in ev.weights.items()) + f" ({ev.weights_source})").lstrip(" ,")
     if a.json:
         print(json.dumps(ev.metrics))
+        print(f"weights: {used}", file=sys.stderr)
     else:
         for k, v in ev.metrics.items():
             print(f"{k:>10}  {v:.4f}" if isinstance(v, float) else f"{k:>10}  {v}")
+        print(f"{'weights':>10}  {used}")
     for f in failure_details(ev, idx, a.label)[: a.failures]:
         where = f"rank {f.rank}" if f.rank else "not in the top 10"
         above = ", ".join(f"{p} {s:.3f}" for p, s, _ in f.above[:5])
@@ -112,7 +115,7 @@ def run_evaluate_regions(a) -> int:
     return 0
 
 
-SECTIONS = ("embed", "query", "ann", "umap", "regions")
+SECTIONS = ("embed", "query", "ann", "umap", "regions", "app")
 
 
 def args_bench(p) -> None:
@@ -120,7 +123,8 @@ def args_bench(p) -> None:
     p.add_argument("--out", default=None, help="write the tables as markdown here (e.g. BENCHMARKS.md)")
     p.add_argument("--sections", default=None,
                    help=f"comma list of {','.join(SECTIONS)} (default: all; --quick leaves out umap, whose numba "
-                        "compilation alone takes about a minute, and regions)")
+                        "compilation alone takes about a minute, regions and app; app: the app's latency against "
+                        "its goals)")
     p.add_argument("--workdir", default=None, help="scratch folder for synthetic data (default: a temp dir)")
     p.add_argument("--ann-budget", type=float, default=900.0, help="seconds after which ANN cases are skipped")
 

@@ -81,6 +81,10 @@ def run_search(a) -> int:
             for d, probs in r.query_attributes.items():
                 top = sorted(probs.items(), key=lambda kv: -kv[1])[:2]
                 print(f"    query {d}: " + ", ".join(f"{v} {p:.2f}" for v, p in top))
+        if r.no_close_match:
+            best = max((h.similarity for h in r.hits), default=None)
+            print("  no close match: " + (f"the best similarity {best:.3f} is" if best is not None else "nothing is")
+                  + f" below this catalog's threshold {r.threshold:.3f}; these are the nearest products anyway")
         for h in r.hits:
             line = f"  {h.rank:>3}  {h.score:.4f}  {h.product_id}  {h.fields.get('title', '')}"
             if a.explain:
@@ -126,9 +130,11 @@ def args_attributes(p) -> None:
 
 def run_attributes(a) -> int:
     from core.search.attributes import attributes_for
+    from core.search.tuning import tuned_attributes
 
     idx, emb = open_index(a.index, a.model)
-    aset = attributes_for(idx, emb, progress=not a.json, rebuild=a.rebuild)
+    attributes_for(idx, emb, progress=not a.json, rebuild=a.rebuild)
+    aset = tuned_attributes(idx, emb)
     if a.json:
         print(json.dumps(aset.reports, indent=1))
         return 0
@@ -136,6 +142,12 @@ def run_attributes(a) -> int:
         acc = r.get("cv_accuracy", r.get("accuracy"))
         detail = f"accuracy {acc:.3f} vs majority {r['baseline']:.3f} (n={r['n']})" if acc is not None else ""
         print(f"{name:>16}  {r['source']:<9}  {'offered' if r['offered'] else 'NOT offered (chance)':<20}  {detail}")
+    w = aset.meta["static_weights"]
+    print("default weights: " + ", ".join(f"{d}={x:.2f}" for d, x in w["weights"].items())
+          + f" ({w['chosen']}, from {w['source']})")
+    if aset.needs_retraining:
+        print(f"{aset.changed_since_training} products changed since the heads were trained: retrain them with "
+              "--rebuild")
     return 0
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from core.data.catalog import IMAGE_EXTS, inside_root
 from core.data.csv_records import records
+from core.data.query_sets import query_sets
 
 
 def read_queries(path: str | Path, label: str = "product_id", *,
@@ -103,11 +104,5 @@ def load_labelled_queries(source: str | Path, label: str, products: dict[str, di
 
 
 def labelled_query_sets(catalog_dir: str | Path) -> list[Path]:
-    """Labelled query sets found next to a catalog: its ``queries.csv``, and a held-out ``validation`` image
-    tree beside it (what an import writes)."""
-    catalog_dir = Path(catalog_dir)
-    found = [catalog_dir / "queries.csv"] if (catalog_dir / "queries.csv").is_file() else []
-    sibling = catalog_dir.parent / "validation"
-    if sibling.is_dir() and sibling.resolve() != catalog_dir.resolve():
-        found.append(sibling)
-    return found
+    """The CSV files and folder trees of a catalog's labelled query sets (see :func:`query_sets`)."""
+    return [s.path for s in query_sets(catalog_dir)]

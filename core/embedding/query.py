@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
 from core.config.progress import Progress
-from core.data.catalog import IMAGE_EXTS
 from core.data.images import ImageSource
+from core.data.query_sets import example_photos as example_queries  # noqa: F401 - the app's name for it
 from core.embedding import Embedder, normalize
 from core.embedding.batch import embed_sources
 from core.embedding.decode import Crop, QueryError, decode
@@ -51,14 +50,6 @@ def query_vector(embedder: Embedder, image: Image.Image | None = None, text: str
     if text:
         parts.append((text_weight if image is not None else 1.0, embedder.embed_text([text])[0]))
     return normalize(sum(w * v for w, v in parts))
-
-
-def example_queries(catalog_root: str | Path) -> list[Path]:
-    """Example shopper photos of a catalog: the images in its ``queries/`` folder, sorted by name."""
-    d = Path(catalog_root) / "queries"
-    if not d.is_dir():
-        return []
-    return sorted(p for p in d.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTS)
 
 
 def embed_query(embedder: Embedder, source: ImageSource | None = None, *, crop: Crop | None = None,

@@ -1,8 +1,9 @@
 """``python -m core bench [--quick] [--out BENCHMARKS.md]``: speed and memory, side by side in one run.
 
 Sections: embedding throughput on real JPEGs (decode included), end-to-end query latency (image bytes in,
-ranked products out) on catalogs grown with synthetic vectors, ANN libraries against exact search, UMAP, and
-region search (several products per photo) on generated scenes.
+ranked products out) on catalogs grown with synthetic vectors, ANN libraries against exact search, UMAP,
+region search (several products per photo) on generated scenes, and the app's own latency against its goals
+(:mod:`core.evaluation.bench_app`).
 Heavy cases run in a fresh process each so resident memory is theirs alone. Synthetic vectors are drawn
 around real embeddings with the real covariance (see :func:`synthetic_vectors`), so neighbourhoods have
 the structure of real data rather than of uniform noise.
@@ -584,8 +585,8 @@ def bench_regions(quick: bool, workdir: Path) -> Table:
 
 # ---------------------------------------------------------------- driver
 def run(quick: bool = False, out: str | None = None, workdir: str | None = None,
-        sections: tuple[str, ...] = ("embed", "query", "ann", "umap", "regions"), ann_budget_s: float = 900.0
-        ) -> list[Table]:
+        sections: tuple[str, ...] = ("embed", "query", "ann", "umap", "regions", "app"),
+        ann_budget_s: float = 900.0) -> list[Table]:
     """Run the benchmark; returns its tables and writes them as markdown to ``out`` if given."""
     from core.embedding import DEFAULT_SPEC, load_embedder
     from core.embedding.batch import embed_sources
@@ -603,6 +604,10 @@ def run(quick: bool = False, out: str | None = None, workdir: str | None = None,
     try:
         if "embed" in sections:
             tables.append(timed(bench_embedding, quick, cat, source))
+        if "app" in sections:
+            from core.evaluation.bench_app import bench_app
+
+            tables.append(timed(bench_app, quick, tmp))
         if {"query", "ann", "umap"} & set(sections):  # sections over the real images' vectors
             emb = load_embedder(DEFAULT_SPEC)
             real, err = embed_sources(emb, cat, batch_size=32, progress=True, desc="real catalog vectors")

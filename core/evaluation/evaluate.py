@@ -11,6 +11,7 @@ from tqdm.auto import tqdm
 from core.config.defaults import DEFAULT_RANK
 from core.config.progress import Progress
 from core.data.queries import read_queries
+from core.data.query_sets import query_sets
 from core.embedding import Embedder
 from core.embedding.query import embed_queries
 from core.evaluation.metrics import average_precision, first_relevant, mean, precision_at, relevance, summary
@@ -32,6 +33,8 @@ class Evaluation:
     metrics: dict[str, float]
     queries: list[QueryResult] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    weights: dict[str, float] = field(default_factory=dict)  # the static weights searched with ({} otherwise)
+    weights_source: str = ""  # how those weights were chosen
 
     def failures(self, k: int = 1) -> list[QueryResult]:
         """Queries whose first relevant product is not in the top ``k``."""
@@ -56,8 +59,26 @@ def evaluate(index: ProductIndex, embedder: Embedder, queries: str | Path, *, la
     opts = SearchOptions.make(k=k + 1 if exclude_self else k, rank=rank, weights=weights)
     hits = [searcher.search(q, opts).hits for _, q in tqdm(ok, desc="searching", disable=progress is not True)]
     vecs = np.stack([q.vector for _, q in ok]) if ok else np.zeros((0, embedder.dim), np.float32)
-    return evaluate_vectors(index, [r for r, _ in ok], vecs, label=label, k=k, exclude_self=exclude_self,
-                            skipped=skipped, hits=hits)
+    ev = evaluate_vectors(index, [r for r, _ in ok], vecs, label=label, k=k, exclude_self=exclude_self,
+                          skipped=skipped, hits=hits)
+    ev.weights, ev.weights_source = weights_used(searcher, opts)
+    return ev
+
+
+def weights_used(searcher: Searcher, opts: SearchOptions) -> tuple[dict[str, float], str]:
+    """The weights a search with ``opts`` ranks by, and where they come from."""
+    if opts.rank == "distance":
+        return {"similarity": 1.0}, "plain distance (--rank distance)"
+    if opts.rank == "dynamic":
+        return {}, "per query, from the trained dynamic ranker"
+    if opts.weights is not None:
+        return searcher.weights_for(opts), "given"
+    info = searcher.weights_info
+    src = {"fitted": f"fitted on {info['source']}",
+           "default": f"the hand-set default, best cross-validated on {info['source']}",
+           "distance": f"plain distance: the filters did not help on {info['source']}"}.get(info["chosen"], "default")
+    cv = ", ".join(f"{k} {v:.3f}" for k, v in info.get("cv", {}).items())
+    return searcher.weights_for(opts), src + (f"; cross-validated {info['metric']}: {cv}" if cv else "")
 
 
 def evaluate_vectors(index: ProductIndex, rows: list[tuple[Path, str]], vecs: np.ndarray, *,
@@ -119,5 +140,4 @@ def failure_details(ev: Evaluation, index: ProductIndex, label: str = "product_i
 
 def query_files_near(catalog_dir: str | Path) -> list[Path]:
     """Query CSVs an importer wrote next to a catalog (``../queries-*.csv``) or inside it (``queries*.csv``)."""
-    d = Path(catalog_dir)
-    return sorted({*d.parent.glob("queries-*.csv"), *d.glob("queries*.csv")})
+    return [s.path for s in query_sets(catalog_dir) if s.kind == "csv"]

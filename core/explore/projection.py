@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import pickle
+import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -151,6 +152,29 @@ def fit_umap(vecs: np.ndarray, params: UmapParams, *, max_fit: int = MAX_FIT, pr
     coords[rest] = reducer.transform(vecs[rest])
     _tick(progress, 3, steps)
     return reducer, coords, max_fit
+
+
+_warm_up: threading.Thread | None = None
+_warm_lock = threading.Lock()
+
+
+def warm_up() -> None:
+    """Compile UMAP's just-in-time code (a fit and a transform on a few random points): in a fresh process this
+    compilation, not the fit, is most of a first map's time."""
+    x = np.random.default_rng(0).normal(size=(64, 16)).astype(np.float32)
+    reducer, _, _ = fit_umap(x, UmapParams())
+    reducer.transform(x[:2])
+
+
+def warm_up_in_background() -> threading.Thread:
+    """Start :func:`warm_up` once per process in a daemon thread (the app calls this at start-up, so the first
+    map it draws is quick); returns that thread."""
+    global _warm_up
+    with _warm_lock:
+        if _warm_up is None:
+            _warm_up = threading.Thread(target=warm_up, daemon=True, name="umap-warm-up")
+            _warm_up.start()
+        return _warm_up
 
 
 def _tick(progress: Progress | bool, done: int, total: int) -> None:

@@ -130,30 +130,36 @@ class Ranker:
         """``n_ann`` (default ``self.n_ann``) ANN neighbours merged with each filter's best-agreeing products,
         scored on every dimension."""
         qa = attributes if attributes is not None else self.query_attributes(vector, image)
-        mask = self.index.allowed_mask(where)
-        allowed = {self.index.item_pid[i] for i in np.flatnonzero(mask)}
+        allowed = {self.index.item_pid[i] for i in np.flatnonzero(self.index.allowed_mask(where))} if where else None
         pool = [h.product_id for h in self.index.search(vector, n_ann or self.n_ann, where)[0]]
         agree = {}
         for name, probs in qa.items():
             d = self.attributes.dims[name]
             p = np.array([probs.get(v, 0.0) for v in d.values])
             agree[name] = d.catalog @ p
-            order = np.argsort(-agree[name], kind="stable")
-            picked = [self.attributes.products[r] for r in order if agree[name][r] > 0
-                      and self.attributes.products[r] in allowed][: self.n_per_filter]
+            picked: list[str] = []
+            for r in np.argsort(-agree[name], kind="stable"):  # best first, until n_per_filter or no agreement
+                if agree[name][r] <= 0 or len(picked) == self.n_per_filter:
+                    break
+                if allowed is None or self.attributes.products[r] in allowed:
+                    picked.append(self.attributes.products[r])
             pool += picked
         products = list(dict.fromkeys(pool))
         feats = np.zeros((len(products), len(self.dims)))
+        groups = [self.index.vector_ids[pid] for pid in products]
+        if not groups:
+            return Candidates(self.dims, [], feats, [], qa)
+        sims = np.asarray(self.index.vectors[np.concatenate(groups)]) @ np.asarray(vector, np.float32)
+        ends = np.cumsum([len(g) for g in groups])
         best = []
-        q = np.asarray(vector, np.float32)
-        for j, pid in enumerate(products):
-            ids = self.index.vector_ids[pid]
-            sims = np.asarray(self.index.vectors[ids]) @ q
-            feats[j, 0] = float(sims.max())
-            best.append(ids[int(sims.argmax())])
-            for k, name in enumerate(self.dims[1:], start=1):
-                if name in agree:
-                    feats[j, k] = agree[name][self.row_of[pid]]
+        for j, (g, b) in enumerate(zip(groups, ends)):  # each product's best image, in one matrix product
+            s = sims[b - len(g):b]
+            feats[j, 0] = float(s.max())
+            best.append(g[int(s.argmax())])
+        rows = [self.row_of[pid] for pid in products]
+        for k, name in enumerate(self.dims[1:], start=1):
+            if name in agree:
+                feats[:, k] = agree[name][rows]
         return Candidates(self.dims, products, feats, best, qa)
 
     def rank(self, cand: Candidates, weights: np.ndarray | dict[str, float], k: int = 10) -> list[RankedHit]:
