@@ -115,7 +115,8 @@ def _search_regions(a, searcher, opts) -> int:
     for img, r in out.items():
         print(f"{img}: {len(r.regions)} product(s) found in {r.seconds['total']:.2f} s")
         for n, reg in enumerate(r.regions, start=1):
-            print(f"  [{n}] box {','.join(map(str, reg.box))}  score {reg.score:.2f}")
+            print(f"  [{n}] box {','.join(map(str, reg.box))}  score {reg.score:.2f}"
+                  + ("  (no close match)" if reg.no_close_match else ""))
             for h in reg.hits:
                 print(f"      {h.rank:>3}  {h.score:.4f}  {h.product_id}  {h.fields.get('title', '')}")
     return 2 if failed else 0

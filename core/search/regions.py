@@ -57,12 +57,14 @@ class Region:
     score: float  # mean foreground probability inside the region
     hits: list[Hit] = field(default_factory=list)
     query: Query | None = None
+    no_close_match: bool = False  # the box's best hit is below the catalog's calibrated threshold (a tag, a stray)
 
     def crop(self, size: tuple[int, int]) -> Crop:
         return Crop.from_box(self.box, size)
 
     def to_dict(self) -> dict:
-        return {"box": list(self.box), "score": round(self.score, 4), "hits": [h.to_dict() for h in self.hits]}
+        return {"box": list(self.box), "score": round(self.score, 4), "no_close_match": self.no_close_match,
+                "hits": [h.to_dict() for h in self.hits]}
 
 
 @dataclass
@@ -187,7 +189,8 @@ class RegionSearcher:
             regions = sorted(self._merge(img, regions), key=lambda r: -r.score)
         t3 = time.perf_counter()
         for r in regions:
-            r.hits = self.searcher.search(r.query, options).hits
+            res = self.searcher.search(r.query, options)
+            r.hits, r.no_close_match = res.hits, bool(res.no_close_match)
         t4 = time.perf_counter()
         return RegionSearch(img.size, regions, {"decode": t1 - t0, "boxes": t2 - t1, "embed": t3 - t2,
                                                 "search": t4 - t3, "total": t4 - t0})
