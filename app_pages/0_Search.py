@@ -10,6 +10,7 @@ from dataclasses import replace
 import numpy as np
 import streamlit as st
 
+from core.data.columns import catalog_column_types
 from core.embedding.decode import Crop
 from core.embedding.query import Query
 from core.index.product_index import Hit
@@ -42,7 +43,8 @@ def search_settings(ctx: Context) -> tuple[int, float, list[str], str]:
         min_score = st.slider("Minimum similarity", 0.0, 1.0, step=0.01, key="min_score",
                               help="Cosine similarity between the query and a product's best image; 0 shows all.")
         st.subheader("Filters")
-        available = facets({p: ctx.index.products[p] for p in ctx.index.live_products()})
+        live = {p: ctx.index.products[p] for p in ctx.index.live_products()}
+        available = facets(live, types=catalog_column_types(ctx.catalog_dir, live))  # columns.json honoured
         selected: dict[str, list[str] | tuple[float, float]] = {}
         for f in available:
             selected[f.column] = facet_widget(f)
@@ -116,6 +118,10 @@ def results(ctx: Context, q: Query, k: int, min_score: float, where: list[str], 
                   + (f" · filters: {md(' & '.join(where))}" if where else ""))
     if v:
         reset.button("Reset feedback", on_click=reset_votes, key="reset_feedback")
+    if res.no_close_match:  # the catalog's calibrated threshold: nothing here is the same product
+        best = max((h.similarity for h in res.hits), default=None)
+        st.warning("No close match: " + (f"the best similarity {best:.3f} is" if best is not None else "nothing is")
+                   + f" below this catalog's threshold {res.threshold:.3f}; these are the nearest products anyway.")
     hidden_row(ctx, shown.hidden)
     if shown.missing:
         st.caption("Liked, not among these results (filters or minimum similarity): "

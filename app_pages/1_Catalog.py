@@ -43,8 +43,7 @@ def browse(ctx: Context) -> None:
     pid = st.selectbox("Show the images of", table["product_id"].tolist() if not table.empty else [],
                        key="browse_show", format_func=lambda p: f"{p} — {ctx.index.products[p].get('title', '')}")
     if pid:
-        paths = [ctx.index.image_path(i) for i, it in enumerate(ctx.index.items)
-                 if it["product_id"] == pid and ctx.index.alive[i]]
+        paths = [ctx.index.image_path(i) for i in ctx.index.vector_ids.get(pid, [])]
         cols = st.columns(6)
         for col, p in zip(cols, paths):
             if thumb := thumbnail_bytes(p):

@@ -8,7 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from core.data.queries import labelled_query_sets
-from core.explore.disagreements import DisagreementReport, label_choices, label_of
+from core.explore.disagreements import DisagreementReport, label_choices
 from core.explore.map_view import disagreements_figure
 from core.explore.projection import UmapParams
 from ui.auth import can_edit
@@ -42,7 +42,8 @@ def labelled_queries(ctx: Context) -> tuple[Path | None, Path | None]:
 def summary(rep: DisagreementReport) -> None:
     a, b, c = st.columns(3)
     a.metric("Classifier accuracy", f"{rep.accuracy_classifier:.1%}",
-             help=f"Softmax over {len(rep.head.classes)} classes; training accuracy {rep.head.train_accuracy:.1%}.")
+             help=f"Softmax over {len(rep.head.values)} classes; "
+                  f"training accuracy {rep.head.report['train_accuracy']:.1%}.")
     b.metric("Nearest-neighbour accuracy", f"{rep.accuracy_neighbour:.1%}",
              help="Label of the single closest catalog product (exact cosine search).")
     c.metric("Queries", len(rep.cases), help=f"{len(rep.skipped)} skipped" if rep.skipped else None)
@@ -93,7 +94,6 @@ def main() -> None:
                 "This catalog has no labelled queries (queries.csv or a validation folder) on this server.")
         st.stop()
     try:
-        label_of(ctx.index, label)
         rep = get_report(ctx, queries, label, root)
     except USER_ERRORS as e:
         show_error(e)

@@ -16,10 +16,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from collections import defaultdict
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -27,37 +25,43 @@ import torch
 
 from core.config.paths import cache_dir
 from core.data.queries import read_queries
-from core.embedding import load_embedder
+from core.embedding import Embedder, load_embedder
+from core.embedding.batch import embed_sources
 from core.embedding.efficientnet import POOLS, pooled_maps
-from core.metric.features import FeatureStore, _prepare
+from core.metric.features import FeatureStore, view_options
 from core.metric.train import TrainConfig, recall_at, train_head, training_samples
 
 DATA = cache_dir() / "experiments" / "grocery" / "data"
 
 
+class EveryPooling(Embedder):
+    """One backbone pass of efficientnet-lite0, the vectors of every pooling (:data:`POOLS`) side by side."""
+
+    def __init__(self):
+        self.embs = {p: load_embedder("efficientnet-lite0" + ("" if p == "avg" else f":{p}")) for p in POOLS}
+        base = self.embs["avg"]
+        self.spec, self.image_size, self.preprocess = base.spec, base.image_size, base.preprocess
+        self.dim = sum(e.dim for e in self.embs.values())
+
+    @torch.inference_mode()
+    def embed_tensors(self, batch: torch.Tensor) -> np.ndarray:
+        out = pooled_maps(self.embs["avg"].net, batch.contiguous(memory_format=torch.channels_last))
+        return np.concatenate([torch.nn.functional.normalize(out[p], dim=-1).numpy() for p in self.embs], 1)
+
+
 def extract(view: str, paths: list[Path], digests: list[str], batch: int = 32) -> None:
-    embs = {p: load_embedder("efficientnet-lite0" + ("" if p == "avg" else f":{p}")) for p in POOLS}
-    stores = {p: FeatureStore(e, view) for p, e in embs.items()}
+    """Fill the feature cache of every pooling for ``view`` through the one batch embedder."""
+    every = EveryPooling()
+    stores = {p: FeatureStore(e, view) for p, e in every.embs.items()}
     todo = [i for i, d in enumerate(digests) if any(d not in s.data for s in stores.values())]
-    net = embs["avg"].net
-    t0 = time.time()
-    with ThreadPoolExecutor(2) as pool, torch.inference_mode():
-        for start in range(0, len(todo), batch):
-            chunk = todo[start:start + batch]
-            prep = list(pool.map(lambda i: _prepare(embs["avg"], paths[i], view, digests[i]), chunk))
-            ok = [(i, t) for i, t in zip(chunk, prep) if not isinstance(t, str)]
-            if not ok:
-                continue
-            out = pooled_maps(net, torch.stack([t for _, t in ok]).contiguous(memory_format=torch.channels_last))
-            for p, v in out.items():
-                v = torch.nn.functional.normalize(v, dim=-1).numpy()
-                for (i, _), row in zip(ok, v):
-                    stores[p].data[digests[i]] = row
-            print(f"\r{view}: {start + len(chunk)}/{len(todo)} {(start + len(chunk)) / (time.time() - t0):.1f} img/s",
-                  end="", file=sys.stderr)
-    print(file=sys.stderr)
-    for s in stores.values():
-        s.save()
+    vecs, errors = embed_sources(every, [paths[i] for i in todo], batch_size=batch, progress=True, desc=view,
+                                 **view_options(every.embs["avg"], view, lambda j: digests[todo[j]]))
+    ok = [i for j, i in enumerate(todo) if j not in errors]
+    cuts = np.cumsum([e.dim for e in every.embs.values()])[:-1]
+    for store, part in zip(stores.values(), np.split(vecs, cuts, axis=1)):
+        for i, row in zip(ok, part):
+            store.data[digests[i]] = row
+        store.save()
 
 
 def selection_split(samples, frac: float = 0.3) -> set[int]:

@@ -84,6 +84,26 @@ def test_head_at_chance_is_not_offered():
     assert h.report["baseline"] == pytest.approx(1 / 3)
 
 
+@pytest.mark.parametrize("values", [["a", "b"], ["a", "b", "c"]])
+def test_standardised_head_equals_sklearn_pipeline(values):
+    """The classifier page's head (standardised, no cross-validation) gives sklearn's probabilities."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    X, y, g = _blobs(20, informative=True)
+    X = (X * np.linspace(0.01, 3, X.shape[1]) + 0.5).astype(np.float32)  # uneven scales, off-centre
+    keep = [i for i, lab in enumerate(y) if lab in values]
+    X, y, g = X[keep], [y[i] for i in keep], [g[i] for i in keep]
+    h = train_head("cat", values, X, y, g, folds=0, standardise=True, max_iter=500)
+    ref = make_pipeline(StandardScaler(), LogisticRegression(max_iter=500)).fit(X, y)
+    assert h.values == list(ref.classes_) and h.report["folds"] == 0 and not h.report["offered"]
+    np.testing.assert_allclose(h.score_many(X), ref.predict_proba(X), atol=1e-5)
+    labels, probs = h.predict(X)
+    assert labels == list(ref.predict(X)) and h.report["train_accuracy"] == pytest.approx(ref.score(X, y))
+    np.testing.assert_allclose(probs, ref.predict_proba(X).max(1), atol=1e-5)
+
+
 def test_zero_shot_head(tiny_clip):
     values = ["red", "striped", "shoe"]
     head = zero_shot_head(tiny_clip, "thing", values)

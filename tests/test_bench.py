@@ -11,6 +11,7 @@ from core.data.images import open_image
 from core.embedding.batch import embed_sources
 from core.embedding.efficientnet import EfficientNetLiteEmbedder
 from core.evaluation import bench
+from core.evaluation.metrics import neighbour_recall
 from core.index.product_index import ProductIndex, auto_search_k, auto_trees
 
 
@@ -58,8 +59,8 @@ def test_exact_topk_and_recall(sample_vectors):
     top = bench.exact_topk(sample_vectors, q, k=5, chunk=13)  # chunks smaller than k and uneven
     brute = np.argsort(-(q @ sample_vectors.T), axis=1)[:, :5]
     np.testing.assert_array_equal(np.sort(top, 1), np.sort(brute, 1))
-    assert bench.recall_at_k(list(brute), top, k=5) == 1.0
-    assert bench.recall_at_k([b[::-1] for b in brute], top, k=5) == 1.0
+    assert neighbour_recall(list(brute), top, k=5) == 1.0
+    assert neighbour_recall([b[::-1] for b in brute], top, k=5) == 1.0
 
 
 def test_from_arrays_index_matches_build(sample_index, tmp_path):
@@ -108,5 +109,5 @@ def test_quick_tables_are_well_formed(sample_vectors, tmp_path, monkeypatch):
 def test_cli_has_bench_verb():
     from core.cli import build_parser
 
-    a = build_parser("bench").parse_args(["bench", "--quick", "--out", "x.md"])
-    assert a.quick and a.out == "x.md"
+    a = build_parser("bench").parse_args(["bench", "--quick", "--out", "x.md", "--sections", "regions"])
+    assert a.quick and a.out == "x.md" and a.sections == "regions"

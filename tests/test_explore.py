@@ -13,7 +13,7 @@ import pytest
 
 from core.data.catalog import Catalog, load_catalog
 from core.data.queries import folder_queries, load_labelled_queries, write_folder_queries
-from core.explore.disagreements import KINDS, compare, decision_regions, label_of, train_classifier
+from core.explore.disagreements import KINDS, compare, decision_regions, train_classifier
 from core.explore.projection import UmapParams, project, projection_dir
 from core.index.product_index import ProductIndex
 from tests.conftest import SAMPLE, dataset
@@ -22,19 +22,19 @@ from tests.helpers import PixelEmbedder, subset
 
 # ------------------------------------------------------------------ direct computation to check against
 def check_against_direct(rep, index: ProductIndex, label: str) -> None:
-    """Every case, both accuracies and the counts equal a plain numpy nearest neighbour + the head's predict."""
-    labels = label_of(index, label)
+    """Every case, both accuracies and the counts equal a plain numpy nearest neighbour + the head's softmax."""
+    labels = index.labels(label)
     live = np.flatnonzero(index.alive)
     sims = rep.query_vectors @ np.asarray(index.vectors[live]).T
     nn_pid = [index.items[live[j]]["product_id"] for j in sims.argmax(1)]
-    clf = list(rep.head.model.predict(rep.query_vectors))
+    proba = rep.head.score_many(rep.query_vectors)
+    clf = [rep.head.values[i] for i in proba.argmax(1)]
     truth = [c.label for c in rep.cases]
     assert [c.nn_product for c in rep.cases] == nn_pid
     assert [c.nn_label for c in rep.cases] == [labels[p] for p in nn_pid]
     assert [c.clf_label for c in rep.cases] == clf
     np.testing.assert_allclose([c.nn_distance for c in rep.cases], 1 - sims.max(1), atol=1e-4)
-    proba = rep.head.model.predict_proba(rep.query_vectors).max(1)
-    np.testing.assert_allclose([c.clf_prob for c in rep.cases], proba, atol=1e-6)
+    np.testing.assert_allclose([c.clf_prob for c in rep.cases], proba.max(1), atol=1e-6)
     acc_clf = np.mean([a == b for a, b in zip(clf, truth)])
     acc_nn = np.mean([labels[p] == t for p, t in zip(nn_pid, truth)])
     assert rep.accuracy_classifier == pytest.approx(acc_clf)
@@ -62,7 +62,7 @@ def test_sample_report_matches_direct_computation(sample_report, sample_index):
     rows = list(csv.DictReader(open(SAMPLE / "queries.csv")))
     assert [c.label for c in sample_report.cases] == [r["product_id"] for r in rows]
     check_against_direct(sample_report, sample_index, "product_id")
-    assert sample_report.head.n_train == int(sample_index.alive.sum())
+    assert sample_report.head.report["n"] == int(sample_index.alive.sum())
 
 
 def test_sample_has_both_kinds_of_case(sample_report):
@@ -84,7 +84,7 @@ def test_category_label_from_product_ids_with_root(tmp_path, sample_index, embed
     rep = compare(sample_index, embedder, q, "category", root=SAMPLE)
     assert [c.label for c in rep.cases] == [sample_index.products[r["product_id"]]["category"] for r in rows]
     check_against_direct(rep, sample_index, "category")
-    assert set(rep.head.classes) == {f["category"] for f in sample_index.products.values()}
+    assert set(rep.head.values) == {f["category"] for f in sample_index.products.values()}
 
 
 def test_bad_label_and_escaping_paths_are_refused(tmp_path, sample_index, embedder):
@@ -180,7 +180,7 @@ def test_decision_regions_follow_the_classifier(sample_index):
     proj = project(sample_index, UmapParams())
     vecs = np.asarray(sample_index.vectors[proj.vector_ids])
     reg = decision_regions(head, proj.coords, vecs, grid=150)
-    assert reg.z.shape == (150, 150) and reg.classes == head.classes
+    assert reg.z.shape == (150, 150) and reg.classes == head.values
     pred, _ = head.predict(vecs)
     ix = np.clip(np.searchsorted(reg.xs, proj.coords[:, 0]), 0, 149)
     iy = np.clip(np.searchsorted(reg.ys, proj.coords[:, 1]), 0, 149)

@@ -112,6 +112,24 @@ def test_add_remove_compact_equals_fresh_build(sample_catalog, pix, queries, tmp
     assert set(idx.live_products()) == set(pids)
 
 
+def test_labels_vectors_and_live_counts_follow_removals(sample_catalog, pix, tmp_path):
+    idx, _ = ProductIndex.build(sample_catalog, pix, tmp_path / "i")
+    cats = {r.product_id: r.fields["category"] for r in sample_catalog.rows}
+    assert idx.labels("category") == cats and idx.labels() == {p: p for p in cats}
+    rows_of = {p: [i for i, r in enumerate(sample_catalog.rows) if r.product_id == p] for p in cats}
+    assert idx.vector_ids == rows_of
+    counts = idx.label_counts("category")
+    assert sum(counts.values()) == len(cats) and counts["bag"] == sum(c == "bag" for c in cats.values())
+    gone = [p for p, c in cats.items() if c == "bag"][:3]
+    idx = idx.remove(gone)
+    assert idx.label_counts("category")["bag"] == counts["bag"] - 3
+    assert idx.labels("category")[gone[0]] == "bag"  # a removed product keeps its label, not its vectors
+    assert gone[0] not in idx.vector_ids and gone[0] not in idx.label_counts()
+    assert set(idx.label_counts().values()) == {1}
+    with pytest.raises(IndexStateError, match="no column 'colour_name'"):
+        idx.labels("colour_name")
+
+
 def test_add_with_nothing_new_embeds_nothing(sample_catalog, pix, tmp_path):
     idx, _ = ProductIndex.build(sample_catalog, pix, tmp_path / "i")
     idx2, rep = idx.add(sample_catalog, pix)

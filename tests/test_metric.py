@@ -182,6 +182,41 @@ def test_feature_cache_is_keyed_by_file_content(tmp_path):
     assert list(errors) == [1]
 
 
+def test_cached_views_are_the_backbone_on_mirrored_and_augmented_inputs(tmp_path, monkeypatch):
+    """flip = the input tensor mirrored, aug<k> = the seeded augmentation of a JPEG decoded at twice the input
+    size; the second call reads them from the cache; a part is saved every SAVE_EVERY images."""
+    from core.data.catalog import file_digest
+    from core.data.images import open_image
+    from core.metric import features
+    from core.metric.features import augment
+
+    monkeypatch.setattr(features, "SAVE_EVERY", 2)  # several parts: errors and rows keep their places
+    emb = PixelEmbedder()
+    rng = np.random.default_rng(0)
+    paths = []
+    for n in range(5):
+        p = tmp_path / f"{n}.jpg"
+        Image.fromarray(rng.integers(0, 255, (40, 60, 3), np.uint8)).save(p)
+        paths.append(p)
+    (tmp_path / "bad.jpg").write_bytes(b"no")
+    paths.insert(3, tmp_path / "bad.jpg")
+    ok = [p for p in paths if p.name != "bad.jpg"]
+    direct = {"orig": [emb.preprocess(open_image(p, draft_size=8)) for p in ok],
+              "flip": [emb.preprocess(open_image(p, draft_size=8)).flip(-1) for p in ok],
+              "aug1": [emb.preprocess(augment(open_image(p, draft_size=16), "aug1", file_digest(p))) for p in ok]}
+    first = {}
+    for view, tensors in direct.items():
+        first[view] = got = cached_features(emb, paths, view, batch_size=1)[0]
+        assert list(cached_features(emb, paths, view)[1]) == [3] and not got[3].any()
+        np.testing.assert_allclose(np.delete(got, 3, 0), emb.embed_tensors(torch.stack(tensors)), atol=1e-6)
+    monkeypatch.setattr(features, "embed_sources", lambda *a, **k: pytest.fail("not read from the cache"))
+    for view in direct:
+        got, errors = cached_features(emb, ok, view)
+        assert not errors and np.array_equal(got, np.delete(first[view], 3, 0))
+    with pytest.raises(ValueError, match="unknown view"):
+        cached_features(emb, paths, "sideways")
+
+
 def test_index_from_cached_vectors_equals_build(tmp_path):
     emb = PixelEmbedder()
     for c in ("red", "green"):

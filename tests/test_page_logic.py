@@ -44,7 +44,8 @@ def test_catalog_keys_name_the_sample_and_imports(tmp_path, monkeypatch, catalog
 def test_labelled_query_sets_next_to_a_catalog(catalog):
     assert labelled_query_sets(catalog) == []
     (catalog / "queries.csv").write_text("image,product_id\nred.png,R\n")
-    (catalog.parent / "validation").mkdir()
+    (catalog.parent / "validation" / "red").mkdir(parents=True)  # a held-out <category>/<image> tree
+    Image.new("RGB", (8, 8), "red").save(catalog.parent / "validation" / "red" / "r1.png")
     assert labelled_query_sets(catalog) == [catalog / "queries.csv", catalog.parent / "validation"]
 
 

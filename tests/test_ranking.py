@@ -14,9 +14,12 @@ from core.search.ranking import (
     Ranker,
     RankingError,
     TrainingQuery,
+    WeightNet,
     dynamic_weights,
+    load_model,
     load_presets,
     parse_weights,
+    save_model,
     save_preset,
     train_weightnet,
     weight_vector,
@@ -73,6 +76,22 @@ def test_presets_roundtrip():
     assert load_presets()["colourful"] == {SIMILARITY: 1.0, "colour": 2.0}
     with pytest.raises(RankingError):
         save_preset(" ", {})
+
+
+def test_saved_dynamic_ranker_loads_back_and_a_stale_one_is_refused(tmp_path):
+    import torch
+
+    root = tmp_path / "dynamic"
+    with pytest.raises(RankingError, match="no dynamic ranker trained"):
+        load_model(root, {})
+    net = WeightNet(8, len(DIMS))
+    key = {"embedder": "e", "index_fingerprint": "gen-1", "dims": DIMS}
+    save_model(net, root, key)
+    got, meta = load_model(root, key)
+    emb, conf = torch.randn(3, 8), torch.rand(3, 2 * (len(DIMS) - 1))
+    assert torch.equal(got(emb, conf), net.eval()(emb, conf)) and meta["n_dims"] == len(DIMS)
+    with pytest.raises(RankingError, match=r"stale \(index_fingerprint changed\)"):
+        load_model(root, {**key, "index_fingerprint": "gen-2"})
 
 
 def test_dynamic_weights_change_with_the_query():

@@ -109,3 +109,14 @@ def test_same_query_file_same_vector_through_cli_app_and_batch_paths(tmp_path, e
     np.testing.assert_allclose(cli, batch.vector, atol=1e-5)
     cropped = embed_query(embedder, path.read_bytes(), crop=Crop(0.25, 0.25, 0.75, 0.75)).vector
     assert float(cli @ cropped) < 0.999  # the crop is applied
+
+
+def test_readme_layout_names_every_engine_module():
+    """The README's layout table lists each package of core/ with exactly the modules it holds."""
+    section = README.read_text().split("## Project layout", 1)[1].split("\n## ", 1)[0]
+    listed = {m[0]: set(re.findall(r"`(\w+/?)`", m[1])) for m in re.findall(r"\| `core/(\w+)/` \| ([^|]+) \|", section)}
+    core = ROOT / "core"
+    tree = {d.name: {p.stem for p in d.glob("*.py") if p.stem != "__init__"} | {f"{s.name}/" for s in d.iterdir()
+                                                                              if (s / "__init__.py").is_file()}
+            for d in core.iterdir() if (d / "__init__.py").is_file()}
+    assert listed == tree

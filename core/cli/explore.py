@@ -64,7 +64,7 @@ def run_disagreements(a) -> int:
         print(json.dumps(rep.to_dict(), indent=1))
         return 0
     print_skipped(rep.skipped)
-    print(f"{len(rep.cases)} queries, label {a.label!r}, {len(rep.head.classes)} classes")
+    print(f"{len(rep.cases)} queries, label {a.label!r}, {len(rep.head.values)} classes")
     print(f"  classifier accuracy       {rep.accuracy_classifier:.4f}")
     print(f"  nearest-neighbour accuracy {rep.accuracy_neighbour:.4f}")
     for k, v in rep.counts().items():

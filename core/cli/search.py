@@ -21,6 +21,8 @@ def args_search(p) -> None:
     p.add_argument("--save-preset", default=None, metavar="NAME", help="save the resulting static weights")
     p.add_argument("--explain", action="store_true",
                    help="also print the weights, the query's predicted attributes and each result's contributions")
+    p.add_argument("--regions", action="store_true",
+                   help="find the products in each photo (shelf, outfit, table) and search each box separately")
     embedder_arg(p)
     p.add_argument("--json", action="store_true", help="print JSON (hits, weights, query attributes, timing)")
 
@@ -58,6 +60,8 @@ def run_search(a) -> int:
     searcher = Searcher(idx, emb, progress=not a.json)
     opts = SearchOptions.make(k=a.k, where=a.where, min_similarity=a.min_score, rank=a.rank,
                               weights=_weights(a, searcher))
+    if a.regions:
+        return _search_regions(a, searcher, opts)
     out, failed = {}, 0
     for img in a.images:
         try:
@@ -77,12 +81,44 @@ def run_search(a) -> int:
             for d, probs in r.query_attributes.items():
                 top = sorted(probs.items(), key=lambda kv: -kv[1])[:2]
                 print(f"    query {d}: " + ", ".join(f"{v} {p:.2f}" for v, p in top))
+        if r.no_close_match:
+            best = max((h.similarity for h in r.hits), default=None)
+            print("  no close match: " + (f"the best similarity {best:.3f} is" if best is not None else "nothing is")
+                  + f" below this catalog's threshold {r.threshold:.3f}; these are the nearest products anyway")
         for h in r.hits:
             line = f"  {h.rank:>3}  {h.score:.4f}  {h.product_id}  {h.fields.get('title', '')}"
             if a.explain:
                 line += f"   similarity {h.similarity:.4f} [" + "  ".join(
                     f"{d}={c:+.3f}" for d, c in h.contributions.items() if c) + "]"
             print(line)
+    return 2 if failed else 0
+
+
+def _search_regions(a, searcher, opts) -> int:
+    """``search --regions``: each photo's boxes, numbered, with the top hits of each."""
+    from core.data.images import ImageError
+    from core.search.regions import RegionSearcher
+
+    if a.explain:
+        raise ValueError("--explain applies to whole-photo searches; drop it with --regions")
+    rs = RegionSearcher(searcher, progress=not a.json)
+    out, failed = {}, 0
+    for img in a.images:
+        try:
+            out[img] = rs.search(img, opts)
+        except ImageError as e:
+            print(f"error: {img}: {e}", file=sys.stderr)
+            failed += 1
+    if a.json:
+        print(json.dumps({k: r.to_dict() for k, r in out.items()}, indent=1))
+        return 2 if failed else 0
+    for img, r in out.items():
+        print(f"{img}: {len(r.regions)} product(s) found in {r.seconds['total']:.2f} s")
+        for n, reg in enumerate(r.regions, start=1):
+            print(f"  [{n}] box {','.join(map(str, reg.box))}  score {reg.score:.2f}"
+                  + ("  (no close match)" if reg.no_close_match else ""))
+            for h in reg.hits:
+                print(f"      {h.rank:>3}  {h.score:.4f}  {h.product_id}  {h.fields.get('title', '')}")
     return 2 if failed else 0
 
 
@@ -95,9 +131,11 @@ def args_attributes(p) -> None:
 
 def run_attributes(a) -> int:
     from core.search.attributes import attributes_for
+    from core.search.tuning import tuned_attributes
 
     idx, emb = open_index(a.index, a.model)
-    aset = attributes_for(idx, emb, progress=not a.json, rebuild=a.rebuild)
+    attributes_for(idx, emb, progress=not a.json, rebuild=a.rebuild)
+    aset = tuned_attributes(idx, emb)
     if a.json:
         print(json.dumps(aset.reports, indent=1))
         return 0
@@ -105,6 +143,12 @@ def run_attributes(a) -> int:
         acc = r.get("cv_accuracy", r.get("accuracy"))
         detail = f"accuracy {acc:.3f} vs majority {r['baseline']:.3f} (n={r['n']})" if acc is not None else ""
         print(f"{name:>16}  {r['source']:<9}  {'offered' if r['offered'] else 'NOT offered (chance)':<20}  {detail}")
+    w = aset.meta["static_weights"]
+    print("default weights: " + ", ".join(f"{d}={x:.2f}" for d, x in w["weights"].items())
+          + f" ({w['chosen']}, from {w['source']})")
+    if aset.needs_retraining:
+        print(f"{aset.changed_since_training} products changed since the heads were trained: retrain them with "
+              "--rebuild")
     return 0
 
 

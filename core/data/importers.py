@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import csv
 import io
-import os
-import shutil
 import urllib.error
 import urllib.request
 import zipfile
@@ -23,6 +21,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from core.config.store import atomic_path, link_or_copy
 from core.data.catalog import IMAGE_EXTS
 
 URLS = {
@@ -58,24 +57,18 @@ def place(src: Path, dst: Path) -> None:
         if dst.samefile(src) or dst.stat().st_size == src.stat().st_size:
             return
         dst.unlink()
-    try:
-        os.link(src, dst)
-    except OSError:
-        shutil.copy2(src, dst)
+    link_or_copy(src, dst)
 
 
 def _write_csv(path: Path, columns: list[str], rows: Iterable[dict]) -> int:
     """Write atomically; returns the number of rows."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
     n = 0
-    with open(tmp, "w", newline="", encoding="utf-8") as f:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
         w = csv.DictWriter(f, columns)
         w.writeheader()
         for r in rows:
             w.writerow(r)
             n += 1
-    os.replace(tmp, path)
     return n
 
 
@@ -219,8 +212,6 @@ def download(name: str, dest: Path | None = None, timeout: float = 60) -> Path:
             data = r.read()
     except (urllib.error.URLError, TimeoutError, OSError) as e:
         raise ValueError(f"could not download the {name} dataset ({e}); are you offline? Pass a local PATH") from None
-    tmp = dest.with_name(dest.name + ".part")
-    shutil.rmtree(tmp, ignore_errors=True)
-    zipfile.ZipFile(io.BytesIO(data)).extractall(tmp)
-    os.replace(tmp, dest)
+    with atomic_path(dest) as tmp:
+        zipfile.ZipFile(io.BytesIO(data)).extractall(tmp)
     return dest

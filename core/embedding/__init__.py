@@ -4,6 +4,8 @@ Specs:
 - ``efficientnet-lite0`` (offline default), ``efficientnet-lite1``, ``efficientnet-lite2``
 - ``open_clip:<arch>:<pretrained tag | checkpoint path | random>``
 - ``<base spec>+head:<model dir>``: a trained projection head on top of a base embedder
+
+:func:`available_embedders` lists the specs that can load on this machine (no download).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from core.config.defaults import DEFAULT_SPEC
+from core.embedding.available import EmbedderChoices, available_embedders
 from core.embedding.base import Embedder, normalize
 
 _BUILDERS: dict[str, Callable[[str], Embedder]] = {}
@@ -86,4 +89,5 @@ def load_embedder(spec: str = DEFAULT_SPEC) -> Embedder:
         return _cache[key]
 
 
-__all__ = ["DEFAULT_SPEC", "Embedder", "load_embedder", "normalize", "register"]
+__all__ = ["DEFAULT_SPEC", "Embedder", "EmbedderChoices", "available_embedders", "load_embedder", "normalize",
+           "register"]

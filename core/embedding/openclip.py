@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -37,6 +38,7 @@ class OpenClipEmbedder(Embedder):
         if arch not in open_clip.list_models():
             raise ValueError(f"unknown open_clip architecture {arch!r}")
         weights: str | None = pretrained
+        extra: dict = {}
         if pretrained in ("", "random", "none"):
             weights = None
         elif _looks_like_path(pretrained):
@@ -46,8 +48,14 @@ class OpenClipEmbedder(Embedder):
         elif pretrained not in open_clip.list_pretrained_tags_by_model(arch):
             tags = ", ".join(open_clip.list_pretrained_tags_by_model(arch)) or "none"
             raise ValueError(f"open_clip {arch} has no pretrained tag {pretrained!r} (tags: {tags})")
+        elif (cached := cached_weights(arch, pretrained)) is not None:  # no network round trip for cached weights
+            cfg = open_clip.get_pretrained_cfg(arch, pretrained)
+            weights, extra = str(cached), {"image_mean": cfg.get("mean"), "image_std": cfg.get("std"),
+                                           "image_interpolation": cfg.get("interpolation"),
+                                           "image_resize_mode": cfg.get("resize_mode")}
         try:
-            model, _, preprocess = open_clip.create_model_and_transforms(arch, pretrained=weights, device="cpu")
+            model, _, preprocess = open_clip.create_model_and_transforms(arch, pretrained=weights, device="cpu",
+                                                                         **extra)
         except Exception as e:  # noqa: BLE001 - network or file errors become one clear line
             raise ValueError(f"could not load open_clip {arch}:{pretrained}: {type(e).__name__}: {e}") from None
         model.eval()
@@ -67,6 +75,28 @@ class OpenClipEmbedder(Embedder):
 
     def forward_text(self, texts: Sequence[str]) -> torch.Tensor:
         return self.model.encode_text(self.tokenizer(list(texts)))
+
+
+def cached_weights(arch: str, tag: str) -> Path | None:
+    """The local file of open_clip's pretrained ``arch:tag`` weights when a download left them on this machine
+    (Hugging Face hub cache, or ``~/.cache/clip``), else None. Never downloads."""
+    import open_clip
+
+    cfg = open_clip.get_pretrained_cfg(arch, tag)
+    if cfg.get("file"):
+        return Path(cfg["file"]) if Path(cfg["file"]).is_file() else None
+    if cfg.get("hf_hub"):
+        from huggingface_hub import try_to_load_from_cache
+
+        repo, name = os.path.split(cfg["hf_hub"])
+        for fname in [name] if name else ["open_clip_model.safetensors", "open_clip_pytorch_model.bin"]:
+            got = try_to_load_from_cache(repo, fname)
+            if isinstance(got, str) and Path(got).is_file():
+                return Path(got)
+    if cfg.get("url"):
+        p = Path("~/.cache/clip").expanduser() / os.path.basename(cfg["url"])
+        return p if p.is_file() else None
+    return None
 
 
 def _looks_like_path(s: str) -> bool:

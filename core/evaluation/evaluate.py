@@ -11,8 +11,10 @@ from tqdm.auto import tqdm
 from core.config.defaults import DEFAULT_RANK
 from core.config.progress import Progress
 from core.data.queries import read_queries
+from core.data.query_sets import query_sets
 from core.embedding import Embedder
 from core.embedding.query import embed_queries
+from core.evaluation.metrics import average_precision, first_relevant, mean, precision_at, relevance, summary
 from core.index.product_index import Hit, ProductIndex
 from core.search.engine import Searcher, SearchOptions
 
@@ -31,20 +33,12 @@ class Evaluation:
     metrics: dict[str, float]
     queries: list[QueryResult] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    weights: dict[str, float] = field(default_factory=dict)  # the static weights searched with ({} otherwise)
+    weights_source: str = ""  # how those weights were chosen
 
     def failures(self, k: int = 1) -> list[QueryResult]:
         """Queries whose first relevant product is not in the top ``k``."""
         return [q for q in self.queries if q.rank is None or q.rank > k]
-
-
-def average_precision(ranked_relevance: list[bool], n_relevant: int, k: int = 10) -> float:
-    """AP@k: mean of precision@i at each relevant position i <= k, over min(n_relevant, k)."""
-    hits, total = 0, 0.0
-    for i, rel in enumerate(ranked_relevance[:k], start=1):
-        if rel:
-            hits += 1
-            total += hits / i
-    return total / max(1, min(n_relevant, k)) if n_relevant else 0.0
 
 
 def evaluate(index: ProductIndex, embedder: Embedder, queries: str | Path, *, label: str = "product_id",
@@ -65,8 +59,26 @@ def evaluate(index: ProductIndex, embedder: Embedder, queries: str | Path, *, la
     opts = SearchOptions.make(k=k + 1 if exclude_self else k, rank=rank, weights=weights)
     hits = [searcher.search(q, opts).hits for _, q in tqdm(ok, desc="searching", disable=progress is not True)]
     vecs = np.stack([q.vector for _, q in ok]) if ok else np.zeros((0, embedder.dim), np.float32)
-    return evaluate_vectors(index, [r for r, _ in ok], vecs, label=label, k=k, exclude_self=exclude_self,
-                            skipped=skipped, hits=hits)
+    ev = evaluate_vectors(index, [r for r, _ in ok], vecs, label=label, k=k, exclude_self=exclude_self,
+                          skipped=skipped, hits=hits)
+    ev.weights, ev.weights_source = weights_used(searcher, opts)
+    return ev
+
+
+def weights_used(searcher: Searcher, opts: SearchOptions) -> tuple[dict[str, float], str]:
+    """The weights a search with ``opts`` ranks by, and where they come from."""
+    if opts.rank == "distance":
+        return {"similarity": 1.0}, "plain distance (--rank distance)"
+    if opts.rank == "dynamic":
+        return {}, "per query, from the trained dynamic ranker"
+    if opts.weights is not None:
+        return searcher.weights_for(opts), "given"
+    info = searcher.weights_info
+    src = {"fitted": f"fitted on {info['source']}",
+           "default": f"the hand-set default, best cross-validated on {info['source']}",
+           "distance": f"plain distance: the filters did not help on {info['source']}"}.get(info["chosen"], "default")
+    cv = ", ".join(f"{k} {v:.3f}" for k, v in info.get("cv", {}).items())
+    return searcher.weights_for(opts), src + (f"; cross-validated {info['metric']}: {cv}" if cv else "")
 
 
 def evaluate_vectors(index: ProductIndex, rows: list[tuple[Path, str]], vecs: np.ndarray, *,
@@ -77,11 +89,7 @@ def evaluate_vectors(index: ProductIndex, rows: list[tuple[Path, str]], vecs: np
     With a ``label`` other than ``product_id`` the metrics also hold ``precision@10``: the share of the top 10
     products that carry the query's label (e.g. the same category).
     """
-    label_of = {pid: (pid if label == "product_id" else f.get(label, "")) for pid, f in index.products.items()}
-    live = set(index.live_products())
-    counts: dict[str, int] = {}
-    for pid in live:
-        counts[label_of[pid]] = counts.get(label_of[pid], 0) + 1
+    label_of, counts = index.labels(label), index.label_counts(label)
     results = []
     fetch = k + 1 if exclude_self else k
     hits_all = hits if hits is not None else (index.search(vecs, fetch) if len(vecs) else [])
@@ -89,19 +97,13 @@ def evaluate_vectors(index: ProductIndex, rows: list[tuple[Path, str]], vecs: np
     for (path, want), hits in zip(rows, hits_all):
         if exclude_self:
             hits = [h for h in hits if Path(h.image).resolve() != path.resolve()][:k]
-        rel = [label_of.get(h.product_id) == want for h in hits]
-        rank = next((i + 1 for i, r in enumerate(rel) if r), None)
+        rel = relevance((label_of.get(h.product_id) for h in hits), want)
         n_rel = counts.get(want, 0) - (1 if exclude_self and label != "product_id" else 0)
-        results.append(QueryResult(str(path), want, rank, [(h.product_id, h.score) for h in hits],
+        results.append(QueryResult(str(path), want, first_relevant(rel), [(h.product_id, h.score) for h in hits],
                                    average_precision(rel, n_rel, k)))
-        precisions.append(sum(rel[:10]) / 10)
-    n = len(results)
-    ranks = np.array([r.rank if r.rank else 10**9 for r in results])
-    metrics = {f"recall@{kk}": float(np.mean(ranks <= kk)) if n else 0.0 for kk in (1, 5, 10)}
-    metrics["map@10"] = float(np.mean([r.ap10 for r in results])) if n else 0.0
-    if label != "product_id":
-        metrics["precision@10"] = float(np.mean(precisions)) if n else 0.0
-    metrics["n_queries"] = n
+        precisions.append(precision_at(rel, 10))
+    extra = {"precision@10": mean(precisions)} if label != "product_id" else {}
+    metrics = summary([r.rank for r in results], [r.ap10 for r in results], **extra)
     return Evaluation(metrics, results, list(skipped or []))
 
 
@@ -119,22 +121,23 @@ class Failure:
 
 def failure_details(ev: Evaluation, index: ProductIndex, label: str = "product_id", k: int = 1) -> list[Failure]:
     """Every query that missed the top ``k``: expected product, the products ranked above it and the scores."""
-    first_image: dict[str, str] = {}
-    for i, it in enumerate(index.items):
-        if index.alive[i]:
-            first_image.setdefault(it["product_id"], index.image_path(i))
-    label_of = {pid: (pid if label == "product_id" else f.get(label, "")) for pid, f in index.products.items()}
+    label_of = index.labels(label)
+
+    def first_image(pid: str | None) -> str | None:
+        ids = index.vector_ids.get(pid, []) if pid else []
+        return index.image_path(ids[0]) if ids else None
+
     out = []
     for q in ev.failures(k):
         stop = (q.rank - 1) if q.rank else len(q.top)
-        exp_pid = q.top[q.rank - 1][0] if q.rank else next((p for p, lab in label_of.items() if lab == q.label), None)
-        out.append(Failure(q.image, q.label, first_image.get(exp_pid) if exp_pid else None, q.rank,
-                           [(p, s, first_image.get(p, "")) for p, s in q.top[:stop]],
+        exp_pid = q.top[q.rank - 1][0] if q.rank else next(
+            (p for p, lab in label_of.items() if lab == q.label and p in index.vector_ids), None)
+        out.append(Failure(q.image, q.label, first_image(exp_pid), q.rank,
+                           [(p, s, first_image(p) or "") for p, s in q.top[:stop]],
                            q.top[q.rank - 1][1] if q.rank else None))
     return out
 
 
 def query_files_near(catalog_dir: str | Path) -> list[Path]:
     """Query CSVs an importer wrote next to a catalog (``../queries-*.csv``) or inside it (``queries*.csv``)."""
-    d = Path(catalog_dir)
-    return sorted({*d.parent.glob("queries-*.csv"), *d.glob("queries*.csv")})
+    return [s.path for s in query_sets(catalog_dir) if s.kind == "csv"]

@@ -15,7 +15,7 @@ import numpy as np
 from core.data.queries import read_queries
 from core.embedding import Embedder
 from core.embedding.query import embed_queries
-from core.evaluation.evaluate import average_precision
+from core.evaluation.metrics import average_precision, first_relevant, relevance, summary
 from core.index.product_index import ProductIndex
 from core.search.attributes import attributes_for
 from core.search.ranking import (
@@ -51,13 +51,10 @@ def split_queries(rows: list[tuple[Path, str]], test_fraction: float = 0.5) -> t
     return train, test
 
 
-def _relevant_fn(index: ProductIndex, label: str):
-    label_of = {p: (p if label == "product_id" else f.get(label, "")) for p, f in index.products.items()}
-    live = index.live_products()
-    counts: dict[str, int] = {}
-    for p in live:
-        counts[label_of[p]] = counts.get(label_of[p], 0) + 1
-    return label_of, counts
+def _training(prepared: list, label_of: dict[str, str]) -> list[TrainingQuery]:
+    """Training queries for the dynamic ranker: which candidates carry each query's label."""
+    return [TrainingQuery(v, c, np.array(relevance((label_of.get(p) for p in c.products), want)))
+            for want, v, c in prepared]
 
 
 def prepare(ranker: Ranker, embedder: Embedder, rows, label: str, progress=False):
@@ -88,13 +85,12 @@ def evaluate_ranking(index: ProductIndex, embedder: Embedder, queries: str | Pat
     if not train_rows or not test_rows:
         raise RankingError("need both training and test queries (got "
                            f"{len(train_rows)} train, {len(test_rows)} test)")
-    label_of, counts = _relevant_fn(index, label)
+    label_of, counts = index.labels(label), index.label_counts(label)
     train, s_tr = prepare(ranker, embedder, train_rows, label, progress)
     test, s_te = prepare(ranker, embedder, test_rows, label, progress)
     skipped += s_tr + s_te
 
-    tq = [TrainingQuery(v, c, np.array([label_of.get(p) == want for p in c.products])) for want, v, c in train]
-    net, training = train_weightnet(tq, index.dim, ranker.dims, epochs=epochs)
+    net, training = train_weightnet(_training(train, label_of), index.dim, ranker.dims, epochs=epochs)
 
     static = static or default_weights(ranker.dims)
     plans = {"distance": lambda v, c: weight_vector({SIMILARITY: 1.0}, ranker.dims),
@@ -107,13 +103,10 @@ def evaluate_ranking(index: ProductIndex, embedder: Embedder, queries: str | Pat
             w = plan(v, c)
             if name == "dynamic":
                 dyn_w.append(w)
-            hits = ranker.rank(c, w, k)
-            rel = [label_of.get(h.product_id) == want for h in hits]
-            ranks.append(next((i + 1 for i, r in enumerate(rel) if r), 10**9))
+            rel = relevance((label_of.get(h.product_id) for h in ranker.rank(c, w, k)), want)
+            ranks.append(first_relevant(rel))
             aps.append(average_precision(rel, counts.get(want, 0), k))
-        ranks = np.array(ranks)
-        metrics[name] = {**{f"recall@{kk}": float(np.mean(ranks <= kk)) for kk in (1, 5, 10)},
-                         "map@10": float(np.mean(aps)), "n_queries": len(test)}
+        metrics[name] = summary(ranks, aps)
     mean_dyn = dict(zip(ranker.dims, map(float, np.mean(dyn_w, 0)))) if dyn_w else {}
     return RankingComparison(metrics, dict(zip(ranker.dims, map(float, weight_vector(static, ranker.dims)))),
                              mean_dyn, training, aset.reports, len(train), len(test), skipped)
@@ -128,10 +121,8 @@ def train_dynamic(index: ProductIndex, embedder: Embedder, queries: str | Path, 
     rows, skipped = read_queries(queries, label)
     if not rows:
         raise RankingError(f"no usable queries in {queries}")
-    label_of, _ = _relevant_fn(index, label)
     data, s2 = prepare(ranker, embedder, rows, label, progress)
-    tq = [TrainingQuery(v, c, np.array([label_of.get(p) == want for p in c.products])) for want, v, c in data]
-    net, training = train_weightnet(tq, index.dim, ranker.dims, epochs=epochs)
+    net, training = train_weightnet(_training(data, index.labels(label)), index.dim, ranker.dims, epochs=epochs)
     meta = {**model_key(ranker, embedder), "training": training, "queries": str(Path(queries).resolve()),
             "label": label}
     save_model(net, model_dir(index), meta)

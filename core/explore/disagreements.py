@@ -1,5 +1,6 @@
-"""Classifier versus nearest neighbour: a softmax head trained on the catalog's embeddings, and where its
-answer differs from the label of the query's nearest catalog product in the full embedding space."""
+"""Classifier versus nearest neighbour: a softmax head trained on the catalog's embeddings (the attribute
+filters' logistic head, on standardised features), and where its answer differs from the label of the query's
+nearest catalog product in the full embedding space."""
 
 from __future__ import annotations
 
@@ -10,67 +11,34 @@ from pathlib import Path
 import numpy as np
 
 from core.config.progress import Progress
+from core.data.catalog import product_columns
 from core.data.queries import load_labelled_queries
 from core.embedding import Embedder
 from core.embedding.batch import embed_sources
 from core.index.product_index import ProductIndex
+from core.search.attributes.heads import LinearHead, train_head
 
 KINDS = ("both_right", "classifier_only", "neighbour_only", "both_wrong")
-
-
-def label_of(index: ProductIndex, label: str) -> dict[str, str]:
-    """product_id -> its value of ``label`` (the id itself for ``product_id``)."""
-    if label != "product_id" and not any(label in f for f in index.products.values()):
-        cols = sorted({c for f in index.products.values() for c in f})
-        raise ValueError(f"no column {label!r} in the catalog (columns: product_id, {', '.join(cols)})")
-    return {pid: (pid if label == "product_id" else f.get(label, "")) for pid, f in index.products.items()}
 
 
 def label_choices(index: ProductIndex) -> list[str]:
     """Columns a classifier can learn: ``category`` first, the other fields (not the free-text title), then
     ``product_id``."""
-    fields = sorted({c for f in index.products.values() for c in f if c != "title"})
+    fields = [c for c in product_columns(index.products) if c != "title"]
     return list(dict.fromkeys([*(["category"] if "category" in fields else []), *fields, "product_id"]))
 
 
-@dataclass
-class ClassifierHead:
-    """Multinomial logistic regression (a softmax layer) over standardised embeddings."""
-
-    label: str
-    model: object  # sklearn Pipeline
-    train_accuracy: float
-    n_train: int
-
-    @property
-    def classes(self) -> list[str]:
-        return [str(c) for c in self.model.classes_]
-
-    def predict_proba(self, vectors: np.ndarray) -> np.ndarray:
-        return self.model.predict_proba(np.atleast_2d(vectors))
-
-    def predict(self, vectors: np.ndarray) -> tuple[list[str], np.ndarray]:
-        """Predicted class and its probability per row."""
-        p = self.predict_proba(vectors)
-        best = p.argmax(1)
-        return [self.classes[i] for i in best], p[np.arange(len(best)), best]
-
-
-def train_classifier(index: ProductIndex, label: str, *, C: float = 1.0, max_iter: int = 500) -> ClassifierHead:
-    """Fit the head on every live catalog vector (all views of each product) labelled by ``label``."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    labels = label_of(index, label)
-    ids = [i for i in np.flatnonzero(index.alive) if labels.get(index.item_pid[i], "")]
-    y = np.array([labels[index.item_pid[i]] for i in ids], dtype=object)
+def train_classifier(index: ProductIndex, label: str, *, C: float = 1.0, max_iter: int = 500) -> LinearHead:
+    """Fit the head on every live catalog vector (all views of each product) labelled by ``label``: all of
+    them, no cross-validation; ``report["train_accuracy"]`` is its accuracy on them."""
+    labels = index.labels(label)
+    ids = np.array([i for i in np.flatnonzero(index.alive) if labels[index.item_pid[i]]], np.int64)
+    y = [labels[index.item_pid[i]] for i in ids]
     if len(set(y)) < 2:
         raise ValueError(f"a classifier needs at least 2 values of {label!r} among live products")
     X = np.asarray(index.vectors[ids], np.float32)
-    model = make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=max_iter))
-    model.fit(X, y.astype(str))
-    return ClassifierHead(label, model, float(model.score(X, y.astype(str))), len(ids))
+    return train_head(label, sorted(set(y)), X, y, index.item_pid[ids].tolist(), C=C, folds=0, standardise=True,
+                      max_iter=max_iter)
 
 
 @dataclass
@@ -97,7 +65,7 @@ class Case:
 class DisagreementReport:
     label: str
     cases: list[Case]
-    head: ClassifierHead
+    head: LinearHead
     query_vectors: np.ndarray
     skipped: list[str] = field(default_factory=list)
 
@@ -126,8 +94,8 @@ class DisagreementReport:
         return {
             "label": self.label,
             "n_queries": len(self.cases),
-            "n_classes": len(self.head.classes),
-            "classifier_train_accuracy": self.head.train_accuracy,
+            "n_classes": len(self.head.values),
+            "classifier_train_accuracy": self.head.report["train_accuracy"],
             "accuracy_classifier": self.accuracy_classifier,
             "accuracy_neighbour": self.accuracy_neighbour,
             "counts": self.counts(),
@@ -139,7 +107,7 @@ class DisagreementReport:
 
 
 def compare(index: ProductIndex, embedder: Embedder, queries: str | Path, label: str = "category", *,
-            root: str | Path | None = None, head: ClassifierHead | None = None,
+            root: str | Path | None = None, head: LinearHead | None = None,
             progress: Progress | bool = False) -> DisagreementReport:
     """Classify every labelled query with the head and with its nearest catalog product (exact search)."""
     index.check_embedder(embedder)
@@ -148,7 +116,7 @@ def compare(index: ProductIndex, embedder: Embedder, queries: str | Path, label:
     vecs, errors = embed_sources(embedder, [p for p, _ in rows], progress=progress, desc="queries")
     skipped += [f"{rows[i][0].name}: {e}" for i, e in errors.items()]
     rows = [r for i, r in enumerate(rows) if i not in errors]
-    labels = label_of(index, label)
+    labels = index.labels(label)
     if not rows:
         first = f" (first: {skipped[0]})" if skipped else ""
         hint = "; are the image paths relative to the CSV (or to --root)?" if Path(queries).is_file() else ""
@@ -174,7 +142,7 @@ class Regions:
     classes: list[str]
 
 
-def decision_regions(head: ClassifierHead, coords: np.ndarray, vectors: np.ndarray, *, grid: int = 120,
+def decision_regions(head: LinearHead, coords: np.ndarray, vectors: np.ndarray, *, grid: int = 120,
                      k: int = 10) -> Regions:
     """Shade the 2D map by the classifier's answer.
 
@@ -187,7 +155,7 @@ def decision_regions(head: ClassifierHead, coords: np.ndarray, vectors: np.ndarr
     from sklearn.neighbors import KNeighborsClassifier
 
     pred, _ = head.predict(vectors)
-    classes = head.classes
+    classes = head.values
     y = np.array([classes.index(p) for p in pred])
     k = max(1, min(k, len(y) // max(1, len(set(y.tolist())))))
     knn = KNeighborsClassifier(n_neighbors=k, weights="distance").fit(coords, y)

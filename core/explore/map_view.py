@@ -17,7 +17,7 @@ def map_table(index: ProductIndex, proj: Projection) -> list[dict]:
     """One row per mapped image: coordinates, product id, image and the product's fields."""
     rows = []
     for (x, y), i in zip(proj.coords.tolist(), proj.vector_ids.tolist()):
-        pid = index.items[i]["product_id"]
+        pid = index.item_pid[i]
         rows.append({"x": round(x, 5), "y": round(y, 5), "product_id": pid, "image": index.image_path(i),
                      **index.products.get(pid, {})})
     return rows

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import pickle
+import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -17,7 +18,7 @@ import numpy as np
 
 from core.config.paths import cache_dir
 from core.config.progress import Progress
-from core.config.store import StoreError, current_generation, new_generation, write_json, writer_lock
+from core.config.store import StoreError, new_generation, read_current, stale_key, write_json, writer_lock
 from core.index.product_index import ProductIndex
 
 #: above this many points, fit on a random subsample of this size and ``transform`` the rest
@@ -86,11 +87,11 @@ def _expected_manifest(index: ProductIndex, params: UmapParams, max_fit: int) ->
 
 def _load_cached(d: Path, expected: dict) -> Projection | None:
     try:
-        gen = current_generation(d)
-        if gen is None:
+        current = read_current(d)
+        if current is None:
             return None
-        manifest = json.loads((gen / "manifest.json").read_text())
-        if any(manifest.get(k) != v for k, v in expected.items()):
+        gen, manifest = current
+        if stale_key(manifest, expected):
             return None  # produced by something else: stale, never used
         arr = np.load(gen / "coords.npz")
         return Projection(arr["coords"], arr["vector_ids"], manifest, gen, reused=True)
@@ -151,6 +152,29 @@ def fit_umap(vecs: np.ndarray, params: UmapParams, *, max_fit: int = MAX_FIT, pr
     coords[rest] = reducer.transform(vecs[rest])
     _tick(progress, 3, steps)
     return reducer, coords, max_fit
+
+
+_warm_up: threading.Thread | None = None
+_warm_lock = threading.Lock()
+
+
+def warm_up() -> None:
+    """Compile UMAP's just-in-time code (a fit and a transform on a few random points): in a fresh process this
+    compilation, not the fit, is most of a first map's time."""
+    x = np.random.default_rng(0).normal(size=(64, 16)).astype(np.float32)
+    reducer, _, _ = fit_umap(x, UmapParams())
+    reducer.transform(x[:2])
+
+
+def warm_up_in_background() -> threading.Thread:
+    """Start :func:`warm_up` once per process in a daemon thread (the app calls this at start-up, so the first
+    map it draws is quick); returns that thread."""
+    global _warm_up
+    with _warm_lock:
+        if _warm_up is None:
+            _warm_up = threading.Thread(target=warm_up, daemon=True, name="umap-warm-up")
+            _warm_up.start()
+        return _warm_up
 
 
 def _tick(progress: Progress | bool, done: int, total: int) -> None:

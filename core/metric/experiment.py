@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 from core.config.paths import DATASETS, cache_dir, slug
+from core.config.store import atomic_write
 from core.data.catalog import load_catalog
 from core.data.importers import IMPORTERS
 from core.data.queries import read_queries
@@ -100,6 +101,6 @@ def run_experiment(name: str, path: str | Path | None = None, *, out: str | Path
               "spec": res.spec,
               "results": [{"embedder": t, "queries": s, **m} for t, s, m in rows], "table": md,
               "seconds": round(time.time() - t0, 1)}
-    (out / "results.json").write_text(json.dumps(report, indent=1))
-    (out / "results.md").write_text(md + "\n")
+    atomic_write(out / "results.json", json.dumps(report, indent=1))
+    atomic_write(out / "results.md", md + "\n")
     return report

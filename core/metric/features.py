@@ -8,10 +8,8 @@ lets a CPU train a head with augmentation without running the backbone in the tr
 from __future__ import annotations
 
 import hashlib
-import os
 import random
-from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -21,9 +19,10 @@ from PIL import Image, ImageEnhance, ImageOps
 from tqdm.auto import tqdm
 
 from core.config.progress import Progress
+from core.config.store import atomic_path
 from core.data.catalog import file_digest
-from core.data.images import ImageError, open_image
 from core.embedding import Embedder
+from core.embedding.batch import embed_sources
 
 SAVE_EVERY = 512  # images between checkpoints of the cache file, so an interrupted run keeps its work
 
@@ -35,14 +34,18 @@ def cache_root(embedder: Embedder) -> Path:
     return cache_dir() / "features" / f"{slug(embedder.spec)}-{key}"
 
 
+def check_view(view: str) -> None:
+    if view not in ("orig", "flip") and not view.startswith("aug"):
+        raise ValueError(f"unknown view {view!r} (orig, flip, aug<k>)")
+
+
 def augment(img: Image.Image, view: str, seed: str) -> Image.Image:
     """Deterministic view of ``img``: ``orig``, ``flip`` or ``aug<k>`` (seeded by ``seed`` and k)."""
+    check_view(view)
     if view == "orig":
         return img
     if view == "flip":
         return ImageOps.mirror(img)
-    if not view.startswith("aug"):
-        raise ValueError(f"unknown view {view!r} (orig, flip, aug<k>)")
     rng = random.Random(f"{seed}:{view}")
     w, h = img.size
     s = rng.uniform(0.55, 1.0)  # area fraction kept
@@ -85,29 +88,33 @@ class FeatureStore:
             self.data = {}
             self._read()  # merge what another process wrote meanwhile
             self.data.update(mine)
-            tmp = self.path.with_suffix(f".{os.getpid()}.tmp.npz")
             keys = sorted(self.data)
             vecs = np.stack([self.data[k] for k in keys]) if keys else np.zeros((0, self.embedder.dim), np.float32)
-            np.savez(tmp, digests=np.array(keys), vecs=vecs.astype(np.float32))
-            os.replace(tmp, self.path)
+            with atomic_path(self.path) as tmp:
+                np.savez(tmp, digests=np.array(keys), vecs=vecs.astype(np.float32))
 
 
-def _prepare(embedder: Embedder, path: Path, view: str, digest: str) -> torch.Tensor | str:
-    try:
-        if view in ("orig", "flip"):  # exactly what embed_sources (and the test-time flip) feed the backbone
-            t = embedder.preprocess(open_image(path, draft_size=embedder.image_size))
-            return t.flip(-1) if view == "flip" else t
-        return embedder.preprocess(augment(open_image(path, draft_size=2 * embedder.image_size), view, digest))
-    except ImageError as e:
-        return str(e)
-    except Exception as e:  # noqa: BLE001 - a bad file is reported, never fatal
-        return f"unreadable image: {type(e).__name__}"
+def view_options(embedder: Embedder, view: str, digest_of: Callable[[int], str]) -> dict:
+    """The :func:`embed_sources` arguments that embed its sources seen as ``view``: ``orig`` exactly what it
+    always does, ``flip`` that input tensor mirrored (the test-time flip), ``aug<k>`` the k-th augmentation of
+    the image decoded at twice the input size (seeded by ``digest_of(source number)``)."""
+    check_view(view)
+
+    def prep(i: int, img: Image.Image) -> torch.Tensor:
+        t = embedder.preprocess(img if view in ("orig", "flip") else augment(img, view, digest_of(i)))
+        return t.flip(-1) if view == "flip" else t
+
+    return {"preprocess": None if view == "orig" else prep,
+            "decode_size": embedder.image_size * (2 if view.startswith("aug") else 1)}
 
 
 def cached_features(embedder: Embedder, paths: Sequence[str | Path], view: str = "orig", *,
                     batch_size: int = 32, progress: Progress | bool = False,
                     digests: Sequence[str] | None = None) -> tuple[np.ndarray, dict[int, str]]:
-    """(N, dim) unit vectors of ``paths`` seen as ``view`` (rows of unusable images are zero) and errors."""
+    """(N, dim) unit vectors of ``paths`` seen as ``view`` (rows of unusable images are zero) and errors.
+
+    Images not in the cache are embedded by :func:`embed_sources`, ``SAVE_EVERY`` at a time, each part saved."""
+    check_view(view)
     paths = [Path(p) for p in paths]
     digests = list(digests) if digests is not None else [file_digest(p) for p in paths]
     store = FeatureStore(embedder, view)
@@ -115,26 +122,21 @@ def cached_features(embedder: Embedder, paths: Sequence[str | Path], view: str =
     errors: dict[int, str] = {}
     if todo:
         bar = tqdm(total=len(todo), desc=f"features ({view})", unit="img", disable=progress is not True)
-        since_save = 0
-        with ThreadPoolExecutor(min(4, os.cpu_count() or 1)) as pool:
-            for start in range(0, len(todo), batch_size):
-                chunk = todo[start : start + batch_size]
-                prepared = list(pool.map(lambda i: _prepare(embedder, paths[i], view, digests[i]), chunk))
-                ok = [(i, t) for i, t in zip(chunk, prepared) if not isinstance(t, str)]
-                errors.update({i: t for i, t in zip(chunk, prepared) if isinstance(t, str)})
-                if ok:
-                    vecs = embedder.embed_tensors(torch.stack([t for _, t in ok]))
-                    for (i, _), v in zip(ok, vecs):
-                        store.data[digests[i]] = v
-                bar.update(len(chunk))
-                since_save += len(chunk)
-                if since_save >= SAVE_EVERY:
-                    store.save()
-                    since_save = 0
+        for start in range(0, len(todo), SAVE_EVERY):
+            part = todo[start : start + SAVE_EVERY]
+
+            def report(done: int, _total: int, start: int = start) -> None:
+                bar.update(start + done - bar.n)
                 if callable(progress):
-                    progress(min(start + batch_size, len(todo)), len(todo))
+                    progress(start + done, len(todo))
+
+            vecs, errs = embed_sources(embedder, [paths[i] for i in part], batch_size=batch_size, progress=report,
+                                       **view_options(embedder, view, lambda j, part=part: digests[part[j]]))
+            errors.update({part[j]: e for j, e in errs.items()})
+            for i, v in zip([i for j, i in enumerate(part) if j not in errs], vecs):
+                store.data[digests[i]] = v
+            store.save()
         bar.close()
-        store.save()
     out = np.zeros((len(paths), embedder.dim), np.float32)
     for i, d in enumerate(digests):
         if d in store.data:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import random
 import time
 from collections import defaultdict
@@ -23,9 +22,11 @@ from tqdm.auto import tqdm
 
 from core.config.defaults import METRIC_BASE_SPEC
 from core.config.progress import Progress
+from core.config.store import atomic_path, atomic_write
 from core.data.catalog import file_digest, load_catalog
 from core.embedding import Embedder
 from core.embedding.head import CONFIG, WEIGHTS, ProjectionHead
+from core.evaluation import metrics
 from core.metric.features import cached_features
 from core.metric.losses import make_loss
 from core.metric.miners import make_miner
@@ -121,10 +122,11 @@ def _holdout(samples: list[Sample], frac: float) -> set[int]:
 def recall_at(q: torch.Tensor, q_lab: np.ndarray, ref: torch.Tensor, ref_lab: np.ndarray, ks=(1, 5)) -> dict:
     """Share of queries whose nearest ``k`` references hold one with the same label (cosine)."""
     if not len(q):
-        return {f"recall@{k}": 0.0 for k in ks}
+        return metrics.recall_at([], ks)
     order = torch.argsort(F.normalize(q, dim=-1) @ F.normalize(ref, dim=-1).T, dim=1, descending=True).numpy()
-    hit = ref_lab[order] == q_lab[:, None]
-    return {f"recall@{k}": float(hit[:, :k].any(1).mean()) for k in ks}
+    ranked = ref_lab[order[:, :max(ks)]]  # only the first relevant rank within the largest k matters
+    return metrics.recall_at([metrics.first_relevant(metrics.relevance(r, want)) for r, want in zip(ranked, q_lab)],
+                             ks)
 
 
 def _views_of(cfg: TrainConfig, s: Sample) -> list[str]:
@@ -242,9 +244,8 @@ def train_head(embedder: Embedder, catalog_dir: str | Path, views: str | Path | 
 
     out = Path(out_dir).expanduser()
     out.mkdir(parents=True, exist_ok=True)
-    tmp = out / f".{WEIGHTS}.{os.getpid()}.tmp"
-    save_file(best_state, str(tmp))
-    os.replace(tmp, out / WEIGHTS)
+    with atomic_path(out / WEIGHTS) as tmp:
+        save_file(best_state, str(tmp))
     result.seconds = round(time.time() - t0, 1)
     config = {
         "base": embedder.spec, "base_dim": embedder.dim, "head": head.config(), "loss": cfg.loss,
@@ -254,8 +255,6 @@ def train_head(embedder: Embedder, catalog_dir: str | Path, views: str | Path | 
         "history": result.history, "seconds": result.seconds,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
-    tmp = out / f".{CONFIG}.{os.getpid()}.tmp"
-    tmp.write_text(json.dumps(config, indent=1))
-    os.replace(tmp, out / CONFIG)
+    atomic_write(out / CONFIG, json.dumps(config, indent=1))
     result.spec = f"{embedder.spec}+head:{out_dir}"
     return result

@@ -1,12 +1,15 @@
 """The one search entry point: a :class:`~core.embedding.query.Query` and :class:`SearchOptions` in, a
 :class:`SearchResult` out, for the CLI, the app, evaluation and the benchmark alike.
 
-``rank="static"`` (the default) scores each candidate by ``similarity + 0.25 x agreement`` on every offered
-attribute filter (pixel colour, and learned heads for catalog columns that beat their majority baseline; see
-docs/ranking.md), or by the weights given. ``rank="dynamic"`` takes the weights per query from the trained
-:class:`~core.search.ranking.WeightNet` (``rank-train``). ``rank="distance"`` is plain nearest-neighbour search.
-Each hit carries the score it is ranked by, its visual similarity and the weight x score per dimension that
-sum to that score. Options are arguments: nothing shared between requests is changed by one.
+``rank="static"`` (the default) scores each candidate by ``similarity + sum of weight x agreement`` over the
+offered attribute filters (pixel colour, and learned heads for catalog columns that beat their majority
+baseline; see docs/ranking.md), with the weights fitted on the catalog's known queries (plain distance where
+the filters do not help; :mod:`core.search.tuning`), or the weights given. ``rank="dynamic"`` takes the
+weights per query from the trained :class:`~core.search.ranking.WeightNet` (``rank-train``).
+``rank="distance"`` is plain nearest-neighbour search. Each hit carries the score it is ranked by, its visual
+similarity and the weight x score per dimension that sum to that score. A result whose best similarity is
+below the index's calibrated threshold (:mod:`core.search.calibration`) says ``no_close_match``. Options are
+arguments: nothing shared between requests is changed by one.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from core.config.progress import Progress
 from core.embedding import Embedder
 from core.embedding.query import Query
 from core.index.product_index import Hit, ProductIndex
-from core.search.attributes import attributes_for
+from core.search.calibration import Calibration, calibration_for
 from core.search.ranking import (
     SIMILARITY,
     Ranker,
@@ -33,6 +36,7 @@ from core.search.ranking import (
     model_key,
     weight_vector,
 )
+from core.search.tuning import tuned_attributes
 
 
 @dataclass(frozen=True)
@@ -70,6 +74,8 @@ class SearchResult:
     weights: dict[str, float]  # the weight of each ranking dimension used for this query
     query_attributes: dict[str, dict[str, float]] = field(default_factory=dict)  # predicted, per attribute
     seconds: float = 0.0
+    threshold: float | None = None  # the index's calibrated "close match" similarity (None: not calibrated)
+    no_close_match: bool = False  # the best similarity is below ``threshold``: nothing in the catalog is close
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -84,6 +90,7 @@ class Searcher:
         self.index, self.embedder, self.progress = index, embedder, progress
         self._ranker: Ranker | None = None
         self._net: WeightNet | None = None
+        self._calibration: Calibration | None | bool = None
         self._lock = threading.Lock()
 
     @property
@@ -91,8 +98,33 @@ class Searcher:
         """The attribute ranker over the index's cached attribute artefact (built, with progress, if missing)."""
         with self._lock:
             if self._ranker is None:
-                self._ranker = Ranker(self.index, attributes_for(self.index, self.embedder, progress=self.progress))
+                self._ranker = Ranker(self.index, tuned_attributes(self.index, self.embedder, progress=self.progress))
             return self._ranker
+
+    @property
+    def weights_info(self) -> dict:
+        """How the default static weights were chosen: ``weights``, ``chosen`` (fitted | distance), ``source``
+        (the queries), ``cv`` (cross-validated mrr@10 of distance, the 0.25 default and the fit)."""
+        dims = self.ranker.dims
+        info = self.ranker.attributes.meta.get("static_weights") or {
+            "weights": default_weights(dims), "chosen": "default", "source": "", "cv": {}}
+        return info | {"weights": {d: float(info["weights"].get(d, 0.0)) for d in dims}}
+
+    @property
+    def default_weights(self) -> dict[str, float]:
+        """The static weights of a request that names none (fitted on the catalog's known queries)."""
+        return self.weights_info["weights"]
+
+    @property
+    def calibration(self) -> Calibration | None:
+        """The index's "no close match" calibration (cached; None when it cannot be calibrated)."""
+        with self._lock:
+            if self._calibration is None:
+                try:
+                    self._calibration = calibration_for(self.index, self.embedder)
+                except ValueError:
+                    self._calibration = False
+            return self._calibration or None
 
     @property
     def net(self) -> WeightNet:
@@ -114,10 +146,20 @@ class Searcher:
         unknown = sorted(set(given) - set(dims))
         if unknown:
             raise RankingError(f"unknown dimension {unknown[0]!r}; available: {', '.join(dims)}")
-        return default_weights(dims) | given if options.weights is not None else default_weights(dims)
+        return self.default_weights | given
 
     def search(self, query: Query, options: SearchOptions = SearchOptions()) -> SearchResult:
-        """Top ``options.k`` products for ``query``, best first."""
+        """Top ``options.k`` products for ``query``, best first, flagged when none is a close match."""
+        t0 = time.perf_counter()
+        res = self._search(query, options)
+        cal = self.calibration
+        if cal is not None:
+            res.threshold = cal.threshold
+            res.no_close_match = max((h.similarity for h in res.hits), default=-1.0) < cal.threshold
+        res.seconds = time.perf_counter() - t0
+        return res
+
+    def _search(self, query: Query, options: SearchOptions) -> SearchResult:
         t0 = time.perf_counter()
         if options.rank == "distance":
             hits = self.index.search(query.vector, options.k, list(options.where) or None,
@@ -127,7 +169,7 @@ class Searcher:
             return SearchResult(hits, "distance", {SIMILARITY: 1.0}, {}, time.perf_counter() - t0)
         ranker = self.ranker
         if len(ranker.dims) == 1:  # no attribute filter is offered for this catalog: ranking is distance
-            return self.search(query, SearchOptions(options.k, options.where, options.min_similarity, "distance"))
+            return self._search(query, SearchOptions(options.k, options.where, options.min_similarity, "distance"))
         cand = ranker.candidates(query.vector, query.image, list(options.where) or None,
                                  n_ann=max(ranker.n_ann, 3 * options.k))
         if options.rank == "dynamic":
@@ -135,7 +177,9 @@ class Searcher:
         else:
             w = weight_vector(self.weights_for(options), ranker.dims)
         hits = []
-        for h in ranker.rank(cand, w, len(cand.products)):
+        # every candidate is ranked; hits are built for the first k (or all, when a minimum similarity may drop some)
+        upto = len(cand.products) if options.min_similarity is not None else options.k
+        for h in ranker.rank(cand, w, upto):
             sim = h.scores[SIMILARITY]
             if options.min_similarity is not None and sim < options.min_similarity:
                 continue

@@ -1,13 +1,13 @@
-"""Filter widgets from catalog columns: categorical facets (value lists) and numeric ranges -> ``where``."""
+"""Filter widgets from catalog columns: categorical facets (value lists) and numeric ranges -> ``where``.
+
+Only filterable columns (see :mod:`core.data.columns`) are offered: ids, long text and titles never are."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from core.data.catalog import numeric_columns
-
-#: A text column with more distinct values than this is free text (titles), not a facet.
-MAX_CHOICES = 60
+from core.data.catalog import column_values, numeric_columns
+from core.data.columns import MAX_CHOICES, ColumnTypes, column_types
 
 
 @dataclass
@@ -19,15 +19,18 @@ class Facet:
     high: float = 0.0
 
 
-def facets(products: dict[str, dict[str, str]], columns: list[str] | None = None) -> list[Facet]:
-    """Facets for the columns of ``products`` (product_id -> fields) that make useful filters."""
+def facets(products: dict[str, dict[str, str]], columns: list[str] | None = None,
+           types: ColumnTypes | None = None) -> list[Facet]:
+    """Facets for the filterable columns of ``products`` (product_id -> fields), by ``types`` (default: inferred
+    from ``products``; pass :func:`core.data.columns.catalog_column_types` to honour a catalog's columns.json)."""
     if columns is None:
         columns = list(dict.fromkeys(c for f in products.values() for c in f))
+    types = types or column_types(products, columns)
+    columns = [c for c in columns if c in set(types.filterable)]
     nums = set(numeric_columns(products, columns))
     out = []
     for c in columns:
-        vals = [f.get(c, "") for f in products.values()]
-        vals = [v for v in vals if v != ""]
+        vals = column_values(products, c)
         if not vals:
             continue
         if c in nums:

@@ -18,8 +18,8 @@ def product_vectors(index: ProductIndex, product_ids: Iterable[str]) -> np.ndarr
     wanted = list(dict.fromkeys(product_ids))
     out = []
     for pid in wanted:
-        ids = np.flatnonzero((index.item_pid == pid) & index.alive)
-        if len(ids):
+        ids = index.vector_ids.get(pid)
+        if ids:
             out.append(normalize(np.asarray(index.vectors[ids], np.float32).mean(0)))
     return np.stack(out) if out else np.zeros((0, index.dim), np.float32)
 

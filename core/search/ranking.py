@@ -19,7 +19,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from core.config.store import current_generation, new_generation, write_json, writer_lock
+from core.config.store import atomic_path, new_generation, read_current, stale_key, write_json, writer_lock
 from core.embedding import Embedder
 from core.index.product_index import ProductIndex
 from core.search.attributes import AttributeSet
@@ -107,10 +107,8 @@ def save_preset(name: str, weights: dict[str, float]) -> Path:
     presets = load_presets()
     presets[name.strip()] = {k: float(v) for k, v in weights.items()}
     p = presets_path()
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_suffix(".tmp")
-    write_json(tmp, presets)
-    tmp.replace(p)
+    with atomic_path(p) as tmp:
+        write_json(tmp, presets)
     return p
 
 
@@ -132,30 +130,36 @@ class Ranker:
         """``n_ann`` (default ``self.n_ann``) ANN neighbours merged with each filter's best-agreeing products,
         scored on every dimension."""
         qa = attributes if attributes is not None else self.query_attributes(vector, image)
-        mask = self.index.allowed_mask(where)
-        allowed = {self.index.item_pid[i] for i in np.flatnonzero(mask)}
+        allowed = {self.index.item_pid[i] for i in np.flatnonzero(self.index.allowed_mask(where))} if where else None
         pool = [h.product_id for h in self.index.search(vector, n_ann or self.n_ann, where)[0]]
         agree = {}
         for name, probs in qa.items():
             d = self.attributes.dims[name]
             p = np.array([probs.get(v, 0.0) for v in d.values])
             agree[name] = d.catalog @ p
-            order = np.argsort(-agree[name], kind="stable")
-            picked = [self.attributes.products[r] for r in order if agree[name][r] > 0
-                      and self.attributes.products[r] in allowed][: self.n_per_filter]
+            picked: list[str] = []
+            for r in np.argsort(-agree[name], kind="stable"):  # best first, until n_per_filter or no agreement
+                if agree[name][r] <= 0 or len(picked) == self.n_per_filter:
+                    break
+                if allowed is None or self.attributes.products[r] in allowed:
+                    picked.append(self.attributes.products[r])
             pool += picked
         products = list(dict.fromkeys(pool))
         feats = np.zeros((len(products), len(self.dims)))
+        groups = [self.index.vector_ids[pid] for pid in products]
+        if not groups:
+            return Candidates(self.dims, [], feats, [], qa)
+        sims = np.asarray(self.index.vectors[np.concatenate(groups)]) @ np.asarray(vector, np.float32)
+        ends = np.cumsum([len(g) for g in groups])
         best = []
-        q = np.asarray(vector, np.float32)
-        for j, pid in enumerate(products):
-            ids = self.index.vector_ids[pid]
-            sims = np.asarray(self.index.vectors[ids]) @ q
-            feats[j, 0] = float(sims.max())
-            best.append(ids[int(sims.argmax())])
-            for k, name in enumerate(self.dims[1:], start=1):
-                if name in agree:
-                    feats[j, k] = agree[name][self.row_of[pid]]
+        for j, (g, b) in enumerate(zip(groups, ends)):  # each product's best image, in one matrix product
+            s = sims[b - len(g):b]
+            feats[j, 0] = float(s.max())
+            best.append(g[int(s.argmax())])
+        rows = [self.row_of[pid] for pid in products]
+        for k, name in enumerate(self.dims[1:], start=1):
+            if name in agree:
+                feats[:, k] = agree[name][rows]
         return Candidates(self.dims, products, feats, best, qa)
 
     def rank(self, cand: Candidates, weights: np.ndarray | dict[str, float], k: int = 10) -> list[RankedHit]:
@@ -280,14 +284,13 @@ def load_model(root: Path, expect: dict) -> tuple[WeightNet, dict]:
     """The saved dynamic ranker; refuses one trained for another index, embedder or attribute set."""
     from safetensors.torch import load_file
 
-    gen = current_generation(root) if root.is_dir() else None
-    if gen is None:
+    current = read_current(root)
+    if current is None:
         raise RankingError("no dynamic ranker trained for this index yet "
                            "(python -m core rank-train --index DIR --queries CSV)")
-    meta = json.loads((gen / "manifest.json").read_text())
-    for k, v in expect.items():
-        if meta.get(k) != v:
-            raise RankingError(f"the dynamic ranker is stale ({k} changed); train it again with rank-train")
+    gen, meta = current
+    if k := stale_key(meta, expect):
+        raise RankingError(f"the dynamic ranker is stale ({k} changed); train it again with rank-train")
     net = WeightNet(meta["emb_dim"], meta["n_dims"], meta["hidden"])
     net.load_state_dict(load_file(str(gen / "weights.safetensors")))
     net.eval()

@@ -39,6 +39,7 @@ def rgb_to_lab(rgb: np.ndarray) -> np.ndarray:
 _NAMES = list(PALETTE)
 _PROTO_NAME = np.array([i for i, n in enumerate(_NAMES) for _ in PALETTE[n]])
 _PROTO_LAB = rgb_to_lab(np.array([c for n in _NAMES for c in PALETTE[n]]))
+_PROTO_SQ = (_PROTO_LAB**2).sum(1)
 
 
 class PixelColourScorer:
@@ -66,9 +67,9 @@ class PixelColourScorer:
         wt = np.exp(-r2 / (2 * self.centre_sigma**2))
         border = np.concatenate([lab[0], lab[-1], lab[:, 0], lab[:, -1]])
         bg = np.median(border, axis=0)
-        spread = np.median(np.linalg.norm(border - bg, axis=1))
+        spread = np.median(np.sqrt(((border - bg) ** 2).sum(1)))
         if spread < self.bg_uniformity:  # a plain backdrop: drop the pixels of its colour
-            near = np.linalg.norm(lab - bg, axis=-1) < self.bg_tolerance
+            near = ((lab - bg) ** 2).sum(-1) < self.bg_tolerance**2
             if (~near).mean() > 0.02:  # unless the "background" is the whole image
                 wt = wt * ~near
         return wt
@@ -77,8 +78,9 @@ class PixelColourScorer:
         img = image.convert("RGB").resize((self.size, self.size), Image.BILINEAR)
         lab = rgb_to_lab(np.asarray(img))
         wt = self.weights(lab)
-        d = np.linalg.norm(lab.reshape(-1, 1, 3) - _PROTO_LAB[None], axis=-1)
-        nearest = _PROTO_NAME[d.argmin(1)]
+        px = lab.reshape(-1, 3)
+        d2 = (px**2).sum(1)[:, None] - 2 * px @ _PROTO_LAB.T + _PROTO_SQ[None]  # squared CIE76 distances
+        nearest = _PROTO_NAME[d2.argmin(1)]
         votes = np.bincount(nearest, weights=wt.reshape(-1), minlength=len(_NAMES))
         votes = votes / max(votes.sum(), 1e-12)
         return {n: float(v) for n, v in zip(_NAMES, votes)}

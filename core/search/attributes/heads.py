@@ -1,4 +1,5 @@
-"""Learned attribute heads: a logistic regression on the embeddings per categorical catalog column."""
+"""Learned heads: a logistic regression on the embeddings per categorical catalog column (attribute filters, and
+the classifier the classifier-versus-neighbour page compares with nearest neighbours)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from core.data.catalog import is_number
+from core.data.catalog import column_values, numeric_columns
 from core.search.attributes.base import beats_chance, softmax
 
 MIN_PER_CLASS = 5
@@ -41,6 +42,12 @@ class LinearHead:
     def score(self, x: np.ndarray) -> dict[str, float]:
         return dict(zip(self.values, map(float, self.score_many(x)[0])))
 
+    def predict(self, x: np.ndarray) -> tuple[list[str], np.ndarray]:
+        """The most probable value of each row and its probability."""
+        p = self.score_many(x)
+        best = p.argmax(1)
+        return [self.values[i] for i in best], p[np.arange(len(best)), best]
+
 
 def categorical_columns(products: dict[str, dict[str, str]], columns: list[str],
                         min_per_class: int = MIN_PER_CLASS) -> dict[str, list[str]]:
@@ -50,10 +57,10 @@ def categorical_columns(products: dict[str, dict[str, str]], columns: list[str],
     values barely repeat (titles, ids) are left out.
     """
     out = {}
+    numeric = set(numeric_columns(products, columns))
     for c in columns:
-        vals = [p.get(c, "") for p in products.values()]
-        vals = [v for v in vals if v]
-        if not vals or all(is_number(v) for v in vals):
+        vals = column_values(products, c)
+        if not vals or c in numeric:
             continue
         uniq, counts = np.unique(vals, return_counts=True)
         keep = [str(u) for u, n in zip(uniq, counts) if n >= min_per_class]
@@ -65,26 +72,37 @@ def categorical_columns(products: dict[str, dict[str, str]], columns: list[str],
 
 
 def train_head(column: str, values: list[str], X: np.ndarray, labels: list[str], groups: list[str],
-               *, C: float = 1.0, folds: int = 5, seed: int = 0) -> LinearHead:
-    """Fit a logistic regression on rows whose label is one of ``values``; cross-validate by product."""
+               *, C: float = 1.0, folds: int = 5, seed: int = 0, standardise: bool = False,
+               max_iter: int = 2000) -> LinearHead:
+    """Fit a logistic regression on rows whose label is one of ``values``; cross-validate by product (``groups``)
+    unless ``folds`` < 2, and offer the head only when it beats chance. ``standardise`` scales each feature to
+    zero mean and unit variance first (folded into the head's weights)."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import StratifiedGroupKFold, cross_val_score
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
 
-    keep = np.array([lab in values for lab in labels])
+    wanted = set(values)
+    keep = np.array([lab in wanted for lab in labels])
     X, y = np.asarray(X)[keep], np.array(labels)[keep]
     g = np.array(groups)[keep]
     _, counts = np.unique(y, return_counts=True)
     baseline = float(counts.max() / counts.sum())
-    n_splits = int(min(folds, min(len(np.unique(g[y == v])) for v in values)))
-    model = LogisticRegression(C=C, max_iter=2000)
+    n_splits = int(min(folds, min(len(np.unique(g[y == v])) for v in values))) if folds >= 2 else 0
+    model = LogisticRegression(C=C, max_iter=max_iter)
+    model = make_pipeline(StandardScaler(), model) if standardise else model
     acc = float("nan")
     if n_splits >= 2:
         cv = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
         acc = float(cross_val_score(model, X, y, groups=g, cv=cv).mean())
     model.fit(X, y)
-    classes = [str(c) for c in model.classes_]
+    lr = model[-1] if standardise else model
+    coef, intercept = lr.coef_.astype(np.float64), lr.intercept_.astype(np.float64)
+    if standardise:  # w.(x - mean)/scale + b == (w/scale).x + (b - (w/scale).mean)
+        coef = coef / model[0].scale_
+        intercept = intercept - coef @ model[0].mean_
+    classes = [str(c) for c in lr.classes_]
     offered = bool(n_splits >= 2 and beats_chance(acc, baseline, len(y)))
     report = {"cv_accuracy": acc, "baseline": baseline, "n": int(len(y)), "folds": n_splits, "offered": offered,
-              "C": C}
-    return LinearHead(column, classes, model.coef_.astype(np.float32), model.intercept_.astype(np.float32),
-                      column, report)
+              "C": C, "train_accuracy": float(model.score(X, y))}
+    return LinearHead(column, classes, coef.astype(np.float32), intercept.astype(np.float32), column, report)
