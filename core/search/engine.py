@@ -177,7 +177,7 @@ class Searcher:
         else:
             w = weight_vector(self.weights_for(options), ranker.dims)
         hits = []
-        for h in ranker.rank(cand, w, len(cand.products)):
+        for h in ranker.rank(cand, w, len(cand.products) if options.min_similarity is not None else options.k):
             sim = h.scores[SIMILARITY]
             if options.min_similarity is not None and sim < options.min_similarity:
                 continue
