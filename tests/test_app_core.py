@@ -74,3 +74,69 @@ def test_cli_add_and_remove_product(tmp_path, capsys):
     assert main(["remove-product", "--catalog", str(cat), "X1"]) == 0
     assert "3 products live" in capsys.readouterr().out
     assert "X1" not in (cat / "catalog.csv").read_text()
+
+
+def _catalog_in(cat: Path, folder: str = "images") -> None:
+    """Three sample products with their images in ``cat/folder``."""
+    (cat / folder).mkdir(parents=True)
+    with open(SAMPLE / "catalog.csv", newline="") as f:
+        rows = [r for r in csv.DictReader(f) if r["product_id"] in ("P0000", "P0001", "P0002")]
+    for r in rows:
+        shutil.copy(SAMPLE / r["image"], cat / folder / Path(r["image"]).name)
+        r["image"] = f"{folder}/{Path(r['image']).name}"
+    with open(cat / "catalog.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+
+
+def test_add_product_never_writes_through_a_symlink(tmp_path, capsys):
+    from core.cli import main
+
+    cat, outside = tmp_path / "cat", tmp_path / "outside"
+    outside.mkdir()
+    _catalog_in(cat, "photos")
+    (cat / "images").symlink_to(outside, target_is_directory=True)
+    before = (cat / "catalog.csv").read_text()
+    photo = str(SAMPLE / "images" / "P0100.jpg")
+    assert main(["add-product", "--catalog", str(cat), "--id", "X1", photo]) == 2
+    err = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip() and not ln.startswith("embedding")]
+    assert len(err) == 1 and "symbolic link" in err[0], err
+    assert not list(outside.iterdir()) and (cat / "catalog.csv").read_text() == before
+    # a link planted where the new image would go is left alone: the image gets another name inside the catalog
+    (cat / "images").unlink()
+    (cat / "images").mkdir()
+    (outside / "victim.jpg").write_bytes(b"keep me")
+    (cat / "images" / "X1.jpg").symlink_to(outside / "victim.jpg")
+    assert main(["add-product", "--catalog", str(cat), "--id", "X1", photo]) == 0
+    assert (outside / "victim.jpg").read_bytes() == b"keep me"
+    added = [p for p in (cat / "images").iterdir() if not p.is_symlink()]
+    assert len(added) == 1 and added[0].name.startswith("X1-") and added[0].name in (cat / "catalog.csv").read_text()
+    # catalog.csv itself a link: refused
+    real = tmp_path / "real.csv"
+    real.write_text((cat / "catalog.csv").read_text())
+    (cat / "catalog.csv").unlink()
+    (cat / "catalog.csv").symlink_to(real)
+    assert main(["add-product", "--catalog", str(cat), "--id", "X2", photo]) == 2
+    assert "symbolic link" in capsys.readouterr().err and "X2" not in real.read_text()
+
+
+def test_remove_products_keeps_every_other_line_verbatim(tmp_path):
+    """A row the reader skips (an unclosed quote) must not swallow the rows after it when the file is rewritten."""
+    from core.data.catalog import load_catalog
+    from core.index.catalog_edit import remove_products
+    from core.index.product_index import ProductIndex
+    from tests.helpers import PixelEmbedder
+
+    cat = tmp_path / "cat"
+    _catalog_in(cat)
+    header, *rows = (cat / "catalog.csv").read_text().splitlines(keepends=True)
+    broken = 'images/P0000.jpg,PX,"Unclosed quote,mug\n'
+    (cat / "catalog.csv").write_text(header + broken + "".join(rows))
+    catalog = load_catalog(cat)
+    assert [s.line for s in catalog.skipped] == [2] and len(catalog.rows) == len(rows)
+    idx, _ = ProductIndex.build(catalog, PixelEmbedder(), tmp_path / "idx")
+    res = remove_products(cat, idx, ["P0001"])
+    kept = [r for r in rows if ",P0001," not in r]
+    assert len(kept) < len(rows) and (cat / "catalog.csv").read_text() == header + broken + "".join(kept)
+    assert sorted(load_catalog(cat).products) == ["P0000", "P0002"] and len(res.index) == 2

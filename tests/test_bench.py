@@ -109,5 +109,5 @@ def test_quick_tables_are_well_formed(sample_vectors, tmp_path, monkeypatch):
 def test_cli_has_bench_verb():
     from core.cli import build_parser
 
-    a = build_parser("bench").parse_args(["bench", "--quick", "--out", "x.md"])
-    assert a.quick and a.out == "x.md"
+    a = build_parser("bench").parse_args(["bench", "--quick", "--out", "x.md", "--sections", "regions"])
+    assert a.quick and a.out == "x.md" and a.sections == "regions"

@@ -146,3 +146,93 @@ def test_fuzz_random_csv_rows(tmp_path_factory, rows, header):
     for r in cat.rows:
         assert (root / r.image).resolve().is_relative_to(root.resolve())
     assert len(cat.rows) + len(cat.skipped) >= 1
+
+
+def _rows_csv(root, body: str) -> None:
+    for i in range(1, 6):
+        _img(root / f"i{i}.jpg")
+    (root / "catalog.csv").write_text("image,product_id,title\n" + body, encoding="utf-8")
+
+
+def test_unterminated_quote_costs_one_reported_row(tmp_path):
+    _rows_csv(tmp_path, 'i1.jpg,P1,"Red mug\ni2.jpg,P2,Blue bag\ni3.jpg,P3,Green hat\ni4.jpg,P4,Grey\n')
+    cat = load_catalog(tmp_path)
+    assert [r.product_id for r in cat.rows] == ["P2", "P3", "P4"]  # nothing after the bad quote is lost
+    assert [(s.line, s.reason.split(":")[0]) for s in cat.skipped] == [(2, "unterminated quote")]
+    assert str(cat.skipped[0]).startswith("line 2 ")
+
+
+def test_stray_quotes_and_huge_cells_are_skipped_with_their_line(tmp_path):
+    huge = "x" * (200 * 1024)
+    _rows_csv(tmp_path, f'i1.jpg,P1,"Red" mug\ni2.jpg,P2,{huge}\ni3.jpg,P3,"{huge}"\ni4.jpg,P4,"Fine, quoted"\n'
+                        'i5.jpg,P5,"5"" screen"\n')
+    cat = load_catalog(tmp_path)
+    assert [(r.product_id, r.fields["title"]) for r in cat.rows] == [("P4", "Fine, quoted"), ("P5", '5" screen')]
+    reasons = {s.line: s.reason for s in cat.skipped}
+    assert "stray quote" in reasons[2] and "128 KiB" in reasons[3] and "128 KiB" in reasons[4]
+    assert all("\n" not in str(s) for s in cat.skipped)
+
+
+def test_quoted_cells_over_lines(tmp_path):
+    _rows_csv(tmp_path, 'i1.jpg,P1,"Two\nlines"\ni2.jpg,"P2\ni3.jpg,P3,x"\ni4.jpg,P4,ok\n')
+    cat = load_catalog(tmp_path)
+    assert [(r.product_id, r.line) for r in cat.rows] == [("P1", 2), ("P4", 6)]
+    assert cat.rows[0].fields["title"] == "Two\nlines"
+    assert [s.line for s in cat.skipped] == [4] and "lines 4-5" in cat.skipped[0].reason  # two of three cells
+    assert any("spans lines" in w and "2-3" in w for w in cat.warnings)
+
+
+def test_a_broken_header_is_one_line(tmp_path):
+    (tmp_path / "catalog.csv").write_text('image,"title\na.jpg,x\n')
+    with pytest.raises(CatalogError, match=r"^catalog.csv line 1: unterminated quote") as e:
+        load_catalog(tmp_path)
+    assert "\n" not in str(e.value)
+
+
+def _old_fingerprint(cat) -> str:
+    """The fingerprint as first defined (no cache): existing indexes must stay current for it."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for r in sorted(cat.rows, key=lambda r: (r.product_id, r.image)):
+        h.update(repr((r.product_id, r.image, sorted(r.fields.items()))).encode())
+        h.update(hashlib.sha1((cat.root / r.image).read_bytes()).hexdigest().encode())
+    return h.hexdigest()[:16]
+
+
+def test_fingerprint_hashes_only_changed_files(tmp_path, monkeypatch):
+    import core.data.digests as digests
+
+    for i in range(4):
+        _img(tmp_path / f"{i}.jpg", colour=(i * 40, 0, 0))
+        os.utime(tmp_path / f"{i}.jpg", ns=(1_600_000_000 * 10**9,) * 2)  # not written just now
+    (tmp_path / "catalog.csv").write_text("image,title\n" + "".join(f"{i}.jpg,T{i}\n" for i in range(4)))
+    hashed = []
+    real = digests.file_digest
+    monkeypatch.setattr(digests, "file_digest", lambda p: hashed.append(p.name) or real(p))
+    cat = load_catalog(tmp_path)
+    first = cat.fingerprint()
+    assert first == _old_fingerprint(cat) and sorted(hashed) == ["0.jpg", "1.jpg", "2.jpg", "3.jpg"]
+    cache = list((digests.cache_dir() / "digests").glob("*.json"))
+    assert cache and all(c.read_text().startswith("{") for c in cache)
+    hashed.clear()
+    assert load_catalog(tmp_path).fingerprint() == first and hashed == []  # a new session: nothing re-read
+    _img(tmp_path / "2.jpg", colour=(0, 0, 250))
+    cat = load_catalog(tmp_path)
+    assert cat.fingerprint() not in (first, None) and hashed == ["2.jpg"]
+    assert cat.fingerprint() == _old_fingerprint(cat)
+    for c in cache:
+        c.write_text("{garbage")  # a damaged cache only costs the hashing
+    hashed.clear()
+    assert cat.fingerprint() == _old_fingerprint(cat) and len(hashed) == 4
+
+
+def test_queries_csv_quoting_errors_cost_one_row(tmp_path):
+    from core.data.queries import read_queries
+
+    _rows_csv(tmp_path, "")
+    (tmp_path / "q.csv").write_text(f'image,product_id\ni1.jpg,"P1\ni2.jpg,P2\ni3.jpg,{"x" * 140_000}\ni4.jpg,P4\n')
+    rows, skipped = read_queries(tmp_path / "q.csv")
+    assert [(p.name, lab) for p, lab in rows] == [("i2.jpg", "P2"), ("i4.jpg", "P4")]
+    assert [s.split(" (")[0] for s in skipped] == ["line 2", "line 4"]
+    assert "unterminated quote? a quoted cell runs over lines 2-4" in skipped[0] and "128 KiB" in skipped[1]

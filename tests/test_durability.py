@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import errno
+import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -134,6 +137,56 @@ def test_searches_stay_correct_while_adding_and_compacting(tmp_path):
             t.join()
     assert not errors, errors[:5]
     check_consistent(tmp_path / "idx")
+
+
+def _small_catalog(root) -> None:
+    """Three products of the sample catalog (six images)."""
+    (root / "images").mkdir(parents=True)
+    lines = (SAMPLE / "catalog.csv").read_text().splitlines()
+    keep = [ln for ln in lines[1:] if ln.split(",")[1] in ("P0000", "P0001", "P0002")]
+    (root / "catalog.csv").write_text("\n".join([lines[0], *keep]) + "\n")
+    for ln in keep:
+        shutil.copy(SAMPLE / ln.split(",")[0], root / ln.split(",")[0])
+
+
+def _disk_full(monkeypatch, where: str) -> None:
+    """Simulate a full disk: the chosen write of a new generation fails with ENOSPC after writing a little."""
+    import core.index.product_index as pi
+
+    def fail(path, *args, **kwargs):
+        with open(path, "wb") as f:
+            f.write(b"partial")
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+
+    if where == "json":
+        monkeypatch.setattr(pi, "write_json", fail)
+    else:
+        monkeypatch.setattr(pi.np, "save", fail)
+
+
+@pytest.mark.parametrize("where", ["vectors", "json"])
+@pytest.mark.parametrize("verb", ["index", "remove", "compact"])
+def test_full_disk_is_one_line_and_the_old_index_stays(tmp_path, monkeypatch, capsys, verb, where):
+    from core.cli import main
+
+    cat, root = tmp_path / "cat", tmp_path / "idx"
+    _small_catalog(cat)
+    assert main(["index", "--catalog", str(cat), "--out", str(root), "--model", "efficientnet-lite0"]) == 0
+    assert main(["remove", "--index", str(root), "P0002"]) == 0
+    before = ProductIndex.load(root)
+    capsys.readouterr()
+    _disk_full(monkeypatch, where)
+    argv = {"index": ["index", "--catalog", str(cat), "--out", str(root), "--model", "efficientnet-lite0"],
+            "remove": ["remove", "--index", str(root), "P0001"],
+            "compact": ["compact", "--index", str(root)]}[verb]
+    assert main(argv) == 2
+    err = [ln for ln in capsys.readouterr().err.strip().splitlines() if not ln.startswith("embedding")]  # progress
+    assert len(err) == 1 and err[0].startswith(f"error: no space left on device while writing {root}"), err
+    monkeypatch.undo()
+    after = check_consistent(root)
+    assert after.fingerprint == before.fingerprint and after.items == before.items
+    assert after.live_products() == ["P0000", "P0001"]
+    assert not list(root.glob(".tmp-*")) and len(list(root.glob("gen-*"))) == 2
 
 
 def test_atomic_write_replaces_whole_files_and_leaves_nothing_on_failure(tmp_path):

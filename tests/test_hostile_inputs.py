@@ -167,3 +167,66 @@ def _opens_or_one_line(data: bytes) -> None:
 @given(st.binary(max_size=2048).map(lambda b: _save(_photo(64, 48), "JPEG")[:200] + b))
 def test_fuzz_corrupted_jpeg_tails(data):
     _opens_or_one_line(data)
+
+
+def test_decoded_memory_is_bounded_before_decoding():
+    """The decoded size (width x height x bytes per pixel of the mode) is checked from the header; a JPEG is
+    decoded at a reduced scale that fits instead of being refused."""
+    png = _save(Image.new("RGB", (400, 300)), "PNG")
+    with pytest.raises(ImageError, match=r"^image is 400x300 \(RGB\): decoding it takes 0 MB, more than the 0 MB"):
+        open_image(png, max_decoded=400 * 300 * 4 - 1)
+    assert open_image(png, max_decoded=400 * 300 * 4).size == (400, 300)
+    jpeg = _save(_photo(1600, 1200), "JPEG")
+    assert open_image(jpeg, max_decoded=800 * 600 * 4).size == (800, 600)  # drafted to half scale
+    assert open_image(jpeg).size == (1600, 1200)
+
+
+@pytest.mark.parametrize("mode", ["RGB", "I;16", "P", "RGBA"])
+def test_large_images_are_reduced_as_soon_as_decoded(mode):
+    arr = np.arange(1500 * 1000).reshape(1000, 1500) % 251
+    img = Image.fromarray((arr * 200).astype(np.uint16)) if mode == "I;16" else \
+        Image.fromarray(arr.astype(np.uint8)).convert(mode)
+    assert img.mode == mode
+    out = open_image(_save(img, "PNG"), draft_size=224)
+    assert out.mode == "RGB" and 224 <= min(out.size) < 2 * 224 and out.size[0] > out.size[1]
+    if mode == "I;16":  # 16-bit is stretched to the full 8-bit range
+        assert out.getextrema()[0] == (0, 255)
+
+
+RSS_CHILD = r"""
+import io, sys
+from PIL import Image
+from core.data.images import ImageError
+from core.embedding import load_embedder
+from core.embedding.query import embed_query
+emb = load_embedder("efficientnet-lite0")
+warm = io.BytesIO()
+Image.new("RGB", (300, 300), "red").save(warm, "PNG")
+embed_query(emb, warm.getvalue())  # the model and one forward pass are in the baseline
+def status(field):
+    return int(open("/proc/self/status").read().split(field + ":")[1].split()[0])  # kB
+open("/proc/self/clear_refs", "w").write("5")  # the peak (VmHWM) restarts from here: warm-up peaks do not count
+before = status("VmRSS")
+try:
+    print(f"ok {embed_query(emb, sys.argv[1]).vector.shape[0]}")
+except ImageError as e:
+    print(f"error: {e}")
+print((status("VmHWM") - before) // 1024, file=sys.stderr)
+"""
+
+
+@pytest.mark.timeout(300)
+def test_sixteen_bit_png_costs_bounded_memory(tmp_path, embedder):
+    """A 7000x7000 16-bit PNG (~100 KB, under the pixel limit) took ~935 MB and 5 s to embed: it is reduced right
+    after decoding (98 MB), so the peak stays far below that."""
+    embedder.embed_images([Image.new("RGB", (64, 64))])  # the one-off ONNX export (a peak of its own) is cached here
+    path = tmp_path / "big16.png"
+    Image.fromarray(np.zeros((7000, 7000), np.uint16)).save(path)
+    assert path.stat().st_size < 200_000
+    r = subprocess.run([sys.executable, "-c", RSS_CHILD, str(path)], cwd=ROOT, capture_output=True, text=True,
+                       timeout=240)
+    assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr[-2000:]
+    assert r.stdout.strip() == "ok 1280"
+    growth_mb = int(r.stderr.strip().splitlines()[-1])
+    print(f"peak RSS growth embedding a 7000x7000 16-bit PNG: {growth_mb} MB")
+    assert growth_mb < 400, growth_mb

@@ -14,6 +14,7 @@ import sys
 #: verb -> (module that defines ``args_<verb>(parser)`` and ``run_<verb>(args) -> int``, one-line help)
 VERBS: dict[str, tuple[str, str]] = {
     "sample": ("core.cli.data", "regenerate the procedural sample catalog, byte for byte"),
+    "scenes": ("core.cli.data", "write a scene set: photos of several catalog products with their true boxes"),
     "import": ("core.cli.data", "import a public dataset (grocery, clothing) as a catalog + query CSVs"),
     "folder-queries": ("core.cli.data", "write a queries CSV (image,category) for a <category>/<image> tree"),
     "index": ("core.cli.index", "embed a catalog (progress bar) and build its index"),
@@ -29,6 +30,8 @@ VERBS: dict[str, tuple[str, str]] = {
     "disagreements": ("core.cli.explore", "softmax classifier versus nearest neighbour on labelled queries"),
     "evaluate": ("core.cli.evaluation", "recall@1/5/10 and mAP@10 (precision@10 for labels) on labelled queries"),
     "evaluate-ranking": ("core.cli.evaluation", "distance vs static vs dynamic ranking on the same queries"),
+    "evaluate-regions": ("core.cli.evaluation", "find and search the products of scene photos: box recall, "
+                         "mean IoU, top-1/top-5 per found box, time per photo"),
     "bench": ("core.cli.evaluation", "benchmark embedding, query latency, ANN libraries and UMAP"),
     "train-metric": ("core.cli.metric", "train a projection head so distance means same product"),
     "experiment": ("core.cli.metric", "import a dataset, train, re-index, evaluate before/after; one table"),

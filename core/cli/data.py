@@ -1,4 +1,4 @@
-"""Verbs of the data stage: ``sample``, ``import``, ``folder-queries``."""
+"""Verbs of the data stage: ``sample``, ``scenes``, ``import``, ``folder-queries``."""
 
 from __future__ import annotations
 
@@ -15,6 +15,26 @@ def run_sample(a) -> int:
     from core.data.sample import write_sample
 
     print(f"wrote {write_sample(a.out)}")
+    return 0
+
+
+def args_scenes(p) -> None:
+    from core.data.scenes import DEV_SEED, N_SCENES, TEST_SEED
+
+    p.add_argument("--catalog", default="sample_catalog", help="catalog whose products fill the scenes "
+                   "(default sample_catalog)")
+    p.add_argument("--out", required=True, help="folder to write (replaced): scenes/*.jpg and boxes.csv")
+    p.add_argument("--seed", type=int, default=DEV_SEED,
+                   help=f"which scenes: {DEV_SEED} = dev set (tune on it, default), {TEST_SEED} = test set")
+    p.add_argument("--n", type=int, default=N_SCENES, help=f"number of scenes (default {N_SCENES})")
+
+
+def run_scenes(a) -> int:
+    from core.data.scenes import write_scenes
+
+    if a.n < 1:
+        raise ValueError("--n must be at least 1")
+    print(f"wrote {write_scenes(a.catalog, a.out, seed=a.seed, n=a.n)}")
     return 0
 
 

@@ -1,4 +1,4 @@
-"""Verbs of the evaluation stage: ``evaluate``, ``evaluate-ranking``, ``bench``."""
+"""Verbs of the evaluation stage: ``evaluate``, ``evaluate-ranking``, ``evaluate-regions``, ``bench``."""
 
 from __future__ import annotations
 
@@ -82,15 +82,49 @@ def run_evaluate_ranking(a) -> int:
     return 0
 
 
-SECTIONS = ("embed", "query", "ann", "umap", "app")
+def args_evaluate_regions(p) -> None:
+    p.add_argument("--index", required=True, help="index folder")
+    p.add_argument("--scenes", required=True,
+                   help="scene set folder with boxes.csv (write one: python -m core scenes --out DIR)")
+    p.add_argument("--k", type=int, default=5, help="products searched per box; top-k counts a hit (default 5)")
+    from core.config.defaults import RANKS
+
+    p.add_argument("--rank", choices=RANKS, default=None,
+                   help="ranking of each box's search (default: the default search's)")
+    p.add_argument("--oracle", action="store_true",
+                   help="search the true boxes instead of the found ones (retrieval alone)")
+    embedder_arg(p)
+    p.add_argument("--json", action="store_true", help="print the metrics as JSON")
+
+
+def run_evaluate_regions(a) -> int:
+    from core.evaluation.regions_eval import evaluate_regions
+    from core.search.engine import Searcher
+    from core.search.regions import RegionSearcher
+
+    idx, emb = open_index(a.index, a.model)
+    if a.k < 1:
+        raise ValueError("--k must be at least 1")
+    rs = RegionSearcher(Searcher(idx, emb, progress=not a.json), progress=not a.json)
+    ev = evaluate_regions(rs, a.scenes, k=a.k, rank=a.rank, oracle=a.oracle, progress=not a.json)
+    if a.json:
+        print(json.dumps(ev.metrics))
+    else:
+        for k, v in ev.metrics.items():
+            print(f"{k:>22}  {v:.4f}" if isinstance(v, float) else f"{k:>22}  {v}")
+    return 0
+
+
+SECTIONS = ("embed", "query", "ann", "umap", "regions", "app")
 
 
 def args_bench(p) -> None:
     p.add_argument("--quick", action="store_true", help="small sizes, a few minutes (CI)")
     p.add_argument("--out", default=None, help="write the tables as markdown here (e.g. BENCHMARKS.md)")
     p.add_argument("--sections", default=None,
-                   help=f"comma list of {','.join(SECTIONS)} (default: all; --quick leaves out umap and app, whose "
-                        "numba compilation alone takes about a minute; app: the app's latency against its goals)")
+                   help=f"comma list of {','.join(SECTIONS)} (default: all; --quick leaves out umap, whose numba "
+                        "compilation alone takes about a minute, regions and app; app: the app's latency against "
+                        "its goals)")
     p.add_argument("--workdir", default=None, help="scratch folder for synthetic data (default: a temp dir)")
     p.add_argument("--ann-budget", type=float, default=900.0, help="seconds after which ANN cases are skipped")
 

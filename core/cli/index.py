@@ -103,6 +103,11 @@ def run_add_product(a) -> int:
     emb, idx = _catalog_index(a)
     res = add_product(a.catalog, idx, emb, [Path(p) for p in a.images], fields, a.id)
     print(f"added {res.product_ids[0]} ({len(res.images)} image(s)); {len(res.index)} products live")
+    if res.indexed < len(res.images):
+        print_skipped(res.skipped)
+        print(f"error: only {res.indexed} of {len(res.images)} image(s) of {res.product_ids[0]} could be indexed",
+              file=sys.stderr)
+        return 2
     return 0
 
 

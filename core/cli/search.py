@@ -21,6 +21,8 @@ def args_search(p) -> None:
     p.add_argument("--save-preset", default=None, metavar="NAME", help="save the resulting static weights")
     p.add_argument("--explain", action="store_true",
                    help="also print the weights, the query's predicted attributes and each result's contributions")
+    p.add_argument("--regions", action="store_true",
+                   help="find the products in each photo (shelf, outfit, table) and search each box separately")
     embedder_arg(p)
     p.add_argument("--json", action="store_true", help="print JSON (hits, weights, query attributes, timing)")
 
@@ -58,6 +60,8 @@ def run_search(a) -> int:
     searcher = Searcher(idx, emb, progress=not a.json)
     opts = SearchOptions.make(k=a.k, where=a.where, min_similarity=a.min_score, rank=a.rank,
                               weights=_weights(a, searcher))
+    if a.regions:
+        return _search_regions(a, searcher, opts)
     out, failed = {}, 0
     for img in a.images:
         try:
@@ -87,6 +91,34 @@ def run_search(a) -> int:
                 line += f"   similarity {h.similarity:.4f} [" + "  ".join(
                     f"{d}={c:+.3f}" for d, c in h.contributions.items() if c) + "]"
             print(line)
+    return 2 if failed else 0
+
+
+def _search_regions(a, searcher, opts) -> int:
+    """``search --regions``: each photo's boxes, numbered, with the top hits of each."""
+    from core.data.images import ImageError
+    from core.search.regions import RegionSearcher
+
+    if a.explain:
+        raise ValueError("--explain applies to whole-photo searches; drop it with --regions")
+    rs = RegionSearcher(searcher, progress=not a.json)
+    out, failed = {}, 0
+    for img in a.images:
+        try:
+            out[img] = rs.search(img, opts)
+        except ImageError as e:
+            print(f"error: {img}: {e}", file=sys.stderr)
+            failed += 1
+    if a.json:
+        print(json.dumps({k: r.to_dict() for k, r in out.items()}, indent=1))
+        return 2 if failed else 0
+    for img, r in out.items():
+        print(f"{img}: {len(r.regions)} product(s) found in {r.seconds['total']:.2f} s")
+        for n, reg in enumerate(r.regions, start=1):
+            print(f"  [{n}] box {','.join(map(str, reg.box))}  score {reg.score:.2f}"
+                  + ("  (no close match)" if reg.no_close_match else ""))
+            for h in reg.hits:
+                print(f"      {h.rank:>3}  {h.score:.4f}  {h.product_id}  {h.fields.get('title', '')}")
     return 2 if failed else 0
 
 

@@ -3,9 +3,12 @@ a new generation, then one ``os.replace`` publishes it)."""
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import re
 import shutil
+import stat
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,19 +18,55 @@ from filelock import FileLock, Timeout
 
 POINTER = "CURRENT"
 KEEP_GENERATIONS = 2
+#: a generation folder's name: ``gen-`` and letters, digits, ``_`` or ``-`` (no separators, no dots)
+GEN_NAME = re.compile(r"gen-[A-Za-z0-9_-]{1,64}")
+MANIFEST_BYTES = 1 << 20
 
 
 class StoreError(RuntimeError):
     pass
 
 
+def read_regular(path: Path, max_bytes: int) -> bytes:
+    """The bytes of ``path`` if it is a regular file (not a symlink, FIFO or device) of at most ``max_bytes``.
+
+    Raises :class:`StoreError` (one line) otherwise; a missing file raises ``FileNotFoundError``."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise StoreError(f"{path} is a symbolic link; only regular files are read") from None
+        raise
+    with os.fdopen(fd, "rb") as f:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise StoreError(f"{path} is not a regular file")
+        if st.st_size > max_bytes:
+            raise StoreError(f"{path} is {st.st_size:,} bytes, more than the {max_bytes:,} expected at most")
+        data = f.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise StoreError(f"{path} grew past {max_bytes:,} bytes while being read")
+    return data
+
+
 def current_generation(root: Path) -> Path | None:
-    ptr = root / POINTER
-    if not ptr.is_file():
+    """The live ``gen-*`` folder of ``root``, or None when nothing was published yet.
+
+    ``CURRENT`` must name a direct child folder of ``root`` (no separators, not a symlink)."""
+    try:
+        name = read_regular(root / POINTER, 256).decode("utf-8", "replace").strip()
+    except FileNotFoundError:
         return None
-    name = ptr.read_text().strip()
+    if not GEN_NAME.fullmatch(name):
+        raise StoreError(f"{root}: CURRENT does not name a generation folder ({name[:80]!r})")
     gen = root / name
-    if not name.startswith("gen-") or not (gen / "manifest.json").is_file():
+    try:
+        mode = os.lstat(gen).st_mode
+    except FileNotFoundError:
+        raise StoreError(f"{root}: CURRENT points at a missing generation {name!r}") from None
+    if not stat.S_ISDIR(mode) or gen.resolve().parent != root.resolve():
+        raise StoreError(f"{root}: CURRENT names {name!r}, which is not a folder inside the index")
+    if not (gen / "manifest.json").is_file():
         raise StoreError(f"{root}: CURRENT points at a missing generation {name!r}")
     return gen
 
@@ -35,12 +74,19 @@ def current_generation(root: Path) -> Path | None:
 def read_current(root: Path) -> tuple[Path, dict] | None:
     """The current generation of ``root`` and its manifest, or None when there is none."""
     gen = current_generation(root)
-    return None if gen is None else (gen, json.loads((gen / "manifest.json").read_text()))
+    return None if gen is None else (gen, json.loads(read_regular(gen / "manifest.json", MANIFEST_BYTES)))
 
 
 def stale_key(manifest: dict, expected: dict) -> str | None:
     """The first key of ``expected`` whose value ``manifest`` does not hold (None: the artefact is current)."""
     return next((k for k, v in expected.items() if manifest.get(k) != v), None)
+
+
+def disk_full(e: BaseException) -> bool:
+    """Whether ``e`` says the device or quota is full (also as numpy and Annoy word a short write)."""
+    text = str(e)
+    return (getattr(e, "errno", None) in (errno.ENOSPC, errno.EDQUOT) or "No space left on device" in text
+            or ("requested and" in text and "written" in text))
 
 
 def _fsync_dir(path: Path) -> None:
@@ -126,12 +172,13 @@ def writer_lock(root: Path, timeout: float = 30.0) -> Iterator[None]:
 def new_generation(root: Path) -> Iterator[Path]:
     """Yield a temporary folder to fill; on success it becomes the current generation atomically.
 
-    A crash at any point leaves the previous generation current and complete. Call inside
-    :func:`writer_lock`.
+    A crash or a full disk at any point leaves the previous generation current and complete (a full disk is
+    reported as one :class:`StoreError` line). Call inside :func:`writer_lock`.
     """
     root.mkdir(parents=True, exist_ok=True)
     tmp = root / f".tmp-{uuid.uuid4().hex[:12]}"
     tmp.mkdir()
+    gen: Path | None = None
     try:
         yield tmp
         for f in tmp.iterdir():
@@ -142,10 +189,24 @@ def new_generation(root: Path) -> Iterator[Path]:
         gen = root / f"gen-{uuid.uuid1().hex}"
         os.rename(tmp, gen)
         atomic_write(root / POINTER, gen.name)
-    except BaseException:
+    except BaseException as e:
         shutil.rmtree(tmp, ignore_errors=True)
+        for junk in root.glob(f".{POINTER}.*"):
+            junk.unlink(missing_ok=True)
+        if gen is not None and _pointer(root) != gen.name:  # renamed but never published
+            shutil.rmtree(gen, ignore_errors=True)
+        if isinstance(e, OSError) and disk_full(e):
+            raise StoreError(f"no space left on device while writing {root}; the previous version is intact "
+                             "(free some space and try again)") from None
         raise
     _collect(root, gen.name)
+
+
+def _pointer(root: Path) -> str | None:
+    try:
+        return read_regular(root / POINTER, 256).decode("utf-8", "replace").strip()
+    except (OSError, StoreError):
+        return None
 
 
 def _collect(root: Path, current: str) -> None:

@@ -17,6 +17,12 @@ ImageSource = str | os.PathLike | bytes | BinaryIO | Image.Image
 MAX_PIXELS = int(os.environ.get("VPS_MAX_PIXELS", 64_000_000))
 #: Largest encoded file accepted, in bytes; override with VPS_MAX_BYTES.
 MAX_BYTES = int(os.environ.get("VPS_MAX_BYTES", 50 * 1024 * 1024))
+#: Largest decoded image held in memory, in bytes (width x height x bytes per pixel of its mode, known from the
+#: header before decoding; a JPEG is decoded at a reduced scale to fit); override with VPS_MAX_DECODED_BYTES.
+MAX_DECODED_BYTES = int(os.environ.get("VPS_MAX_DECODED_BYTES", 128_000_000))
+#: bytes per pixel as Pillow stores a mode (every mode not listed takes four)
+_PIXEL_BYTES = {"1": 1, "L": 1, "P": 1, "I;16": 2, "I;16L": 2, "I;16B": 2, "I;16N": 2}
+_JPEG_SCALES = (1, 2, 4, 8)
 
 ImageFile.LOAD_TRUNCATED_IMAGES = False
 Image.MAX_IMAGE_PIXELS = None  # we enforce our own limit before decoding
@@ -46,13 +52,55 @@ def _read_bytes(src: ImageSource, max_bytes: int) -> bytes:
     return data
 
 
+def decoded_bytes(size: tuple[int, int], mode: str) -> int:
+    """Memory that decoding an image of ``size`` in ``mode`` takes."""
+    return size[0] * size[1] * _PIXEL_BYTES.get(mode, 4)
+
+
+def _jpeg_scale(size: tuple[int, int], mode: str, draft_size: int | None, max_decoded: int) -> int:
+    """The JPEG decode scale: the largest that keeps ``draft_size`` pixels across, at least the smallest that fits
+    ``max_decoded`` bytes (the memory bound wins)."""
+    fits = next((s for s in _JPEG_SCALES if decoded_bytes((-(-size[0] // s), -(-size[1] // s)), mode)
+                 <= max_decoded), _JPEG_SCALES[-1])
+    keeps = max((s for s in _JPEG_SCALES if draft_size and min(size) // s >= draft_size), default=1)
+    return max(fits, keeps)
+
+
+def _shrink(img: Image.Image, at_least: int) -> Image.Image:
+    """``img`` reduced by the largest integer factor that keeps ``at_least`` pixels on both sides."""
+    f = min(img.size) // at_least
+    if f < 2:
+        return img
+    size = (-(-img.width // f), -(-img.height // f))
+    if img.mode in ("1", "P", "PA"):  # palette indices cannot be averaged
+        return img.resize(size, Image.Resampling.NEAREST)
+    if img.mode.startswith("I;16"):
+        return img.resize(size, Image.Resampling.BOX)
+    return img.reduce(f)
+
+
+def _wide_to_gray(img: Image.Image, rows: int = 256) -> Image.Image:
+    """16-bit, 32-bit and float images stretched to 8-bit gray, a strip of rows at a time (two passes: the range,
+    then the pixels), so no full-size wide copy is made."""
+
+    def strips():
+        for a in range(0, img.height, rows):
+            yield a, np.asarray(img.crop((0, a, img.width, min(a + rows, img.height))), np.float64)
+
+    lo, hi = np.inf, -np.inf
+    for _, s in strips():
+        lo, hi = min(lo, float(s.min())), max(hi, float(s.max()))
+    out = np.zeros((img.height, img.width), np.uint8)
+    if hi > lo:
+        for a, s in strips():
+            out[a : a + len(s)] = np.clip((s - lo) / (hi - lo) * 255.0, 0, 255).astype(np.uint8)
+    return Image.fromarray(out, "L")
+
+
 def _to_rgb(img: Image.Image) -> Image.Image:
     """Convert any PIL mode to 8-bit RGB; transparency is composited on white."""
     if img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
-        arr = np.asarray(img, dtype=np.float64)
-        lo, hi = float(arr.min()), float(arr.max())
-        arr = (arr - lo) / (hi - lo) * 255.0 if hi > lo else np.zeros_like(arr)
-        img = Image.fromarray(arr.astype(np.uint8), "L")
+        img = _wide_to_gray(img)
     if img.mode == "P" or img.mode == "PA":
         img = img.convert("RGBA")
     if img.mode in ("RGBA", "LA", "La", "RGBa"):
@@ -70,15 +118,19 @@ def open_image(
     max_pixels: int | None = None,
     max_bytes: int | None = None,
     draft_size: int | None = None,
+    max_decoded: int | None = None,
 ) -> Image.Image:
     """Open ``src`` (path, bytes, file object or PIL image) as an upright RGB image.
 
     Raises :class:`ImageError` with a one-line reason for anything unusable: empty, truncated or
-    non-image files, decompression bombs (more than ``max_pixels``), files over ``max_bytes``.
-    ``draft_size`` lets JPEG decode at a reduced scale that is still at least that many pixels.
+    non-image files, decompression bombs (more than ``max_pixels``), files over ``max_bytes``, images whose
+    decoded pixels would take more than ``max_decoded`` bytes (checked from the header, before decoding; a JPEG
+    is decoded at a reduced scale that fits instead). With ``draft_size``, the image is reduced as soon as it is
+    decoded (a JPEG while decoding) to the smallest integer scale that still has that many pixels across.
     """
     max_pixels = MAX_PIXELS if max_pixels is None else max_pixels
     max_bytes = MAX_BYTES if max_bytes is None else max_bytes
+    max_decoded = MAX_DECODED_BYTES if max_decoded is None else max_decoded
     if isinstance(src, Image.Image):
         img = src
         if img.width * img.height > max_pixels:
@@ -98,13 +150,20 @@ def open_image(
             raise ImageError("image has no pixels")
         if w * h > max_pixels:
             raise ImageError(f"image is {w}x{h}, more than the {max_pixels:,} pixel limit")
-        if draft_size and img.format == "JPEG":
-            img.draft("RGB", (draft_size, draft_size))
+        if img.format == "JPEG":
+            scale = _jpeg_scale(img.size, img.mode, draft_size, max_decoded)
+            if draft_size or scale > 1:
+                img.draft("RGB", (w // scale, h // scale))
+        need = decoded_bytes(img.size, img.mode)
+        if need > max_decoded:
+            raise ImageError(f"image is {w}x{h} ({img.mode}): decoding it takes {need / 1e6:.0f} MB, more than "
+                             f"the {max_decoded / 1e6:.0f} MB limit")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             img.seek(0) if getattr(img, "is_animated", False) else None
             img.load()
+            img = _shrink(img, draft_size) if draft_size else img
             img = ImageOps.exif_transpose(img) or img
             img = _to_rgb(img)
     except ImageError:

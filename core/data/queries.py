@@ -6,6 +6,7 @@ import csv
 from pathlib import Path
 
 from core.data.catalog import IMAGE_EXTS, inside_root
+from core.data.csv_records import records
 from core.data.query_sets import query_sets
 
 
@@ -19,17 +20,25 @@ def read_queries(path: str | Path, label: str = "product_id", *,
         raise ValueError(f"queries root folder not found: {base}")
     if not path.is_file():
         raise ValueError(f"queries file not found: {path}")
-    with open(path, newline="", encoding="utf-8-sig") as f:
-        reader = csv.DictReader(f)
-        if not reader.fieldnames or "image" not in reader.fieldnames or label not in reader.fieldnames:
-            raise ValueError(f"{path.name} needs columns 'image' and '{label}' (has {reader.fieldnames})")
-        out, skipped = [], []
-        for row in reader:
-            p, reason = inside_root(base, (row["image"] or "").strip())
-            if reason:
-                skipped.append(f"line {reader.line_num} ({row['image']}): {reason}")
-            else:
-                out.append((p, (row[label] or "").strip()))
+    recs = records(path.read_bytes().decode("utf-8-sig"))
+    head = next(recs, None)
+    if head is not None and head.cells is None:
+        raise ValueError(f"{path.name} line 1: {head.error}")
+    columns = head.cells if head else []
+    if "image" not in columns or label not in columns:
+        raise ValueError(f"{path.name} needs columns 'image' and '{label}' (has {columns})")
+    i_img, i_label = columns.index("image"), columns.index(label)
+    out, skipped = [], []
+    for rec in recs:
+        if rec.cells is None:
+            skipped.append(f"line {rec.first} (-): {rec.error}")
+            continue
+        image = rec.cells[i_img].strip() if i_img < len(rec.cells) else ""
+        p, reason = inside_root(base, image)
+        if reason:
+            skipped.append(f"line {rec.first} ({image}): {reason}")
+        else:
+            out.append((p, rec.cells[i_label].strip() if i_label < len(rec.cells) else ""))
     return out, skipped
 
 

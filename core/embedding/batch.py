@@ -13,16 +13,16 @@ from tqdm.auto import tqdm
 from core.config.progress import Progress
 from core.data.images import ImageError, ImageSource
 from core.embedding import Embedder
-from core.embedding.decode import decode
+from core.embedding.decode import Crop, decode
 
 Preprocess = Callable[[int, Image.Image], torch.Tensor]
 
 
 def _load(embedder: Embedder, src: ImageSource, i: int = 0,
           on_image: Callable[[int, Image.Image], None] | None = None, preprocess: Preprocess | None = None,
-          decode_size: int | None = None) -> torch.Tensor | str:
+          decode_size: int | None = None, crop: Crop | None = None, letterboxed: bool = False) -> torch.Tensor | str:
     try:
-        img = decode(src, decode_size or embedder.image_size)
+        img = decode(src, decode_size or embedder.image_size, crop, letterboxed=letterboxed)
         if on_image is not None:
             on_image(i, img)
         return preprocess(i, img) if preprocess is not None else embedder.preprocess(img)
@@ -43,16 +43,26 @@ def embed_sources(
     on_image: Callable[[int, Image.Image], None] | None = None,
     preprocess: Preprocess | None = None,
     decode_size: int | None = None,
+    crops: Sequence[Crop | None] | None = None,
+    letterboxed: bool = False,
 ) -> tuple[np.ndarray, dict[int, str]]:
     """Embed many images (the one batch embedder). Returns ``(vectors, errors)``: vectors has one row per usable
     source (in order), errors maps the index of each unusable source to a one-line reason. ``on_image(i, img)``
     sees each decoded image (from worker threads); ``preprocess(i, img)``, when given, replaces
     ``embedder.preprocess`` (e.g. an augmented or mirrored view of source ``i``); ``decode_size`` (default the
-    embedder's input size) is the least number of pixels a reduced JPEG decode keeps across."""
+    embedder's input size) is the least number of pixels a reduced JPEG decode keeps across; ``crops[i]`` and
+    ``letterboxed`` are those of :func:`~core.embedding.decode.decode`."""
     from core.config.runtime import configure, cpu_count
 
     configure()
     workers = workers or min(4, cpu_count())
+    if crops is not None and len(crops) != len(sources):
+        raise ValueError("give one crop (or None) per source")
+
+    def load(n: int) -> torch.Tensor | str:
+        return _load(embedder, sources[n], n, on_image, preprocess, decode_size,
+                     crops[n] if crops is not None else None, letterboxed)
+
     out: list[np.ndarray] = []
     errors: dict[int, str] = {}
     bar = tqdm(total=len(sources), desc=desc, unit="img", disable=progress is not True)
@@ -62,8 +72,7 @@ def embed_sources(
         if getattr(embedder, "parallel_batches", False):
             # single-threaded sessions: each worker decodes and embeds whole batches, no thread hand-offs
             def whole(start: int) -> tuple[int, tuple]:
-                chunk = sources[start : start + batch_size]
-                loaded = [_load(embedder, s, start + n, on_image, preprocess, decode_size) for n, s in enumerate(chunk)]
+                loaded = [load(n) for n in range(start, min(start + batch_size, len(sources)))]
                 tensors = [t for t in loaded if not isinstance(t, str)]
                 return start, (loaded, embedder.embed_tensors(torch.stack(tensors)) if tensors else None)
 
@@ -71,8 +80,7 @@ def embed_sources(
         else:
 
             def submit(start: int) -> list:
-                return [pool.submit(_load, embedder, s, start + n, on_image, preprocess, decode_size)
-                        for n, s in enumerate(sources[start : start + batch_size])]
+                return [pool.submit(load, n) for n in range(start, min(start + batch_size, len(sources)))]
 
             def pipelined():
                 pending = submit(starts[0]) if starts else []

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 from PIL import Image, ImageDraw
 
 from core.data.images import ImageSource, open_image
@@ -35,6 +36,16 @@ class Crop:
         r, b = max(x0 + 1, int(round(self.right * w))), max(t + 1, int(round(self.bottom * h)))
         return min(x0, w - 1), min(t, h - 1), min(r, w), min(b, h)
 
+    @classmethod
+    def from_box(cls, box: tuple[float, float, float, float], size: tuple[int, int]) -> Crop:
+        """The crop of a pixel box (left, top, right, bottom) in an image of ``size``, clipped to the image."""
+        w, h = size
+        left, top = min(max(box[0] / w, 0.0), 1.0), min(max(box[1] / h, 0.0), 1.0)
+        right, bottom = min(max(box[2] / w, 0.0), 1.0), min(max(box[3] / h, 0.0), 1.0)
+        if not (left < right and top < bottom):
+            raise QueryError(f"box {tuple(round(v) for v in box)} keeps nothing of a {w}x{h} image")
+        return cls(left, top, right, bottom)
+
     @property
     def is_full(self) -> bool:
         return (self.left, self.top, self.right, self.bottom) == FULL
@@ -56,11 +67,32 @@ def crop_preview(img: Image.Image, c: Crop, size: int = 480) -> Image.Image:
     return out
 
 
-def decode(source: ImageSource, image_size: int, c: Crop | None = None) -> Image.Image:
-    """Open ``source`` upright in RGB and crop it. A JPEG is decoded at a reduced scale (``draft``) that still
-    leaves at least ``image_size`` pixels across the kept region, so every path gets the same pixels."""
+def border_colour(img: Image.Image) -> tuple[int, int, int]:
+    """Median colour of the outermost pixels of ``img``."""
+    a = np.asarray(img)
+    edge = np.concatenate([a[0], a[-1], a[:, 0], a[:, -1]])
+    return tuple(int(v) for v in np.median(edge, axis=0))
+
+
+def letterbox(img: Image.Image, fill: tuple[int, int, int] | None = None) -> Image.Image:
+    """``img`` centred on a square canvas as wide as its longer side, the rest filled with ``fill`` (default:
+    its :func:`border_colour`), so a centre crop keeps all of a wide or tall product."""
+    w, h = img.size
+    if w == h:
+        return img
+    side = max(w, h)
+    out = Image.new("RGB", (side, side), fill or border_colour(img))
+    out.paste(img, ((side - w) // 2, (side - h) // 2))
+    return out
+
+
+def decode(source: ImageSource, image_size: int, c: Crop | None = None, *, letterboxed: bool = False) -> Image.Image:
+    """Open ``source`` upright in RGB, crop it and (``letterboxed``) pad it square with :func:`letterbox`. A JPEG
+    is decoded at a reduced scale (``draft``) that still leaves at least ``image_size`` pixels across the kept
+    region, so every path gets the same pixels."""
     c = c or Crop()
     keep = min(c.right - c.left, c.bottom - c.top)
     if keep <= 0:
         c.box((1, 1))  # raises the clear error
-    return crop(open_image(source, draft_size=math.ceil(image_size / keep)), c)
+    img = crop(open_image(source, draft_size=math.ceil(image_size / keep)), c)
+    return letterbox(img) if letterboxed else img

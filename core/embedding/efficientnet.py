@@ -48,21 +48,41 @@ def taps(net) -> list[int]:
     return ends[-N_TAPS:]
 
 
-def pooled_maps(net, batch: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Every pooled read-out :data:`POOLS` names, from one forward pass (rows not yet normalised)."""
+def stage_maps(net, batch: torch.Tensor) -> list[torch.Tensor]:
+    """One forward pass: the outputs of the last :data:`N_TAPS` stages and the final (head) map, in order."""
     x = net._swish(net._bn0(net._conv_stem(batch)))
     where, maps = set(taps(net)), []
     for idx, block in enumerate(net._blocks):
         x = block(x, drop_connect_rate=None)
         if idx in where:
             maps.append(x)
-    x = net._swish(net._bn1(net._conv_head(x)))
-    maps.append(x)  # intermediate block outputs are not rectified: GeM on their positive part
+    maps.append(net._swish(net._bn1(net._conv_head(x))))
+    return maps
+
+
+def region_maps(net, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """What region proposals read: the stride-16 output of stage 5 and the stride-32 final map."""
+    maps = stage_maps(net, batch)
+    return maps[0], maps[-1]
+
+
+def pooled_maps(net, batch: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Every pooled read-out :data:`POOLS` names, from one forward pass (rows not yet normalised)."""
+    maps = stage_maps(net, batch)  # intermediate block outputs are not rectified: GeM on their positive part
+    x = maps[-1]
 
     def cat(pool) -> torch.Tensor:
         return torch.cat([torch.nn.functional.normalize(pool(m), dim=-1) for m in maps], dim=1)
 
     return {"avg": x.mean(dim=(2, 3)), "gem": _gem(x), "ms": cat(lambda m: m.mean(dim=(2, 3))), "msgem": cat(_gem)}
+
+
+def photo_tensor(img: Image.Image, side: int) -> torch.Tensor:
+    """A whole photo as a 1 x 3 x H x W input: longer side about ``side``, both sides multiples of 32."""
+    s = side / max(img.size)
+    w, h = (max(32, round(v * s / 32) * 32) for v in img.size)
+    arr = np.asarray(img.resize((w, h), Image.BILINEAR, reducing_gap=3.0), dtype=np.float32)
+    return torch.from_numpy((arr - 127.0) / 128.0).permute(2, 0, 1)[None]
 
 
 def parse_spec(spec: str) -> tuple[str, str]:
@@ -117,6 +137,7 @@ class EfficientNetLiteEmbedder(Embedder):
         self.threads = threads  # ONNX Runtime intra-op threads (default 1: batches run in parallel instead)
         self.backend = backend  # resolved to "onnx" or "torch" on the first batch
         self._ort = None
+        self._maps_ort = None
         self._ort_lock = threading.Lock()
 
     def _runner(self):
@@ -151,6 +172,32 @@ class EfficientNetLiteEmbedder(Embedder):
         if self.pool == "avg":
             return self.net.extract_features(batch).mean(dim=(2, 3))
         return pooled_maps(self.net, batch)[self.pool]
+
+    def _maps_runner(self):
+        """An ONNX Runtime session of :func:`region_maps` with dynamic height and width (None: use torch)."""
+        if self._runner() is None:
+            return None
+        with self._ort_lock:
+            if self._maps_ort is None:
+                from core.embedding import onnx
+
+                name = parse_spec(self.spec)[0]
+                model = onnx.cached_model(f"{name}-maps", self.weights, self.net, lambda x: region_maps(self.net, x),
+                                          self.image_size, outputs=("stage5", "final"), dynamic_hw=True)
+                self._maps_ort = onnx.OrtRunner(model, self.threads)
+        return self._maps_ort
+
+    def photo_maps(self, img: Image.Image, side: int = 640) -> tuple[np.ndarray, np.ndarray]:
+        """Stage-5 (C x H/16 x W/16) and final (1280 x H/32 x W/32) maps of a whole photo whose longer side is
+        resized to about ``side``: one backbone pass, for region proposals."""
+        x = photo_tensor(img, side)
+        runner = self._maps_runner()
+        if runner is not None:
+            s5, fin = runner.run_all(x.numpy())
+            return s5[0], fin[0]
+        with torch.inference_mode():
+            s5, fin = region_maps(self.net, x.contiguous(memory_format=torch.channels_last))
+        return s5[0].float().numpy(), fin[0].float().numpy()
 
     def preprocess(self, img: Image.Image) -> torch.Tensor:
         arr = np.asarray(resize_center_crop(img, self.image_size), dtype=np.float32)

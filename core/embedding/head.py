@@ -16,9 +16,13 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
+from core.config.store import StoreError, read_regular
 from core.embedding.base import Embedder
 
 WEIGHTS, CONFIG = "model.safetensors", "config.json"
+MAX_CONFIG_BYTES = 1 << 20
+MAX_DIM = 1 << 16
+MAX_PARAMS = 64_000_000
 
 
 def load_head_state(model_dir: Path) -> dict[str, torch.Tensor]:
@@ -30,6 +34,31 @@ def load_head_state(model_dir: Path) -> dict[str, torch.Tensor]:
     if (model_dir / "model.pt").is_file():
         return torch.load(model_dir / "model.pt", map_location="cpu", weights_only=True)
     raise ValueError(f"{model_dir}: no {WEIGHTS} (train one: python -m core train-metric ... --out {model_dir})")
+
+
+def read_config(model_dir: Path) -> dict:
+    """``config.json`` of a head, checked: an object with a text ``base``, a ``head`` of positive integer sizes
+    and a boolean ``tta_flip`` if given. Raises ``ValueError`` (one line) otherwise."""
+    path = model_dir / CONFIG
+    try:
+        cfg = json.loads(read_regular(path, MAX_CONFIG_BYTES))
+    except FileNotFoundError:
+        raise ValueError(f"{model_dir}: not a trained head (no {CONFIG})") from None
+    except (OSError, StoreError, ValueError) as e:
+        raise ValueError(f"{path}: unreadable head config ({str(e).splitlines()[0] if str(e) else e!r})") from None
+    head = cfg.get("head") if isinstance(cfg, dict) else None
+    if not isinstance(head, dict) or not isinstance(cfg.get("base"), str):
+        raise ValueError(f"{path}: a head config needs a text 'base' and a 'head' object")
+    for key in ("in_dim", "out_dim", "hidden"):
+        v = head.get(key)
+        if type(v) is not int or not 1 <= v <= MAX_DIM:
+            raise ValueError(f"{path}: head.{key} must be an integer in 1..{MAX_DIM}, not {str(v)[:40]!r}")
+    params = head["hidden"] * (head["in_dim"] + head["out_dim"]) + head["in_dim"] * head["out_dim"]
+    if params > MAX_PARAMS:
+        raise ValueError(f"{path}: a head of {params:,} weights is larger than the {MAX_PARAMS:,} allowed")
+    if not isinstance(cfg.get("tta_flip", False), bool):
+        raise ValueError(f"{path}: tta_flip must be true or false")
+    return cfg
 
 
 class ProjectionHead(nn.Module):
@@ -51,23 +80,20 @@ class ProjectionHead(nn.Module):
 class HeadEmbedder(Embedder):
     def __init__(self, base: Embedder, model_dir: str | Path, *, tta_flip: bool | None = None):
         self.model_dir = Path(model_dir).expanduser()
-        cfg_path = self.model_dir / CONFIG
-        if not cfg_path.is_file():
-            raise ValueError(f"{self.model_dir}: not a trained head (no {CONFIG})")
-        try:
-            self.config = json.loads(cfg_path.read_text())
-            head_cfg = self.config["head"]
-        except (ValueError, KeyError) as e:
-            raise ValueError(f"{cfg_path}: unreadable head config ({e})") from None
-        if self.config.get("base") != base.spec or head_cfg["in_dim"] != base.dim:
-            raise ValueError(f"{self.model_dir} was trained on {self.config.get('base')} "
-                             f"({head_cfg['in_dim']}-d), not {base.spec}; use {self.config.get('base')}+head:...")
+        self.config = read_config(self.model_dir)
+        head_cfg = self.config["head"]
+        if self.config["base"] != base.spec or head_cfg["in_dim"] != base.dim:
+            raise ValueError(f"{self.model_dir} was trained on {self.config['base']} "
+                             f"({head_cfg['in_dim']}-d), not {base.spec}; use {self.config['base']}+head:...")
         self.base = base
         self.head = ProjectionHead(head_cfg["in_dim"], head_cfg["out_dim"], head_cfg["hidden"], dropout=0.0)
         try:
             self.head.load_state_dict(load_head_state(self.model_dir))
-        except RuntimeError as e:
-            raise ValueError(f"{self.model_dir}: weights do not match config.json ({str(e).splitlines()[0]})") from None
+        except ValueError:
+            raise
+        except Exception as e:  # noqa: BLE001 - a damaged weights file is one line, whatever the reader raises
+            raise ValueError(f"{self.model_dir}: weights unusable with config.json "
+                             f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})"[:300]) from None
         self.head.eval()
         self.tta_flip = bool(self.config.get("tta_flip", False)) if tta_flip is None else tta_flip
         self.spec = f"{base.spec}+head:{model_dir}"

@@ -43,19 +43,23 @@ def _key(spec: str, weights: str, image_size: int) -> str:
     return hashlib.sha1(raw.encode()).hexdigest()[:16]
 
 
-def export(module: torch.nn.Module, forward, image_size: int) -> bytes:
-    """Serialise ``forward`` (NCHW float batch -> N x dim) to ONNX bytes with a dynamic batch axis."""
+def export(module: torch.nn.Module, forward, image_size: int, outputs: tuple[str, ...] = ("y",),
+           dynamic_hw: bool = False) -> bytes:
+    """Serialise ``forward`` (NCHW float batch -> one tensor per name in ``outputs``) to ONNX bytes with a
+    dynamic batch axis, and dynamic height and width when ``dynamic_hw`` (fully convolutional read-outs)."""
     wrapper = _Features(module, forward).eval()
+    axes = {"n": 0} | ({"h": 2, "w": 3} if dynamic_hw else {})
+    dyn = {"x": {i: a for a, i in axes.items()}} | {o: {0: "n"} for o in outputs}
     buf = io.BytesIO()
     with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
         warnings.simplefilter("ignore")
         torch.onnx.export(wrapper, torch.zeros(1, 3, image_size, image_size), buf, input_names=["x"],
-                          output_names=["y"], dynamic_axes={"x": {0: "n"}, "y": {0: "n"}},
-                          opset_version=OPSET, dynamo=False)
+                          output_names=list(outputs), dynamic_axes=dyn, opset_version=OPSET, dynamo=False)
     return buf.getvalue()
 
 
-def cached_model(spec: str, weights: str, module: torch.nn.Module, forward, image_size: int) -> bytes:
+def cached_model(spec: str, weights: str, module: torch.nn.Module, forward, image_size: int, *,
+                 outputs: tuple[str, ...] = ("y",), dynamic_hw: bool = False) -> bytes:
     """The ONNX bytes for this exact model, exported once and kept in the cache folder."""
     from filelock import FileLock
 
@@ -66,8 +70,7 @@ def cached_model(spec: str, weights: str, module: torch.nn.Module, forward, imag
     path = d / f"{spec.replace(':', '-')}-{_key(spec, weights, image_size)}.onnx"
     with FileLock(str(path) + ".lock"):
         if not path.is_file():
-            data = export(module, forward, image_size)
-            atomic_write(path, data)
+            atomic_write(path, export(module, forward, image_size, outputs, dynamic_hw))
         return path.read_bytes()
 
 
@@ -88,4 +91,8 @@ class OrtRunner:
         self.session = ort.InferenceSession(model, so, providers=["CPUExecutionProvider"])
 
     def run(self, batch: np.ndarray) -> np.ndarray:
-        return self.session.run(None, {"x": np.ascontiguousarray(batch, np.float32)})[0]
+        return self.run_all(batch)[0]
+
+    def run_all(self, batch: np.ndarray) -> list[np.ndarray]:
+        """Every output of the model, in the order it was exported with."""
+        return self.session.run(None, {"x": np.ascontiguousarray(batch, np.float32)})

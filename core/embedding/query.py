@@ -28,6 +28,7 @@ class Query:
     name: str = ""
     text: str = ""
     crop: Crop = field(default_factory=Crop)
+    letterboxed: bool = False  # the crop was padded square before embedding (see decode.letterbox)
 
 
 def small_copy(img: Image.Image) -> Image.Image:
@@ -52,25 +53,29 @@ def query_vector(embedder: Embedder, image: Image.Image | None = None, text: str
 
 
 def embed_query(embedder: Embedder, source: ImageSource | None = None, *, crop: Crop | None = None,
-                text: str = "", text_weight: float = 0.5, name: str = "") -> Query:
-    """The one way from a photo (path, bytes, upload, PIL image; optionally cropped) and/or a text to a
-    :class:`Query`. Raises :class:`~core.data.images.ImageError` or :class:`QueryError` with one line."""
+                letterboxed: bool = False, text: str = "", text_weight: float = 0.5, name: str = "") -> Query:
+    """The one way from a photo (path, bytes, upload, PIL image; optionally cropped, and padded square with
+    ``letterboxed`` so a wide product is not cut) and/or a text to a :class:`Query`. Raises
+    :class:`~core.data.images.ImageError` or :class:`QueryError` with one line."""
     c = crop or Crop()
-    image = decode(source, embedder.image_size, c) if source is not None else None
+    image = decode(source, embedder.image_size, c, letterboxed=letterboxed) if source is not None else None
     vector = query_vector(embedder, image, text, text_weight)
-    return Query(vector, small_copy(image) if image is not None else None, name, text.strip(), c)
+    return Query(vector, small_copy(image) if image is not None else None, name, text.strip(), c, letterboxed)
 
 
 def embed_queries(embedder: Embedder, sources: Sequence[ImageSource], *, progress: Progress | bool = False,
-                  desc: str = "queries") -> tuple[list[Query | None], dict[int, str]]:
-    """Many query photos through the batch embedder: the same decode and vectors as :func:`embed_query`.
-    Returns one :class:`Query` per source (None where unusable) and the one-line reason per unusable source."""
+                  desc: str = "queries", crops: Sequence[Crop | None] | None = None,
+                  letterboxed: bool = False) -> tuple[list[Query | None], dict[int, str]]:
+    """Many query photos (or crops of them: ``crops[i]``) through the batch embedder: the same decode and vectors
+    as :func:`embed_query`. Returns one :class:`Query` per source (None where unusable) and the one-line reason
+    per unusable source."""
     small: dict[int, Image.Image] = {}
-    vecs, errors = embed_sources(embedder, sources, progress=progress, desc=desc,
-                                 on_image=lambda i, im: small.__setitem__(i, small_copy(im)))
+    vecs, errors = embed_sources(embedder, sources, progress=progress, desc=desc, crops=crops,
+                                 letterboxed=letterboxed, on_image=lambda i, im: small.__setitem__(i, small_copy(im)))
     out: list[Query | None] = [None] * len(sources)
     it = iter(vecs)
     for i, src in enumerate(sources):
         if i not in errors:
-            out[i] = Query(next(it), small[i], str(src) if not isinstance(src, bytes) else "")
+            c = (crops[i] if crops is not None else None) or Crop()
+            out[i] = Query(next(it), small[i], str(src) if not isinstance(src, bytes) else "", "", c, letterboxed)
     return out, errors

@@ -1,8 +1,9 @@
 """``python -m core bench [--quick] [--out BENCHMARKS.md]``: speed and memory, side by side in one run.
 
 Sections: embedding throughput on real JPEGs (decode included), end-to-end query latency (image bytes in,
-ranked products out) on catalogs grown with synthetic vectors, ANN libraries against exact search, UMAP, and the
-app's own latency against its goals (:mod:`core.evaluation.bench_app`).
+ranked products out) on catalogs grown with synthetic vectors, ANN libraries against exact search, UMAP,
+region search (several products per photo) on generated scenes, and the app's own latency against its goals
+(:mod:`core.evaluation.bench_app`).
 Heavy cases run in a fresh process each so resident memory is theirs alone. Synthetic vectors are drawn
 around real embeddings with the real covariance (see :func:`synthetic_vectors`), so neighbourhoods have
 the structure of real data rather than of uniform noise.
@@ -542,9 +543,49 @@ def bench_umap(quick: bool, real: np.ndarray, workdir: Path) -> Table:
     return t
 
 
+# ---------------------------------------------------------------- 5. regions
+def bench_regions(quick: bool, workdir: Path) -> Table:
+    """Several products per photo on generated scenes of the sample catalog: dev and test sets."""
+    from core.config.paths import SAMPLE_CATALOG
+    from core.data.catalog import load_catalog
+    from core.data.scenes import DEV_SEED, TEST_SEED, write_scenes
+    from core.embedding import DEFAULT_SPEC, load_embedder
+    from core.evaluation.regions_eval import evaluate_regions
+    from core.index.product_index import ProductIndex
+    from core.search.engine import Searcher
+    from core.search.regions import RegionSearcher
+
+    n = 10 if quick else 30
+    emb = load_embedder(DEFAULT_SPEC)
+    idx, _ = ProductIndex.build(load_catalog(SAMPLE_CATALOG), emb, workdir / "regions-index")
+    t0 = time.perf_counter()
+    rs = RegionSearcher(Searcher(idx, emb))
+    head_s = time.perf_counter() - t0
+    t = Table(f"Several products per photo ({n} generated 800x600 scenes per set, 2-6 sample-catalog products each)",
+              ["set (seed)", "ranking", "products", "touching", "box recall@0.5", "recall touching", "mean IoU",
+               "boxes / photo", "box precision", "top-1 per found box", "top-5 per found box", "top-1 touching",
+               "s / photo", "p90 s", "CPU-s / photo"])
+    for name, seed in (("dev", DEV_SEED), ("test", TEST_SEED)):
+        scenes = write_scenes(SAMPLE_CATALOG, workdir / f"scenes-{name}", seed=seed, n=n)
+        for rank in ("static", "distance"):
+            m = evaluate_regions(rs, scenes, k=5, rank=rank).metrics
+            t.add(f"{name} ({seed})", rank, m["products"], m["touching"], m["box_recall@0.5"],
+                  m["box_recall_touching"], m["mean_iou"], m["boxes_per_photo"], m["box_precision"],
+                  m["top1_per_found_box"], m["top5_per_found_box"], m["top1_touching"], m["seconds_per_photo"],
+                  m["seconds_p90"], m["cpu_seconds_per_photo"])
+    t.notes += ["python -m core evaluate-regions on scene sets written by python -m core scenes (seed 1 = dev, on "
+                "which the box parameters were chosen; seed 2 = test). Recall: share of products whose box some "
+                "found box overlaps with IoU >= 0.5 (one to one); mean IoU over all products (a miss counts its "
+                "best overlap); top-k: the product is among the first k hits of its found box.",
+                "s / photo: wall-clock per photo (decode, backbone maps, boxes, letterboxed crop embeddings, one "
+                "search per box); CPU-s / photo: the process's CPU time per photo, less sensitive to other jobs.",
+                f"Productness head: trained for this index on first use in {head_s:.0f} s (cached afterwards)."]
+    return t
+
+
 # ---------------------------------------------------------------- driver
 def run(quick: bool = False, out: str | None = None, workdir: str | None = None,
-        sections: tuple[str, ...] = ("embed", "query", "ann", "umap", "app"),
+        sections: tuple[str, ...] = ("embed", "query", "ann", "umap", "regions", "app"),
         ann_budget_s: float = 900.0) -> list[Table]:
     """Run the benchmark; returns its tables and writes them as markdown to ``out`` if given."""
     from core.embedding import DEFAULT_SPEC, load_embedder
@@ -567,9 +608,7 @@ def run(quick: bool = False, out: str | None = None, workdir: str | None = None,
             from core.evaluation.bench_app import bench_app
 
             tables.append(timed(bench_app, quick, tmp))
-        if not set(sections) & {"query", "ann", "umap"}:
-            sections = ()  # nothing below needs the real vectors
-        else:
+        if {"query", "ann", "umap"} & set(sections):  # sections over the real images' vectors
             emb = load_embedder(DEFAULT_SPEC)
             real, err = embed_sources(emb, cat, batch_size=32, progress=True, desc="real catalog vectors")
             ok = [p for i, p in enumerate(cat) if i not in err]
@@ -577,13 +616,16 @@ def run(quick: bool = False, out: str | None = None, workdir: str | None = None,
             qok = [p for i, p in enumerate(qs) if i not in qerr]
             root = Path(os.path.commonpath([str(p) for p in ok]))
             items = [{"product_id": f"R{i:05d}", "image": p.relative_to(root).as_posix()} for i, p in enumerate(ok)]
-        if "query" in sections:
-            tables.append(timed(bench_query, quick, real, items, qok, root, tmp, DEFAULT_SPEC))
-        if "ann" in sections:
-            tables.append(timed(bench_pca_cost, real, labels_of(ok, source), real_q, labels_of(qok, source), source))
-            tables.append(timed(bench_ann, quick, real, real_q, tmp, ann_budget_s))
-        if "umap" in sections:
-            tables.append(timed(bench_umap, quick, real, tmp))
+            if "query" in sections:
+                tables.append(timed(bench_query, quick, real, items, qok, root, tmp, DEFAULT_SPEC))
+            if "ann" in sections:
+                tables.append(timed(bench_pca_cost, real, labels_of(ok, source), real_q, labels_of(qok, source),
+                                    source))
+                tables.append(timed(bench_ann, quick, real, real_q, tmp, ann_budget_s))
+            if "umap" in sections:
+                tables.append(timed(bench_umap, quick, real, tmp))
+        if "regions" in sections:
+            tables.append(timed(bench_regions, quick, tmp))
     finally:
         if not workdir:
             shutil.rmtree(tmp, ignore_errors=True)

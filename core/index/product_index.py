@@ -8,7 +8,6 @@ and ``removed.json`` (tombstoned vector ids).
 
 from __future__ import annotations
 
-import json
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
@@ -19,19 +18,37 @@ import numpy as np
 from annoy import AnnoyIndex
 
 from core.config.progress import Progress
-from core.config.store import current_generation, link_or_copy, new_generation, write_json, writer_lock
+from core.config.store import (
+    StoreError,
+    current_generation,
+    link_or_copy,
+    new_generation,
+    write_json,
+    writer_lock,
+)
 from core.data.catalog import Catalog, CatalogRow, product_columns
 from core.data.filters import Condition, matches, parse_where
 from core.embedding import Embedder
 from core.embedding.batch import embed_sources
+from core.index.files import (
+    FORMAT_VERSION,
+    ITEM_BYTES,
+    METRIC,
+    PRODUCTS_BYTES,
+    REMOVED_BYTES,
+    IndexStateError,
+    check_items,
+    check_products,
+    check_removed,
+    read_annoy,
+    read_json,
+    read_manifest,
+    read_pca,
+    read_vectors,
+)
 from core.index.pca import PCA_DIM, PCA_MIN_VECTORS, fit_sample, project
 
-FORMAT_VERSION = 1
-METRIC = "angular"
-
-
-class IndexStateError(ValueError):
-    """An index that cannot be used as asked (missing, stale, built with another embedder)."""
+__all__ = ["FORMAT_VERSION", "METRIC", "BuildReport", "Hit", "IndexStateError", "ProductIndex"]
 
 
 @dataclass
@@ -74,23 +91,21 @@ class ProductIndex:
     """Search products by image vectors. Load with :meth:`load`, create with :meth:`build`."""
 
     def __init__(self, root: Path, gen: Path):
+        """Read generation ``gen`` of ``root``; every file is checked against the manifest (files.py)."""
         self.root, self.gen = root, gen
-        self.manifest: dict = json.loads((gen / "manifest.json").read_text())
-        self.vectors: np.ndarray = np.load(gen / "vectors.npy", mmap_mode="r")
-        self.items: list[dict] = json.loads((gen / "items.json").read_text())
-        self.products: dict[str, dict[str, str]] = json.loads((gen / "products.json").read_text())
-        self.removed: set[int] = set(json.loads((gen / "removed.json").read_text()))
-        self.n_base: int = int(self.manifest["n_base"])
-        self.dim: int = int(self.manifest["dim"])
+        self.manifest: dict = read_manifest(gen)
+        n = self.manifest["n_vectors"]
+        self.n_base: int = self.manifest["n_base"]
+        self.dim: int = self.manifest["dim"]
         self.spec: str = self.manifest["embedder"]["spec"]
-        self.annoy: AnnoyIndex | None = None
-        self.pca: tuple[np.ndarray, np.ndarray] | None = None  # (mean, components) of a reduced Annoy forest
-        if (gen / "pca.npz").exists():
-            with np.load(gen / "pca.npz") as z:
-                self.pca = (z["mean"], z["components"])
-        if self.n_base:
-            self.annoy = AnnoyIndex(int(self.manifest.get("annoy_dim", self.dim)), METRIC)
-            self.annoy.load(str(gen / "annoy.ann"), prefault=False)
+        self.vectors: np.ndarray = read_vectors(gen, n, self.dim)
+        self.items: list[dict] = check_items(gen, read_json(gen, "items.json", ITEM_BYTES * n + (1 << 20)), n)
+        self.products: dict[str, dict[str, str]] = check_products(
+            gen, read_json(gen, "products.json", PRODUCTS_BYTES))
+        self.removed: set[int] = check_removed(
+            gen, read_json(gen, "removed.json", REMOVED_BYTES * n + (1 << 20)), n)
+        self.pca: tuple[np.ndarray, np.ndarray] | None = read_pca(gen, self.dim, self.manifest["annoy_dim"])
+        self.annoy: AnnoyIndex | None = read_annoy(gen, self.manifest)  # over the first n_base vectors
         self.item_pid = np.array([it["product_id"] for it in self.items], dtype=object)
         self.alive = np.ones(len(self.items), bool)
         self.alive[list(self.removed)] = False
@@ -101,18 +116,18 @@ class ProductIndex:
         """Load the current generation memory-mapped. With ``embedder``, refuse an index built by another."""
         root = Path(root)
         for attempt in range(5):
-            gen = current_generation(root)
+            gen = _current(root)
             if gen is None:
                 raise IndexStateError(f"no index in {root} (build it: python -m core index --catalog DIR --out {root})")
             try:
                 idx = cls(root, gen)
                 break
-            except FileNotFoundError:  # a writer published a newer generation and collected this one
+            except FileNotFoundError as e:  # a writer published a newer generation and collected this one
+                if _current(root) == gen:
+                    raise IndexStateError(f"index {root}: {Path(e.filename or '?').name} is missing; the index is "
+                                          "damaged, rebuild it") from None
                 if attempt == 4:
                     raise
-        if idx.manifest.get("format") != FORMAT_VERSION:
-            raise IndexStateError(f"{root} was written by another version of this program (format "
-                              f"{idx.manifest.get('format')}, expected {FORMAT_VERSION}); rebuild it")
         if embedder is not None:
             idx.check_embedder(embedder)
         return idx
@@ -199,6 +214,7 @@ class ProductIndex:
             aq = (project(q[None], *self.pca)[0] if self.pca is not None else q).tolist()
             while True:
                 got = np.asarray(self.annoy.get_nns_by_vector(aq, fetch, search_k=search_k), np.int64)
+                got = got[(got >= 0) & (got < self.n_base)]
                 got = got[mask[got]]
                 if len({self.item_pid[i] for i in got}) >= k or fetch >= self.n_base:
                     break
@@ -324,6 +340,13 @@ class ProductIndex:
         return ProductIndex.load(self.root)
 
 
+def _current(root: Path) -> Path | None:
+    try:
+        return current_generation(root)
+    except StoreError as e:
+        raise IndexStateError(str(e)) from None
+
+
 def _embed_rows(catalog: Catalog, rows: list[CatalogRow], embedder: Embedder, progress, batch_size: int,
                 root: Path | None = None) -> tuple[np.ndarray, list[dict], BuildReport]:
     root = (root or catalog.root).resolve()
@@ -359,7 +382,7 @@ def _write(root: Path, embedder_info: dict, catalog: Catalog | None, vecs: np.nd
             link_or_copy(reuse_annoy / "annoy.ann", tmp / "annoy.ann")
             if (reuse_annoy / "pca.npz").exists():
                 link_or_copy(reuse_annoy / "pca.npz", tmp / "pca.npz")
-                annoy_dim = int(json.loads((reuse_annoy / "manifest.json").read_text())["annoy_dim"])
+                annoy_dim = read_manifest(reuse_annoy)["annoy_dim"]
         elif n_base:
             base = vecs[:n_base]
             if n_base >= PCA_MIN_VECTORS and dim > PCA_DIM:  # Annoy splits 1280-d data poorly (BENCHMARKS.md)
@@ -374,12 +397,14 @@ def _write(root: Path, embedder_info: dict, catalog: Catalog | None, vecs: np.nd
             ann.save(str(tmp / "annoy.ann"))
             ann.unload()
         meta = catalog_meta or {}
+        annoy_bytes = (tmp / "annoy.ann").stat().st_size if (tmp / "annoy.ann").exists() else 0
         write_json(tmp / "manifest.json", {
             "format": FORMAT_VERSION,
             "embedder": embedder_info,
             "dim": dim,
             "metric": METRIC,
             "annoy_dim": annoy_dim,
+            "annoy_bytes": annoy_bytes,
             "trees": trees,
             "catalog_root": str(catalog.root.resolve()) if catalog else meta.get("catalog_root"),
             "catalog_fingerprint": catalog.fingerprint() if catalog else meta.get("catalog_fingerprint"),

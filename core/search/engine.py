@@ -185,7 +185,9 @@ class Searcher:
         else:
             w = weight_vector(self.weights_for(options), ranker.dims)
         hits = []
-        for h in ranker.rank(cand, w, len(cand.products) if options.min_similarity is not None else options.k):
+        # every candidate is ranked; hits are built for the first k (or all, when a minimum similarity may drop some)
+        upto = len(cand.products) if options.min_similarity is not None else options.k
+        for h in ranker.rank(cand, w, upto):
             sim = h.scores[SIMILARITY]
             if options.min_similarity is not None and sim < options.min_similarity:
                 continue

@@ -1,0 +1,214 @@
+"""Reading an index generation defensively: only regular files inside it (no symlinks, FIFOs or devices), each
+checked for type, shape, range and agreement with the manifest before use. Anything wrong is one
+:class:`IndexStateError` line; a file that vanished (a writer collected the generation) stays
+``FileNotFoundError`` so the loader can retry on the new one.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import stat
+import zipfile
+from pathlib import Path
+
+import numpy as np
+from annoy import AnnoyIndex
+
+from core.config.store import MANIFEST_BYTES, StoreError, read_regular
+
+FORMAT_VERSION = 1
+METRIC = "angular"
+#: size caps of the JSON files (per vector where they grow with the index)
+ITEM_BYTES, REMOVED_BYTES, PRODUCTS_BYTES = 16 << 10, 24, 1 << 30
+MAX_DIM = 1 << 16
+MAX_VECTORS = 1 << 31
+PCA_BYTES = 256 << 20
+_SCALARS = {str, int, float, bool, type(None)}
+
+
+class IndexStateError(ValueError):
+    """An index that cannot be used as asked (missing, stale, damaged, built with another embedder)."""
+
+
+def damaged(gen: Path, name: str, what: str) -> IndexStateError:
+    return IndexStateError(f"index {gen.parent}: {name} {what}; the index is damaged, rebuild it")
+
+
+def _regular(gen: Path, name: str) -> Path:
+    """``gen/name`` if it is a regular file (FileNotFoundError when it is missing)."""
+    path = gen / name
+    if not stat.S_ISREG(os.lstat(path).st_mode):
+        raise damaged(gen, name, "is not a regular file (a symlink, FIFO or device)")
+    return path
+
+
+def _open_regular(gen: Path, name: str):
+    """``gen/name`` opened for reading if it is a regular file, without following a symlink."""
+    try:
+        fd = os.open(gen / name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError as e:
+        if isinstance(e, FileNotFoundError):
+            raise
+        if e.errno == errno.ELOOP:
+            raise damaged(gen, name, "is a symbolic link; only regular files are read") from None
+        raise damaged(gen, name, f"cannot be opened ({e.strerror})") from None
+    f = os.fdopen(fd, "rb")
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        f.close()
+        raise damaged(gen, name, "is not a regular file (a FIFO or device)")
+    return f
+
+
+def read_json(gen: Path, name: str, max_bytes: int):
+    try:
+        data = read_regular(gen / name, max_bytes)
+    except StoreError as e:
+        raise damaged(gen, name, str(e).replace(str(gen / name), "").strip()) from None
+    try:
+        return json.loads(data)
+    except ValueError:
+        raise damaged(gen, name, "is not valid JSON") from None
+
+
+def _int(m: dict, key: str, lo: int, hi: int) -> int:
+    v = m.get(key)
+    if type(v) is not int or not lo <= v <= hi:
+        raise ValueError(f"{key} must be an integer in {lo}..{hi}, not {str(v)[:40]!r}")
+    return v
+
+
+def read_manifest(gen: Path) -> dict:
+    """The manifest, with every field the loader uses checked."""
+    m = read_json(gen, "manifest.json", MANIFEST_BYTES)
+    if not isinstance(m, dict):
+        raise damaged(gen, "manifest.json", "is not an object")
+    if m.get("format") != FORMAT_VERSION:
+        raise IndexStateError(f"{gen.parent} was written by another version of this program (format "
+                              f"{str(m.get('format'))[:20]}, expected {FORMAT_VERSION}); rebuild it")
+    try:
+        emb = m.get("embedder")
+        if not isinstance(emb, dict) or not isinstance(emb.get("spec"), str) or not emb["spec"]:
+            raise ValueError("embedder must be an object with a spec")
+        dim = _int(m, "dim", 1, MAX_DIM)
+        _int(m, "annoy_dim", 1, dim)
+        _int(m, "trees", 1, 1 << 16)
+        n = _int(m, "n_vectors", 0, MAX_VECTORS)
+        _int(m, "n_base", 0, n)
+        if m.get("metric", METRIC) != METRIC:
+            raise ValueError(f"metric must be {METRIC}")
+        if not isinstance(m.get("catalog_root"), str | None) or not isinstance(m.get("catalog_fingerprint"),
+                                                                               str | None):
+            raise ValueError("catalog_root and catalog_fingerprint must be text")
+        if "annoy_bytes" in m:
+            _int(m, "annoy_bytes", 0, 1 << 62)
+    except ValueError as e:
+        raise damaged(gen, "manifest.json", f"is inconsistent: {e}") from None
+    return m
+
+
+def read_vectors(gen: Path, n: int, dim: int) -> np.ndarray:
+    """``vectors.npy`` memory-mapped read-only, after checking it holds exactly ``n`` x ``dim`` float32."""
+    name = "vectors.npy"
+    with _open_regular(gen, name) as f:
+        try:
+            version = np.lib.format.read_magic(f)
+            header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                      else np.lib.format.read_array_header_2_0)
+            shape, fortran, dtype = header(f)
+        except (ValueError, OSError, EOFError, SyntaxError) as e:
+            raise damaged(gen, name, f"is not a NumPy array file ({str(e).splitlines()[0][:80]})") from None
+        offset = f.tell()
+        size = os.fstat(f.fileno()).st_size
+        if dtype != np.dtype("<f4") or fortran or shape != (n, dim):
+            raise damaged(gen, name, f"holds {shape} {dtype}, the manifest says ({n}, {dim}) float32")
+        if size != offset + n * dim * 4:
+            raise damaged(gen, name, f"is {size:,} bytes, {offset + n * dim * 4:,} expected")
+        if n == 0:
+            return np.zeros((0, dim), np.float32)
+        return np.memmap(f, np.float32, "r", offset=offset, shape=(n, dim))
+
+
+def check_items(gen: Path, items, n: int) -> list[dict]:
+    if not isinstance(items, list) or len(items) != n:
+        what = f"{len(items):,} entries" if isinstance(items, list) else f"a {type(items).__name__}"
+        raise damaged(gen, "items.json", f"holds {what}, the manifest says {n:,} vectors")
+    for it in items:
+        if type(it) is not dict or type(it.get("product_id")) is not str or type(it.get("image")) is not str:
+            raise damaged(gen, "items.json", f"has an entry that is not {{product_id, image}}: {str(it)[:60]}")
+    return items
+
+
+def check_products(gen: Path, products) -> dict[str, dict]:
+    if not isinstance(products, dict):
+        raise damaged(gen, "products.json", f"is a {type(products).__name__}, not an object of products")
+    if not all(type(f) is dict for f in products.values()) or not {
+            type(v) for f in products.values() for v in f.values()} <= _SCALARS:
+        raise damaged(gen, "products.json", "has a product whose fields are not an object of text or numbers")
+    return products
+
+
+def check_removed(gen: Path, removed, n: int) -> set[int]:
+    if not isinstance(removed, list) or not all(type(i) is int and 0 <= i < n for i in removed):
+        raise damaged(gen, "removed.json", f"must list vector numbers in 0..{n - 1}")
+    return set(removed)
+
+
+def read_pca(gen: Path, dim: int, annoy_dim: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(mean, components)`` of a reduced forest, checked (shapes, float32, no pickles), or None."""
+    name = "pca.npz"
+    try:
+        path = _regular(gen, name)
+    except FileNotFoundError:
+        if annoy_dim != dim:  # the loader tells a damaged index from a collected generation
+            raise
+        return None
+    want = {"mean": (dim,), "components": (annoy_dim, dim)}
+    if path.stat().st_size > PCA_BYTES:
+        raise damaged(gen, name, f"is larger than {PCA_BYTES >> 20} MB")
+    try:
+        with zipfile.ZipFile(path) as z:
+            for key, shape in want.items():
+                info = z.getinfo(f"{key}.npy")
+                if info.file_size > 4096 + 4 * int(np.prod(shape)):
+                    raise ValueError(f"{key} is {info.file_size:,} bytes")
+                with z.open(info) as f:
+                    version = np.lib.format.read_magic(f)
+                    read = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                            else np.lib.format.read_array_header_2_0)
+                    got, _, dtype = read(f)
+                    if got != shape or dtype != np.dtype("<f4"):
+                        raise ValueError(f"{key} is {got} {dtype}, expected {shape} float32")
+            with np.load(path, allow_pickle=False) as z2:
+                out = (np.asarray(z2["mean"]), np.asarray(z2["components"]))
+    except (ValueError, KeyError, OSError, EOFError, SyntaxError, zipfile.BadZipFile) as e:
+        if isinstance(e, FileNotFoundError):
+            raise
+        raise damaged(gen, name, f"is unusable ({str(e).splitlines()[0][:100] if str(e) else type(e).__name__})"
+                      ) from None
+    if not all(np.isfinite(a).all() for a in out):
+        raise damaged(gen, name, "holds non-finite numbers")
+    return out
+
+
+def read_annoy(gen: Path, m: dict) -> AnnoyIndex | None:
+    """The Annoy forest over the first ``n_base`` vectors, checked against the manifest, or None when empty."""
+    n_base, annoy_dim = m["n_base"], m["annoy_dim"]
+    if not n_base:
+        return None
+    name = "annoy.ann"
+    path = _regular(gen, name)
+    size = path.stat().st_size
+    if "annoy_bytes" in m and size != m["annoy_bytes"]:
+        raise damaged(gen, name, f"is {size:,} bytes, the manifest says {m['annoy_bytes']:,}")
+    ann = AnnoyIndex(annoy_dim, METRIC)
+    try:
+        ann.load(str(path), prefault=False)
+    except (OSError, ValueError, RuntimeError) as e:
+        raise damaged(gen, name, f"is not an Annoy index of {annoy_dim}-d vectors ({str(e)[:80]})") from None
+    if ann.get_n_items() != n_base or ann.get_n_trees() < 1:
+        got = ann.get_n_items()
+        ann.unload()
+        raise damaged(gen, name, f"holds {got:,} items, the manifest says {n_base:,}")
+    return ann

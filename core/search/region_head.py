@@ -1,0 +1,133 @@
+"""The productness head of region search: per 16-pixel cell of a photo, *is a product here* and *how central is
+this cell in its product*, as linear read-outs of the frozen EfficientNet-Lite maps (stage 5 and the final map).
+
+It is trained per index on scenes generated from that index's own catalog images (:mod:`core.data.scenes`,
+seed :data:`TRAIN_SEED`, never the dev or test seeds), where every pixel's product is known: ridge regression on
+the standardised features, closed form. The weights (a few kB) are cached under ``cache_dir()/regions/`` and
+keyed by the catalog's content, so a changed catalog trains a new head.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from scipy import ndimage
+from tqdm.auto import tqdm
+
+from core.config.paths import cache_dir, slug
+from core.config.progress import Progress
+from core.config.store import atomic_write
+from core.data.scenes import generate
+from core.embedding.efficientnet import EfficientNetLiteEmbedder
+from core.index.product_index import ProductIndex
+
+HEAD_VERSION = 1
+TRAIN_SEED = 1000
+PARAMS = {"scenes": 60, "side": 640, "ridge": 0.01}
+
+
+def upsample(maps: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Bilinear resize of ``(C, h, w)`` maps to ``(C, *shape)`` (the one resampling of training and inference)."""
+    t = torch.from_numpy(np.ascontiguousarray(maps, np.float32))[None]
+    return torch.nn.functional.interpolate(t, size=shape, mode="bilinear", align_corners=False)[0].numpy()
+
+
+@dataclass
+class ProductnessHead:
+    """Two linear read-outs (foreground, centre) of the stage-5 map and of the upsampled final map."""
+
+    w5: np.ndarray  # (C5, 2)
+    wf: np.ndarray  # (Cf, 2)
+    bias: np.ndarray  # (2,)
+
+    def predict(self, s5: np.ndarray, fin: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Foreground and centre maps on the stage-5 grid. Linear, so the final map's read-out is upsampled
+        rather than its 1280 channels."""
+        out = np.einsum("chw,ck->khw", s5, self.w5) + upsample(np.einsum("chw,ck->khw", fin, self.wf), s5.shape[1:])
+        out += self.bias[:, None, None]
+        return out[0], out[1]
+
+    def save(self, path: Path) -> None:
+        buf = io.BytesIO()
+        np.savez(buf, w5=self.w5, wf=self.wf, bias=self.bias)
+        atomic_write(path, buf.getvalue())
+
+    @classmethod
+    def load(cls, path: Path) -> ProductnessHead:
+        with np.load(path) as z:
+            return cls(z["w5"], z["wf"], z["bias"])
+
+
+def cell_features(s5: np.ndarray, fin: np.ndarray) -> np.ndarray:
+    """(cells, C5 + Cf) features on the stage-5 grid."""
+    x = np.concatenate([s5, upsample(fin, s5.shape[1:])], 0)
+    return x.reshape(len(x), -1).T
+
+
+def cell_targets(owner: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """(cells, 2): the share of each cell covered by a product, and the mean centreness there (distance to the
+    product's edge over its largest such distance: 1 at its centre, 0 at its outline)."""
+    centre = np.zeros(owner.shape, np.float32)
+    for i in np.unique(owner[owner >= 0]):
+        m = owner == i
+        d = ndimage.distance_transform_edt(m)
+        centre[m] = d[m] / d.max()
+    maps = np.stack([(owner >= 0).astype(np.float32), centre])
+    cells = torch.nn.functional.adaptive_avg_pool2d(torch.from_numpy(maps)[None], shape)[0].numpy()
+    return cells.reshape(2, -1).T
+
+
+def fit_ridge(x: np.ndarray, y: np.ndarray, alpha: float) -> tuple[np.ndarray, np.ndarray]:
+    """Ridge regression (``alpha`` per sample) on standardised features, returned as raw-feature weights and
+    bias."""
+    mu, sd = x.mean(0), x.std(0) + 1e-6
+    z = (x - mu) / sd
+    n = len(z)
+    w = np.linalg.solve(z.T @ z / n + alpha * np.eye(z.shape[1]), z.T @ (y - y.mean(0)) / n)
+    w = w / sd[:, None]
+    return w, y.mean(0) - mu @ w
+
+
+def train_head(catalog_root: str | Path, backbone: EfficientNetLiteEmbedder, *, seed: int = TRAIN_SEED,
+               scenes: int = PARAMS["scenes"], side: int = PARAMS["side"], alpha: float = PARAMS["ridge"],
+               progress: Progress | bool = False) -> ProductnessHead:
+    """Fit the head on ``scenes`` generated scenes of the catalog's products."""
+    xs, ys = [], []
+    gen = generate(catalog_root, seed=seed, n=scenes)
+    for i, (img, _, owner, _) in enumerate(tqdm(gen, total=scenes, desc="productness head",
+                                                disable=progress is not True)):
+        s5, fin = backbone.photo_maps(img, side)
+        xs.append(cell_features(s5, fin))
+        ys.append(cell_targets(owner, s5.shape[1:]))
+        if callable(progress):
+            progress(i + 1, scenes)
+    w, b = fit_ridge(np.concatenate(xs).astype(np.float64), np.concatenate(ys).astype(np.float64), alpha)
+    c5 = len(s5)
+    return ProductnessHead(w[:c5].astype(np.float32), w[c5:].astype(np.float32), b.astype(np.float32))
+
+
+def head_path(index: ProductIndex, backbone: EfficientNetLiteEmbedder) -> Path:
+    key = json.dumps([HEAD_VERSION, PARAMS, TRAIN_SEED, backbone.weights, index.manifest.get("catalog_fingerprint"),
+                      str(Path(index.catalog_root).resolve())])
+    return cache_dir() / "regions" / f"{slug(Path(index.root).name)}-{hashlib.sha1(key.encode()).hexdigest()[:12]}.npz"
+
+
+def productness_head(index: ProductIndex, backbone: EfficientNetLiteEmbedder, *,
+                     progress: Progress | bool = False) -> ProductnessHead:
+    """The cached head for ``index``'s catalog, trained (about half a minute on 2 cores) when missing."""
+    path = head_path(index, backbone)
+    if path.is_file():
+        return ProductnessHead.load(path)
+    from filelock import FileLock
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(path) + ".lock"):
+        if not path.is_file():
+            train_head(index.catalog_root, backbone, progress=progress).save(path)
+    return ProductnessHead.load(path)
