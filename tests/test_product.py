@@ -245,6 +245,18 @@ def test_search_after_add_finds_the_new_product_with_the_same_calibration(catalo
     assert s1.calibration.threshold == cal.threshold and s1.weights_info == s0.weights_info
 
 
+def test_a_searcher_prepares_in_the_background(catalog_copy, tmp_path):
+    from core.embedding.query import embed_query
+    from core.search.engine import Searcher
+
+    idx, emb = _pixel_index(catalog_copy, tmp_path / "idx")
+    s = Searcher(idx, emb)
+    s.prepare_in_background().join(timeout=600)
+    assert s._ranker is not None and s._calibration  # built by the thread: the first search finds them ready
+    res = s.search(embed_query(emb, catalog_copy / "images" / "P0000.jpg"))
+    assert res.hits[0].product_id == "P0000" and res.threshold == s.calibration.threshold
+
+
 def test_a_new_query_set_refits_the_weights_and_recalibrates(catalog_copy, tmp_path):
     from core.search.engine import Searcher
 

@@ -1,10 +1,10 @@
 """``python -m core bench --sections app``: the app's latency as its users meet it, against the product goals.
 
 In a fresh process with an empty cache, on a copy of the sample catalog, the core calls the app makes: load
-the embedder (and start compiling UMAP in the background, as the app does at start-up), build the index, the
-first search (attribute artefact: heads, fitted weights, "no close match" calibration), add a product then
-search, remove one then search, the first UMAP map, then the map again; then, in another fresh process, a first
-map without that warm-up.
+the embedder, build the index, the first search (attribute artefact: heads, fitted weights, "no close match"
+calibration; then UMAP starts compiling in the background, as the app should do once the first results are
+shown), add a product then search, remove one then search, the first UMAP map (after that warm-up), then the map
+again; then, in another fresh process, a first map without the warm-up.
 """
 
 from __future__ import annotations
@@ -35,9 +35,10 @@ GOALS: dict[str, float | None] = {
     "first search after the add": 2.0,
     "remove a product": None,
     "first search after the remove": 2.0,
+    "UMAP warm-up in the background (from the first results)": None,
     "first map (UMAP)": 10.0,
     "map again (cached)": 1.0,
-    "first map without the start-up warm-up": None,
+    "first map without the warm-up": None,
 }
 
 
@@ -67,11 +68,11 @@ def app_steps(workdir: str, quick: bool = False) -> list[tuple[str, float, float
         return s, s.search(embed_query(emb, photo))
 
     emb = step("load the embedder", lambda: load_embedder(DEFAULT_SPEC))
-    warm_up_in_background()
     idx = step("first index build", lambda: ensure_index(cat, emb), lambda i: f"{len(i)} products, "
                f"{i.manifest['n_vectors']} images")
     s, _ = step("first search (attribute artefact, weights, calibration)", lambda: search(idx),
                 lambda r: f"weights {r[0].weights_info['chosen']}, threshold {r[0].calibration.threshold:.3f}")
+    t_warm, c_warm, warm = time.perf_counter(), cpu_seconds(), warm_up_in_background()
     step("next search", lambda: s.search(embed_query(emb, photo)))
     res = step("add a product (embed, index)", lambda: add_product(
         cat, idx, emb, [(cat / "queries" / "q000_P0000.jpg").read_bytes()], {"title": "Added bag", "category": "bag"}))
@@ -79,6 +80,9 @@ def app_steps(workdir: str, quick: bool = False) -> list[tuple[str, float, float
          lambda r: f"{r[0].ranker.attributes.changed_since_training} product(s) scored by the existing heads")
     idx = step("remove a product", lambda: remove_products(cat, res.index, ["P0002"]).index)
     step("first search after the remove", lambda: search(idx))
+    warm.join()
+    out.append(("UMAP warm-up in the background (from the first results)", time.perf_counter() - t_warm,
+                cpu_seconds() - c_warm, "wall-clock from its start, overlapping the steps above"))
     step("first map (UMAP)", lambda: project(idx), lambda p: f"{len(p.coords)} points")
     step("map again (cached)", lambda: project(idx), lambda p: "from the cache" if p.reused else "recomputed")
     return out
@@ -101,7 +105,7 @@ def bench_app(quick: bool, workdir: Path) -> Table:
     rows = in_fresh_process(app_steps, str(d), quick)
     if not quick:
         index_dir = next((d / "cache" / "indexes").iterdir())
-        rows.append(("first map without the start-up warm-up", *in_fresh_process(cold_map, str(index_dir)),
+        rows.append(("first map without the warm-up", *in_fresh_process(cold_map, str(index_dir)),
                      "numba compiles UMAP on first use"))
     for name, sec, cpu, detail in rows:
         goal = GOALS.get(name)
@@ -109,9 +113,9 @@ def bench_app(quick: bool, workdir: Path) -> Table:
               "" if goal is None else ("yes" if sec <= goal else "NO"), detail)
     t.notes.append("Each search includes embedding the query photo; after an add or a remove the app makes a new "
                    "Searcher for the new index generation, as timed here. UMAP's compilation starts in the "
-                   "background when the embedder is loaded (core.explore.projection.warm_up_in_background, as the "
-                   "app should at start-up) and shares the CPU with the steps before the first map (its CPU time "
-                   "counts in theirs). On a shared machine, wall-clock seconds grow with the load average; CPU s "
-                   "(every thread of the process) does much less.")
+                   "background once the first results are shown (core.explore.projection.warm_up_in_background) "
+                   "and shares the CPU with the steps after it (its CPU time counts in theirs). On a shared "
+                   "machine, wall-clock seconds grow with the load average; CPU s (every thread of the process) "
+                   "much less.")
     shutil.rmtree(d, ignore_errors=True)
     return t

@@ -167,8 +167,9 @@ def warm_up() -> None:
 
 
 def warm_up_in_background() -> threading.Thread:
-    """Start :func:`warm_up` once per process in a daemon thread (the app calls this at start-up, so the first
-    map it draws is quick); returns that thread."""
+    """Start :func:`warm_up` once per process in a daemon thread; returns that thread. The app calls this once
+    the first results are on screen (compiling holds the interpreter lock much of the time: started earlier, it
+    would slow the first search), so that the first map it draws is quick."""
     global _warm_up
     with _warm_lock:
         if _warm_up is None:

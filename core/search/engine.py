@@ -101,6 +101,14 @@ class Searcher:
                 self._ranker = Ranker(self.index, tuned_attributes(self.index, self.embedder, progress=self.progress))
             return self._ranker
 
+    def prepare_in_background(self) -> threading.Thread:
+        """Build the ranker (attribute artefact, fitted weights) and the calibration in a daemon thread, e.g. as
+        soon as the index is loaded, while the user picks a photo; a search meanwhile waits for them."""
+        t = threading.Thread(target=lambda: (self.ranker, self.calibration), daemon=True,
+                             name=f"prepare-{self.index.root.name}")
+        t.start()
+        return t
+
     @property
     def weights_info(self) -> dict:
         """How the default static weights were chosen: ``weights``, ``chosen`` (fitted | distance), ``source``

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +31,7 @@ MIN_QUERIES = 20
 SELF = "self-generated"
 _ORDER = {"train": 0, "val": 1, "validation": 1, "": 2}
 _cache: dict[tuple, list[Query | None]] = {}
+_choices: dict[tuple, tuple | None] = {}
 _lock = threading.Lock()
 
 
@@ -48,27 +50,41 @@ def _rows_of(qs: QuerySet, label: str, index: ProductIndex) -> list[tuple[Path, 
         rows, _ = load_labelled_queries(qs.path, label, index.products)
     except (ValueError, OSError):
         return []
-    indexed = {str(Path(index.image_path(int(i))).resolve()) for i in np.flatnonzero(index.alive)}
-    return [(p, lab) for p, lab in rows if lab and str(p.resolve()) not in indexed]
+    indexed = {os.path.normpath(index.image_path(int(i))) for i in np.flatnonzero(index.alive)}
+    return [(p, lab) for p, lab in rows if lab and os.path.normpath(p) not in indexed]
+
+
+def _stamp(qs: QuerySet) -> tuple:
+    st = qs.path.stat()
+    return str(qs.path.resolve()), st.st_size, st.st_mtime_ns
 
 
 def choose_rows(index: ProductIndex) -> tuple[str, str, str, list[tuple[Path, str]], set[str]] | None:
     """(name, key, label, rows, labels known to the catalog) of the catalog's best labelled query set, or None when
     it has none usable. The rows (at most :data:`MAX_QUERIES`, spread over the file) and the key depend on the
-    query set only, so adding or removing a product changes neither."""
+    query set only, so adding or removing a product changes neither. Remembered per index generation."""
+    sets = [s for s in query_sets(index.catalog_root) if s.split != "test"]
+    memo = (str(index.root), index.fingerprint, tuple(map(_stamp, sets)))
+    with _lock:
+        if memo in _choices:
+            return _choices[memo]
     live = set(index.live_products())
     cats = {f.get("category", "") for p, f in index.products.items() if p in live} - {""}
-    sets = [s for s in query_sets(index.catalog_root) if s.split != "test"]
+    found = None
     for qs in sorted(sets, key=lambda s: (s.kind != "csv", _ORDER.get(s.split, 2), s.name)):
         for label, known in (("product_id", live), ("category", cats)):
-            if label not in qs.labels:
+            if label not in qs.labels or found:
                 continue
             rows = _rows_of(qs, label, index)
             rows = rows[:: math.ceil(len(rows) / MAX_QUERIES) or 1][:MAX_QUERIES]
             if sum(lab in known for _, lab in rows) >= MIN_QUERIES:
-                st = qs.path.stat()
-                return qs.name, f"{qs.path.resolve()}:{st.st_size}:{st.st_mtime_ns}:{label}", label, rows, known
-    return None
+                path, size, mtime = _stamp(qs)
+                found = qs.name, f"{path}:{size}:{mtime}:{label}", label, rows, known
+    with _lock:
+        while len(_choices) >= 8:
+            _choices.pop(next(iter(_choices)))
+        _choices[memo] = found
+    return found
 
 
 def known_queries_key(index: ProductIndex) -> str:

@@ -14,6 +14,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from core.config.progress import Progress
 from core.embedding import Embedder
@@ -68,10 +69,11 @@ def fit_static_weights(ranker: Ranker, kq: KnownQueries) -> dict:
     if len(dims) == 1 or not kq.queries:
         return info | {"weights": {SIMILARITY: 1.0}, "chosen": "distance", "cv": {}}
     feats, rels = [], []
-    for q, rel in zip(kq.queries, kq.relevant):
-        c = ranker.candidates(q.vector, q.image)
-        feats.append(c.features)
-        rels.append(np.array([p in rel for p in c.products]))
+    with threadpool_limits(1):  # small matrix products: more BLAS threads only cost time
+        for q, rel in zip(kq.queries, kq.relevant):
+            c = ranker.candidates(q.vector, q.image)
+            feats.append(c.features)
+            rels.append(np.array([p in rel for p in c.products]))
     n = len(feats)
     fold = np.arange(n) % FOLDS
     held = np.zeros(n)

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+from threadpoolctl import threadpool_limits
 
 from core.config.progress import Progress
 from core.config.store import new_generation, read_current, stale_key, write_json, writer_lock
@@ -209,6 +210,13 @@ def _colour_scores(index: ProductIndex, ids, vec_pid: list[str], products: list[
 
 
 def build_attributes(index: ProductIndex, embedder: Embedder, *, progress: Progress | bool = False) -> AttributeSet:
+    """Score every catalog product's pixel colour and train a head per categorical column. BLAS runs on one
+    thread here: these small matrix products only lose time (several times over on a busy machine) to more."""
+    with threadpool_limits(1):
+        return _build(index, embedder, progress)
+
+
+def _build(index: ProductIndex, embedder: Embedder, progress: Progress | bool) -> AttributeSet:
     products = index.live_products()
     ids = np.flatnonzero(index.alive)
     X = np.asarray(index.vectors[ids], np.float32)

@@ -27,10 +27,18 @@ _M = np.array([[0.4124564, 0.3575761, 0.1804375],
                [0.0193339, 0.1191920, 0.9503041]])
 
 
+def _linear(c: np.ndarray) -> np.ndarray:
+    """sRGB in 0..1 -> linear light."""
+    return np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+
+
+_LINEAR_U8 = _linear(np.arange(256) / 255.0)  # the same for 8-bit pixels, by table
+
+
 def rgb_to_lab(rgb: np.ndarray) -> np.ndarray:
     """sRGB (..., 3) in 0..255 -> CIELAB (D65)."""
-    c = np.asarray(rgb, np.float64) / 255.0
-    lin = np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+    rgb = np.asarray(rgb)
+    lin = _LINEAR_U8[rgb] if rgb.dtype == np.uint8 else _linear(np.asarray(rgb, np.float64) / 255.0)
     xyz = lin @ _M.T / _D65
     f = np.where(xyz > (6 / 29) ** 3, np.cbrt(xyz), xyz / (3 * (6 / 29) ** 2) + 4 / 29)
     return np.stack([116 * f[..., 1] - 16, 500 * (f[..., 0] - f[..., 1]), 200 * (f[..., 1] - f[..., 2])], -1)
@@ -79,8 +87,8 @@ class PixelColourScorer:
         lab = rgb_to_lab(np.asarray(img))
         wt = self.weights(lab)
         px = lab.reshape(-1, 3)
-        d2 = (px**2).sum(1)[:, None] - 2 * px @ _PROTO_LAB.T + _PROTO_SQ[None]  # squared CIE76 distances
-        nearest = _PROTO_NAME[d2.argmin(1)]
+        # nearest prototype in CIE76: argmin |p - q|^2 = argmin (|q|^2 - 2 p.q), |p|^2 being the same for every q
+        nearest = _PROTO_NAME[(_PROTO_SQ[None] - 2 * px @ _PROTO_LAB.T).argmin(1)]
         votes = np.bincount(nearest, weights=wt.reshape(-1), minlength=len(_NAMES))
         votes = votes / max(votes.sum(), 1e-12)
         return {n: float(v) for n, v in zip(_NAMES, votes)}
