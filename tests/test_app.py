@@ -23,7 +23,7 @@ from ui.common import md
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "sample_catalog"
 APP = str(ROOT / "app.py")
-CATALOG_PAGE = str(ROOT / "app_pages" / "1_Catalog.py")
+CATALOG_PAGE = str(ROOT / "pages" / "1_Catalog.py")
 TIMEOUT = 240
 RESULT = re.compile(r"^#(\d+) · (\S+) · similarity (-?[\d.]+)")
 

@@ -93,7 +93,7 @@ def test_feedback_pins_hides_and_undoes(mini):
     assert now[0][1] == liked
     assert any("refined by feedback (1 liked, 1 disliked)" in m.value for m in at.markdown)
 
-    page = at.switch_page("app_pages/2_Embedding_map.py")  # the refined query is placed on the map too
+    page = at.switch_page("pages/2_Embedding_map.py")  # the refined query is placed on the map too
     run(page)
     page.toggle(key="map_place").set_value(True)
     run(page)
@@ -101,7 +101,7 @@ def test_feedback_pins_hides_and_undoes(mini):
     assert args["query"] and args["refined"] and args["refined"] != args["query"]
     assert any(s.value == "Nearest to the query refined by feedback" for s in page.subheader)
 
-    at.switch_page("app_pages/0_Search.py")
+    at.switch_page("pages/0_Search.py")
     run(at)
     at.button(key=f"undo_{disliked}").click()  # undo: shown again, the dislike forgotten
     run(at)
@@ -114,7 +114,7 @@ def test_feedback_pins_hides_and_undoes(mini):
 
 def test_why_page_charts_share_one_x_axis(mini):
     at = start()
-    at.switch_page("app_pages/4_Why_these_results.py")
+    at.switch_page("pages/4_Why_these_results.py")
     run(at)
     assert not errors(at)
     charts = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
@@ -139,7 +139,7 @@ def _tab_defaults(node, out: list[str]) -> list[str]:
 
 def test_classifier_page_opens_a_tab_with_cases_and_names_its_regions(mini):
     at = start()
-    at.switch_page("app_pages/3_Classifier_vs_neighbours.py")
+    at.switch_page("pages/3_Classifier_vs_neighbours.py")
     run(at)
     assert not errors(at)
     counts = at.dataframe[0].value.iloc[0]
@@ -158,7 +158,7 @@ def test_classifier_page_opens_a_tab_with_cases_and_names_its_regions(mini):
 
 def test_map_notes_apply_to_this_catalog(mini):
     at = start()
-    at.switch_page("app_pages/2_Embedding_map.py")
+    at.switch_page("pages/2_Embedding_map.py")
     run(at)
     captions = [c.value for c in at.caption]
     assert any(re.match(r"^\d+ images · ", c) for c in captions)
@@ -170,7 +170,7 @@ def test_import_a_folder_appears_in_the_sidebar(mini, tmp_path):
     shutil.rmtree(src / "queries")  # any folder with a catalog.csv
     (src / "queries.csv").unlink()
     at = start()
-    at.switch_page("app_pages/1_Catalog.py")
+    at.switch_page("pages/1_Catalog.py")
     run(at)
     at.radio(key="imp_kind").set_value("Any catalog folder or CSV")
     at.text_input(key="imp_path").set_value(str(src))

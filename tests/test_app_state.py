@@ -21,9 +21,9 @@ from ui.state import FULL, AppState, parse_box
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "sample_catalog"
 APP = "app.py"
-SEARCH = "app_pages/0_Search.py"  # the search page, as app.py's navigation names it
-PAGES = ["app_pages/1_Catalog.py", "app_pages/2_Embedding_map.py", "app_pages/3_Classifier_vs_neighbours.py",
-         "app_pages/4_Why_these_results.py", "app_pages/5_Evaluation.py"]
+SEARCH = "pages/0_Search.py"  # the search page, as app.py's navigation names it
+PAGES = ["pages/1_Catalog.py", "pages/2_Embedding_map.py", "pages/3_Classifier_vs_neighbours.py",
+         "pages/4_Why_these_results.py", "pages/5_Evaluation.py"]
 TIMEOUT = 300
 MINI = "mini"  # the imported dataset's key (and its name in the URL)
 LABEL = "Dataset: mini"

@@ -135,6 +135,21 @@ def _choose(page, select, option: str) -> None:
     page.get_by_role("option", name=option, exact=True).click()
 
 
+def test_a_fresh_server_opened_by_a_page_link_shows_the_apps_pages(page, tmp_path):
+    """The first visit of a just-started server is a link to a page: the sidebar lists the app's pages (not
+    Streamlit's own list of ``pages/`` with an "app" entry)."""
+    from playwright.sync_api import expect
+
+    _need_browser()
+    for url in _serve(tmp_path / "cache", {"VPS_MODE": "local"}):
+        page.goto(f"{url}/Catalog", timeout=120_000)
+        nav = page.get_by_test_id("stSidebarNav")
+        expect(nav.get_by_role("link", name="Search", exact=True)).to_be_visible(timeout=60_000)
+        expect(nav.get_by_role("link", name="Classifier vs neighbours")).to_be_visible(timeout=60_000)
+        expect(nav.get_by_role("link", name="app", exact=True)).to_have_count(0, timeout=60_000)
+        expect(nav.get_by_role("link", name="Catalog", exact=True)).to_have_attribute("aria-current", "page")
+
+
 def test_upload_photo_first_result_is_its_product(server, page, shots, sample_index, embedder):
     from playwright.sync_api import expect
 

@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-PAGE = str(Path(__file__).resolve().parent.parent / "app_pages" / "5_Evaluation.py")
+PAGE = str(Path(__file__).resolve().parent.parent / "pages" / "5_Evaluation.py")
 TINY = "open_clip:vps-tiny-vit:random"
 
 

@@ -277,7 +277,7 @@ def app_cache(sample_index):
 def _run(page: str, state: dict | None = None):
     from streamlit.testing.v1 import AppTest
 
-    at = AppTest.from_file(str(Path(__file__).resolve().parent.parent / "app_pages" / page), default_timeout=600)
+    at = AppTest.from_file(str(Path(__file__).resolve().parent.parent / "pages" / page), default_timeout=600)
     for k, v in (state or {}).items():
         at.session_state[k] = v
     return at.run()

@@ -9,7 +9,7 @@ from streamlit.testing.v1 import AppTest
 
 from ui.common import md
 
-PAGE = Path(__file__).resolve().parent.parent / "app_pages" / "4_Why_these_results.py"
+PAGE = Path(__file__).resolve().parent.parent / "pages" / "4_Why_these_results.py"
 
 
 def test_why_page_static_and_distance(sample_index, embedder):

@@ -24,9 +24,9 @@ ROOT = Path(__file__).resolve().parent.parent
 APP = str(ROOT / "app.py")
 TOKEN = "test-token-7f3a"  # set in the environment for these tests only; nothing is stored in the repo
 HOSTILE = ["![t](http://x/y)", "<img src=x onerror=alert(1)>"]
-PAGES = {"catalog": "app_pages/1_Catalog.py", "map": "app_pages/2_Embedding_map.py",
-         "classifier": "app_pages/3_Classifier_vs_neighbours.py", "why": "app_pages/4_Why_these_results.py",
-         "evaluation": "app_pages/5_Evaluation.py"}
+PAGES = {"catalog": "pages/1_Catalog.py", "map": "pages/2_Embedding_map.py",
+         "classifier": "pages/3_Classifier_vs_neighbours.py", "why": "pages/4_Why_these_results.py",
+         "evaluation": "pages/5_Evaluation.py"}
 
 
 def hostile_catalog(dst: Path) -> tuple[Path, list[str]]:

@@ -1,1 +1,1 @@
-"""Streamlit helpers shared by ``app.py`` and ``app_pages/``: they render and call ``core``, nothing more."""
+"""Streamlit helpers shared by ``app.py`` and ``pages/``: they render and call ``core``, nothing more."""

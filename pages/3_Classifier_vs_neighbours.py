@@ -14,6 +14,7 @@ from core.explore.projection import UmapParams
 from ui.auth import can_edit
 from ui.common import USER_ERRORS, Context, md, show_error, sidebar
 from ui.explore import get_projection, get_report, umap_controls
+from ui.nav import use_app_navigation
 from ui.settings import settings
 
 LIMIT = 12
@@ -78,6 +79,7 @@ def gallery(rep: DisagreementReport, kind: str) -> None:
 
 
 def main() -> None:
+    use_app_navigation()
     st.set_page_config(page_title="Classifier vs neighbours", layout="wide")
     st.title("Classifier versus nearest neighbour")
     ctx = sidebar()

@@ -14,6 +14,7 @@ from core.search.ranking import SIMILARITY, RankingError, default_weights, load_
 from ui.auth import can_edit
 from ui.bounded import bounded
 from ui.common import USER_ERRORS, Context, get_searcher, md, show_error, sidebar
+from ui.nav import use_app_navigation
 from ui.query import crop_picker, embedded_query, photo_picker, state_text
 from ui.state import app_state, sync_url
 
@@ -84,6 +85,7 @@ def result_rows(res: SearchResult) -> None:
 
 
 def main() -> None:
+    use_app_navigation()
     st.set_page_config(page_title="Why these results", layout="wide")
     st.title("Why these results")
     ctx = sidebar()

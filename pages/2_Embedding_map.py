@@ -13,6 +13,7 @@ from ui.common import USER_ERRORS, Context, md, show_error, sidebar, thumbnail_b
 from ui.explore import get_projection, umap_controls
 from ui.feedback import refined_vector
 from ui.hover_map import hover_map
+from ui.nav import use_app_navigation
 from ui.query import crop_picker, embedded_query, photo_picker, query_key, state_text
 from ui.state import app_state, sync_url
 
@@ -68,6 +69,7 @@ def map_params() -> UmapParams:
 
 
 def main() -> None:
+    use_app_navigation()
     st.set_page_config(page_title="Embedding map", layout="wide")
     st.title("Embedding map")
     ctx = sidebar()

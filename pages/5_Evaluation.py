@@ -15,6 +15,7 @@ from core.explore.projection import UmapParams
 from ui.auth import edit_gate
 from ui.common import USER_ERRORS, Context, get_embedder, get_index, index_searcher, md, show_error, sidebar
 from ui.explore import index_projection
+from ui.nav import use_app_navigation
 from ui.settings import settings
 
 OTHER_CSV = "Other CSV…"
@@ -108,6 +109,7 @@ def maps(ctx: Context, specs: list[str], label: str) -> None:
 
 
 def main() -> None:
+    use_app_navigation()
     st.set_page_config(page_title="Evaluation", layout="wide")
     st.title("Evaluation")
     ctx = sidebar()

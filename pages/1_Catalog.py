@@ -15,6 +15,7 @@ from core.index.catalog_edit import add_product, remove_products
 from core.index.workspace import catalog_label
 from ui.auth import edit_gate
 from ui.common import USER_ERRORS, Context, flash, get_index, md, show_error, sidebar, thumbnail_bytes
+from ui.nav import use_app_navigation
 from ui.query import checked_upload
 from ui.state import choose_catalog
 
@@ -129,6 +130,7 @@ def get_import_root() -> Path:
 
 
 def main() -> None:
+    use_app_navigation()
     st.set_page_config(page_title="Catalog · Visual product search", page_icon="🗂️", layout="wide")
     ctx = sidebar()
     if ctx is None:

@@ -21,6 +21,7 @@ from core.search.feedback import arrange, refine
 from ui.bounded import bounded
 from ui.common import USER_ERRORS, Context, get_searcher, md, show_error, sidebar, thumbnail_bytes
 from ui.feedback import forget_votes_on_new_query, reset_votes, summary, undo, vote, votes
+from ui.nav import use_app_navigation
 from ui.query import crop_picker, embedded_query, photo_picker, query_key, text_picker
 from ui.scores import legend, score_bar
 from ui.state import app_state, keep, sync_url
@@ -139,6 +140,7 @@ def results(ctx: Context, q: Query, k: int, min_score: float, where: list[str], 
 
 
 def main() -> None:
+    use_app_navigation()
     st.set_page_config(page_title="Search · Visual product search", page_icon="🔎", layout="wide")
     ctx = sidebar()
     if ctx is None:
