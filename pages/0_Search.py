@@ -23,6 +23,7 @@ from ui.common import USER_ERRORS, Context, get_searcher, md, show_error, sideba
 from ui.feedback import forget_votes_on_new_query, reset_votes, summary, undo, vote, votes
 from ui.nav import use_app_navigation
 from ui.query import crop_picker, embedded_query, photo_picker, query_key, text_picker
+from ui.regions import region_picker
 from ui.scores import legend, score_bar
 from ui.state import app_state, keep, sync_url
 
@@ -157,6 +158,8 @@ def main() -> None:
     with left:
         try:
             photo = photo_picker(ctx)
+            if photo:
+                region_picker(ctx, photo)
             crop = crop_picker(photo) if photo else Crop()
         except USER_ERRORS as e:
             show_error(e)

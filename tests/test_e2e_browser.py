@@ -322,6 +322,52 @@ def test_three_users_paths(server, page, shots, sample_index, embedder):
     expect(page.get_by_test_id("stMetric").first).to_contain_text("12", timeout=WAIT)
 
 
+def test_several_products_in_one_photo(server, page, shots, sample_index, embedder, tmp_path):
+    """A shelf photo with several sample products: the page numbers the products it finds; clicking inside a box
+    searches that product (the same results the engine gives for that box), and its chip shows it chosen."""
+    from playwright.sync_api import expect
+
+    from core.data.scenes import read_scenes, write_scenes
+    from core.embedding.query import embed_query
+    from core.search.engine import Searcher, SearchOptions
+    from core.search.regions import RegionSearcher
+    from ui.regions import percent_box
+    from ui.state import box_crop
+
+    scene = read_scenes(write_scenes(SAMPLE, tmp_path / "scenes", seed=7, n=1))[0]
+    searcher = Searcher(sample_index, embedder)
+    found = RegionSearcher(searcher).search(scene.image, SearchOptions.make(k=1))
+    assert len(found.regions) >= 2
+    size = found.size
+    pick = 1  # the second product found
+    box = found.regions[pick].box
+    q = embed_query(embedder, scene.image, crop=box_crop(percent_box(box, size)), letterboxed=True)
+    expected = searcher.search(q, SearchOptions.make(k=10, rank="static")).hits[0].product_id
+    first = found.regions[0].box
+    q = embed_query(embedder, scene.image, crop=box_crop(percent_box(first, size)), letterboxed=True)
+    expected_first = searcher.search(q, SearchOptions.make(k=10, rank="static")).hits[0].product_id
+
+    page.goto(server, timeout=120_000)
+    page.get_by_text("Upload a photo").click(timeout=WAIT)
+    page.locator("input[type=file]").first.set_input_files(str(scene.image), timeout=60_000)
+    expect(page.get_by_text(re.compile(r"^#1 · "))).to_be_visible(timeout=WAIT)
+    page.get_by_text("Find each product").click()
+    expect(page.get_by_text(f"{len(found.regions)} product(s) found", exact=False)).to_be_visible(timeout=WAIT)
+    picture = page.frame_locator("iframe[title*=streamlit_image_coordinates]").locator("#image")
+    expect(picture).to_be_visible(timeout=WAIT)
+    shown = picture.bounding_box()
+    s = shown["width"] / size[0]
+    picture.click(position={"x": (box[0] + box[2]) / 2 * s, "y": (box[1] + box[3]) / 2 * s})
+    expect(page.get_by_text("searching the outlined region", exact=False)).to_be_visible(timeout=WAIT)
+    expect(page.get_by_text(re.compile(r"^#1 · "))).to_contain_text(f"#1 · {expected} ·", timeout=WAIT)
+    chips = page.get_by_role("radiogroup", name=re.compile("product\\(s\\) found"))
+    expect(chips.get_by_role("radio", name=re.compile(rf"^{pick + 1} · "))).to_be_checked(timeout=WAIT)
+    _shot(page, shots / "11-regions.png")
+    chips.get_by_role("radio", name=re.compile(r"^1 · ")).click()  # the chip of the first product
+    expect(chips.get_by_role("radio", name=re.compile(r"^1 · "))).to_be_checked(timeout=WAIT)
+    expect(page.get_by_text(re.compile(r"^#1 · "))).to_contain_text(f"#1 · {expected_first} ·", timeout=WAIT)
+
+
 def test_served_hostile_titles_stay_text(served_server, page, shots):
     """Served: a title written as Markdown or HTML is shown as typed; the browser fetches nothing it names and
     runs no script."""

@@ -84,6 +84,8 @@ def crop_picker(photo: Photo) -> Crop:
         c = box_crop((x[0], y[0], x[1], y[1]))
         if c is None:
             st.warning("The crop is empty; searching the whole photo.")
+    if (x[0], y[0], x[1], y[1]) != (left, top, right, bottom):  # moved by hand: no longer a found box
+        state.boxed_for = ""
     state.crop, state.crop_for = (x[0], y[0], x[1], y[1]), photo.id
     c = c or Crop()
     st.image(crop_preview(img, c), caption=f"{md(photo.name)} ({img.width}×{img.height})"
@@ -114,17 +116,19 @@ def state_text(ctx: Context) -> tuple[str, float]:
 
 def query_key(ctx: Context, photo: Photo | None, crop: Crop, text: str, weight: float) -> tuple:
     """What identifies an embedded query: embedder, photo, crop and text."""
-    return (ctx.spec, photo.digest if photo else None, crop, text.strip(), weight if text.strip() else None)
+    boxed = bool(photo) and app_state().boxed(photo)
+    return (ctx.spec, photo.digest if photo else None, crop, boxed, text.strip(), weight if text.strip() else None)
 
 
 def embedded_query(ctx: Context, photo: Photo | None, crop: Crop, text: str = "", weight: float = 0.5) -> Query:
     """The query through the one query path (``embed_query``, in the shared time-bounded pool), embedded once per
-    photo, crop, text and embedder for the whole session (every page reuses it)."""
+    photo, crop, text and embedder for the whole session (every page reuses it). A crop that is a product box
+    found in the photo is padded square first, as region search embeds it."""
     key = query_key(ctx, photo, crop, text, weight)
     memo = st.session_state.get("query_memo")
     if not memo or memo[0] != key:
         q = bounded(embed_query, ctx.embedder, photo.data if photo else None, crop=crop, text=text,
-                    text_weight=weight, name=photo.name if photo else "")
+                    text_weight=weight, name=photo.name if photo else "", letterboxed=key[3])
         memo = (key, q)
         st.session_state["query_memo"] = memo
     return memo[1]

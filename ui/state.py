@@ -60,12 +60,18 @@ class AppState:
     photos: dict[str, tuple[str, bytes]] = field(default_factory=dict)  # (name, bytes) by upload / camera
     crop: Box = FULL
     crop_for: str = ""  # the Photo.id the crop belongs to
+    #: the crop is a product box found in the photo (Photo.id): searched padded square, as region search does
+    boxed_for: str = ""
     text: str = ""
     text_weight: float = 0.5
 
     def crop_box(self, photo: Photo) -> Box:
         """The crop of ``photo``: the one chosen for it, else the whole photo."""
         return self.crop if photo.id == self.crop_for else FULL
+
+    def boxed(self, photo: Photo) -> bool:
+        """Whether ``photo``'s crop is a found product's box (searched letterboxed)."""
+        return photo.id == self.crop_for == self.boxed_for and self.crop != FULL
 
     def to_params(self) -> dict[str, str]:
         """The URL's query parameters: catalog, embedder spec and (for an example photo) its name and crop."""
@@ -74,6 +80,8 @@ class AppState:
             out["q"] = self.example
             if self.crop_for == f"example:{self.example}" and self.crop != FULL and box_crop(self.crop):
                 out["crop"] = ",".join(map(str, self.crop))
+                if self.boxed_for == self.crop_for:
+                    out["boxed"] = "1"
         return {k: v for k, v in out.items() if v}
 
     @classmethod
@@ -92,6 +100,8 @@ class AppState:
             box = parse_box(str(p.get("crop") or ""))
             if box != FULL:
                 state.crop, state.crop_for = box, f"example:{q}"
+                if str(p.get("boxed") or "") == "1":
+                    state.boxed_for = state.crop_for
         return state
 
 
