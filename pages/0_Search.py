@@ -13,6 +13,7 @@ import streamlit as st
 from core.data.columns import catalog_column_types
 from core.embedding.decode import Crop
 from core.embedding.query import Query
+from core.explore.projection import warm_up_in_background
 from core.index.product_index import Hit
 from core.search.engine import SearchOptions
 from core.search.explain import shared_range
@@ -105,13 +106,15 @@ def hidden_row(ctx: Context, hidden: list[str]) -> None:
                                    icon=":material/undo:", help=f"Show {md(pid)} again")
 
 
-def results(ctx: Context, q: Query, k: int, min_score: float, where: list[str], rank: str) -> None:
+def results(ctx: Context, q: Query, k: int, min_score: float, where: list[str], rank: str) -> bool:
+    """Draw the results; True when they are ranked by distance only while the attribute filters are prepared
+    (a catalog's first search: results at once, the page re-ranks when the filters are ready)."""
     v = votes()
-    searcher = get_searcher(ctx)
+    searcher = get_searcher(ctx, wait=False)
     t0 = time.perf_counter()
     q = replace(q, vector=refine(ctx.index, q.vector, v)) if v else q
     opts = SearchOptions.make(k=k + len(v), where=where, min_similarity=min_score, rank=rank)
-    res = bounded(searcher.search, q, opts)
+    res = bounded(searcher.search, q, opts, wait=False)
     shown = arrange(res.hits, v, k)
     ms = (time.perf_counter() - t0) * 1000
     head, reset = st.columns([4, 1])
@@ -124,13 +127,17 @@ def results(ctx: Context, q: Query, k: int, min_score: float, where: list[str], 
         best = max((h.similarity for h in res.hits), default=None)
         st.warning("No close match: " + (f"the best similarity {best:.3f} is" if best is not None else "nothing is")
                    + f" below this catalog's threshold {res.threshold:.3f}; these are the nearest products anyway.")
+    if res.preparing:
+        st.info("Nearest products by similarity for now: this catalog's attribute filters (colour, learned heads) "
+                "and its close-match threshold are being prepared, once. The results re-rank by themselves when "
+                "they are ready.", icon=":material/hourglass_top:")
     hidden_row(ctx, shown.hidden)
     if shown.missing:
         st.caption("Liked, not among these results (filters or minimum similarity): "
                    + md(", ".join(shown.missing)))
     if not shown.hits:
         st.info("No product passes the filters and the minimum similarity; loosen them in the sidebar.")
-        return
+        return res.preparing
     dims = list(res.weights)
     x_range = shared_range(shown.hits)
     st.markdown(legend(dims))
@@ -138,6 +145,7 @@ def results(ctx: Context, q: Query, k: int, min_score: float, where: list[str], 
         for col, hit in zip(st.columns(COLUMNS), shown.hits[start:start + COLUMNS]):
             with col, st.container(border=True):
                 result_card(hit, v, dims, x_range)
+    return res.preparing
 
 
 def main() -> None:
@@ -173,9 +181,21 @@ def main() -> None:
         try:
             q = embedded_query(ctx, photo, crop, text, weight)
             forget_votes_on_new_query(query_key(ctx, photo, crop, text, weight))
-            results(ctx, q, k, min_score, where, rank)
+            preparing = results(ctx, q, k, min_score, where, rank)
         except USER_ERRORS as e:
             show_error(e)
+            return
+    if preparing:  # the results are on screen; wait for the filters, then draw the full ranking
+        try:
+            searcher = get_searcher(ctx)
+            if not searcher.ready:  # the preparation failed: build here, so that its error is shown
+                searcher.ranker, searcher.calibration  # noqa: B018
+        except USER_ERRORS as e:
+            show_error(e)
+            return
+        if searcher.ready:
+            st.rerun()
+    warm_up_in_background()  # the map's UMAP compiles while the user reads the results
 
 
 main()

@@ -257,6 +257,27 @@ def test_a_searcher_prepares_in_the_background(catalog_copy, tmp_path):
     assert res.hits[0].product_id == "P0000" and res.threshold == s.calibration.threshold
 
 
+def test_a_first_search_that_does_not_wait_is_ranked_by_distance_and_says_so(catalog_copy, tmp_path):
+    """The app's first search of a catalog: nearest products at once, marked ``preparing``, while the attribute
+    filters and the calibration are built in the background; afterwards the same call is the full ranking."""
+    from core.embedding.query import embed_query
+    from core.search.engine import Searcher, SearchOptions
+
+    idx, emb = _pixel_index(catalog_copy, tmp_path / "idx")
+    q = embed_query(emb, catalog_copy / "images" / "P0000.jpg")
+    s = Searcher(idx, emb)
+    assert not s.ready
+    first = s.search(q, SearchOptions.make(k=5), wait=False)
+    assert first.preparing and first.rank == "distance" and first.threshold is None
+    assert [h.product_id for h in first.hits] == [h.product_id for h in idx.search(q.vector, 5)[0]]
+    s.prepare_in_background().join(timeout=600)
+    assert s.ready and s.prepare_in_background() is s.prepare_in_background()  # one thread per searcher
+    later = s.search(q, SearchOptions.make(k=5), wait=False)
+    full = Searcher(idx, emb).search(q, SearchOptions.make(k=5))
+    assert not later.preparing and later.rank == "static" and later.threshold == full.threshold
+    assert [h.product_id for h in later.hits] == [h.product_id for h in full.hits]
+
+
 def test_a_new_query_set_refits_the_weights_and_recalibrates(catalog_copy, tmp_path):
     from core.search.engine import Searcher
 

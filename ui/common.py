@@ -96,21 +96,26 @@ def get_index(catalog_dir: Path, embedder: Embedder) -> ProductIndex:
     return _load_index(str(d), current_generation_name(d), embedder.spec)
 
 
-@st.cache_resource(show_spinner="Preparing the attribute filters (colour, learned heads)…", max_entries=4)
+@st.cache_resource(show_spinner=False, max_entries=4)
 def _searcher(index_root: str, fingerprint: str, spec: str, _index: ProductIndex, _embedder: Embedder) -> Searcher:
     searcher = Searcher(_index, _embedder)
-    searcher.ranker  # noqa: B018 - built here, under the spinner, once per index generation
+    searcher.prepare_in_background()  # attribute filters, fitted weights, calibration: once per index generation
     return searcher
 
 
-def get_searcher(ctx: Context) -> Searcher:
-    """The search entry point of the context's index (cached per index generation, shared read-only)."""
-    return index_searcher(ctx.index, ctx.embedder)
+def get_searcher(ctx: Context, *, wait: bool = True) -> Searcher:
+    """The search entry point of the context's index (cached per index generation, shared read-only). Its
+    attribute filters are prepared in the background from the first use; ``wait`` waits for them (spinner)."""
+    return index_searcher(ctx.index, ctx.embedder, wait=wait)
 
 
-def index_searcher(index: ProductIndex, embedder: Embedder) -> Searcher:
+def index_searcher(index: ProductIndex, embedder: Embedder, *, wait: bool = True) -> Searcher:
     """The search entry point of any index (cached per index generation, shared read-only)."""
-    return _searcher(str(index.root), index.fingerprint, embedder.spec, index, embedder)
+    searcher = _searcher(str(index.root), index.fingerprint, embedder.spec, index, embedder)
+    if wait and not searcher.ready:
+        with st.spinner("Preparing the attribute filters (colour, learned heads; once per catalog)…"):
+            searcher.prepare_in_background().join()
+    return searcher
 
 
 def sidebar() -> Context | None:

@@ -76,6 +76,8 @@ class SearchResult:
     seconds: float = 0.0
     threshold: float | None = None  # the index's calibrated "close match" similarity (None: not calibrated)
     no_close_match: bool = False  # the best similarity is below ``threshold``: nothing in the catalog is close
+    #: ranked by distance for now: the requested ranking's attribute filters are still being prepared
+    preparing: bool = False
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -92,6 +94,13 @@ class Searcher:
         self._net: WeightNet | None = None
         self._calibration: Calibration | None | bool = None
         self._lock = threading.Lock()
+        self._preparing: threading.Thread | None = None
+        self._prepare_lock = threading.Lock()  # not ``_lock``: the preparation holds that one while it builds
+
+    @property
+    def ready(self) -> bool:
+        """Whether the ranker and the "no close match" calibration are built (a search then never waits)."""
+        return self._ranker is not None and self._calibration is not None
 
     @property
     def ranker(self) -> Ranker:
@@ -103,11 +112,14 @@ class Searcher:
 
     def prepare_in_background(self) -> threading.Thread:
         """Build the ranker (attribute artefact, fitted weights) and the calibration in a daemon thread, e.g. as
-        soon as the index is loaded, while the user picks a photo; a search meanwhile waits for them."""
-        t = threading.Thread(target=lambda: (self.ranker, self.calibration), daemon=True,
-                             name=f"prepare-{self.index.root.name}")
-        t.start()
-        return t
+        soon as the index is loaded, while the user picks a photo; started once per searcher. A search
+        meanwhile waits for them, or (``wait=False``) is ranked by distance and says so."""
+        with self._prepare_lock:
+            if self._preparing is None:
+                self._preparing = threading.Thread(target=lambda: (self.ranker, self.calibration), daemon=True,
+                                                   name=f"prepare-{self.index.root.name}")
+                self._preparing.start()
+            return self._preparing
 
     @property
     def weights_info(self) -> dict:
@@ -156,9 +168,17 @@ class Searcher:
             raise RankingError(f"unknown dimension {unknown[0]!r}; available: {', '.join(dims)}")
         return self.default_weights | given
 
-    def search(self, query: Query, options: SearchOptions = SearchOptions()) -> SearchResult:
-        """Top ``options.k`` products for ``query``, best first, flagged when none is a close match."""
+    def search(self, query: Query, options: SearchOptions = SearchOptions(), *, wait: bool = True) -> SearchResult:
+        """Top ``options.k`` products for ``query``, best first, flagged when none is a close match. With
+        ``wait=False`` a search that would wait for the ranker or the calibration (a catalog's first search) is
+        ranked by distance now, without the close-match check, with ``preparing`` set; their preparation goes on
+        in the background."""
         t0 = time.perf_counter()
+        if not wait and not self.ready:
+            self.prepare_in_background()
+            res = self._search(query, SearchOptions(options.k, options.where, options.min_similarity, "distance"))
+            res.preparing, res.seconds = True, time.perf_counter() - t0
+            return res
         res = self._search(query, options)
         cal = self.calibration
         if cal is not None:
