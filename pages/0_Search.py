@@ -10,7 +10,7 @@ from dataclasses import replace
 import numpy as np
 import streamlit as st
 
-from core.data.columns import catalog_column_types
+from core.data.columns import ColumnTypes, catalog_column_types
 from core.embedding.decode import Crop
 from core.embedding.query import Query
 from core.explore.projection import warm_up_in_background
@@ -31,7 +31,7 @@ from ui.state import app_state, keep, sync_url
 COLUMNS = 5
 
 
-def search_settings(ctx: Context) -> tuple[int, float, list[str], str]:
+def search_settings(ctx: Context, types: ColumnTypes) -> tuple[int, float, list[str], str]:
     """Sidebar: number of results, minimum similarity, ranking and metadata filters -> (k, min_score, where, rank).
     Each is kept across page switches."""
     with st.sidebar:
@@ -47,7 +47,7 @@ def search_settings(ctx: Context) -> tuple[int, float, list[str], str]:
                               help="Cosine similarity between the query and a product's best image; 0 shows all.")
         st.subheader("Filters")
         live = {p: ctx.index.products[p] for p in ctx.index.live_products()}
-        available = facets(live, types=catalog_column_types(ctx.catalog_dir, live))  # columns.json honoured
+        available = facets(live, types=types)  # columns.json honoured
         selected: dict[str, list[str] | tuple[float, float]] = {}
         for f in available:
             selected[f.column] = facet_widget(f)
@@ -65,19 +65,22 @@ def facet_widget(f: Facet) -> list[str] | tuple[float, float]:
     return st.slider(f.column.capitalize(), lo, hi, step=step, key=key)
 
 
-def result_card(hit: Hit, v: dict[str, int], dims: list[str], x_range: tuple[float, float]) -> None:
-    """One result: picture, text (escaped), rank and similarity, the score and its parts as a bar on the shared
-    scale, and thumbs that show their state."""
+def result_card(hit: Hit, v: dict[str, int], dims: list[str], x_range: tuple[float, float],
+                types: ColumnTypes) -> None:
+    """One result: picture, the catalog's display fields (escaped; ids hidden, long text behind an expander),
+    rank and similarity, the score and its parts as a bar on the shared scale, and thumbs that show their state."""
     thumb = thumbnail_bytes(hit.image)
     if thumb:
         st.image(thumb, width="stretch")
-    f = hit.fields
-    st.markdown(f"**{md(f.get('title') or hit.product_id)}**")
-    details = [f.get("category", "")]
-    details += [f"{k}: {val}" for k, val in f.items() if k not in ("title", "category", "price") and val]
+    card = types.card(hit.fields, hit.product_id)
+    st.markdown(f"**{md(card.title)}**")
+    details = [card.category] + [f"{k.replace('_', ' ')}: {val}" for k, val in card.details]
     st.caption(md(" · ".join(d for d in details if d)))
-    if f.get("price"):
-        st.markdown(f"**{md(f['price'])}**")
+    if card.price:
+        st.markdown(f"**{md(card.price)}**")
+    for col, text in card.long_text:
+        with st.expander(col.replace("_", " ").capitalize()):
+            st.text(text)
     mark = {1: " · liked, pinned", -1: " · disliked"}.get(v.get(hit.product_id, 0), "")
     st.caption(f"#{hit.rank} · {md(hit.product_id)} · similarity {hit.similarity:.3f}{mark}")
     parts = " + ".join(f"{md(d.replace('_', ' '))} {c:.2f}" for d, c in hit.contributions.items() if c)
@@ -106,7 +109,8 @@ def hidden_row(ctx: Context, hidden: list[str]) -> None:
                                    icon=":material/undo:", help=f"Show {md(pid)} again")
 
 
-def results(ctx: Context, q: Query, k: int, min_score: float, where: list[str], rank: str) -> bool:
+def results(ctx: Context, q: Query, k: int, min_score: float, where: list[str], rank: str,
+            types: ColumnTypes) -> bool:
     """Draw the results; True when they are ranked by distance only while the attribute filters are prepared
     (a catalog's first search: results at once, the page re-ranks when the filters are ready)."""
     v = votes()
@@ -144,7 +148,7 @@ def results(ctx: Context, q: Query, k: int, min_score: float, where: list[str], 
     for start in range(0, len(shown.hits), COLUMNS):
         for col, hit in zip(st.columns(COLUMNS), shown.hits[start:start + COLUMNS]):
             with col, st.container(border=True):
-                result_card(hit, v, dims, x_range)
+                result_card(hit, v, dims, x_range, types)
     return res.preparing
 
 
@@ -155,7 +159,8 @@ def main() -> None:
     if ctx is None:
         st.stop()
     try:
-        k, min_score, where, rank = search_settings(ctx)
+        types = catalog_column_types(ctx.catalog_dir, {p: ctx.index.products[p] for p in ctx.index.live_products()})
+        k, min_score, where, rank = search_settings(ctx, types)
     except USER_ERRORS as e:
         show_error(e)
         st.stop()
@@ -181,7 +186,7 @@ def main() -> None:
         try:
             q = embedded_query(ctx, photo, crop, text, weight)
             forget_votes_on_new_query(query_key(ctx, photo, crop, text, weight))
-            preparing = results(ctx, q, k, min_score, where, rank)
+            preparing = results(ctx, q, k, min_score, where, rank, types)
         except USER_ERRORS as e:
             show_error(e)
             return

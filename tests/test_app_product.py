@@ -183,3 +183,30 @@ def test_import_a_folder_appears_in_the_sidebar(mini, tmp_path):
     assert "Dataset: shop2" in at.sidebar.selectbox(key="vps_catalog").options
     assert at.sidebar.selectbox(key="vps_catalog").value == "Dataset: shop2"
     assert at.metric[0].value == "12" and at.query_params["catalog"] == "shop2"
+
+
+def test_cards_show_the_catalogs_display_fields_not_raw_columns(mini):
+    """A catalog with a code column and a long description (like GroceryStore's): cards show title, category and
+    price, the description behind an expander as plain text, and neither the code nor a filter for it."""
+    cat = mini.parent.parent / "typed" / "catalog"
+    shutil.copytree(mini, cat)
+    with open(cat / "catalog.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    long = "A **long** description of product {0}, with [a link](http://example.invalid/x) and <b>tags</b>. " * 2
+    for i, r in enumerate(rows):
+        r |= {"class_id": str(i), "description": long.format(r["product_id"])}
+    with open(cat / "catalog.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    at = AppTest.from_file(APP, default_timeout=600)
+    at.query_params["catalog"] = "typed"
+    run(at)
+    assert not errors(at), errors(at)
+    assert len(cards(at)) == 10
+    assert not any("class_id" in c.value or "class id" in c.value for c in at.caption)  # an id: not shown
+    assert "filter_class_id" not in [w.key for w in at.sidebar.slider] + [w.key for w in at.sidebar.multiselect]
+    shown = [pid for _, pid, _, _ in cards(at)]
+    assert [t.value for t in at.text] == [long.format(pid).strip() for pid in shown]  # as text, behind an expander each
+    assert [e.label for e in at.expander].count("Description") == 10
+    assert not any("long** description" in c.value for c in at.caption)
