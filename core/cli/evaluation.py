@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 import sys
 
-from core.cli.common import embedder_arg, open_index, print_skipped, rank_args
+from core.cli.common import INDEX_HELP, embedder_arg, open_index, print_skipped, rank_args
 
 
 def args_evaluate(p) -> None:
-    p.add_argument("--index", required=True, help="index folder")
+    p.add_argument("--index", required=True, help=INDEX_HELP)
     p.add_argument("--queries", required=True, help="CSV with image,<label> (image paths relative to the CSV)")
     p.add_argument("--label", default="product_id", help="column that says which products are relevant")
     rank_args(p)
@@ -45,7 +45,7 @@ def run_evaluate(a) -> int:
 
 
 def args_evaluate_ranking(p) -> None:
-    p.add_argument("--index", required=True, help="index folder")
+    p.add_argument("--index", required=True, help=INDEX_HELP)
     p.add_argument("--queries", required=True, help="test queries (also split in half when no --train-queries)")
     p.add_argument("--train-queries", default=None, help="queries to train the dynamic ranker on (disjoint)")
     p.add_argument("--label", default="product_id", help="column that says which products are relevant")
@@ -83,7 +83,7 @@ def run_evaluate_ranking(a) -> int:
 
 
 def args_evaluate_regions(p) -> None:
-    p.add_argument("--index", required=True, help="index folder")
+    p.add_argument("--index", required=True, help=INDEX_HELP)
     p.add_argument("--scenes", required=True,
                    help="scene set folder with boxes.csv (write one: python -m core scenes --out DIR)")
     p.add_argument("--k", type=int, default=5, help="products searched per box; top-k counts a hit (default 5)")
