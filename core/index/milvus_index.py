@@ -150,7 +150,8 @@ def _index_params(client, index_type: str, n: int) -> tuple[object, dict]:
     elif index_type == "HNSW":
         params = {"M": 16, "efConstruction": 200}
     ip = client.prepare_index_params()
-    ip.add_index(field_name="vector", index_type=index_type, metric_type=METRIC, params=params)
+    # flat keys for Milvus 2.4+ servers, the same under "params" for Milvus Lite (which reads only that)
+    ip.add_index(field_name="vector", index_type=index_type, metric_type=METRIC, params={"params": params}, **params)
     return ip, params
 
 
@@ -311,7 +312,7 @@ class MilvusIndex(IndexBackend):
         selective = bool(expr) and self._count(expr) <= max(4 * k * max(1, n // max(1, m["n_products"])), n // 20)
         if m["index_type"] == "IVF_FLAT":
             nlist = m["index_params"]["nlist"]
-            return {"nprobe": nlist if exact or selective else min(nlist, max(16, nlist // 8))}
+            return {"nprobe": nlist if exact or selective else min(nlist, max(32, nlist // 8))}
         return {"ef": max(4 * k, 512 if exact or selective else 128)}
 
     def search(self, queries: np.ndarray, k: int = 10, where=None, *, exact: bool = False,
