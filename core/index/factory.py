@@ -3,6 +3,7 @@ a ``*.db`` path or ``http(s)://host:19530`` is Milvus (:mod:`core.index.milvus_i
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -41,7 +42,9 @@ def build_index(catalog: Catalog, embedder: Embedder, out: str | Path, *, progre
         raise ValueError(f"engine {engine!r}: use one of {', '.join(ENGINES)}")
     from core.embedding.ray_engine import embed_catalog_ray, read_shards
 
-    shard_dir = embed_catalog_ray(catalog, embedder.spec, shards, address=ray_address, batch_size=batch_size)
-    vecs, errors = read_shards(shard_dir, len(catalog.rows), embedder.dim)
+    with tempfile.TemporaryDirectory(prefix="vps-shards-") as tmp:
+        shard_dir = embed_catalog_ray(catalog, embedder.spec, shards or tmp, address=ray_address,
+                                      batch_size=batch_size)
+        vecs, errors = read_shards(shard_dir, len(catalog.rows), embedder.dim)
     vecs, items, report = embed_rows(catalog, catalog.rows, embedder, False, vectors=vecs, errors=errors)
     return cls.from_embedded(catalog, embedder, out, np.asarray(vecs, np.float32), items, **options), report
