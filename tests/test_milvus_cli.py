@@ -54,3 +54,14 @@ def test_milvus_lite_index_matches_annoy(tmp_path, sample_index, embedder):
     assert len(got["hits"]) == 10 and gone not in {h["product_id"] for h in got["hits"]}  # the default ranking
     assert all(float(h["fields"]["price"]) < 60 for h in got["hits"])
     assert "compacted: 239 products" in run("compact", "--index", uri)
+
+
+@pytest.mark.parametrize("location, msg", [
+    ("http://user:secret@db.example:19530", "error: put Milvus credentials in MILVUS_TOKEN"),
+    ("milvus-lite:{tmp}/none.db", "error: no index in milvus-lite:"),
+])
+def test_bad_milvus_locations_are_one_line(tmp_path, location, msg):
+    p = subprocess.run([sys.executable, "-m", "core", "remove", "--index", location.format(tmp=tmp_path), "P0001"],
+                       cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert p.returncode == 2 and p.stderr.startswith(msg) and len(p.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "none.db").exists()  # opening never creates a store

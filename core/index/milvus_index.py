@@ -85,8 +85,9 @@ def parse_location(location: str | Path) -> Location | None:
     return None
 
 
-def _client(loc: Location):
-    """One connection per (server or Lite path, database) per process."""
+def _client(loc: Location, create: bool = False):
+    """One connection per (server or Lite path, database) per process; a Lite path that does not exist is only
+    created when ``create``."""
     try:
         from pymilvus import MilvusClient
     except ImportError:
@@ -105,7 +106,10 @@ def _client(loc: Location):
                     if os.environ.get("MILVUS_USER") else "")
                 kw |= {"token": token} if token else {}
                 kw |= {"db_name": db} if db else {}
-            elif loc.lite:
+            elif not create and not Path(key[0]).exists():
+                raise IndexStateError(f"no index in {loc.uri} (build it: python -m core index --catalog DIR "
+                                      f"--out {loc.uri})")
+            else:
                 Path(key[0]).parent.mkdir(parents=True, exist_ok=True)
             try:
                 _clients[key] = MilvusClient(**kw)
@@ -367,7 +371,7 @@ class MilvusIndex(IndexBackend):
         index_type = (index_type or ("FLAT" if n < IVF_MIN_VECTORS else "IVF_FLAT")).upper()
         if index_type not in INDEX_TYPES:
             raise IndexStateError(f"index type {index_type}: use one of {', '.join(INDEX_TYPES)}")
-        client = _client(loc)
+        client = _client(loc, create=True)
         from pymilvus import DataType, MilvusClient
 
         schema = MilvusClient.create_schema(auto_id=True, enable_dynamic_field=False)
