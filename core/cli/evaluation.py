@@ -115,7 +115,7 @@ def run_evaluate_regions(a) -> int:
     return 0
 
 
-SECTIONS = ("embed", "query", "ann", "umap", "regions", "app")
+SECTIONS = ("embed", "query", "ann", "umap", "regions", "app", "milvus", "ray")
 
 
 def args_bench(p) -> None:
@@ -123,8 +123,8 @@ def args_bench(p) -> None:
     p.add_argument("--out", default=None, help="write the tables as markdown here (e.g. BENCHMARKS.md)")
     p.add_argument("--sections", default=None,
                    help=f"comma list of {','.join(SECTIONS)} (default: all; --quick leaves out umap, whose numba "
-                        "compilation alone takes about a minute, regions and app; app: the app's latency against "
-                        "its goals)")
+                        "compilation alone takes about a minute, regions, app, milvus and ray; app: the app's latency "
+                        "against its goals; milvus: the Milvus backend; ray: catalog embedding on Ray Data)")
     p.add_argument("--workdir", default=None, help="scratch folder for synthetic data (default: a temp dir)")
     p.add_argument("--ann-budget", type=float, default=900.0, help="seconds after which ANN cases are skipped")
 

@@ -72,8 +72,8 @@ def embed_catalog_ray(catalog: Catalog, spec: str, shards: str | Path, *, addres
         n_actors = actors or max(1, cpus - 1)  # one CPU stays free for the read and write tasks
         items = [{"row": i, "path": str(catalog.path(r))} for i, r in enumerate(catalog.rows)]
         ds = ray.data.from_items(items, override_num_blocks=max(1, min(len(items) // batch_size, 64)))
-        ds = ds.map_batches(EmbedActor, fn_constructor_args=(spec,), batch_size=batch_size,
-                            concurrency=n_actors, num_cpus=1, batch_format="numpy")
+        ds = ds.map_batches(EmbedActor, fn_constructor_args=(spec,), batch_size=batch_size, num_cpus=1,
+                            compute=ray.data.ActorPoolStrategy(size=n_actors), batch_format="numpy")
         ds.write_parquet(str(out))
     finally:
         if started:
