@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from core.data.filters import matches, parse_where
+from core.data.filters import FilterError, matches, parse_where
 from core.index.factory import backend_for, open_index
 from core.index.files import IndexStateError
 from tests.helpers import PixelEmbedder, subset
@@ -21,6 +21,7 @@ FILTERS = [
     None, ["category=Mug"], ["category=mug,LAMP"], ["category!=mug"], ["price<20"], ["price>=80"],
     ["price=10..30"], ["price!=10..90"], ["colour=teal", "price<60"], ["colour!=teal"], ["colour="],
     ["category=shoe", "colour=red", "price<5"], ["title=it's \"quoted\""], ["category=spaceship"],
+    ["price<1e-3"], ["price=1e1..2e1"],
 ]
 
 
@@ -162,6 +163,8 @@ def test_milvus_manifest_and_locations_are_checked(data, tmp_path, monkeypatch):
         parse_location("http://user:secret@h:19530")
     with pytest.raises(IndexStateError, match="no index in"):
         open_index(location("milvus-lite", tmp_path) + "?collection=other")
+    with pytest.raises(FilterError, match="finite"):
+        idx.search(vecs[0], 5, ["price<inf"])
 
     retrained = PixelEmbedder("test-vectors")
     retrained.dim = DIM

@@ -11,7 +11,9 @@ from __future__ import annotations
 import json
 import math
 
-from core.data.filters import Condition, _num, _num_or_none
+import numpy as np
+
+from core.data.filters import Condition, FilterError, _num, _num_or_none
 
 #: per-row JSON fields that filters read
 TEXT, NUMBER = "f", "n"
@@ -21,6 +23,13 @@ _CMP = {"<": "<", ">": ">", "<=": "<=", ">=": ">="}
 def lit(s: str) -> str:
     """A string literal Milvus reads back as ``s`` (double-quoted, JSON escapes)."""
     return json.dumps(str(s), ensure_ascii=False)
+
+
+def number(x: float) -> str:
+    """A finite number as a plain decimal literal (no exponent, which Milvus expressions do not all read)."""
+    if not math.isfinite(x):
+        raise FilterError(f"filter numbers must be finite, not {x}")
+    return np.format_float_positional(x, trim="-")
 
 
 def _path(field: str, column: str) -> str:
@@ -43,8 +52,8 @@ def _condition(c: Condition) -> str:
     if c.op in ("=", "!="):
         if ".." in c.value:
             lo, hi = (_num(x) if x else None for x in c.value.split("..", 1))
-            parts = [f"exists {n}"] + ([f"{n} >= {lo!r}"] if lo is not None else []) + (
-                [f"{n} <= {hi!r}"] if hi is not None else [])
+            parts = [f"exists {n}"] + ([f"{n} >= {number(lo)}"] if lo is not None else []) + (
+                [f"{n} <= {number(hi)}"] if hi is not None else [])
             test = "(" + " and ".join(parts) + ")"
         else:
             wanted = sorted({v.strip().casefold() for v in c.value.split(",")})
@@ -53,8 +62,7 @@ def _condition(c: Condition) -> str:
             if "" in wanted:  # a product without the column has "" there
                 test = f"(not (exists {t}) or {test})"
         return test if c.op == "=" else f"(not {test})"
-    x = _num(c.value)
-    return f"((exists {n}) and {n} {_CMP[c.op]} {x!r})"
+    return f"((exists {n}) and {n} {_CMP[c.op]} {number(_num(c.value))})"
 
 
 def to_expr(conds: list[Condition]) -> str:

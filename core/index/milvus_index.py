@@ -408,24 +408,12 @@ class MilvusIndex(IndexBackend):
             raise IndexStateError(f"building {loc.uri} failed: {_first_line(e)}") from None
         return cls.load(loc)
 
-    def _publish(self, **changes) -> MilvusIndex:
-        """Record a write in the manifest (a new generation) and reopen the index."""
+    def _publish(self, products: set[str], **changes) -> MilvusIndex:
+        """Record a write in the manifest (a new generation; ``products``: the live ones now) and reopen."""
         m = {**self.manifest, **changes, "generation": self.manifest["generation"] + 1}
-        m["n_vectors"] = self._count("")
-        m["n_products"] = len({r["product_id"] for r in self._ids_of("")})
+        m["n_vectors"], m["n_products"] = self._count(""), len(products)
         self.client.alter_collection_properties(self.collection, properties={PROPERTY: json.dumps(m)})
         return MilvusIndex.load(self.loc)
-
-    def _ids_of(self, expr: str) -> list[dict]:
-        rows: list[dict] = []
-        it = self.client.query_iterator(self.collection, batch_size=10_000, filter=expr,
-                                        output_fields=["product_id"])
-        try:
-            while batch := it.next():
-                rows.extend(batch)
-        finally:
-            it.close()
-        return rows
 
     def add(self, catalog: Catalog, embedder: Embedder, *, progress: Progress | bool = False,
             rows: list[CatalogRow] | None = None) -> tuple[MilvusIndex, BuildReport]:
@@ -440,7 +428,8 @@ class MilvusIndex(IndexBackend):
             products = {**cur.products, **{r.product_id: dict(r.fields) for r in reversed(rows)}}
             _insert(self.client, self.collection, np.asarray(vecs, np.float32), items, products)
             self.client.flush(self.collection)
-        return cur._publish(catalog_fingerprint=catalog.fingerprint()), report
+        live = set(cur.products) | {it["product_id"] for it in items}
+        return cur._publish(live, catalog_fingerprint=catalog.fingerprint()), report
 
     def remove(self, product_ids: list[str], catalog: Catalog | None = None) -> MilvusIndex:
         """Delete the products' rows (searches no longer see them)."""
@@ -452,7 +441,7 @@ class MilvusIndex(IndexBackend):
             self.client.delete(self.collection, filter=f"product_id in [{', '.join(map(lit, product_ids))}]")
             self.client.flush(self.collection)
         changes = {"catalog_fingerprint": catalog.fingerprint()} if catalog is not None else {}
-        return cur._publish(**changes)
+        return cur._publish(set(cur.products) - set(product_ids), **changes)
 
     def compact(self, trees: int | None = None) -> MilvusIndex:
         """Ask Milvus to compact the collection (drop deleted rows from its segments)."""
