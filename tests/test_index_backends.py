@@ -152,7 +152,8 @@ def test_milvus_ivf_is_exact_when_asked_and_under_selective_filters(data, tmp_pa
 
 
 def test_milvus_manifest_and_locations_are_checked(data, tmp_path, monkeypatch):
-    from core.index.milvus_index import PROPERTY, MilvusIndex, parse_location
+    from core.index.milvus_connect import parse_location
+    from core.index.milvus_index import PROPERTY, MilvusIndex
 
     vecs, items, products = data
     loc = location("milvus-lite", tmp_path)

@@ -1,9 +1,6 @@
 """The Milvus backend: one collection holds every vector with its product id, image and filter fields.
 
-Where: ``milvus-lite:PATH`` or a path ending in ``.db`` is Milvus Lite, embedded in this process (tests, small
-demos; one process per path); ``http(s)://host:19530`` is a Milvus standalone or distributed server. A query
-string picks the collection (``?collection=shoes``, default ``products``). Credentials come only from the
-environment: ``MILVUS_TOKEN`` (or ``MILVUS_USER`` + ``MILVUS_PASSWORD``), and ``MILVUS_DB``.
+Where it lives and how to connect: :mod:`core.index.milvus_connect`.
 
 The manifest (embedder spec and weights digest, catalog root and fingerprint, counts, generation) lives in the
 collection's properties and is checked on open. Search groups by ``product_id`` (best image per product) and
@@ -14,114 +11,31 @@ when the filters leave few rows. Removal deletes at once (Milvus compacts on its
 from __future__ import annotations
 
 import json
-import logging
 import math
-import os
-import threading
 import time
 import uuid
-from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 
-from core.config.paths import slug
 from core.config.progress import Progress
 from core.data.catalog import Catalog, CatalogRow
 from core.embedding import Embedder
 from core.index.backend import BuildReport, Hit, IndexBackend, conditions, embed_rows
 from core.index.files import MAX_DIM, IndexStateError
+from core.index.milvus_connect import Location, client_for, first_line, parse_location
 from core.index.milvus_filters import NUMBER, TEXT, filter_fields, lit, to_expr
 
 FORMAT_VERSION = 1
 PROPERTY = "vps.manifest"
 METRIC = "IP"  # unit vectors: inner product is cosine similarity
-DEFAULT_COLLECTION = "products"
 INDEX_TYPES = ("FLAT", "IVF_FLAT", "HNSW")
 #: below this many vectors a build is FLAT (exact), from it IVF_FLAT
 IVF_MIN_VECTORS = 100_000
 _INSERT_BATCH = 500
 _FETCH_BATCH = 1000
 _OUT = ["product_id", "image", "fields", "vector"]
-_clients: dict[tuple, object] = {}
-
-_guard = threading.Lock()
-
-
-@dataclass(frozen=True)
-class Location:
-    uri: str  # as the user wrote it
-    connect: str  # what pymilvus connects to: a ``.db`` path (Milvus Lite) or a server URL
-    collection: str
-    lite: bool
-
-    @property
-    def root(self) -> Path:
-        """A path naming this index for cache keys (never written to)."""
-        if self.lite:
-            return Path(self.connect).resolve() / self.collection
-        return Path("/milvus") / slug(self.connect.split("://", 1)[1]) / slug(os.environ.get("MILVUS_DB", "default")
-                                                                              ) / self.collection
-
-
-def parse_location(location: str | Path) -> Location | None:
-    """The Milvus location named by ``location``, or None when it names an Annoy index folder."""
-    s = str(location)
-    base, _, query = s.partition("?collection=")
-    coll = query or DEFAULT_COLLECTION
-    if base.startswith(("http://", "https://")):
-        if "@" in base.split("://", 1)[1].split("/", 1)[0]:
-            raise IndexStateError("put Milvus credentials in MILVUS_TOKEN (or MILVUS_USER/MILVUS_PASSWORD), "
-                                  "not in the URI")
-        return Location(s, base, coll, False)
-    if base.startswith("milvus-lite:"):
-        path = base.split(":", 1)[1]
-        if not path:
-            raise IndexStateError("milvus-lite:PATH needs a path, e.g. milvus-lite:/tmp/catalog.db")
-        return Location(s, path if path.endswith(".db") else path + ".db", coll, True)
-    if base.endswith(".db"):
-        return Location(s, base, coll, True)
-    return None
-
-
-def _client(loc: Location, create: bool = False):
-    """One connection per (server or Lite path, database) per process; a Lite path that does not exist is only
-    created when ``create``."""
-    try:
-        from pymilvus import MilvusClient
-    except ImportError:
-        raise IndexStateError("the Milvus backend needs pymilvus (and milvus-lite for local paths): "
-                              "pip install pymilvus milvus-lite") from None
-    # Milvus Lite keeps no server timestamps; pymilvus would warn on every query iterator that it uses its own
-    logging.getLogger("pymilvus.client.iterator.query_iterator").setLevel(logging.ERROR)
-    db = os.environ.get("MILVUS_DB", "")
-    key = (str(Path(loc.connect).resolve()) if loc.lite else loc.connect, db)
-    with _guard:
-        if key not in _clients:
-            kw = {"uri": key[0]}
-            if not loc.lite:
-                token = os.environ.get("MILVUS_TOKEN") or (
-                    f"{os.environ['MILVUS_USER']}:{os.environ.get('MILVUS_PASSWORD', '')}"
-                    if os.environ.get("MILVUS_USER") else "")
-                kw |= {"token": token} if token else {}
-                kw |= {"db_name": db} if db else {}
-            elif not create and not Path(key[0]).exists():
-                raise IndexStateError(f"no index in {loc.uri} (build it: python -m core index --catalog DIR "
-                                      f"--out {loc.uri})")
-            else:
-                Path(key[0]).parent.mkdir(parents=True, exist_ok=True)
-            try:
-                _clients[key] = MilvusClient(**kw)
-            except Exception as e:  # noqa: BLE001 - pymilvus raises many kinds; one line for the user
-                hint = " (a Milvus Lite path serves one process: is another one using it?)" if loc.lite else ""
-                raise IndexStateError(f"cannot connect to Milvus at {loc.uri}{hint}: {_first_line(e)}") from None
-        return _clients[key]
-
-
-def _first_line(e: BaseException) -> str:
-    text = str(getattr(e, "message", "") or e).strip()
-    return (text.splitlines()[0] if text else type(e).__name__)[:200]
 
 
 def _damaged(loc: Location, what: str) -> IndexStateError:
@@ -223,7 +137,7 @@ class MilvusIndex(IndexBackend):
 
     def __init__(self, loc: Location):
         self.loc, self.uri, self.root, self.collection = loc, loc.uri, loc.root, loc.collection
-        self.client = _client(loc)
+        self.client = client_for(loc)
         try:
             if not self.client.has_collection(loc.collection):
                 raise IndexStateError(f"no index in {loc.uri} (build it: python -m core index --catalog DIR "
@@ -237,7 +151,7 @@ class MilvusIndex(IndexBackend):
         except IndexStateError:
             raise
         except Exception as e:  # noqa: BLE001 - a server error is one line
-            raise IndexStateError(f"index {loc.uri}: {_first_line(e)}") from None
+            raise IndexStateError(f"index {loc.uri}: {first_line(e)}") from None
         self.spec, self.dim = self.manifest["embedder"]["spec"], self.manifest["dim"]
 
     @classmethod
@@ -333,7 +247,7 @@ class MilvusIndex(IndexBackend):
                                      group_by_field="product_id", output_fields=_OUT,
                                      search_params={"metric_type": METRIC, "params": params})
         except Exception as e:  # noqa: BLE001 - a server error is one line
-            raise IndexStateError(f"search in {self.uri} failed: {_first_line(e)}") from None
+            raise IndexStateError(f"search in {self.uri} failed: {first_line(e)}") from None
         return [self._hits(row, found, k, min_score) for row, found in zip(q, res)]
 
     def _hits(self, q: np.ndarray, found, k: int, min_score: float | None) -> list[Hit]:
@@ -371,7 +285,7 @@ class MilvusIndex(IndexBackend):
         index_type = (index_type or ("FLAT" if n < IVF_MIN_VECTORS else "IVF_FLAT")).upper()
         if index_type not in INDEX_TYPES:
             raise IndexStateError(f"index type {index_type}: use one of {', '.join(INDEX_TYPES)}")
-        client = _client(loc, create=True)
+        client = client_for(loc, create=True)
         from pymilvus import DataType, MilvusClient
 
         schema = MilvusClient.create_schema(auto_id=True, enable_dynamic_field=False)
@@ -405,7 +319,7 @@ class MilvusIndex(IndexBackend):
         except Exception as e:  # noqa: BLE001 - a server error is one line; the half-built collection goes
             if client.has_collection(tmp):
                 client.drop_collection(tmp)
-            raise IndexStateError(f"building {loc.uri} failed: {_first_line(e)}") from None
+            raise IndexStateError(f"building {loc.uri} failed: {first_line(e)}") from None
         return cls.load(loc)
 
     def _publish(self, products: set[str], **changes) -> MilvusIndex:
