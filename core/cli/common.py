@@ -31,15 +31,20 @@ def embedder_arg(p, default: str | None = None, when_none: str = "the one the in
                         "efficientnet-lite0:ms+head:MODEL_DIR (a head from train-metric)")
 
 
-def open_index(index_dir: str, model: str | None = None):
+#: what ``--index`` takes, in every verb's help
+INDEX_HELP = "index folder, or a Milvus URI: milvus-lite:PATH, PATH.db, http(s)://HOST:19530[?collection=NAME]"
+
+
+def open_index(location: str, model: str | None = None):
     """``(index, embedder)``: the embedder named by ``model`` or recorded in the index, via the cached loader."""
     from core.config.defaults import DEFAULT_SPEC
     from core.embedding import load_embedder
-    from core.index.product_index import ProductIndex
+    from core.index.factory import open_index as open_at
 
-    spec = model or ProductIndex.load(index_dir).spec or DEFAULT_SPEC
-    emb = load_embedder(spec)
-    return ProductIndex.load(index_dir, emb), emb
+    idx = open_at(location)
+    emb = load_embedder(model or idx.spec or DEFAULT_SPEC)
+    idx.check_embedder(emb)
+    return idx, emb
 
 
 def rank_args(p) -> None:

@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 import sys
 
-from core.cli.common import embedder_arg, open_index, print_skipped, rank_args
+from core.cli.common import INDEX_HELP, embedder_arg, open_index, print_skipped, rank_args
 
 
 def args_evaluate(p) -> None:
-    p.add_argument("--index", required=True, help="index folder")
+    p.add_argument("--index", required=True, help=INDEX_HELP)
     p.add_argument("--queries", required=True, help="CSV with image,<label> (image paths relative to the CSV)")
     p.add_argument("--label", default="product_id", help="column that says which products are relevant")
     rank_args(p)
@@ -45,7 +45,7 @@ def run_evaluate(a) -> int:
 
 
 def args_evaluate_ranking(p) -> None:
-    p.add_argument("--index", required=True, help="index folder")
+    p.add_argument("--index", required=True, help=INDEX_HELP)
     p.add_argument("--queries", required=True, help="test queries (also split in half when no --train-queries)")
     p.add_argument("--train-queries", default=None, help="queries to train the dynamic ranker on (disjoint)")
     p.add_argument("--label", default="product_id", help="column that says which products are relevant")
@@ -83,7 +83,7 @@ def run_evaluate_ranking(a) -> int:
 
 
 def args_evaluate_regions(p) -> None:
-    p.add_argument("--index", required=True, help="index folder")
+    p.add_argument("--index", required=True, help=INDEX_HELP)
     p.add_argument("--scenes", required=True,
                    help="scene set folder with boxes.csv (write one: python -m core scenes --out DIR)")
     p.add_argument("--k", type=int, default=5, help="products searched per box; top-k counts a hit (default 5)")
@@ -115,7 +115,7 @@ def run_evaluate_regions(a) -> int:
     return 0
 
 
-SECTIONS = ("embed", "query", "ann", "umap", "regions", "app", "served")
+SECTIONS = ("embed", "query", "ann", "umap", "regions", "app", "milvus", "ray", "served")
 
 
 def args_bench(p) -> None:
@@ -123,8 +123,9 @@ def args_bench(p) -> None:
     p.add_argument("--out", default=None, help="write the tables as markdown here (e.g. BENCHMARKS.md)")
     p.add_argument("--sections", default=None,
                    help=f"comma list of {','.join(SECTIONS)} (default: all but served; --quick leaves out umap, "
-                        "whose numba compilation alone takes about a minute, regions and app; app: the app's latency "
-                        "against its goals; served: a browser load test of the served app)")
+                        "whose numba compilation alone takes about a minute, regions, app, milvus and ray; app: the "
+                        "app's latency against its goals; milvus: the Milvus backend; ray: catalog embedding on Ray "
+                        "Data; served: a browser load test of the served app)")
     p.add_argument("--workdir", default=None, help="scratch folder for synthetic data (default: a temp dir)")
     p.add_argument("--ann-budget", type=float, default=900.0, help="seconds after which ANN cases are skipped")
 

@@ -7,11 +7,11 @@ import json
 import sys
 from pathlib import Path
 
-from core.cli.common import embedder_arg, open_index, print_skipped
+from core.cli.common import INDEX_HELP, embedder_arg, open_index, print_skipped
 
 
 def args_map(p) -> None:
-    p.add_argument("--index", required=True, help="index folder")
+    p.add_argument("--index", required=True, help=INDEX_HELP)
     p.add_argument("--out", required=True, help="FILE.html (interactive plot) or FILE.csv (coordinates)")
     p.add_argument("--colour", default="category", help="column that colours the points (HTML)")
     p.add_argument("--n-neighbors", type=int, default=15, help="UMAP neighbourhood size (default 15)")
@@ -21,7 +21,7 @@ def args_map(p) -> None:
 
 
 def args_disagreements(p) -> None:
-    p.add_argument("--index", required=True, help="index folder")
+    p.add_argument("--index", required=True, help=INDEX_HELP)
     p.add_argument("--queries", required=True, help="queries CSV, or a <category>/<image> folder tree")
     p.add_argument("--root", default=None, help="folder the CSV's image paths are relative to (default: its own)")
     p.add_argument("--label", default="category", help="product_id or a catalog column (default category)")

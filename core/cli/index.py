@@ -4,35 +4,45 @@ from __future__ import annotations
 
 import sys
 
-from core.cli.common import embedder_arg, open_index, print_skipped
+from core.cli.common import INDEX_HELP, embedder_arg, open_index, print_skipped
 from core.config.defaults import DEFAULT_SPEC
 
 
 def args_index(p) -> None:
     p.add_argument("--catalog", required=True, help="catalog folder (catalog.csv, or <category>/<image> files)")
-    p.add_argument("--out", required=True, help="index folder to write")
+    p.add_argument("--out", required=True, help="index to write: a folder (Annoy), or a Milvus URI: "
+                   "milvus-lite:PATH, PATH.db, http(s)://HOST:19530[?collection=NAME] (credentials: MILVUS_TOKEN)")
     embedder_arg(p, when_none=DEFAULT_SPEC)
     p.add_argument("--trees", type=int, default=None, help="Annoy trees (default: chosen by size)")
+    p.add_argument("--index-type", default=None, choices=["FLAT", "IVF_FLAT", "HNSW"],
+                   help="Milvus vector index (default: FLAT, exact, below 100,000 images; IVF_FLAT above)")
     p.add_argument("--batch-size", type=int, default=32, help="images per forward pass (default 32)")
+    p.add_argument("--engine", choices=["local", "ray"], default="local",
+                   help="where images are embedded: local (this process, default) or ray (Ray Data actors)")
+    p.add_argument("--ray-address", default=None, metavar="ADDR",
+                   help="Ray cluster to join, e.g. ray://head:10001 or auto (default: a local Ray on this machine)")
+    p.add_argument("--shards", default=None, metavar="DIR",
+                   help="with --engine ray: folder for the vector shards (default: a temporary folder)")
 
 
 def run_index(a) -> int:
     from core.data.catalog import load_catalog
     from core.embedding import load_embedder
-    from core.index.product_index import ProductIndex
+    from core.index.factory import build_index
 
     cat = load_catalog(a.catalog)
     for w in cat.warnings:
         print(f"warning: {w}", file=sys.stderr)
-    idx, rep = ProductIndex.build(cat, load_embedder(a.model or DEFAULT_SPEC), a.out, trees=a.trees,
-                                  progress=True, batch_size=a.batch_size)
+    idx, rep = build_index(cat, load_embedder(a.model or DEFAULT_SPEC), a.out, trees=a.trees,
+                           index_type=a.index_type, progress=True, batch_size=a.batch_size, engine=a.engine,
+                           ray_address=a.ray_address, shards=a.shards)
     print_skipped(rep.skipped)
     print(f"indexed {len(idx)} products ({rep.added} images) with {idx.spec} -> {a.out}")
     return 0
 
 
 def args_add(p) -> None:
-    p.add_argument("--index", required=True, help="index folder")
+    p.add_argument("--index", required=True, help=INDEX_HELP)
     p.add_argument("--catalog", required=True, help="the catalog folder, with its new rows")
     embedder_arg(p)
 
@@ -43,33 +53,33 @@ def run_add(a) -> int:
     idx, emb = open_index(a.index, a.model)
     idx, rep = idx.add(load_catalog(a.catalog), emb, progress=True)
     print_skipped(rep.skipped)
-    print(f"added {rep.added} image(s); {len(idx)} products live, {idx.manifest['n_delta']} in the delta set")
+    print(f"added {rep.added} image(s); {idx.summary}")
     return 0
 
 
 def args_remove(p) -> None:
-    p.add_argument("--index", required=True, help="index folder")
+    p.add_argument("--index", required=True, help=INDEX_HELP)
     p.add_argument("product_ids", nargs="+", help="products to hide")
 
 
 def run_remove(a) -> int:
-    from core.index.product_index import ProductIndex
+    from core.index.factory import open_index as open_at
 
-    idx = ProductIndex.load(a.index).remove(a.product_ids)
+    idx = open_at(a.index).remove(a.product_ids)
     print(f"removed {len(a.product_ids)} product(s); {len(idx)} products live")
     return 0
 
 
 def args_compact(p) -> None:
-    p.add_argument("--index", required=True, help="index folder")
-    p.add_argument("--trees", type=int, default=None, help="Annoy trees (default: chosen by size)")
+    p.add_argument("--index", required=True, help=INDEX_HELP)
+    p.add_argument("--trees", type=int, default=None, help="Annoy trees (default: chosen by size; Milvus: ignored)")
 
 
 def run_compact(a) -> int:
-    from core.index.product_index import ProductIndex
+    from core.index.factory import open_index as open_at
 
-    idx = ProductIndex.load(a.index).compact(trees=a.trees)
-    print(f"compacted: {len(idx)} products, {idx.manifest['n_vectors']} vectors, {idx.manifest['trees']} trees")
+    idx = open_at(a.index).compact(trees=a.trees)
+    print(f"compacted: {idx.summary}")
     return 0
 
 

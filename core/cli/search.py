@@ -6,11 +6,11 @@ from __future__ import annotations
 import json
 import sys
 
-from core.cli.common import embedder_arg, open_index, print_skipped, rank_args
+from core.cli.common import INDEX_HELP, embedder_arg, open_index, print_skipped, rank_args
 
 
 def args_search(p) -> None:
-    p.add_argument("--index", required=True, help="index folder")
+    p.add_argument("--index", required=True, help=INDEX_HELP)
     p.add_argument("images", nargs="+", help="query photos")
     p.add_argument("--k", type=int, default=10, help="products to return (default 10)")
     p.add_argument("--where", action="append", metavar="FILTER",
@@ -123,7 +123,7 @@ def _search_regions(a, searcher, opts) -> int:
 
 
 def args_attributes(p) -> None:
-    p.add_argument("--index", required=True, help="index folder")
+    p.add_argument("--index", required=True, help=INDEX_HELP)
     embedder_arg(p)
     p.add_argument("--rebuild", action="store_true", help="train the attribute heads again")
     p.add_argument("--json", action="store_true", help="print the reports as JSON")
@@ -153,7 +153,7 @@ def run_attributes(a) -> int:
 
 
 def args_rank_train(p) -> None:
-    p.add_argument("--index", required=True, help="index folder")
+    p.add_argument("--index", required=True, help=INDEX_HELP)
     p.add_argument("--queries", required=True, help="labelled queries CSV (image,<label>)")
     p.add_argument("--label", default="product_id", help="column that says which products are relevant")
     p.add_argument("--epochs", type=int, default=300, help="training epochs (default 300)")

@@ -585,7 +585,7 @@ def bench_regions(quick: bool, workdir: Path) -> Table:
 
 # ---------------------------------------------------------------- driver
 def run(quick: bool = False, out: str | None = None, workdir: str | None = None,
-        sections: tuple[str, ...] = ("embed", "query", "ann", "umap", "regions", "app"),
+        sections: tuple[str, ...] = ("embed", "query", "ann", "umap", "regions", "app", "milvus", "ray"),
         ann_budget_s: float = 900.0) -> list[Table]:
     """Run the benchmark; returns its tables and writes them as markdown to ``out`` if given."""
     from core.embedding import DEFAULT_SPEC, load_embedder
@@ -617,7 +617,7 @@ def run(quick: bool = False, out: str | None = None, workdir: str | None = None,
             from core.evaluation.bench_app import bench_app
 
             tables.append(timed(bench_app, quick, tmp))
-        if {"query", "ann", "umap"} & set(sections):  # sections over the real images' vectors
+        if {"query", "ann", "umap", "milvus"} & set(sections):  # sections over the real images' vectors
             emb = load_embedder(DEFAULT_SPEC)
             real, err = embed_sources(emb, cat, batch_size=32, progress=True, desc="real catalog vectors")
             ok = [p for i, p in enumerate(cat) if i not in err]
@@ -633,6 +633,14 @@ def run(quick: bool = False, out: str | None = None, workdir: str | None = None,
                 tables.append(timed(bench_ann, quick, real, real_q, tmp, ann_budget_s))
             if "umap" in sections:
                 tables.append(timed(bench_umap, quick, real, tmp))
+            if "milvus" in sections:
+                from core.evaluation.bench_scale import bench_milvus
+
+                tables.append(timed(bench_milvus, quick, real, real_q, tmp, DEFAULT_SPEC))
+        if "ray" in sections:
+            from core.evaluation.bench_scale import bench_ray
+
+            tables.append(timed(bench_ray, quick, DEFAULT_SPEC))
         if "regions" in sections:
             tables.append(timed(bench_regions, quick, tmp))
     finally:

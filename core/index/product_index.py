@@ -9,9 +9,6 @@ and ``removed.json`` (tombstoned vector ids).
 from __future__ import annotations
 
 import time
-from collections import Counter
-from dataclasses import asdict, dataclass, field
-from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -26,10 +23,9 @@ from core.config.store import (
     write_json,
     writer_lock,
 )
-from core.data.catalog import Catalog, CatalogRow, product_columns
-from core.data.filters import Condition, matches, parse_where
+from core.data.catalog import Catalog, CatalogRow
 from core.embedding import Embedder
-from core.embedding.batch import embed_sources
+from core.index.backend import BuildReport, Hit, IndexBackend, embed_rows
 from core.index.files import (
     FORMAT_VERSION,
     ITEM_BYTES,
@@ -51,26 +47,6 @@ from core.index.pca import PCA_DIM, PCA_MIN_VECTORS, fit_sample, project
 __all__ = ["FORMAT_VERSION", "METRIC", "BuildReport", "Hit", "IndexStateError", "ProductIndex"]
 
 
-@dataclass
-class Hit:
-    product_id: str
-    score: float  # what the list is ordered by: similarity, or the sum of ``contributions`` when re-ranked
-    rank: int
-    image: str  # absolute path of the best-matching image
-    fields: dict[str, str] = field(default_factory=dict)
-    similarity: float = 0.0  # cosine similarity of the best-matching image
-    contributions: dict[str, float] = field(default_factory=dict)  # weight x score per ranking dimension
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
-@dataclass
-class BuildReport:
-    added: int = 0
-    skipped: list[str] = field(default_factory=list)
-
-
 def auto_trees(n: int) -> int:
     """More trees for larger catalogs: recall stays high while the index stays small."""
     if n < 10_000:
@@ -87,12 +63,12 @@ def auto_search_k(n: int, k: int = 10) -> int:
     return max(50_000, 1_000 * k)
 
 
-class ProductIndex:
-    """Search products by image vectors. Load with :meth:`load`, create with :meth:`build`."""
+class ProductIndex(IndexBackend):
+    """The Annoy backend: one index folder. Load with :meth:`load`, create with :meth:`build`."""
 
     def __init__(self, root: Path, gen: Path):
         """Read generation ``gen`` of ``root``; every file is checked against the manifest (files.py)."""
-        self.root, self.gen = root, gen
+        self.root, self.gen, self.uri = root, gen, str(root)
         self.manifest: dict = read_manifest(gen)
         n = self.manifest["n_vectors"]
         self.n_base: int = self.manifest["n_base"]
@@ -132,68 +108,17 @@ class ProductIndex:
             idx.check_embedder(embedder)
         return idx
 
-    def check_embedder(self, embedder: Embedder | str) -> None:
-        spec = embedder if isinstance(embedder, str) else embedder.spec
-        dim = None if isinstance(embedder, str) else embedder.dim
-        if spec != self.spec or (dim is not None and dim != self.dim):
-            raise IndexStateError(f"index {self.root} was built with embedder {self.spec} ({self.dim}-d), "
-                              f"not {spec}; rebuild it or load it with --model {self.spec}")
-        weights = None if isinstance(embedder, str) else embedder.info().get("weights")
-        if weights and weights != self.manifest["embedder"].get("weights"):
-            raise IndexStateError(f"index {self.root} was built with other weights of {spec} (retrained?); rebuild it")
-
     @property
     def fingerprint(self) -> str:
         """Identifies this exact content (changes on every add, remove or compact)."""
         return self.gen.name
 
     @property
-    def catalog_root(self) -> Path:
-        return Path(self.manifest["catalog_root"])
-
-    def image_path(self, i: int) -> str:
-        p = Path(self.items[i]["image"])
-        return str(p if p.is_absolute() else self.catalog_root / p)
-
-    @cached_property
-    def vector_ids(self) -> dict[str, list[int]]:
-        """The live vectors (row numbers) of each product."""
-        out: dict[str, list[int]] = {}
-        for i in np.flatnonzero(self.alive):
-            out.setdefault(self.item_pid[i], []).append(int(i))
-        return out
-
-    def live_products(self) -> list[str]:
-        return sorted(self.vector_ids)
-
-    def labels(self, label: str = "product_id") -> dict[str, str]:
-        """product_id -> its value of the catalog column ``label`` ("" where it has none; the id itself for
-        ``product_id``), for every product. A column that no product has is an :class:`IndexStateError`."""
-        if label == "product_id":
-            return {pid: pid for pid in self.products}
-        if not any(label in f for f in self.products.values()):
-            cols = product_columns(self.products)
-            raise IndexStateError(f"no column {label!r} in the catalog (columns: product_id, {', '.join(cols)})")
-        return {pid: f.get(label, "") for pid, f in self.products.items()}
-
-    def label_counts(self, label: str = "product_id") -> dict[str, int]:
-        """How many live products carry each value of ``label``."""
-        labels = self.labels(label)
-        return dict(Counter(labels[pid] for pid in self.vector_ids))
-
-    def __len__(self) -> int:
-        return len(self.live_products())
+    def summary(self) -> str:
+        m = self.manifest
+        return f"{len(self)} products, {m['n_vectors']} vectors ({m['n_delta']} in the delta set), {m['trees']} trees"
 
     # ---------------------------------------------------------------- search
-    def allowed_mask(self, where: list[Condition] | list[str] | str | None = None) -> np.ndarray:
-        """Vectors that are alive and whose product passes the filters."""
-        conds = parse_where(where) if where and not isinstance(where[0], Condition) else (where or [])
-        mask = self.alive.copy()
-        if conds:
-            ok = {pid for pid, f in self.products.items() if matches(f, conds)}
-            mask &= np.array([p in ok for p in self.item_pid], bool)
-        return mask
-
     def _exact(self, q: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         if len(ids) == 0:
             return ids, np.zeros(0, np.float32)
@@ -252,7 +177,7 @@ class ProductIndex:
               progress: Progress | bool = False, batch_size: int = 32) -> tuple[ProductIndex, BuildReport]:
         """Embed every catalog image and write a fresh index to ``out`` (atomically)."""
         out = Path(out)
-        vecs, items, report = _embed_rows(catalog, catalog.rows, embedder, progress, batch_size)
+        vecs, items, report = embed_rows(catalog, catalog.rows, embedder, progress, batch_size)
         if not items:
             raise IndexStateError(f"no catalog image could be embedded ({len(report.skipped)} skipped)")
         products = {r.product_id: dict(r.fields) for r in reversed(catalog.rows)}
@@ -262,37 +187,17 @@ class ProductIndex:
 
     @classmethod
     def from_arrays(cls, out: str | Path, vectors: np.ndarray, items: list[dict], products: dict[str, dict],
-                    embedder_info: dict, *, catalog_root: str | Path = ".", trees: int | None = None
-                    ) -> ProductIndex:
-        """Write an index straight from precomputed unit vectors (one ``items`` row per vector), no catalog needed."""
+                    embedder_info: dict, *, catalog_root: str | Path = ".", catalog: Catalog | None = None,
+                    trees: int | None = None) -> ProductIndex:
+        """Write an index straight from precomputed unit vectors (one ``items`` row per vector); ``catalog``, when
+        given, is recorded as :meth:`build` records it."""
         out = Path(out)
         if len(vectors) != len(items) or not len(items):
             raise IndexStateError(f"{len(vectors)} vectors for {len(items)} item rows")
         with writer_lock(out):
-            _write(out, embedder_info, None, vectors, items, products, set(), len(items), trees,
-                   catalog_meta={"catalog_root": str(Path(catalog_root).resolve()), "catalog_fingerprint": None})
+            _write(out, embedder_info, catalog, np.asarray(vectors, np.float32), items, products, set(), len(items),
+                   trees, catalog_meta={"catalog_root": str(Path(catalog_root).resolve()), "catalog_fingerprint": None})
         return cls.load(out)
-
-    @classmethod
-    def from_vectors(cls, catalog: Catalog, embedder: Embedder, vecs: np.ndarray, out: str | Path, *,
-                     rows: list[CatalogRow] | None = None, trees: int | None = None) -> ProductIndex:
-        """Write an index of vectors computed elsewhere (``vecs[i]`` embeds ``rows[i]``, default all rows),
-        e.g. from cached backbone features; the manifest records ``embedder`` exactly as :meth:`build` does."""
-        rows = catalog.rows if rows is None else rows
-        if len(rows) != len(vecs):
-            raise ValueError(f"{len(vecs)} vectors for {len(rows)} catalog rows")
-        root = catalog.root.resolve()
-        items = []
-        for r in rows:
-            p = catalog.path(r).resolve()
-            items.append({"product_id": r.product_id,
-                          "image": p.relative_to(root).as_posix() if p.is_relative_to(root) else str(p)})
-        used = {it["product_id"] for it in items}
-        products = {pid: f for pid, f in catalog.products.items() if pid in used}
-        with writer_lock(Path(out)):
-            _write(Path(out), embedder.info(), catalog, np.asarray(vecs, np.float32), items, products, set(),
-                   len(items), trees)
-        return cls.load(out, embedder)
 
     def add(self, catalog: Catalog, embedder: Embedder, *, progress: Progress | bool = False,
             rows: list[CatalogRow] | None = None) -> tuple[ProductIndex, BuildReport]:
@@ -303,7 +208,7 @@ class ProductIndex:
             have = {(it["product_id"], cur.image_path(i)) for i, it in enumerate(cur.items) if cur.alive[i]}
             rows = [r for r in (rows if rows is not None else catalog.rows)
                     if (r.product_id, str(catalog.path(r))) not in have]
-            vecs, items, report = _embed_rows(catalog, rows, embedder, progress, 32, cur.catalog_root)
+            vecs, items, report = embed_rows(catalog, rows, embedder, progress, 32, cur.catalog_root)
             products = dict(cur.products)
             products.update({r.product_id: dict(r.fields) for r in reversed(rows)})
             allv = np.concatenate([np.asarray(cur.vectors), vecs]) if len(vecs) else np.asarray(cur.vectors)
@@ -345,25 +250,6 @@ def _current(root: Path) -> Path | None:
         return current_generation(root)
     except StoreError as e:
         raise IndexStateError(str(e)) from None
-
-
-def _embed_rows(catalog: Catalog, rows: list[CatalogRow], embedder: Embedder, progress, batch_size: int,
-                root: Path | None = None) -> tuple[np.ndarray, list[dict], BuildReport]:
-    root = (root or catalog.root).resolve()
-    vecs, errors = embed_sources(embedder, [catalog.path(r) for r in rows], batch_size=batch_size,
-                                 progress=progress)
-    report = BuildReport(skipped=[str(s) for s in catalog.skipped])
-    items = []
-    for i, r in enumerate(rows):
-        if i in errors:
-            where = f"line {r.line}" if r.line else "file"
-            report.skipped.append(f"{where} ({r.image}): {errors[i]}")
-            continue
-        p = catalog.path(r).resolve()
-        rel = p.relative_to(root).as_posix() if p.is_relative_to(root) else str(p)
-        items.append({"product_id": r.product_id, "image": rel})
-    report.added = len(items)
-    return vecs, items, report
 
 
 def _write(root: Path, embedder_info: dict, catalog: Catalog | None, vecs: np.ndarray, items: list[dict],

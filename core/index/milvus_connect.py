@@ -1,0 +1,98 @@
+"""Where a Milvus index lives, and one connection to it per process.
+
+``milvus-lite:PATH`` or a path ending in ``.db`` is Milvus Lite, embedded in this process (tests, small demos;
+one process per path; ``.db`` is added to a ``milvus-lite:`` path without it); ``http(s)://host:19530`` is a
+Milvus standalone or distributed server. A query string picks the collection (``?collection=shoes``, default
+``products``). Credentials come only from the environment: ``MILVUS_TOKEN`` (or ``MILVUS_USER`` +
+``MILVUS_PASSWORD``), and ``MILVUS_DB``; a URI that carries them is refused.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from core.config.paths import slug
+from core.index.files import IndexStateError
+
+DEFAULT_COLLECTION = "products"
+_clients: dict[tuple, object] = {}
+_guard = threading.Lock()
+
+
+@dataclass(frozen=True)
+class Location:
+    uri: str  # as the user wrote it
+    connect: str  # what pymilvus connects to: a ``.db`` path (Milvus Lite) or a server URL
+    collection: str
+    lite: bool
+
+    @property
+    def root(self) -> Path:
+        """A path naming this index for cache keys (never written to)."""
+        if self.lite:
+            return Path(self.connect).resolve() / self.collection
+        return Path("/milvus") / slug(self.connect.split("://", 1)[1]) / slug(os.environ.get("MILVUS_DB", "default")
+                                                                              ) / self.collection
+
+
+def parse_location(location: str | Path) -> Location | None:
+    """The Milvus location named by ``location``, or None when it names an Annoy index folder."""
+    s = str(location)
+    base, _, query = s.partition("?collection=")
+    coll = query or DEFAULT_COLLECTION
+    if base.startswith(("http://", "https://")):
+        if "@" in base.split("://", 1)[1].split("/", 1)[0]:
+            raise IndexStateError("put Milvus credentials in MILVUS_TOKEN (or MILVUS_USER/MILVUS_PASSWORD), "
+                                  "not in the URI")
+        return Location(s, base, coll, False)
+    if base.startswith("milvus-lite:"):
+        path = base.split(":", 1)[1]
+        if not path:
+            raise IndexStateError("milvus-lite:PATH needs a path, e.g. milvus-lite:/tmp/catalog.db")
+        return Location(s, path if path.endswith(".db") else path + ".db", coll, True)
+    if base.endswith(".db"):
+        return Location(s, base, coll, True)
+    return None
+
+
+def client_for(loc: Location, create: bool = False):
+    """One connection per (server or Lite path, database) per process; a Lite path that does not exist is only
+    created when ``create``."""
+    try:
+        from pymilvus import MilvusClient
+    except ImportError:
+        raise IndexStateError("the Milvus backend needs pymilvus (and milvus-lite for local paths): "
+                              "pip install pymilvus milvus-lite") from None
+    # Milvus Lite keeps no server timestamps; pymilvus would warn on every query iterator that it uses its own
+    logging.getLogger("pymilvus.client.iterator.query_iterator").setLevel(logging.ERROR)
+    db = os.environ.get("MILVUS_DB", "")
+    key = (str(Path(loc.connect).resolve()) if loc.lite else loc.connect, db)
+    with _guard:
+        if key not in _clients:
+            kw = {"uri": key[0]}
+            if not loc.lite:
+                token = os.environ.get("MILVUS_TOKEN") or (
+                    f"{os.environ['MILVUS_USER']}:{os.environ.get('MILVUS_PASSWORD', '')}"
+                    if os.environ.get("MILVUS_USER") else "")
+                kw |= {"token": token} if token else {}
+                kw |= {"db_name": db} if db else {}
+            elif not create and not Path(key[0]).exists():
+                raise IndexStateError(f"no index in {loc.uri} (build it: python -m core index --catalog DIR "
+                                      f"--out {loc.uri})")
+            else:
+                Path(key[0]).parent.mkdir(parents=True, exist_ok=True)
+            try:
+                _clients[key] = MilvusClient(**kw)
+            except Exception as e:  # noqa: BLE001 - pymilvus raises many kinds; one line for the user
+                hint = " (a Milvus Lite path serves one process: is another one using it?)" if loc.lite else ""
+                raise IndexStateError(f"cannot connect to Milvus at {loc.uri}{hint}: {first_line(e)}") from None
+        return _clients[key]
+
+
+def first_line(e: BaseException) -> str:
+    text = str(getattr(e, "message", "") or e).strip()
+    return (text.splitlines()[0] if text else type(e).__name__)[:200]
