@@ -8,10 +8,10 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from core.data.catalog import load_catalog
-from core.index.factory import build_index
+from core.index.factory import build_index, open_index
 from core.index.workspace import ensure_index
 from core.search.engine import Searcher
-from tests.test_app import errors, run
+from tests.test_app import SAMPLE, errors, run
 from tests.test_app_state import (
     APP,
     MINI,
@@ -122,3 +122,30 @@ def test_served_offers_only_the_operators_indexes(monkeypatch):
     assert offered_indexes("index:milvus-lite:/home/x.db") == {**ops, "index:milvus-lite:/home/x.db":
                                                                 "milvus-lite:/home/x.db"}
     assert offered_indexes("mini") == ops
+
+
+@pytest.mark.slow
+def test_the_catalog_page_edits_a_milvus_index(cache, milvus_mini):
+    n = len(load_catalog(cache).products)
+    at = AppTest.from_file(str(ROOT / PAGES[0]), default_timeout=TIMEOUT)
+    at.query_params["catalog"] = f"index:{milvus_mini}"
+    run(at)
+    assert at.metric[0].value == str(n) and not errors(at)
+    at.text_input(key="add_pid").set_value("NEW-1")
+    at.file_uploader(key="add_images").set_value([("a.jpg", (SAMPLE / "images" / "P0200.jpg").read_bytes(),
+                                                    "image/jpeg")])
+    next(b for b in at.button if b.label == "Add to the catalog").click()
+    run(at)
+    assert not errors(at) and any("Added NEW-1 with 1 image(s)" in s.value for s in at.success)
+    assert at.metric[0].value == str(n + 1) and "NEW-1" in (cache / "catalog.csv").read_text()
+    assert "NEW-1" in open_index(milvus_mini).products  # in the Milvus collection itself, not only the app's copy
+
+    at.multiselect(key="remove_pick").set_value(["NEW-1"])
+    run(at)
+    at.button(key="remove_go").click()
+    run(at)
+    assert any("Removed NEW-1" in s.value for s in at.success) and at.metric[0].value == str(n)
+    assert "NEW-1" not in open_index(milvus_mini).products
+    at.button(key="compact_go").click()
+    run(at)
+    assert any(f"Compacted: {n} products" in s.value for s in at.success) and not errors(at)
