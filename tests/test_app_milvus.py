@@ -27,7 +27,7 @@ from tests.test_app_state import (
     query_shown,
     results,
 )
-from ui.common import offered_indexes
+from ui.common import md, offered_indexes
 
 pytest.importorskip("pymilvus")
 pytest.importorskip("milvus_lite")
@@ -149,3 +149,22 @@ def test_the_catalog_page_edits_a_milvus_index(cache, milvus_mini):
     at.button(key="compact_go").click()
     run(at)
     assert any(f"Compacted: {n} products" in s.value for s in at.success) and not errors(at)
+
+
+def test_an_index_of_another_embedder_is_one_line(cache, tmp_path, monkeypatch):
+    import numpy as np
+
+    from core.index.milvus_index import MilvusIndex
+
+    uri = f"milvus-lite:{tmp_path / 'other.db'}"
+    rows = load_catalog(cache).rows
+    vecs = np.random.default_rng(0).normal(size=(len(rows), 8)).astype(np.float32)
+    items = [{"product_id": r.product_id, "image": r.image} for r in rows]
+    MilvusIndex.from_arrays(uri, vecs / np.linalg.norm(vecs, axis=1, keepdims=True), items,
+                            {r.product_id: dict(r.fields) for r in rows}, {"spec": "other-model", "dim": 8},
+                            catalog_root=cache)
+    monkeypatch.setenv("VPS_INDEX", uri)
+    at = AppTest.from_file(str(ROOT / PAGES[0]), default_timeout=TIMEOUT)
+    at.query_params["catalog"] = f"index:{uri}"
+    run(at)
+    assert errors(at) == [md(f"index {uri} was built with embedder other-model: pick that embedder in the sidebar")]
