@@ -29,8 +29,10 @@ def overview(ctx: Context) -> None:
     a, b, c, d = st.columns(4)
     a.metric("Products", len(ctx.index))
     b.metric("Image vectors", m.get("n_vectors", 0))
-    c.metric("Added since build", m.get("n_delta", 0), help="Searched exactly until the index is compacted.")
-    d.metric("Removed, not compacted", m.get("n_removed", 0))
+    if "n_removed" in m:  # an Annoy index: added vectors are searched exactly, removed ones hidden until compacted
+        c.metric("Added since build", m.get("n_delta", 0), help="Searched exactly until the index is compacted.")
+        d.metric("Removed, not compacted", m["n_removed"])
+    st.caption(f"Index: {md(ctx.index.summary)}")
 
 
 def browse(ctx: Context) -> None:
@@ -89,7 +91,7 @@ def remove_form(ctx: Context) -> None:
     if st.button("Compact the index", key="compact_go"):
         with st.spinner("Compacting…"):
             idx = ctx.index.compact()
-        flash(f"Compacted: {len(idx)} products, {idx.manifest['n_vectors']} vectors, {idx.manifest['trees']} trees.")
+        flash(f"Compacted: {md(idx.summary)}.")
         st.rerun()
 
 
@@ -136,7 +138,8 @@ def main() -> None:
     if ctx is None:
         st.stop()
     st.title(":material/inventory_2: Catalog")
-    st.caption(f"{md(ctx.catalog_dir)} · changes are saved to its catalog.csv and the search index at once.")
+    where = f" · index {md(ctx.location)}" if ctx.location else ""
+    st.caption(f"{md(ctx.catalog_dir)}{where} · changes are saved to its catalog.csv and the search index at once.")
     flash()
     try:
         overview(ctx)

@@ -13,7 +13,7 @@ from core.evaluation.evaluate import Evaluation, Failure, evaluate, failure_deta
 from core.explore.map_view import map_figure, map_table
 from core.explore.projection import UmapParams
 from ui.auth import edit_gate
-from ui.common import USER_ERRORS, Context, get_embedder, get_index, index_searcher, md, show_error, sidebar
+from ui.common import USER_ERRORS, Context, get_embedder, index_for, index_searcher, md, show_error, sidebar
 from ui.explore import index_projection
 from ui.nav import use_app_navigation
 from ui.settings import settings
@@ -56,7 +56,7 @@ def run(ctx: Context, req: Request) -> dict[str, tuple[Evaluation, list[Failure]
     for spec in req.specs:
         try:
             emb = get_embedder(spec)
-            index = get_index(ctx.catalog_dir, emb)
+            index = index_for(ctx, emb)
             searcher = index_searcher(index, emb) if req.rank == "static" else None
             bar = st.progress(0.0, text=f"Evaluating {md(spec)}…")
             ev = evaluate(index, emb, Path(req.queries), label=req.label, rank=req.rank, searcher=searcher,
@@ -100,7 +100,7 @@ def maps(ctx: Context, specs: list[str], label: str) -> None:
     for col, spec in zip(cols, specs[:2]):
         with col:
             try:
-                index = get_index(ctx.catalog_dir, get_embedder(spec))
+                index = index_for(ctx, get_embedder(spec))
                 rows = map_table(index, index_projection(index, UmapParams()))
                 st.plotly_chart(map_figure(rows, label if rows and label in rows[0] else "product_id", title=spec),
                                 key=f"ev_map_{spec}")

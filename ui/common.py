@@ -15,7 +15,9 @@ from core.data.catalog import CatalogError, load_catalog
 from core.data.images import ImageError
 from core.embedding import DEFAULT_SPEC, Embedder, load_embedder
 from core.index.allowlist import catalog_roots, catalogs_under
+from core.index.backend import IndexBackend
 from core.index.eviction import evict_indexes, touch
+from core.index.factory import backend_for, open_index
 from core.index.product_index import IndexStateError, ProductIndex
 from core.index.workspace import SAMPLE_KEY, catalog_keys, catalog_label, ensure_index, index_dir_for, index_state
 from core.search.engine import Searcher
@@ -26,6 +28,7 @@ from ui.state import EMBEDDER_CHOICES, AppState, app_state, bind, sync_url
 
 USER_ERRORS = (ValueError, CatalogError, ImageError, IndexStateError, StoreError, OSError, TooSlow)
 OTHER = "Other folder…"
+INDEX_PREFIX = "index:"  # a catalog key naming an index location opened as it is (``VPS_INDEX``)
 
 
 def offered_catalogs() -> dict[str, Path]:
@@ -35,6 +38,20 @@ def offered_catalogs() -> dict[str, Path]:
         return catalogs_under(catalog_roots(s.catalog_roots))
     extra = catalogs_under(catalog_roots(s.catalog_roots)) if s.catalog_roots else {}
     return catalog_keys() | {k: v for k, v in extra.items() if k not in catalog_keys()}
+
+
+def offered_indexes(wanted: str = "") -> dict[str, str]:
+    """Catalog key (``index:<location>``) -> index location, for the locations the operator set (``VPS_INDEX``);
+    local, also ``wanted`` when it is such a key (a link naming an index). Served, only the operator's."""
+    out = {INDEX_PREFIX + loc: loc for loc in settings().indexes}
+    if wanted.startswith(INDEX_PREFIX) and wanted[len(INDEX_PREFIX):].strip() and not settings().served:
+        out.setdefault(wanted, wanted[len(INDEX_PREFIX):].strip())
+    return out
+
+
+def key_label(key: str) -> str:
+    """How the sidebar names a catalog key."""
+    return f"Index: {key[len(INDEX_PREFIX):]}" if key.startswith(INDEX_PREFIX) else catalog_label(key)
 
 
 def embedder_choices() -> list[str]:
@@ -55,7 +72,8 @@ class Context:
     catalog_dir: Path
     spec: str
     embedder: Embedder
-    index: ProductIndex
+    index: IndexBackend
+    location: str = ""  # the index location opened as it is (``VPS_INDEX``); "" = the app's own index
 
 
 @st.cache_resource(show_spinner="Loading the model…")
@@ -64,8 +82,10 @@ def get_embedder(spec: str) -> Embedder:
 
 
 @st.cache_resource(show_spinner=False, max_entries=8)
-def _load_index(index_dir: str, generation: str, spec: str) -> ProductIndex:
-    return ProductIndex.load(index_dir, spec)
+def _load_index(location: str, fingerprint: str, spec: str, _opened: IndexBackend | None = None) -> IndexBackend:
+    """The index at ``location`` as of ``fingerprint``, kept with what it loaded (rows, vectors); ``_opened``:
+    an index already opened at that fingerprint, kept as it is."""
+    return _opened if _opened is not None else open_index(location, spec or None)
 
 
 def current_generation_name(index_dir: Path) -> str:
@@ -73,7 +93,29 @@ def current_generation_name(index_dir: Path) -> str:
     return ptr.read_text().strip() if ptr.is_file() else ""
 
 
-def get_index(catalog_dir: Path, embedder: Embedder) -> ProductIndex:
+def open_location(location: str, embedder: Embedder) -> IndexBackend:
+    """The index at ``location`` (``VPS_INDEX``), opened as it is (never built here), cached by its fingerprint.
+    An index built by another embedder is one line naming the embedder to pick."""
+    gen = current_generation_name(Path(location).expanduser()) if backend_for(location) is ProductIndex else ""
+    if gen:  # an Annoy folder names its generation without being opened
+        idx = _load_index(location, gen, "")
+    else:
+        fresh = open_index(location)
+        idx = _load_index(location, fresh.fingerprint, "", fresh)
+    if idx.spec != embedder.spec:
+        raise IndexStateError(f"index {location} was built with embedder {idx.spec}: pick that embedder in the "
+                              "sidebar")
+    idx.check_embedder(embedder)
+    return idx
+
+
+def index_for(ctx: Context, embedder: Embedder) -> IndexBackend:
+    """The index of the context's catalog for ``embedder``: the context's own for its embedder, else the app's
+    index of that catalog (built if needed)."""
+    return ctx.index if embedder.spec == ctx.spec else get_index(ctx.catalog_dir, embedder)
+
+
+def get_index(catalog_dir: Path, embedder: Embedder) -> IndexBackend:
     """The index of this catalog and embedder: cached by generation; built with a progress bar if needed (served:
     by anyone for the default embedder, else by a signed-in administrator). The cache keeps the most recently
     used indexes (``VPS_CACHE_MAX_INDEXES``)."""
@@ -97,7 +139,7 @@ def get_index(catalog_dir: Path, embedder: Embedder) -> ProductIndex:
 
 
 @st.cache_resource(show_spinner=False, max_entries=4)
-def _searcher(index_root: str, fingerprint: str, spec: str, _index: ProductIndex, _embedder: Embedder) -> Searcher:
+def _searcher(index_root: str, fingerprint: str, spec: str, _index: IndexBackend, _embedder: Embedder) -> Searcher:
     searcher = Searcher(_index, _embedder)
     searcher.prepare_in_background()  # attribute filters, fitted weights, calibration: once per index generation
     return searcher
@@ -109,7 +151,7 @@ def get_searcher(ctx: Context, *, wait: bool = True) -> Searcher:
     return index_searcher(ctx.index, ctx.embedder, wait=wait)
 
 
-def index_searcher(index: ProductIndex, embedder: Embedder, *, wait: bool = True) -> Searcher:
+def index_searcher(index: IndexBackend, embedder: Embedder, *, wait: bool = True) -> Searcher:
     """The search entry point of any index (cached per index generation, shared read-only)."""
     searcher = _searcher(str(index.root), index.fingerprint, embedder.spec, index, embedder)
     if wait and not searcher.ready:
@@ -126,8 +168,10 @@ def sidebar() -> Context | None:
     anything else is refused in one line."""
     state = app_state()
     served = settings().served
-    keys = offered_catalogs()
-    labels = {catalog_label(k): k for k in keys}
+    keys: dict[str, Path | None] = {**offered_catalogs()}
+    indexes = offered_indexes(state.catalog)
+    keys |= dict.fromkeys(indexes)  # an index's catalog folder is known once it is opened
+    labels = {key_label(k): k for k in keys}
     options = [*labels] if served else [*labels, OTHER]
     choices = embedder_choices()
     with st.sidebar:
@@ -143,7 +187,7 @@ def sidebar() -> Context | None:
                 wanted = state.spec_typed or state.spec_choice
                 st.error(f"Embedder {md(repr(wanted))} is not offered on this server; using {md(choices[0])}.")
                 state.spec_typed, state.spec_choice, state.spec = "", choices[0], choices[0]
-        bind("vps_catalog", catalog_label(state.catalog) if state.catalog in keys else OTHER, options.__contains__)
+        bind("vps_catalog", key_label(state.catalog) if state.catalog in keys else OTHER, options.__contains__)
         label = st.selectbox("Catalog", options, key="vps_catalog")
         if label == OTHER:
             bind("vps_catalog_path", "" if state.catalog in keys else state.catalog, _is_str)
@@ -168,13 +212,16 @@ def sidebar() -> Context | None:
     sync_url(state)
     if embedder is None:
         return None
-    catalog_dir = keys.get(state.catalog) or Path(state.catalog).expanduser()
+    location = indexes.get(state.catalog, "")
     try:
-        index = get_index(catalog_dir, embedder)
+        if location:
+            index = open_location(location, embedder)
+            return Context(index.catalog_root, embedder.spec, embedder, index, location)
+        catalog_dir = keys.get(state.catalog) or Path(state.catalog).expanduser()
+        return Context(catalog_dir, embedder.spec, embedder, get_index(catalog_dir, embedder))
     except USER_ERRORS as e:
         show_error(e)
         return None
-    return Context(catalog_dir, embedder.spec, embedder, index)
 
 
 def _is_str(v: object) -> bool:

@@ -8,13 +8,13 @@ import streamlit as st
 
 from core.explore.disagreements import DisagreementReport, compare
 from core.explore.projection import MAX_FIT, Projection, UmapParams, project, projection_dir
-from core.index.product_index import ProductIndex
+from core.index.backend import IndexBackend
 
 from .common import Context
 
 
 @st.cache_resource(show_spinner=False, max_entries=6)
-def _projection(root: str, fingerprint: str, params: UmapParams, _index: ProductIndex) -> Projection:
+def _projection(root: str, fingerprint: str, params: UmapParams, _index: IndexBackend) -> Projection:
     n = int(_index.alive.sum())
     cached = (projection_dir(_index, params) / "CURRENT").exists()
     msg = ("Loading the cached map…" if cached else
@@ -31,7 +31,7 @@ def get_projection(ctx: Context, params: UmapParams) -> Projection:
     return index_projection(ctx.index, params)
 
 
-def index_projection(index: ProductIndex, params: UmapParams) -> Projection:
+def index_projection(index: IndexBackend, params: UmapParams) -> Projection:
     """The (disk- and memory-cached) UMAP projection of any index."""
     return _projection(str(index.root), index.fingerprint, params, index)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from core.index.product_index import ProductIndex
+from core.index.backend import IndexBackend
 from core.search.feedback import refine
 
 VOTES, VOTES_FOR = "votes", "votes_for"
@@ -41,7 +41,7 @@ def forget_votes_on_new_query(key: tuple) -> None:
         st.session_state[VOTES_FOR] = key
 
 
-def refined_vector(index: ProductIndex, vector: np.ndarray, key: tuple) -> np.ndarray | None:
+def refined_vector(index: IndexBackend, vector: np.ndarray, key: tuple) -> np.ndarray | None:
     """The query refined by the votes given on it (None when it has none)."""
     v = st.session_state.get(VOTES) or {}
     if not v or st.session_state.get(VOTES_FOR) != key:

@@ -8,6 +8,9 @@ Each setting is read from the environment, else ``st.secrets`` (``.streamlit/sec
   otherwise (``--server.address 0.0.0.0``, a LAN address, or unset, where Streamlit listens on every interface).
 - ``VPS_ADMIN_TOKEN`` / ``admin_token``: the password that unlocks editing in served mode (none: no editing).
 - ``VPS_CATALOG_ROOTS`` / ``catalog_roots``: the allow-list (see :mod:`core.index.allowlist`).
+- ``VPS_INDEX`` / ``index``: index locations to open as they are (``milvus-lite:PATH``, ``*.db``,
+  ``http(s)://host:19530[?collection=NAME]`` or an Annoy index folder), comma-separated; each is offered as a
+  catalog ("Index: <location>", its catalog the index's own). Only the operator sets them, never a visitor.
 - ``VPS_CACHE_MAX_INDEXES`` / ``cache_max_indexes``: cached indexes kept (served default 8, local: no limit).
 - ``VPS_SEARCH_TIMEOUT`` / ``search_timeout``: seconds one search may take (default 30).
 - ``VPS_SEARCH_WORKERS`` / ``search_workers``: searches run at once, shared by all sessions (default 2).
@@ -58,6 +61,7 @@ def _number(name: str, default: float) -> float:
 class Settings:
     mode: str
     catalog_roots: str  # os.pathsep-separated; "" = the default roots
+    indexes: tuple[str, ...]  # index locations opened as they are (``VPS_INDEX``)
     cache_max_indexes: int
     search_timeout_s: float
     search_workers: int
@@ -77,6 +81,7 @@ def settings() -> Settings:
     return Settings(
         mode=mode,
         catalog_roots=setting("catalog_roots"),
+        indexes=tuple(dict.fromkeys(loc.strip() for loc in setting("index").split(",") if loc.strip())),
         cache_max_indexes=int(_number("cache_max_indexes", 8 if mode == SERVED else 0)),
         search_timeout_s=max(1.0, _number("search_timeout", 30.0)),
         search_workers=max(1, int(_number("search_workers", 2))),

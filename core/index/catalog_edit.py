@@ -26,7 +26,7 @@ from core.data.catalog import CSV_NAME, RESERVED, Catalog, CatalogError, load_ca
 from core.data.csv_records import records
 from core.data.images import ImageSource, open_image
 from core.embedding import Embedder
-from core.index.product_index import ProductIndex
+from core.index.backend import IndexBackend
 
 #: Longest side of an added image as stored in the catalog.
 MAX_SIDE = 2048
@@ -40,7 +40,7 @@ class CatalogEditError(CatalogError):
 
 @dataclass
 class EditResult:
-    index: ProductIndex
+    index: IndexBackend
     product_ids: list[str]
     images: list[str] = field(default_factory=list)  # paths relative to the catalog root
     skipped: list[str] = field(default_factory=list)
@@ -132,7 +132,7 @@ def _save_new(img, folder: Path, name: str) -> Path:
     raise CatalogEditError(f"no free file name for {name}.jpg in {folder}")
 
 
-def add_product(catalog_root: str | Path, index: ProductIndex, embedder: Embedder, images: Sequence[ImageSource],
+def add_product(catalog_root: str | Path, index: IndexBackend, embedder: Embedder, images: Sequence[ImageSource],
                 fields: Mapping[str, str], product_id: str = "") -> EditResult:
     """Save ``images`` into the catalog, append one row per image to ``catalog.csv`` and add the product to
     ``index`` incrementally (no rebuild). Nothing is written when an image or a field is unusable, and the edit is
@@ -191,7 +191,7 @@ def add_product(catalog_root: str | Path, index: ProductIndex, embedder: Embedde
     return EditResult(index, [pid], [r.image for r in new_rows], report.skipped, report.added)
 
 
-def remove_products(catalog_root: str | Path, index: ProductIndex, product_ids: Sequence[str]) -> EditResult:
+def remove_products(catalog_root: str | Path, index: IndexBackend, product_ids: Sequence[str]) -> EditResult:
     """Delete the rows of ``product_ids`` from ``catalog.csv`` and hide them in ``index`` (tombstones). Every other
     line of the file is kept byte for byte (rows the catalog reader skips included).
 
