@@ -6,13 +6,11 @@ The entry point names the pages (so the sidebar says "Search", not "app"); each 
 
 from __future__ import annotations
 
-import streamlit as st
-
-from ui.nav import app_navigation
+from ui.nav import app_navigation, set_app_page_config
 
 
 def main() -> None:
-    st.set_page_config(page_title="Visual product search", page_icon="🔎", layout="wide")
+    set_app_page_config()
     app_navigation().run()
 
 

@@ -17,6 +17,11 @@ PAGES = [
 ]
 
 
+def set_app_page_config() -> None:
+    """The app's title, icon and layout (a page may set its own title after)."""
+    st.set_page_config(page_title="Visual product search", page_icon="🔎", layout="wide")
+
+
 def app_navigation() -> StreamlitPage:
     """The sidebar's list of the app's pages; returns the page the URL asks for."""
     return st.navigation([st.Page(path, title=title, icon=icon, default=i == 0)
@@ -31,4 +36,5 @@ def use_app_navigation() -> None:
     page's link. Naming the app's pages here replaces that list for this user and ends that mode for the process.
     """
     if PagesManager.uses_pages_directory:
+        set_app_page_config()  # before the navigation, as app.py does: the pages' icons never become the favicon
         app_navigation()
