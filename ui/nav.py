@@ -23,17 +23,23 @@ def set_app_page_config() -> None:
 
 
 def app_navigation() -> StreamlitPage:
-    """The sidebar's list of the app's pages; returns the page the URL asks for."""
-    return st.navigation([st.Page(path, title=title, icon=icon, default=i == 0)
-                          for i, (path, title, icon) in enumerate(PAGES)])
+    """The sidebar's list of the app's pages; returns the page the URL asks for. Streamlit's old multipage mode
+    (see :func:`use_app_navigation`) is kept as it was: st.navigation would end it for the whole process after
+    this run, so that a rerun (``st.rerun``) ran the pages another way than the run before and widgets lost
+    their values between the two."""
+    legacy = PagesManager.uses_pages_directory
+    nav = st.navigation([st.Page(path, title=title, icon=icon, default=i == 0)
+                         for i, (path, title, icon) in enumerate(PAGES)])
+    PagesManager.uses_pages_directory = legacy
+    return nav
 
 
 def use_app_navigation() -> None:
     """Called first by every page: where Streamlit ran the page file itself, name the app's pages.
 
-    A ``pages/`` folder beside ``app.py`` makes a server's first script run use Streamlit's old multipage mode:
-    its own page list ("app" plus the files), and a page file run without ``app.py`` when the first visit is a
-    page's link. Naming the app's pages here replaces that list for this user and ends that mode for the process.
+    A ``pages/`` folder beside ``app.py`` makes Streamlit run in its old multipage mode: its own page list
+    ("app" plus the files), and a page's file run without ``app.py`` when the URL names that page. Naming the
+    app's pages here replaces that list, so every user sees the pages ``app.py`` names.
     """
     if PagesManager.uses_pages_directory:
         set_app_page_config()  # before the navigation, as app.py does: the pages' icons never become the favicon
