@@ -132,6 +132,10 @@ def test_add_remove_compact_equal_a_fresh_build(kind, tmp_path, sample_catalog):
 
 
 def test_milvus_ivf_is_exact_when_asked_and_under_selective_filters(data, tmp_path):
+    """Also in a process that imported the metric-learning code first: pytorch-metric-learning imports
+    faiss.contrib.torch_utils, which replaces faiss's search with one that takes no search parameters."""
+    import pytorch_metric_learning.utils.inference  # noqa: F401 - patches faiss, as core.metric's imports can
+
     from core.index.milvus_index import MilvusIndex
 
     vecs, items, products = data

@@ -59,6 +59,34 @@ def parse_location(location: str | Path) -> Location | None:
     return None
 
 
+def keep_faiss_search_params() -> None:
+    """Give faiss indexes back their ``search(x, k, params=...)`` for numpy input where
+    ``faiss.contrib.torch_utils`` (imported by pytorch-metric-learning) replaced ``search`` with a torch-aware one
+    that takes no ``params``: Milvus Lite passes search parameters to faiss, so its searches would fail in any
+    process that also imported the metric-learning code. Tensors still go to the torch-aware method."""
+    import sys
+
+    faiss = sys.modules.get("faiss")
+    if faiss is None or "faiss.contrib.torch_utils" not in sys.modules \
+            or getattr(faiss.Index.__dict__.get("search"), "_vps_params", False):
+        return
+    for name in dir(faiss):
+        cls = getattr(faiss, name)
+        if not (isinstance(cls, type) and issubclass(cls, faiss.Index)) or not hasattr(cls, "search_numpy"):
+            continue
+        torch_search = cls.__dict__.get("search")
+        if torch_search is None or getattr(torch_search, "_vps_params", False):
+            continue
+
+        def search(self, x, k, *args, params=None, _torch=torch_search, **kw):
+            if params is not None or type(x).__module__ == "numpy":
+                return self.search_numpy(x, k, *args, params=params, **kw)
+            return _torch(self, x, k, *args, **kw)
+
+        search._vps_params = True
+        cls.search = search
+
+
 def client_for(loc: Location, create: bool = False):
     """One connection per (server or Lite path, database) per process; a Lite path that does not exist is only
     created when ``create``."""
@@ -67,6 +95,7 @@ def client_for(loc: Location, create: bool = False):
     except ImportError:
         raise IndexStateError("the Milvus backend needs pymilvus (and milvus-lite for local paths): "
                               "pip install pymilvus milvus-lite") from None
+    keep_faiss_search_params()
     # Milvus Lite keeps no server timestamps; pymilvus would warn on every query iterator that it uses its own
     logging.getLogger("pymilvus.client.iterator.query_iterator").setLevel(logging.ERROR)
     db = os.environ.get("MILVUS_DB", "")

@@ -24,7 +24,7 @@ from core.data.catalog import Catalog, CatalogRow
 from core.embedding import Embedder
 from core.index.backend import BuildReport, Hit, IndexBackend, conditions, embed_rows
 from core.index.files import MAX_DIM, IndexStateError
-from core.index.milvus_connect import Location, client_for, first_line, parse_location
+from core.index.milvus_connect import Location, client_for, first_line, keep_faiss_search_params, parse_location
 from core.index.milvus_filters import NUMBER, TEXT, filter_fields, lit, to_expr
 
 FORMAT_VERSION = 1
@@ -243,6 +243,7 @@ class MilvusIndex(IndexBackend):
         expr = to_expr(conditions(where))
         params = self._search_params(expr, k, exact)
         try:
+            keep_faiss_search_params()  # pytorch-metric-learning may have been imported since the connection
             res = self.client.search(self.collection, data=q.tolist(), limit=min(k + 5, 16_384), filter=expr,
                                      group_by_field="product_id", output_fields=_OUT,
                                      search_params={"metric_type": METRIC, "params": params})
