@@ -14,7 +14,7 @@ from PIL import Image
 from core.embedding import load_embedder
 from core.embedding.batch import embed_sources
 from core.embedding.tuned import StageTap, TunedTop, check_equivalence
-from core.metric.features import augment, embed_cached
+from core.metric.features import embed_cached
 from core.metric.train import TrainConfig, train_head
 from tests.test_metric import _val_recall, grocery_subset  # noqa: F401 - the 10-product subset fixture
 
@@ -75,11 +75,3 @@ def test_frozen_bases_other_than_ms_train_a_head_only(grocery_subset, embedder, 
     res = train_head(embedder, grocery_subset / "catalog", grocery_subset / "views", tmp_path / "m",
                      TrainConfig(epochs=1, catalog_augs=1, view_augs=0, tta_flip=False, batch_size=40))
     assert res.tune == 0 and json.loads((tmp_path / "m" / "config.json").read_text())["tune"] == 0
-
-
-def test_shop_photo_augmentations_are_seeded_and_vary():
-    img = Image.fromarray(np.random.default_rng(1).integers(0, 255, (120, 160, 3), dtype=np.uint8))
-    a, b = augment(img, "aug0", "x"), augment(img, "aug0", "x")
-    assert np.array_equal(np.asarray(a), np.asarray(b))
-    views = {np.asarray(augment(img, f"aug{k}", "x").resize((32, 32))).tobytes() for k in range(6)}
-    assert len(views) == 6

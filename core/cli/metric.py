@@ -30,7 +30,10 @@ def args_train_metric(p) -> None:
     p.add_argument("--holdout", type=float, default=None, help="share of views held out for early stopping")
     p.add_argument("--tune", type=int, default=None,
                    help="last backbone stages fine-tuned on cached activations (default 1; 0: head only)")
-    p.add_argument("--tune-lr", type=float, default=None, help="learning rate of the tuned stages (default 1e-4)")
+    p.add_argument("--tune-epochs", type=int, default=None,
+                   help="epochs of the head and tuned stages together, after the head alone (default 8)")
+    p.add_argument("--tune-lr", type=float, default=None,
+                   help="learning rate while the stages are tuned (default 1e-4)")
     p.add_argument("--device", default=None, help="auto (cuda when present, default), cpu or cuda")
     p.add_argument("--seed", type=int, default=None, help="random seed")
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from filelock import FileLock
-from PIL import Image, ImageEnhance, ImageFilter, ImageOps
+from PIL import Image, ImageEnhance, ImageOps
 from tqdm.auto import tqdm
 
 from core.config.progress import Progress
@@ -39,65 +39,27 @@ def check_view(view: str) -> None:
         raise ValueError(f"unknown view {view!r} (orig, flip, aug<k>)")
 
 
-#: version of :func:`augment` (part of the cached ``aug<k>`` file names: a changed augmentation is recomputed)
-AUG_VERSION = 2
-
-
-def _glare(img: Image.Image, rng: random.Random) -> Image.Image:
-    """A soft bright spot, as a shop light reflected off a shiny package."""
-    w, h = img.size
-    r = rng.uniform(0.15, 0.4) * min(w, h)
-    cx, cy = rng.uniform(0, w), rng.uniform(0, h)
-    yy, xx = np.ogrid[:h, :w]
-    a = np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / (2 * r * r)) * rng.uniform(0.4, 0.8)
-    arr = np.asarray(img, dtype=np.float32)
-    return Image.fromarray((arr + (255 - arr) * a[..., None]).clip(0, 255).astype(np.uint8))
-
-
-def _perspective(img: Image.Image, rng: random.Random, amount: float = 0.12) -> Image.Image:
-    """The package seen at an angle: each corner moved by up to ``amount`` of the side."""
-    w, h = img.size
-    src = [(rng.uniform(0, amount) * w, rng.uniform(0, amount) * h), (w - rng.uniform(0, amount) * w,
-           rng.uniform(0, amount) * h), (w - rng.uniform(0, amount) * w, h - rng.uniform(0, amount) * h),
-           (rng.uniform(0, amount) * w, h - rng.uniform(0, amount) * h)]
-    dst = [(0, 0), (w, 0), (w, h), (0, h)]
-    A = np.array([[x, y, 1, 0, 0, 0, -u * x, -u * y] for (x, y), (u, _) in zip(dst, src)]
-                 + [[0, 0, 0, x, y, 1, -v * x, -v * y] for (x, y), (_, v) in zip(dst, src)], dtype=np.float64)
-    b = np.array([u for u, _ in src] + [v for _, v in src], dtype=np.float64)
-    coeffs = np.linalg.solve(A, b)
-    return img.transform((w, h), Image.PERSPECTIVE, tuple(coeffs), Image.BILINEAR, fillcolor=(255, 255, 255))
-
-
 def augment(img: Image.Image, view: str, seed: str) -> Image.Image:
-    """Deterministic view of ``img``: ``orig``, ``flip`` or ``aug<k>`` (seeded by ``seed`` and k): a random
-    crop, flip and colour jitter, and, as shop photos show, now and then a rotation, a perspective, blur or
-    a glare spot."""
+    """Deterministic view of ``img``: ``orig``, ``flip`` or ``aug<k>`` (seeded by ``seed`` and k)."""
     check_view(view)
     if view == "orig":
         return img
     if view == "flip":
         return ImageOps.mirror(img)
     rng = random.Random(f"{seed}:{view}")
-    img = img.convert("RGB")
-    if rng.random() < 0.3:
-        img = _perspective(img, rng)
     w, h = img.size
-    s = rng.uniform(0.4, 1.0)  # area fraction kept
+    s = rng.uniform(0.55, 1.0)  # area fraction kept
     ar = rng.uniform(3 / 4, 4 / 3)
     cw, ch = min(w, int(w * (s * ar) ** 0.5)), min(h, int(h * (s / ar) ** 0.5))
     x, y = rng.randint(0, w - cw), rng.randint(0, h - ch)
     img = img.crop((x, y, x + cw, y + ch))
     if rng.random() < 0.5:
         img = ImageOps.mirror(img)
-    img = ImageEnhance.Brightness(img).enhance(rng.uniform(0.6, 1.4))
+    img = ImageEnhance.Brightness(img).enhance(rng.uniform(0.7, 1.3))
     img = ImageEnhance.Contrast(img).enhance(rng.uniform(0.7, 1.3))
-    img = ImageEnhance.Color(img).enhance(rng.uniform(0.6, 1.4))
+    img = ImageEnhance.Color(img).enhance(rng.uniform(0.7, 1.3))
     if rng.random() < 0.3:
-        img = img.rotate(rng.uniform(-20, 20), resample=Image.BILINEAR, expand=False, fillcolor=(255, 255, 255))
-    if rng.random() < 0.25:
-        img = _glare(img, rng)
-    if rng.random() < 0.3:
-        img = img.filter(ImageFilter.GaussianBlur(rng.uniform(0.5, 2.0) * max(img.size) / 448))
+        img = img.rotate(rng.uniform(-15, 15), resample=Image.BILINEAR, expand=False, fillcolor=(255, 255, 255))
     return img
 
 
@@ -106,8 +68,7 @@ class FeatureStore:
 
     def __init__(self, embedder: Embedder, view: str):
         self.embedder, self.view = embedder, view
-        name = f"{view}-v{AUG_VERSION}" if view.startswith("aug") else view
-        self.path = cache_root(embedder) / f"{name}.npz"
+        self.path = cache_root(embedder) / f"{view}.npz"
         self.data: dict[str, np.ndarray] = {}
         self._read()
 
