@@ -73,5 +73,5 @@ def test_tuned_live_path_matches_cached_path(tuned, grocery_subset):  # noqa: F8
 
 def test_frozen_bases_other_than_ms_train_a_head_only(grocery_subset, embedder, tmp_path):  # noqa: F811
     res = train_head(embedder, grocery_subset / "catalog", grocery_subset / "views", tmp_path / "m",
-                     TrainConfig(epochs=1, catalog_augs=1, view_augs=0, tta_flip=False, batch_size=40))
+                     TrainConfig(epochs=1, catalog_augs=1, view_augs=0, tta_flip=False, batch_size=40, tune=1))
     assert res.tune == 0 and json.loads((tmp_path / "m" / "config.json").read_text())["tune"] == 0

@@ -29,7 +29,8 @@ def args_train_metric(p) -> None:
                    help="embed each image with its mirror image too (default on)")
     p.add_argument("--holdout", type=float, default=None, help="share of views held out for early stopping")
     p.add_argument("--tune", type=int, default=None,
-                   help="last backbone stages fine-tuned on cached activations (default 1; 0: head only)")
+                   help="last backbone stages fine-tuned after the head, on cached activations "
+                        "(default 0: frozen backbone; an efficientnet-lite*:ms base)")
     p.add_argument("--tune-epochs", type=int, default=None,
                    help="epochs of the head and tuned stages together, after the head alone (default 8)")
     p.add_argument("--tune-lr", type=float, default=None,

@@ -136,16 +136,14 @@ class HeadEmbedder(Embedder):
 
     @torch.inference_mode()
     def embed_tensors(self, batch: torch.Tensor) -> np.ndarray:
-        """With fine-tuned stages, the frozen part runs through the source's own (ONNX) path."""
-        if self.top is None:
-            return super().embed_tensors(batch)
+        """The source (the base, or the frozen part below fine-tuned stages) runs its own (ONNX) path."""
         views = [batch, batch.flip(-1)] if self.tta_flip else [batch]
         out = sum(F.normalize(self.project(torch.from_numpy(self.source.embed_tensors(v))), dim=-1) for v in views)
         return normalize(out.numpy())
 
     @property
     def parallel_batches(self) -> bool:
-        return self.top is not None and getattr(self.source, "parallel_batches", False)
+        return getattr(self.source, "parallel_batches", False)
 
     def info(self) -> dict:
         return {**super().info(), "base": self.base.spec, "weights": self.weights_digest, "tta_flip": self.tta_flip,

@@ -58,7 +58,8 @@ class TrainConfig:
     view_augs: int = 2  # cached augmented copies of each training view (one backbone pass each; chosen, docs)
     catalog_repeat: int = 4  # catalog images are rare next to shop photos: draw them more often
     tta_flip: bool = True  # the trained embedder averages each image with its mirror image
-    tune: int = 1  # last backbone stages fine-tuned on cached activations (0: frozen backbone, head only)
+    tune: int = 0  # last backbone stages fine-tuned on cached activations after the head (0: frozen backbone;
+    # 1 did not pay on grocery val, docs/metric_learning.md)
     tune_epochs: int = 8  # phase 2: the head and the tuned stages together (each epoch runs those stages)
     tune_lr: float = 1e-4  # learning rate of phase 2
     device: str = "auto"  # cuda when present, else cpu
