@@ -28,6 +28,14 @@ def args_train_metric(p) -> None:
     p.add_argument("--tta-flip", action=argparse.BooleanOptionalAction, default=None,
                    help="embed each image with its mirror image too (default on)")
     p.add_argument("--holdout", type=float, default=None, help="share of views held out for early stopping")
+    p.add_argument("--tune", type=int, default=None,
+                   help="last backbone stages fine-tuned after the head, on cached activations "
+                        "(default 0: frozen backbone; an efficientnet-lite*:ms base)")
+    p.add_argument("--tune-epochs", type=int, default=None,
+                   help="epochs of the head and tuned stages together, after the head alone (default 8)")
+    p.add_argument("--tune-lr", type=float, default=None,
+                   help="learning rate while the stages are tuned (default 1e-4)")
+    p.add_argument("--device", default=None, help="auto (cuda when present, default), cpu or cuda")
     p.add_argument("--seed", type=int, default=None, help="random seed")
 
 
@@ -54,6 +62,8 @@ def run_train_metric(a) -> int:
     emb = load_embedder(a.model)
     res = train_head(emb, a.catalog, a.views, a.out, cfg, progress=True)
     b, z = res.best, res.zero_shot
+    if cfg.tune and not res.tune:
+        print(f"backbone frozen (fine-tuning stages needs an efficientnet-lite*:ms base, not {emb.spec})")
     if res.n_heldout:
         print(f"held-out recall@1 {z.get('recall@1', 0):.3f} -> {b.get('recall@1', 0):.3f} "
               f"(recall@5 {z.get('recall@5', 0):.3f} -> {b.get('recall@5', 0):.3f}) on {res.n_heldout} views, "

@@ -7,7 +7,7 @@ DEFAULT_SPEC = "efficientnet-lite0"
 #: the frozen base that metric learning trains a head on (multi-scale read-out of the same network)
 METRIC_BASE_SPEC = "efficientnet-lite0:ms"
 #: metric-learning losses by name (core.metric.losses builds them)
-LOSSES = ("proxy-anchor", "triplet", "supcon")
+LOSSES = ("proxy-anchor", "triplet", "supcon", "norm-softmax", "arcface")
 #: search rankings: attribute re-ranking with fixed or per-query weights, or plain nearest neighbours
 RANKS = ("static", "dynamic", "distance")
 DEFAULT_RANK = "static"

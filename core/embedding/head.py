@@ -1,7 +1,8 @@
 """``<base spec>+head:<model dir>``: a base embedder followed by a trained projection head.
 
-The model dir holds ``model.safetensors`` (the head's weights, tensors only) and ``config.json`` (base spec,
-dims, loss, data fingerprint, test-time flip). The weights' digest is part of :meth:`info`, so an index built
+The model dir holds ``model.safetensors`` (the head's weights, tensors only; with ``"tune": N`` in the config
+also the fine-tuned last N backbone stages, as ``top.*`` tensors) and ``config.json`` (base spec, dims, loss,
+data fingerprint, test-time flip). The weights' digest is part of :meth:`info`, so an index built
 with an older head in the same folder is detected as stale.
 """
 
@@ -11,15 +12,17 @@ import hashlib
 import json
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
 from core.config.store import StoreError, read_regular
-from core.embedding.base import Embedder
+from core.embedding.base import Embedder, normalize
 
 WEIGHTS, CONFIG = "model.safetensors", "config.json"
+TOP_PREFIX = "top."  # tensors of the fine-tuned backbone stages, next to the head's in the same file
 MAX_CONFIG_BYTES = 1 << 20
 MAX_DIM = 1 << 16
 MAX_PARAMS = 64_000_000
@@ -58,6 +61,8 @@ def read_config(model_dir: Path) -> dict:
         raise ValueError(f"{path}: a head of {params:,} weights is larger than the {MAX_PARAMS:,} allowed")
     if not isinstance(cfg.get("tta_flip", False), bool):
         raise ValueError(f"{path}: tta_flip must be true or false")
+    if type(cfg.get("tune", 0)) is not int or not 0 <= cfg.get("tune", 0) <= 8:
+        raise ValueError(f"{path}: tune must be an integer in 0..8")
     return cfg
 
 
@@ -87,8 +92,20 @@ class HeadEmbedder(Embedder):
                              f"({head_cfg['in_dim']}-d), not {base.spec}; use {self.config['base']}+head:...")
         self.base = base
         self.head = ProjectionHead(head_cfg["in_dim"], head_cfg["out_dim"], head_cfg["hidden"], dropout=0.0)
+        #: the embedder whose (cached) vectors :meth:`project` takes: the base, or the frozen part below the
+        #: fine-tuned stages
+        self.source: Embedder = base
+        self.top: nn.Module | None = None
         try:
-            self.head.load_state_dict(load_head_state(self.model_dir))
+            state = load_head_state(self.model_dir)
+            if self.config.get("tune", 0):
+                from core.embedding.tuned import StageTap, TunedTop
+
+                self.source = StageTap(base, self.config["tune"])
+                self.top = TunedTop(self.source)
+                self.top.load_state_dict({k[len(TOP_PREFIX):]: v for k, v in state.items() if k.startswith(TOP_PREFIX)})
+                state = {k: v for k, v in state.items() if not k.startswith(TOP_PREFIX)}
+            self.head.load_state_dict(state)
         except ValueError:
             raise
         except Exception as e:  # noqa: BLE001 - a damaged weights file is one line, whatever the reader raises
@@ -106,18 +123,31 @@ class HeadEmbedder(Embedder):
     def preprocess(self, img: Image.Image) -> torch.Tensor:
         return self.base.preprocess(img)
 
-    def project(self, base_features: torch.Tensor) -> torch.Tensor:
-        """Head on (unit-normalised) base features: what training saw."""
-        return self.head(F.normalize(base_features.float(), dim=-1))
+    def project(self, source_vectors: torch.Tensor) -> torch.Tensor:
+        """Head on vectors of :attr:`source` (base features, normalised here, or tap vectors): what training saw."""
+        x = source_vectors.float() if self.top is None else self.top(source_vectors)
+        return self.head(F.normalize(x, dim=-1))
 
     def forward_images(self, batch: torch.Tensor) -> torch.Tensor:
-        out = F.normalize(self.project(self.base.forward_images(batch)), dim=-1)
+        out = F.normalize(self.project(self.source.forward_images(batch)), dim=-1)
         if self.tta_flip:  # average with the mirrored view
-            out = out + F.normalize(self.project(self.base.forward_images(batch.flip(-1))), dim=-1)
+            out = out + F.normalize(self.project(self.source.forward_images(batch.flip(-1))), dim=-1)
         return out
 
+    @torch.inference_mode()
+    def embed_tensors(self, batch: torch.Tensor) -> np.ndarray:
+        """The source (the base, or the frozen part below fine-tuned stages) runs its own (ONNX) path."""
+        views = [batch, batch.flip(-1)] if self.tta_flip else [batch]
+        out = sum(F.normalize(self.project(torch.from_numpy(self.source.embed_tensors(v))), dim=-1) for v in views)
+        return normalize(out.numpy())
+
+    @property
+    def parallel_batches(self) -> bool:
+        return getattr(self.source, "parallel_batches", False)
+
     def info(self) -> dict:
-        return {**super().info(), "base": self.base.spec, "weights": self.weights_digest, "tta_flip": self.tta_flip}
+        return {**super().info(), "base": self.base.spec, "weights": self.weights_digest, "tta_flip": self.tta_flip,
+                **({"tune": self.config["tune"]} if self.top is not None else {})}
 
 
 def find_heads(*roots: Path) -> list[Path]:

@@ -89,9 +89,10 @@ class FeatureStore:
             self._read()  # merge what another process wrote meanwhile
             self.data.update(mine)
             keys = sorted(self.data)
-            vecs = np.stack([self.data[k] for k in keys]) if keys else np.zeros((0, self.embedder.dim), np.float32)
+            dtype = getattr(self.embedder, "store_dtype", np.float32)  # large tap vectors: float16
+            vecs = np.stack([self.data[k] for k in keys]) if keys else np.zeros((0, self.embedder.dim), dtype)
             with atomic_path(self.path) as tmp:
-                np.savez(tmp, digests=np.array(keys), vecs=vecs.astype(np.float32))
+                np.savez(tmp, digests=np.array(keys), vecs=vecs.astype(dtype))
 
 
 def view_options(embedder: Embedder, view: str, digest_of: Callable[[int], str]) -> dict:
@@ -133,8 +134,9 @@ def cached_features(embedder: Embedder, paths: Sequence[str | Path], view: str =
             vecs, errs = embed_sources(embedder, [paths[i] for i in part], batch_size=batch_size, progress=report,
                                        **view_options(embedder, view, lambda j, part=part: digests[part[j]]))
             errors.update({part[j]: e for j, e in errs.items()})
+            dtype = getattr(embedder, "store_dtype", np.float32)
             for i, v in zip([i for j, i in enumerate(part) if j not in errs], vecs):
-                store.data[digests[i]] = v
+                store.data[digests[i]] = v.astype(dtype)
             store.save()
         bar.close()
     out = np.zeros((len(paths), embedder.dim), np.float32)
@@ -149,7 +151,8 @@ def embed_cached(embedder: Embedder, paths: Sequence[str | Path], *, progress: P
     """What ``embed_sources`` returns for ``paths`` (one row per usable image), from the feature cache.
 
     Works for a backbone embedder (its ``orig`` view) and for a :class:`HeadEmbedder` on one (the head applied
-    to the cached backbone features, with the mirrored view too when it uses test-time flips).
+    to the cached vectors of its ``source``, the backbone's or those below its fine-tuned stages, with the
+    mirrored view too when it uses test-time flips).
     """
     from core.embedding.head import HeadEmbedder
 
@@ -158,12 +161,12 @@ def embed_cached(embedder: Embedder, paths: Sequence[str | Path], *, progress: P
     if not isinstance(embedder, HeadEmbedder):
         vecs, errors = cached_features(embedder, paths, "orig", progress=progress, digests=digests)
         return vecs[[i for i in range(len(paths)) if i not in errors]], errors
-    base, errors = cached_features(embedder.base, paths, "orig", progress=progress, digests=digests)
+    base, errors = cached_features(embedder.source, paths, "orig", progress=progress, digests=digests)
     ok = [i for i in range(len(paths)) if i not in errors]
     with torch.inference_mode():
         out = torch.nn.functional.normalize(embedder.project(torch.from_numpy(base[ok])), dim=-1)
         if embedder.tta_flip:
-            flip, _ = cached_features(embedder.base, paths, "flip", progress=progress, digests=digests)
+            flip, _ = cached_features(embedder.source, paths, "flip", progress=progress, digests=digests)
             out = out + torch.nn.functional.normalize(embedder.project(torch.from_numpy(flip[ok])), dim=-1)
     from core.embedding.base import normalize
 

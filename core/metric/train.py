@@ -25,7 +25,7 @@ from core.config.progress import Progress
 from core.config.store import atomic_path, atomic_write
 from core.data.catalog import file_digest, load_catalog
 from core.embedding import Embedder
-from core.embedding.head import CONFIG, WEIGHTS, ProjectionHead
+from core.embedding.head import CONFIG, TOP_PREFIX, WEIGHTS, ProjectionHead
 from core.evaluation import metrics
 from core.metric.features import cached_features
 from core.metric.losses import make_loss
@@ -41,7 +41,7 @@ BASE_SPEC = METRIC_BASE_SPEC
 @dataclass
 class TrainConfig:
     loss: str = "supcon"  # chosen over proxy-anchor on an appearance-disjoint split of the train views (docs)
-    epochs: int = 40
+    epochs: int = 40  # head on the frozen read-out (phase 1)
     batch_size: int = 128
     m: int = 4  # samples per class in a batch
     lr: float = 1e-3
@@ -58,6 +58,11 @@ class TrainConfig:
     view_augs: int = 2  # cached augmented copies of each training view (one backbone pass each; chosen, docs)
     catalog_repeat: int = 4  # catalog images are rare next to shop photos: draw them more often
     tta_flip: bool = True  # the trained embedder averages each image with its mirror image
+    tune: int = 0  # last backbone stages fine-tuned on cached activations after the head (0: frozen backbone;
+    # 1 did not pay on grocery val, docs/metric_learning.md)
+    tune_epochs: int = 8  # phase 2: the head and the tuned stages together (each epoch runs those stages)
+    tune_lr: float = 1e-4  # learning rate of phase 2
+    device: str = "auto"  # cuda when present, else cpu
     seed: int = 0
 
 
@@ -78,6 +83,7 @@ class TrainResult:
     zero_shot: dict = field(default_factory=dict)
     seconds: float = 0.0
     n_heldout: int = 0  # held-out views that early stopping watched (0: none given)
+    tune: int = 0  # backbone stages fine-tuned
 
 
 def training_samples(catalog_dir: str | Path, views: str | Path | None, label: str = "product_id") -> list[Sample]:
@@ -158,13 +164,22 @@ def train_head(embedder: Embedder, catalog_dir: str | Path, views: str | Path | 
 
     common_functions.NUMPY_RANDOM = np.random.RandomState(cfg.seed)  # the m-per-class sampler's draws
 
+    from core.embedding.tuned import StageTap, TunedTop, tunable
+
+    source, top = embedder, None
+    tune = cfg.tune if tunable(embedder) else 0  # other bases: the backbone stays frozen, a head is trained
+    if tune:  # cached activations below the tuned stages; a trainable copy of the stages above
+        source = StageTap(embedder, tune)
+        top = TunedTop(source)
+    device = torch.device("cuda" if cfg.device == "auto" and torch.cuda.is_available() else
+                          "cpu" if cfg.device == "auto" else cfg.device)
     # cached features of every view each sample needs: rows of X, owner sample of each row
     rows: dict[int, list[int]] = defaultdict(list)
     chunks = []
     n_rows = 0
     for view in sorted({v for s in samples for v in _views_of(cfg, s)}, key=lambda v: (v != "orig", v)):
         ids = [i for i, s in enumerate(samples) if view in _views_of(cfg, s) and (view == "orig" or i not in held)]
-        vecs, errors = cached_features(embedder, [samples[i].path for i in ids], view, progress=progress is True,
+        vecs, errors = cached_features(source, [samples[i].path for i in ids], view, progress=progress is True,
                                        digests=[samples[i].digest for i in ids])
         keep = [j for j in range(len(ids)) if j not in errors]
         chunks.append(vecs[keep])
@@ -183,64 +198,99 @@ def train_head(embedder: Embedder, catalog_dir: str | Path, views: str | Path | 
     ref_ids = [i for i in usable if samples[i].is_catalog and i not in held]
     lab = np.array([s.label for s in samples], dtype=object)
 
-    def orig(ids: list[int]) -> torch.Tensor:
-        return X[[rows[i][0] for i in ids]]
-
-    head = ProjectionHead(embedder.dim, cfg.out_dim, cfg.hidden, cfg.dropout)
-    loss_fn = make_loss(cfg.loss, len(classes), cfg.out_dim)
+    head = ProjectionHead(embedder.dim, cfg.out_dim, cfg.hidden, cfg.dropout).to(device)
+    loss_fn = make_loss(cfg.loss, len(classes), cfg.out_dim).to(device)
     miner = make_miner(cfg.loss)
-    groups = [{"params": head.parameters(), "lr": cfg.lr}]
-    if list(loss_fn.parameters()):  # proxies learn faster than the head
-        groups.append({"params": loss_fn.parameters(), "lr": cfg.lr * 100})
-    opt = torch.optim.AdamW(groups, weight_decay=cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs)
+
+    def features(x: torch.Tensor) -> torch.Tensor:
+        """Base features of rows of X: the tuned stages' read-out, or the cached features themselves."""
+        return F.normalize(top(x.to(device)), dim=-1) if top is not None else x.to(device)
+
+    def embed(x: torch.Tensor, fn=None, chunk: int = 256) -> torch.Tensor:
+        """``fn`` (default head on features) of rows of X, a chunk at a time, on the CPU."""
+        fn = fn or (lambda b: head(features(b)))
+        with torch.no_grad():
+            return torch.cat([fn(x[i : i + chunk]).cpu() for i in range(0, len(x), chunk)] or [x[:0]])
+
+    if top is not None:
+        top.to(device)
+    # phase 1 trains the head on the frozen read-out of every cached row; phase 2 fine-tunes the top stages
+    # with it (linear probe, then fine-tune: the tuned stages start from a head that already fits)
+    frozen = X if top is None else embed(X, features)
     train_labels = [cls_of[samples[i].label] for i in train_ids]
 
-    def holdout_metrics() -> dict:
+    def rows_in(rs: list[int], tuned: bool) -> torch.Tensor:
+        return features(X[rs]) if tuned else frozen[rs].to(device)
+
+    def holdout_metrics(tuned: bool) -> dict:
         head.eval()
-        with torch.no_grad():
-            m = recall_at(head(orig(held_ids)), lab[held_ids], head(orig(ref_ids)), lab[ref_ids])
+        fn = (lambda b: head(features(b))) if tuned else (lambda b: head(b.to(device)))
+        src = X if tuned else frozen
+        m = recall_at(embed(orig_of(src, held_ids), fn), lab[held_ids], embed(orig_of(src, ref_ids), fn),
+                      lab[ref_ids])
         head.train()
         return m
 
-    result = TrainResult(Path(out_dir), "", n_heldout=len(held_ids))
-    result.zero_shot = recall_at(orig(held_ids), lab[held_ids], orig(ref_ids), lab[ref_ids])
-    best_key, best_state, stale = (-1.0, -1.0), None, 0
-    bar = tqdm(range(cfg.epochs), desc=f"train-metric ({cfg.loss})", unit="epoch", disable=progress is not True)
-    head.train()
+    def orig_of(src: torch.Tensor, ids: list[int]) -> torch.Tensor:
+        return src[[rows[i][0] for i in ids]]
+
+    result = TrainResult(Path(out_dir), "", n_heldout=len(held_ids), tune=tune)
+    result.zero_shot = recall_at(orig_of(frozen, held_ids), lab[held_ids], orig_of(frozen, ref_ids), lab[ref_ids])
+    phases = [(False, cfg.epochs, [{"params": head.parameters(), "lr": cfg.lr}])]
+    if top is not None and cfg.tune_epochs:
+        phases.append((True, cfg.tune_epochs, [{"params": head.parameters(), "lr": cfg.tune_lr},
+                                                 {"params": top.parameters(), "lr": cfg.tune_lr}]))
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # small matmuls: one thread is several times faster than two on a busy machine
-    for epoch in bar:
-        order = list(m_per_class(train_labels, cfg.m, cfg.batch_size))
-        bs = min(cfg.batch_size, cfg.m * len(classes)) // cfg.m * cfg.m
-        total, steps = 0.0, 0
-        for start in range(0, len(order) - bs + 1, bs):
-            batch = [train_ids[j] for j in order[start : start + bs]]
-            x = X[[rng.choice(rows[i]) for i in batch]]
-            y = torch.tensor([cls_of[samples[i].label] for i in batch])
-            emb = F.normalize(head(x), dim=-1)
-            loss = loss_fn(emb, y, miner(emb, y)) if miner else loss_fn(emb, y)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            total, steps = total + loss.item(), steps + 1
-        sched.step()
-        m = holdout_metrics() if held_ids else {"recall@1": 0.0, "recall@5": 0.0}
-        result.history.append({"epoch": epoch + 1, "loss": total / max(steps, 1), **m})
-        bar.set_postfix(loss=f"{total / max(steps, 1):.3f}", r1=f"{m['recall@1']:.3f}")
-        if callable(progress):
-            progress(epoch + 1, cfg.epochs)
-        key = (m["recall@1"], m["recall@5"])
-        if key > best_key or not held_ids:
-            best_key, stale = key, 0
-            best_state = {k: v.detach().clone().contiguous() for k, v in head.state_dict().items()}
-            result.best = {"epoch": epoch + 1, **m}
-        else:
-            stale += 1
-            if stale >= cfg.patience:
-                break
-    bar.close()
+    n_epochs, done = sum(p[1] for p in phases), 0
+    best_state: dict = {}
+    for tuned, epochs, groups in phases:
+        if best_state:  # phase 2 starts from phase 1's best head
+            head.load_state_dict({k: v for k, v in best_state.items() if not k.startswith(TOP_PREFIX)})
+        if list(loss_fn.parameters()):  # proxies learn faster than the head
+            groups.append({"params": loss_fn.parameters(), "lr": groups[0]["lr"] * 100})
+        opt = torch.optim.AdamW(groups, weight_decay=cfg.weight_decay)
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs)
+        best_key, stale = (-1.0, -1.0), 0
+        desc = f"train-metric ({cfg.loss}{', tuning stages' if tuned else ''})"
+        bar = tqdm(range(epochs), desc=desc, unit="epoch", disable=progress is not True)
+        head.train()
+        for _ in bar:
+            order = list(m_per_class(train_labels, cfg.m, cfg.batch_size))
+            bs = min(cfg.batch_size, cfg.m * len(classes)) // cfg.m * cfg.m
+            total, steps = 0.0, 0
+            for start in range(0, len(order) - bs + 1, bs):
+                batch = [train_ids[j] for j in order[start : start + bs]]
+                x = rows_in([rng.choice(rows[i]) for i in batch], tuned)
+                y = torch.tensor([cls_of[samples[i].label] for i in batch], device=device)
+                emb = F.normalize(head(x), dim=-1)
+                loss = loss_fn(emb, y, miner(emb, y)) if miner else loss_fn(emb, y)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                total, steps = total + loss.item(), steps + 1
+            sched.step()
+            done += 1
+            m = holdout_metrics(tuned) if held_ids else {"recall@1": 0.0, "recall@5": 0.0}
+            result.history.append({"epoch": done, "tuned": tuned, "loss": total / max(steps, 1), **m})
+            bar.set_postfix(loss=f"{total / max(steps, 1):.3f}", r1=f"{m['recall@1']:.3f}")
+            if callable(progress):
+                progress(done, n_epochs)
+            key = (m["recall@1"], m["recall@5"])
+            if key >= best_key or not held_ids:  # ties: the later epoch (the held-out split saturates)
+                best_key, stale = key, 0
+                best_state = {k: v.detach().cpu().clone().contiguous() for k, v in head.state_dict().items()}
+                if tuned:
+                    best_state |= {TOP_PREFIX + k: v.detach().cpu().clone().contiguous()
+                                   for k, v in top.state_dict().items()}
+                result.best = {"epoch": done, **m}
+            else:
+                stale += 1
+                if stale >= cfg.patience:
+                    break
+        bar.close()
     torch.set_num_threads(threads)
+    saved_tune = tune if any(k.startswith(TOP_PREFIX) for k in best_state) else 0
 
     out = Path(out_dir).expanduser()
     out.mkdir(parents=True, exist_ok=True)
@@ -249,10 +299,10 @@ def train_head(embedder: Embedder, catalog_dir: str | Path, views: str | Path | 
     result.seconds = round(time.time() - t0, 1)
     config = {
         "base": embedder.spec, "base_dim": embedder.dim, "head": head.config(), "loss": cfg.loss,
-        "tta_flip": cfg.tta_flip, "label": cfg.label, "train": asdict(cfg),
+        "tta_flip": cfg.tta_flip, "tune": saved_tune, "label": cfg.label, "train": asdict(cfg),
         "data_fingerprint": fingerprint(samples), "n_samples": len(samples), "n_classes": len(classes),
         "n_holdout": len(held_ids), "zero_shot_holdout": result.zero_shot, "best": result.best,
-        "history": result.history, "seconds": result.seconds,
+        "history": result.history, "seconds": result.seconds, "device": device.type,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     atomic_write(out / CONFIG, json.dumps(config, indent=1))
