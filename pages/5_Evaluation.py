@@ -8,12 +8,25 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
+from core.config.defaults import METRIC_BASE_SPEC
+from core.config.paths import cache_dir, slug
 from core.embedding.head import head_specs
 from core.evaluation.evaluate import Evaluation, Failure, evaluate, failure_details, query_files_near
 from core.explore.map_view import map_figure, map_table
 from core.explore.projection import UmapParams
+from core.metric.train import TrainConfig, train_head
 from ui.auth import edit_gate
-from ui.common import USER_ERRORS, Context, get_embedder, index_for, index_searcher, md, show_error, sidebar
+from ui.common import (
+    USER_ERRORS,
+    Context,
+    flash,
+    get_embedder,
+    index_for,
+    index_searcher,
+    md,
+    show_error,
+    sidebar,
+)
 from ui.explore import index_projection
 from ui.nav import use_app_navigation
 from ui.settings import settings
@@ -39,9 +52,13 @@ def request(ctx: Context) -> Request:
     queries = st.text_input("Queries CSV", key="ev_queries_path") if choice == OTHER_CSV else choice
     label = st.selectbox("Relevant when the same", ["product_id", "category"], key="ev_label",
                          help="product_id: the exact product; category: any product of the query's category")
-    specs = st.multiselect("Embedders to compare", list(dict.fromkeys([ctx.spec, *head_specs(ctx.spec)])),
-                           default=[ctx.spec], key="ev_specs", help="Trained heads found in the cache are listed; "
-                           "train one with `python -m core train-metric`")
+    offered = list(dict.fromkeys([ctx.spec, *head_specs(ctx.spec)]))
+    chosen = [s for s in st.session_state.get("ev_specs", [ctx.spec]) if s in offered] or [ctx.spec]
+    trained = st.session_state.pop("tr_new_spec", None)  # a head trained below: compared next to the others
+    st.session_state["ev_specs"] = list(dict.fromkeys([*chosen, *([trained] if trained in offered else [])]))
+    specs = st.multiselect("Embedders to compare", offered, key="ev_specs",
+                           help="Trained heads found in the cache are listed; train one below, or with "
+                                "`python -m core train-metric`")
     extra = "" if served else st.text_input("…and another embedder spec", key="ev_extra")
     specs = list(dict.fromkeys([*specs, *([extra.strip()] if extra.strip() else [])]))
     rank = st.radio("Ranking", ["static", "distance"], horizontal=True, key="ev_rank",
@@ -108,6 +125,44 @@ def maps(ctx: Context, specs: list[str], label: str) -> None:
                 show_error(e)
 
 
+NO_VIEWS = "none: the catalog's own images only"
+
+
+def train_form(ctx: Context, evaluated_on: str) -> None:
+    """Train a metric-learning head on this catalog (``train-metric``'s defaults), with progress; the head is then
+    offered in "Embedders to compare", so its before/after metrics and maps are one click away."""
+    with st.expander("Train a head on this catalog (metric learning)", icon=":material/model_training:"):
+        if not edit_gate("training a head"):
+            return
+        st.caption(f"Fits a projection head on {METRIC_BASE_SPEC} features so that distance means \"same product\" "
+                   "(the same as `python -m core train-metric`); a few minutes on 2 CPU cores.")
+        sets = [str(p) for p in query_files_near(ctx.catalog_dir)]
+        views = st.selectbox("Labelled photos to learn from", [*sets, NO_VIEWS], key="tr_views",
+                             help="Photos of catalog products (image,product_id); pick another set than the one you "
+                                  "evaluate on (e.g. queries-train.csv, then evaluate on queries-val.csv).")
+        if views == evaluated_on:
+            st.warning("These are also the queries evaluated above: the head will have seen them, so its "
+                       "figures on them will be too good. Evaluate on another set.")
+        epochs = st.slider("Epochs at most", 1, TrainConfig().epochs, TrainConfig().epochs, key="tr_epochs")
+        if not st.button("Train", key="tr_go", type="primary"):
+            return
+        out = cache_dir() / "heads" / slug(str(ctx.catalog_dir)) / f"e{epochs}-{slug(Path(views).stem)}"
+        bar = st.progress(0.0, text="Reading the catalog and the photos (one backbone pass each, cached)…")
+        try:
+            res = train_head(get_embedder(METRIC_BASE_SPEC), ctx.catalog_dir, None if views == NO_VIEWS else views,
+                             out, TrainConfig(epochs=epochs),
+                             progress=lambda i, n: bar.progress(i / max(n, 1), text=f"Training: epoch {i} of {n}…"))
+        except USER_ERRORS as e:
+            bar.empty()
+            show_error(e)
+            return
+        bar.empty()
+        flash(f"Trained {len(res.history)} epoch(s) in {res.seconds:.0f} s: {md(res.spec)} is now among "
+              "\"Embedders to compare\"; press Evaluate to see it next to the base embedder.")
+        st.session_state["tr_new_spec"] = res.spec
+        st.rerun()
+
+
 def main() -> None:
     use_app_navigation()
     st.set_page_config(page_title="Evaluation", layout="wide")
@@ -115,7 +170,9 @@ def main() -> None:
     ctx = sidebar()
     if ctx is None:
         st.stop()
+    flash()
     req = request(ctx)
+    train_form(ctx, req.queries)
     allowed = not settings().served or edit_gate("running an evaluation (every query through the model)")
     if st.button("Evaluate", type="primary", key="ev_run", disabled=not (req.queries and req.specs and allowed)):
         st.session_state["ev_results"] = (str(ctx.catalog_dir), run(ctx, req))

@@ -210,3 +210,24 @@ def test_cards_show_the_catalogs_display_fields_not_raw_columns(mini):
     assert [t.value for t in at.text] == [long.format(pid).strip() for pid in shown]  # as text, behind an expander each
     assert [e.label for e in at.expander].count("Description") == 10
     assert not any("long** description" in c.value for c in at.caption)
+
+
+def test_train_a_head_from_the_evaluation_page_then_compare_it(mini):
+    """An engineer trains a head on the catalog's labelled photos from the app (progress shown), and it is offered
+    (and chosen) next to the base embedder; evaluating both gives one row each."""
+    at = start()
+    at.switch_page("pages/5_Evaluation.py")
+    run(at)
+    assert at.selectbox(key="tr_views").value == str(mini / "queries.csv")
+    assert any("also the queries evaluated above" in w.value for w in at.warning)  # the same set: said so
+    at.slider(key="tr_epochs").set_value(2)
+    at.button(key="tr_go").click()
+    run(at)
+    assert not errors(at), errors(at)
+    assert any(s.value.startswith("Trained ") for s in at.success)
+    chosen = at.multiselect(key="ev_specs").value
+    assert len(chosen) == 2 and "+head:" in chosen[1]
+    at.button(key="ev_run").click()
+    run(at)
+    assert not errors(at), errors(at)
+    assert list(at.dataframe[0].value.index) == chosen

@@ -3,6 +3,8 @@ choices, score explanations and trained-head specs."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from PIL import Image
 
@@ -74,3 +76,6 @@ def test_head_specs_use_the_base_embedder(tmp_path):
     (d / WEIGHTS).write_bytes(b"")
     assert head_specs("efficientnet-lite0+head:/old", tmp_path) == [f"efficientnet-lite0+head:{d}"]
     assert head_specs("efficientnet-lite0", tmp_path / "none") == []
+    head = {"in_dim": 1904, "out_dim": 256, "hidden": 1024}
+    (d / CONFIG).write_text(json.dumps({"base": "efficientnet-lite0:ms", "head": head}))
+    assert head_specs("efficientnet-lite0", tmp_path) == [f"efficientnet-lite0:ms+head:{d}"]  # its own base

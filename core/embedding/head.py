@@ -164,6 +164,13 @@ def find_heads(*roots: Path) -> list[Path]:
 
 
 def head_specs(spec: str, *roots: Path) -> list[str]:
-    """Specs of the trained heads found (see :func:`find_heads`) on the base embedder of ``spec``."""
-    base = spec.split("+head:")[0]
-    return [f"{base}+head:{p}" for p in find_heads(*roots)]
+    """Specs of the trained heads found (see :func:`find_heads`), each on the base embedder it was trained on
+    (its ``config.json``); a head whose config does not say is offered on the base of ``spec``."""
+    out = []
+    for p in find_heads(*roots):
+        try:
+            base = read_config(p)["base"]
+        except ValueError:
+            base = spec.split("+head:")[0]
+        out.append(f"{base}+head:{p}")
+    return out
