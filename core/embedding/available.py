@@ -10,13 +10,12 @@
 from __future__ import annotations
 
 import importlib.util
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from core.config.paths import cache_dir
 from core.embedding.efficientnet import VARIANTS
-from core.embedding.head import CONFIG, find_heads
+from core.embedding.head import find_heads, recorded_base
 
 #: EfficientNet-Lite variants offered (lite1 adds little between lite0 and lite2)
 OFFERED = ("efficientnet-lite0", "efficientnet-lite0:ms", "efficientnet-lite2")
@@ -82,15 +81,7 @@ def open_clip_specs() -> list[str]:
 
 def loadable_head_specs() -> list[str]:
     """``<base>+head:<dir>`` of every trained head in the cache whose base embedder can load here."""
-    out = []
-    for d in find_heads():
-        try:
-            base = json.loads((d / CONFIG).read_text()).get("base", "")
-        except (OSError, ValueError):
-            continue
-        if isinstance(base, str) and efficientnet_ok(base):
-            out.append(f"{base}+head:{d}")
-    return out
+    return [f"{base}+head:{d}" for d in find_heads() if (base := recorded_base(d)) and efficientnet_ok(base)]
 
 
 def available_embedders() -> EmbedderChoices:

@@ -163,14 +163,16 @@ def find_heads(*roots: Path) -> list[Path]:
     return sorted(found)
 
 
+def recorded_base(model_dir: Path) -> str | None:
+    """The base embedder spec a head's ``config.json`` names, or None when it names none or cannot be read."""
+    try:
+        base = json.loads(read_regular(model_dir / CONFIG, MAX_CONFIG_BYTES)).get("base")
+    except (OSError, StoreError, ValueError, AttributeError):
+        return None
+    return base if isinstance(base, str) and base else None
+
+
 def head_specs(spec: str, *roots: Path) -> list[str]:
     """Specs of the trained heads found (see :func:`find_heads`), each on the base embedder it was trained on
     (its ``config.json``); a head whose config does not say is offered on the base of ``spec``."""
-    out = []
-    for p in find_heads(*roots):
-        try:
-            base = read_config(p)["base"]
-        except ValueError:
-            base = spec.split("+head:")[0]
-        out.append(f"{base}+head:{p}")
-    return out
+    return [f"{recorded_base(p) or spec.split('+head:')[0]}+head:{p}" for p in find_heads(*roots)]
