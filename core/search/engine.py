@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 from core.config.defaults import DEFAULT_RANK, RANKS
 from core.config.progress import Progress
@@ -57,6 +57,10 @@ class SearchOptions:
             raise ValueError("k must be at least 1")
         if self.weights is not None and self.rank != "static":
             raise RankingError("weights apply to static ranking only")
+
+    def as_distance(self) -> SearchOptions:
+        """The same request ranked by distance (same k, filters and minimum similarity)."""
+        return replace(self, rank="distance", weights=None)
 
     @classmethod
     def make(cls, *, k: int = 10, where=None, min_similarity: float | None = None, rank: str = DEFAULT_RANK,
@@ -176,7 +180,7 @@ class Searcher:
         t0 = time.perf_counter()
         if not wait and not self.ready:
             self.prepare_in_background()
-            res = self._search(query, SearchOptions(options.k, options.where, options.min_similarity, "distance"))
+            res = self._search(query, options.as_distance())
             res.preparing, res.seconds = True, time.perf_counter() - t0
             return res
         res = self._search(query, options)
@@ -197,7 +201,7 @@ class Searcher:
             return SearchResult(hits, "distance", {SIMILARITY: 1.0}, {}, time.perf_counter() - t0)
         ranker = self.ranker
         if len(ranker.dims) == 1:  # no attribute filter is offered for this catalog: ranking is distance
-            return self._search(query, SearchOptions(options.k, options.where, options.min_similarity, "distance"))
+            return self._search(query, options.as_distance())
         cand = ranker.candidates(query.vector, query.image, list(options.where) or None,
                                  n_ann=max(ranker.n_ann, 3 * options.k))
         if options.rank == "dynamic":
