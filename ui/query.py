@@ -114,10 +114,15 @@ def state_text(ctx: Context) -> tuple[str, float]:
     return (state.text, state.text_weight) if ctx.embedder.supports_text else ("", state.text_weight)
 
 
+def is_boxed(photo: Photo | None) -> bool:
+    """Whether the photo's crop is a found product's box (embedded padded square)."""
+    return bool(photo) and app_state().boxed(photo)
+
+
 def query_key(ctx: Context, photo: Photo | None, crop: Crop, text: str, weight: float) -> tuple:
-    """What identifies an embedded query: embedder, photo, crop and text."""
-    boxed = bool(photo) and app_state().boxed(photo)
-    return (ctx.spec, photo.digest if photo else None, crop, boxed, text.strip(), weight if text.strip() else None)
+    """What identifies an embedded query: embedder, photo, crop (and whether it is a found box) and text."""
+    return (ctx.spec, photo.digest if photo else None, crop, is_boxed(photo), text.strip(),
+            weight if text.strip() else None)
 
 
 def embedded_query(ctx: Context, photo: Photo | None, crop: Crop, text: str = "", weight: float = 0.5) -> Query:
@@ -128,7 +133,7 @@ def embedded_query(ctx: Context, photo: Photo | None, crop: Crop, text: str = ""
     memo = st.session_state.get("query_memo")
     if not memo or memo[0] != key:
         q = bounded(embed_query, ctx.embedder, photo.data if photo else None, crop=crop, text=text,
-                    text_weight=weight, name=photo.name if photo else "", letterboxed=key[3])
+                    text_weight=weight, name=photo.name if photo else "", letterboxed=is_boxed(photo))
         memo = (key, q)
         st.session_state["query_memo"] = memo
     return memo[1]
