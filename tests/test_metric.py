@@ -228,3 +228,17 @@ def test_index_from_cached_vectors_equals_build(tmp_path):
     fast = ProductIndex.from_vectors(cat, emb, vecs, tmp_path / "i2")
     np.testing.assert_allclose(np.asarray(built.vectors), np.asarray(fast.vectors), atol=1e-6)
     assert built.items == fast.items and built.manifest["embedder"] == fast.manifest["embedder"]
+
+
+def test_training_on_images_that_cannot_be_read_is_a_clear_error(tmp_path):
+    """Every image failing to decode ends in one clear message, not an error from deep in the sampler."""
+    cat_dir = tmp_path / "cat"
+    cat_dir.mkdir()
+    rows = ["image,product_id"]
+    for n in range(4):  # a JPEG cut short: the header reads, the pixels do not
+        Image.effect_noise((64, 64), 40 + n).convert("RGB").save(cat_dir / f"p{n}.jpg")
+        (cat_dir / f"p{n}.jpg").write_bytes((cat_dir / f"p{n}.jpg").read_bytes()[:1000])
+        rows.append(f"p{n}.jpg,P{n}")
+    (cat_dir / "catalog.csv").write_text("\n".join(rows) + "\n")
+    with pytest.raises(ValueError, match="4 of 4 images could not be read"):
+        train_head(PixelEmbedder(), cat_dir, None, tmp_path / "model", TrainConfig(epochs=1))

@@ -192,6 +192,9 @@ def train_head(embedder: Embedder, catalog_dir: str | Path, views: str | Path | 
 
     usable = [i for i in range(len(samples)) if rows[i]]
     train_ids = [i for i in usable if i not in held]
+    if len({samples[i].label for i in train_ids}) < 2:
+        raise ValueError(f"training needs readable images of at least two distinct '{cfg.label}' labels: "
+                         f"{len(samples) - len(usable)} of {len(samples)} images could not be read")
     train_ids += [i for i in train_ids if samples[i].is_catalog and any(not s.is_catalog for s in samples)] * (
         cfg.catalog_repeat - 1)
     held_ids = [i for i in usable if i in held]
