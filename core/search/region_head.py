@@ -29,7 +29,7 @@ from core.index.product_index import ProductIndex
 
 HEAD_VERSION = 1
 TRAIN_SEED = 1000
-PARAMS = {"scenes": 60, "side": 640, "ridge": 0.01}
+PARAMS = {"scenes": 120, "side": 640, "ridge": 0.01}
 
 
 def upsample(maps: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
@@ -120,7 +120,7 @@ def head_path(index: ProductIndex, backbone: EfficientNetLiteEmbedder) -> Path:
 
 def productness_head(index: ProductIndex, backbone: EfficientNetLiteEmbedder, *,
                      progress: Progress | bool = False) -> ProductnessHead:
-    """The cached head for ``index``'s catalog, trained (about half a minute on 2 cores) when missing."""
+    """The cached head for ``index``'s catalog, trained (about a minute on 2 cores) when missing."""
     path = head_path(index, backbone)
     if path.is_file():
         return ProductnessHead.load(path)
