@@ -84,8 +84,10 @@ def run_evaluate_ranking(a) -> int:
 
 def args_evaluate_regions(p) -> None:
     p.add_argument("--index", required=True, help=INDEX_HELP)
-    p.add_argument("--scenes", required=True,
-                   help="scene set folder with boxes.csv (write one: python -m core scenes --out DIR)")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--scenes", help="scene set folder with boxes.csv (write one: python -m core scenes --out DIR)")
+    src.add_argument("--photos", help="real photos without boxes, one labelled product each: a queries CSV "
+                                      "(image,product_id), as evaluate takes; reports whether some box finds it")
     p.add_argument("--k", type=int, default=5, help="products searched per box; top-k counts a hit (default 5)")
     from core.config.defaults import RANKS
 
@@ -98,19 +100,30 @@ def args_evaluate_regions(p) -> None:
 
 
 def run_evaluate_regions(a) -> int:
-    from core.evaluation.regions_eval import evaluate_regions
+    from core.data.queries import read_queries
+    from core.evaluation.regions_eval import evaluate_region_photos, evaluate_regions
     from core.search.engine import Searcher
     from core.search.regions import RegionSearcher
 
     idx, emb = open_index(a.index, a.model)
     if a.k < 1:
         raise ValueError("--k must be at least 1")
+    if a.photos and a.oracle:
+        raise ValueError("--oracle needs --scenes (true boxes)")
     rs = RegionSearcher(Searcher(idx, emb, progress=not a.json), progress=not a.json)
-    ev = evaluate_regions(rs, a.scenes, k=a.k, rank=a.rank, oracle=a.oracle, progress=not a.json)
-    if a.json:
-        print(json.dumps(ev.metrics))
+    if a.photos:
+        rows, skipped = read_queries(a.photos)
+        if skipped and not a.json:
+            print(f"skipped {len(skipped)} row(s) of {a.photos}: {skipped[0]}" + (" ..." if len(skipped) > 1 else ""))
+        if not rows:
+            raise ValueError(f"{a.photos}: no usable labelled photos")
+        metrics = evaluate_region_photos(rs, rows, k=a.k, rank=a.rank, progress=not a.json)
     else:
-        for k, v in ev.metrics.items():
+        metrics = evaluate_regions(rs, a.scenes, k=a.k, rank=a.rank, oracle=a.oracle, progress=not a.json).metrics
+    if a.json:
+        print(json.dumps(metrics))
+    else:
+        for k, v in metrics.items():
             print(f"{k:>22}  {v:.4f}" if isinstance(v, float) else f"{k:>22}  {v}")
     return 0
 

@@ -13,6 +13,7 @@ from tqdm.auto import tqdm
 
 from core.config.progress import Progress
 from core.data.scenes import Scene, read_scenes
+from core.embedding.query import embed_query
 from core.search.engine import SearchOptions
 from core.search.regions import Box, RegionSearcher
 
@@ -110,3 +111,31 @@ def evaluate_regions(rs: RegionSearcher, scenes: str | Path | list[Scene], *, k:
          "cpu_seconds_per_photo": (_cpu() - cpu0) / max(1, len(items))}
     m |= {f"seconds_{s}": _mean(v) for s, v in stages.items() if s != "total"}
     return RegionEvaluation(m, outcomes)
+
+
+def evaluate_region_photos(rs: RegionSearcher, photos: list[tuple[Path, str]], *, k: int = 5,
+                           rank: str | None = None, progress: Progress | bool = False) -> dict[str, float]:
+    """Region search on real photos labelled with one product each but without boxes (a ``queries.csv``): is
+    the labelled product the top hit of the first (most product-like) box, of some box, or among the first
+    ``k`` hits of some box; and, for comparison, the top hit of the whole photo's search."""
+    opts = SearchOptions.make(k=k, **({"rank": rank} if rank else {}))
+    first = anyone = any_k = whole = n_boxes = none = 0
+    times = []
+    for i, (path, label) in enumerate(tqdm(photos, desc="photos", disable=progress is not True)):
+        t0 = time.perf_counter()
+        res = rs.search(path, opts)
+        times.append(time.perf_counter() - t0)
+        tops = [[h.product_id for h in r.hits] for r in res.regions]
+        n_boxes += len(tops)
+        none += not tops
+        first += bool(tops) and tops[0][:1] == [label]
+        anyone += any(t[:1] == [label] for t in tops)
+        any_k += any(label in t for t in tops)
+        hits = rs.searcher.search(embed_query(rs.searcher.embedder, path), opts).hits
+        whole += bool(hits) and hits[0].product_id == label
+        if callable(progress):
+            progress(i + 1, len(photos))
+    n = max(1, len(photos))
+    return {"photos": len(photos), "boxes_per_photo": n_boxes / n, "no_box": none / n,
+            "first_box_top1": first / n, "any_box_top1": anyone / n, f"any_box_top{k}": any_k / n,
+            "whole_photo_top1": whole / n, "seconds_per_photo": _mean(times)}
