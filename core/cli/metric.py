@@ -7,7 +7,7 @@ import json
 from dataclasses import fields
 
 from core.cli.common import embedder_arg
-from core.config.defaults import LOSSES, METRIC_BASE_SPEC
+from core.config.defaults import LOSSES, METRIC_BASE_SPEC, SPLITS
 
 
 def args_train_metric(p) -> None:
@@ -27,7 +27,18 @@ def args_train_metric(p) -> None:
                    help="train on mirrored views too")
     p.add_argument("--tta-flip", action=argparse.BooleanOptionalAction, default=None,
                    help="embed each image with its mirror image too (default on)")
-    p.add_argument("--holdout", type=float, default=None, help="share of views held out for early stopping")
+    p.add_argument("--holdout", type=float, default=None,
+                   help="share of views held out for early stopping and the query zooms (default 0.1)")
+    p.add_argument("--split", choices=SPLITS, default=None,
+                   help="which views early stopping holds out: listed (default: the last listed of each product) "
+                        "or appearance (per product, the look-alike groups least like its catalog image, as "
+                        "photos of another store visit would be)")
+    p.add_argument("--query-zooms", default=None,
+                   help="whole-photo queries are embedded as the mean of these centre zooms: auto (default: "
+                        "picked by a first head, trained with --zoom-split views held out), 1 (the photo as it "
+                        "is) or a list such as 0.8,0.65,0.5")
+    p.add_argument("--zoom-split", choices=SPLITS, default=None,
+                   help="the held-out views auto chooses the zooms on (default appearance)")
     p.add_argument("--tune", type=int, default=None,
                    help="last backbone stages fine-tuned after the head, on cached activations "
                         "(default 0: frozen backbone; an efficientnet-lite*:ms base)")
@@ -71,6 +82,9 @@ def run_train_metric(a) -> int:
     else:
         print(f"trained {len(res.history)} epochs in {res.seconds:.0f}s with no held-out views to stop early on "
               "(give --views with labelled photos for that); measure it with evaluate")
+    if res.zoom_scores:
+        print("query zooms (held-out recall@1): " + ", ".join(f"{k}: {v:.3f}" for k, v in res.zoom_scores.items())
+              + f" -> {','.join(f'{z:g}' for z in res.query_zooms)}")
     print(f"embedder spec: {res.spec}")
     print(f"re-index with: python -m core index --catalog {a.catalog} --out INDEX_DIR --model '{res.spec}'")
     return 0

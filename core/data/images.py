@@ -52,6 +52,14 @@ def _read_bytes(src: ImageSource, max_bytes: int) -> bytes:
     return data
 
 
+def read_source(src: ImageSource, max_bytes: int | None = None) -> bytes | Image.Image | str | os.PathLike:
+    """``src`` as something that can be opened again: a file object (an upload) is read into bytes (within
+    ``max_bytes``), anything else is returned as it is."""
+    if isinstance(src, (str, os.PathLike, bytes, bytearray, Image.Image)):
+        return src
+    return _read_bytes(src, MAX_BYTES if max_bytes is None else max_bytes)
+
+
 def decoded_bytes(size: tuple[int, int], mode: str) -> int:
     """Memory that decoding an image of ``size`` in ``mode`` takes."""
     return size[0] * size[1] * _PIXEL_BYTES.get(mode, 4)

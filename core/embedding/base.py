@@ -20,6 +20,10 @@ class Embedder:
     dim: int = 0
     image_size: int = 224
     supports_text: bool = False
+    #: a whole-photo query is embedded as the mean of these centre zooms (1.0: the photo as it is); a trained
+    #: head sets them from its held-out photos (``train-metric --query-zooms``). Catalog images, crops and
+    #: found boxes are embedded as they are.
+    query_zooms: tuple[float, ...] = (1.0,)
 
     def preprocess(self, img: Image.Image) -> torch.Tensor:
         raise NotImplementedError

@@ -55,6 +55,15 @@ def crop(img: Image.Image, c: Crop) -> Image.Image:
     return img if c.is_full else img.crop(c.box(img.size))
 
 
+def zoom(z: float) -> Crop:
+    """The centre ``z`` of a photo in width and height (``z`` = 1: all of it): a query view toward the middle,
+    where a shopper's photo holds the product (see ``Embedder.query_zooms``)."""
+    if not 0 < z <= 1:
+        raise QueryError(f"zoom must be in (0, 1], not {z}")
+    m = (1 - z) / 2
+    return Crop(m, m, 1 - m, 1 - m)
+
+
 def crop_preview(img: Image.Image, c: Crop, size: int = 480) -> Image.Image:
     """A small copy of ``img`` with the area outside the crop dimmed and the crop outlined."""
     prev = img.copy()

@@ -63,6 +63,10 @@ def read_config(model_dir: Path) -> dict:
         raise ValueError(f"{path}: tta_flip must be true or false")
     if type(cfg.get("tune", 0)) is not int or not 0 <= cfg.get("tune", 0) <= 8:
         raise ValueError(f"{path}: tune must be an integer in 0..8")
+    zooms = cfg.get("query_zooms", [1.0])
+    if (not isinstance(zooms, list) or not 1 <= len(zooms) <= 4
+            or not all(type(z) in (int, float) and 0.1 <= z <= 1 for z in zooms)):
+        raise ValueError(f"{path}: query_zooms must be a list of 1 to 4 numbers in [0.1, 1]")
     return cfg
 
 
@@ -113,6 +117,7 @@ class HeadEmbedder(Embedder):
                              f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})"[:300]) from None
         self.head.eval()
         self.tta_flip = bool(self.config.get("tta_flip", False)) if tta_flip is None else tta_flip
+        self.query_zooms = tuple(float(z) for z in self.config.get("query_zooms", [1.0]))
         self.spec = f"{base.spec}+head:{model_dir}"
         self.dim = int(head_cfg["out_dim"])
         self.image_size = base.image_size
@@ -147,7 +152,8 @@ class HeadEmbedder(Embedder):
 
     def info(self) -> dict:
         return {**super().info(), "base": self.base.spec, "weights": self.weights_digest, "tta_flip": self.tta_flip,
-                **({"tune": self.config["tune"]} if self.top is not None else {})}
+                **({"tune": self.config["tune"]} if self.top is not None else {}),
+                **({"query_zooms": list(self.query_zooms)} if self.query_zooms != (1.0,) else {})}
 
 
 def find_heads(*roots: Path) -> list[Path]:

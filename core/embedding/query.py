@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -9,11 +10,11 @@ import numpy as np
 from PIL import Image
 
 from core.config.progress import Progress
-from core.data.images import ImageSource
+from core.data.images import ImageSource, read_source
 from core.data.query_sets import example_photos as example_queries  # noqa: F401 - the app's name for it
 from core.embedding import Embedder, normalize
 from core.embedding.batch import embed_sources
-from core.embedding.decode import Crop, QueryError, decode
+from core.embedding.decode import Crop, QueryError, decode, zoom
 
 #: longest side of the copy of a query photo kept for the pixel-based attribute scorers
 SMALL_SIDE = 256
@@ -37,8 +38,9 @@ def small_copy(img: Image.Image) -> Image.Image:
     return out
 
 def query_vector(embedder: Embedder, image: Image.Image | None = None, text: str = "",
-                 text_weight: float = 0.5) -> np.ndarray:
-    """Unit query vector: the image's, the text's, or ``(1-w)*image + w*text`` for both."""
+                 text_weight: float = 0.5, views: Sequence[Image.Image] = ()) -> np.ndarray:
+    """Unit query vector: the image's (the mean of ``views`` of it where given), the text's, or
+    ``(1-w)*image + w*text`` for both."""
     text = text.strip()
     if text and not embedder.supports_text:
         raise QueryError(f"{embedder.spec} cannot read text; pick an open_clip embedder for text queries")
@@ -46,7 +48,8 @@ def query_vector(embedder: Embedder, image: Image.Image | None = None, text: str
         raise QueryError("give a photo (or, with an open_clip embedder, a text) to search")
     parts = []
     if image is not None:
-        parts.append((1.0 - text_weight if text else 1.0, embedder.embed_images([image])[0]))
+        vec = normalize(embedder.embed_images(list(views)).sum(0)) if views else embedder.embed_images([image])[0]
+        parts.append((1.0 - text_weight if text else 1.0, vec))
     if text:
         parts.append((text_weight if image is not None else 1.0, embedder.embed_text([text])[0]))
     return normalize(sum(w * v for w, v in parts))
@@ -58,9 +61,20 @@ def embed_query(embedder: Embedder, source: ImageSource | None = None, *, crop: 
     ``letterboxed`` so a wide product is not cut) and/or a text to a :class:`Query`. Raises
     :class:`~core.data.images.ImageError` or :class:`QueryError` with one line."""
     c = crop or Crop()
+    zooms = query_zooms(embedder, c, letterboxed)
+    if zooms and not isinstance(source, (str, os.PathLike, bytes, bytearray, Image.Image, type(None))):
+        source = read_source(source)  # an upload is read once, then decoded once per zoom
     image = decode(source, embedder.image_size, c, letterboxed=letterboxed) if source is not None else None
-    vector = query_vector(embedder, image, text, text_weight)
+    views = [decode(source, embedder.image_size, zoom(z)) for z in zooms] if image is not None else []
+    vector = query_vector(embedder, image, text, text_weight, views)
     return Query(vector, small_copy(image) if image is not None else None, name, text.strip(), c, letterboxed)
+
+
+def query_zooms(embedder: Embedder, c: Crop | None = None, letterboxed: bool = False) -> tuple[float, ...]:
+    """The centre zooms a query is embedded as (empty: the photo as it is): the embedder's, for a whole photo
+    only; a crop or a found box is already the product."""
+    zooms = tuple(getattr(embedder, "query_zooms", (1.0,)))
+    return zooms if zooms != (1.0,) and (c is None or c.is_full) and not letterboxed else ()
 
 
 def embed_queries(embedder: Embedder, sources: Sequence[ImageSource], *, progress: Progress | bool = False,
@@ -69,9 +83,24 @@ def embed_queries(embedder: Embedder, sources: Sequence[ImageSource], *, progres
     """Many query photos (or crops of them: ``crops[i]``) through the batch embedder: the same decode and vectors
     as :func:`embed_query`. Returns one :class:`Query` per source (None where unusable) and the one-line reason
     per unusable source."""
+    zooms = query_zooms(embedder, None, letterboxed) if crops is None or all(c is None or c.is_full for c in crops) \
+        else ()
+    if zooms:
+        sources = [read_source(src) for src in sources]  # uploads are read once, then decoded once per view
     small: dict[int, Image.Image] = {}
     vecs, errors = embed_sources(embedder, sources, progress=progress, desc=desc, crops=crops,
                                  letterboxed=letterboxed, on_image=lambda i, im: small.__setitem__(i, small_copy(im)))
+    if zooms:  # the same views as embed_query: each zoom through the batch embedder, averaged
+        ok = [i for i in range(len(sources)) if i not in errors]
+        total = np.zeros((len(ok), embedder.dim), np.float32)
+        bad: set[int] = set()
+        for z in zooms:
+            zv, zerr = (vecs, {}) if z == 1.0 else embed_sources(
+                embedder, [sources[i] for i in ok], desc=f"{desc} (zoom {z})", crops=[zoom(z)] * len(ok))
+            total[[j for j in range(len(ok)) if j not in zerr]] += zv
+            bad.update(zerr)
+            errors.update({ok[j]: e for j, e in zerr.items()})
+        vecs = normalize(total[[j for j in range(len(ok)) if j not in bad]])
     out: list[Query | None] = [None] * len(sources)
     it = iter(vecs)
     for i, src in enumerate(sources):

@@ -1,7 +1,8 @@
 """Frozen backbone features, cached under ``cache_dir()/features`` keyed by embedder spec, view and file digest.
 
-A *view* is ``orig`` (the image as the embedder sees it), ``flip`` (its input tensor mirrored) or ``aug<k>``
-(the k-th seeded random augmentation: crop, flip, colour jitter). Caching a few augmented copies per image
+A *view* is ``orig`` (the image as the embedder sees it), ``flip`` (its input tensor mirrored), ``aug<k>``
+(the k-th seeded random augmentation: crop, flip, colour jitter) or ``zoom<NN>`` (the centre NN% of the photo,
+a query zoom: :func:`core.embedding.decode.zoom`). Caching a few augmented copies per image
 lets a CPU train a head with augmentation without running the backbone in the training loop.
 """
 
@@ -23,6 +24,7 @@ from core.config.store import atomic_path
 from core.data.catalog import file_digest
 from core.embedding import Embedder
 from core.embedding.batch import embed_sources
+from core.embedding.decode import zoom
 
 SAVE_EVERY = 512  # images between checkpoints of the cache file, so an interrupted run keeps its work
 
@@ -35,8 +37,19 @@ def cache_root(embedder: Embedder) -> Path:
 
 
 def check_view(view: str) -> None:
-    if view not in ("orig", "flip") and not view.startswith("aug"):
-        raise ValueError(f"unknown view {view!r} (orig, flip, aug<k>)")
+    if view not in ("orig", "flip") and not view.startswith("aug") and zoom_of(view) is None:
+        raise ValueError(f"unknown view {view!r} (orig, flip, aug<k>, zoom<NN>)")
+
+
+def zoom_view(z: float) -> str:
+    """The view name of centre zoom ``z`` (0.65 -> ``zoom65``)."""
+    return f"zoom{round(z * 100)}"
+
+
+def zoom_of(view: str) -> float | None:
+    """The zoom of a ``zoom<NN>`` view (NN in 10..99), else None."""
+    digits = view[4:] if view.startswith("zoom") else ""
+    return int(digits) / 100 if digits.isdigit() and len(digits) == 2 and 10 <= int(digits) <= 99 else None
 
 
 def augment(img: Image.Image, view: str, seed: str) -> Image.Image:
@@ -102,10 +115,10 @@ def view_options(embedder: Embedder, view: str, digest_of: Callable[[int], str])
     check_view(view)
 
     def prep(i: int, img: Image.Image) -> torch.Tensor:
-        t = embedder.preprocess(img if view in ("orig", "flip") else augment(img, view, digest_of(i)))
+        t = embedder.preprocess(img if not view.startswith("aug") else augment(img, view, digest_of(i)))
         return t.flip(-1) if view == "flip" else t
 
-    return {"preprocess": None if view == "orig" else prep,
+    return {"preprocess": None if view == "orig" or zoom_of(view) else prep,
             "decode_size": embedder.image_size * (2 if view.startswith("aug") else 1)}
 
 
@@ -131,7 +144,9 @@ def cached_features(embedder: Embedder, paths: Sequence[str | Path], view: str =
                 if callable(progress):
                     progress(start + done, len(todo))
 
+            z = zoom_of(view)
             vecs, errs = embed_sources(embedder, [paths[i] for i in part], batch_size=batch_size, progress=report,
+                                       crops=[zoom(z)] * len(part) if z else None,
                                        **view_options(embedder, view, lambda j, part=part: digests[part[j]]))
             errors.update({part[j]: e for j, e in errs.items()})
             dtype = getattr(embedder, "store_dtype", np.float32)

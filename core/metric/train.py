@@ -10,9 +10,10 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+import tempfile
 import time
 from collections import defaultdict
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -27,10 +28,11 @@ from core.data.catalog import file_digest, load_catalog
 from core.embedding import Embedder
 from core.embedding.head import CONFIG, TOP_PREFIX, WEIGHTS, ProjectionHead
 from core.evaluation import metrics
-from core.metric.features import cached_features
+from core.metric.features import cached_features, zoom_view
 from core.metric.losses import make_loss
 from core.metric.miners import make_miner
 from core.metric.samplers import m_per_class
+from core.metric.splits import SPLITS, appearance_holdout, listed_holdout
 
 #: frozen base a head is trained on by default: multi-scale read-out of efficientnet-lite0 (stages 5-7 and the
 #: final map, see :mod:`core.embedding.efficientnet`); chosen on an appearance-disjoint split of the train views
@@ -50,7 +52,14 @@ class TrainConfig:
     hidden: int = 1024
     dropout: float = 0.2
     patience: int = 8  # epochs without held-out improvement before stopping
-    holdout: float = 0.1  # fraction of training views kept for early stopping
+    holdout: float = 0.1  # fraction of training views held out (for early stopping; for choosing query zooms)
+    split: str = "listed"  # which views early stopping holds out (core.metric.splits): the last listed, or
+    # "appearance" (look-alike groups least like the catalog image; it stops early on a harder set, but the
+    # head then misses the most varied photos: 0.740 vs 0.801 grocery val recall@1, docs/metric_learning.md)
+    query_zooms: str = "auto"  # whole-photo queries embedded as the mean of these centre zooms: "auto" picks
+    # one of ZOOM_CANDIDATES on a first run held out by zoom_split; or "1" (off), or a list like "0.8,0.65,0.5"
+    zoom_split: str = "appearance"  # the held-out split "auto" chooses the zooms on (the listed one cannot
+    # tell them apart: its photos are near-copies of training photos)
     label: str = "product_id"  # catalog/views column that says which samples belong together
     catalog_augs: int = 5  # cached augmented copies of each catalog image
     catalog_flip: bool = True  # also train on mirrored catalog images
@@ -83,6 +92,8 @@ class TrainResult:
     zero_shot: dict = field(default_factory=dict)
     seconds: float = 0.0
     n_heldout: int = 0  # held-out views that early stopping watched (0: none given)
+    query_zooms: tuple[float, ...] = (1.0,)  # chosen (or given) centre zooms of whole-photo queries
+    zoom_scores: dict[str, float] = field(default_factory=dict)  # held-out recall@1 of each candidate
     tune: int = 0  # backbone stages fine-tuned
 
 
@@ -110,19 +121,53 @@ def training_samples(catalog_dir: str | Path, views: str | Path | None, label: s
     return out
 
 
-def _holdout(samples: list[Sample], frac: float) -> set[int]:
-    """Indices of held-out samples: the last share of each label's views in listed order (or of the catalog
-    if there are no views). Photos listed together were often taken together; a random pick would hold out
-    near-copies of training photos and make early stopping optimistic."""
-    pool = [i for i, s in enumerate(samples) if not s.is_catalog] or list(range(len(samples)))
-    by_label: dict[str, list[int]] = defaultdict(list)
-    for i in pool:
-        by_label[samples[i].label].append(i)
-    out: set[int] = set()
-    for ids in by_label.values():
-        if len(ids) >= 3 and frac > 0:
-            out.update(ids[-max(1, round(frac * len(ids))):])
-    return out
+#: the query zooms ``--query-zooms auto`` chooses from: the photo as it is, with two centre crops, or three
+#: centre crops (shop photos hold the product in the middle, with shelf and hand around it)
+ZOOM_CANDIDATES: tuple[tuple[float, ...], ...] = ((1.0,), (1.0, 0.8, 0.65), (0.8, 0.65, 0.5))
+#: a zoom set must beat the photo as it is by this much held-out recall@1 to be chosen
+ZOOM_MARGIN = 0.01
+
+
+def zoom_candidates(value: str) -> tuple[tuple[float, ...], ...]:
+    """``auto`` -> :data:`ZOOM_CANDIDATES`; ``"0.8,0.65"`` -> that one set. Raises ``ValueError`` (one line)."""
+    if value.strip() == "auto":
+        return ZOOM_CANDIDATES
+    try:
+        zooms = tuple(float(z) for z in value.split(","))
+    except ValueError:
+        raise ValueError(f"--query-zooms takes 'auto' or numbers in (0.1, 1] such as 0.8,0.65, not {value!r}") from None
+    if not 1 <= len(zooms) <= 4 or not all(0.1 <= z <= 1 for z in zooms):
+        raise ValueError(f"--query-zooms takes 1 to 4 numbers in [0.1, 1], not {value!r}")
+    return (zooms,)
+
+
+def choose_zooms(candidates: tuple[tuple[float, ...], ...], held_at, held_lab: np.ndarray, ref, ref_lab: np.ndarray
+                 ) -> tuple[tuple[float, ...], dict[str, float]]:
+    """The candidate whose mean of zoomed views ranks the held-out photos' labels first most often against
+    ``ref`` (:data:`ZOOM_MARGIN` ahead of the photo as it is), and each candidate's recall@1. ``held_at(z)``
+    gives the held-out photos' unit vectors at zoom ``z``. Without held-out photos: the first candidate."""
+    if len(candidates) == 1 or ref is None or not len(held_lab):
+        return candidates[0], {}
+    views: dict[float, torch.Tensor] = {}
+    scores: dict[str, float] = {}
+    best, best_score = candidates[0], -1.0
+    for cand in candidates:
+        for z in cand:
+            if z not in views:
+                views[z] = held_at(z)
+        r1 = recall_at(F.normalize(sum(views[z] for z in cand), dim=-1), held_lab, ref, ref_lab)["recall@1"]
+        scores[",".join(f"{z:g}" for z in cand)] = round(r1, 4)
+        if r1 - (0.0 if cand == (1.0,) else ZOOM_MARGIN) > best_score:
+            best, best_score = cand, r1 - (0.0 if cand == (1.0,) else ZOOM_MARGIN)
+    return best, scores
+
+
+def holdout_split(cfg: TrainConfig, samples: list[Sample], ids: list[int], vecs: np.ndarray, tune: int) -> set[int]:
+    """The held-out samples (``cfg.split``), drawn among ``ids`` (the readable ones; ``vecs`` their backbone
+    features). With fine-tuned stages the cached vectors are activations, not features: the listed split."""
+    if cfg.split == "listed" or tune:
+        return listed_holdout(samples, cfg.holdout) & set(ids)
+    return {ids[j] for j in appearance_holdout([samples[i] for i in ids], vecs, cfg.holdout, cfg.seed)}
 
 
 def recall_at(q: torch.Tensor, q_lab: np.ndarray, ref: torch.Tensor, ref_lab: np.ndarray, ks=(1, 5)) -> dict:
@@ -155,11 +200,21 @@ def train_head(embedder: Embedder, catalog_dir: str | Path, views: str | Path | 
     from safetensors.torch import save_file
 
     cfg = cfg or TrainConfig()
+    zoom_choices = zoom_candidates(cfg.query_zooms)  # a bad value fails before any work
+    for split in (cfg.split, cfg.zoom_split):
+        if split not in SPLITS:
+            raise ValueError(f"unknown held-out split {split!r}; choose from {', '.join(SPLITS)}")
     t0 = time.time()
-    rng = random.Random(cfg.seed)
-    torch.manual_seed(cfg.seed)
     samples = samples if samples is not None else training_samples(catalog_dir, views, cfg.label)
-    held = _holdout(samples, cfg.holdout)
+    zoom_scores: dict[str, float] = {}
+    if len(zoom_choices) > 1 and not cfg.tune and cfg.split != cfg.zoom_split:
+        # a first head, held out as zoom_split, chooses the zooms; this run trains the head that is kept
+        with tempfile.TemporaryDirectory() as tmp:
+            first = train_head(embedder, catalog_dir, views, tmp, replace(cfg, split=cfg.zoom_split),
+                               progress=progress, samples=samples)
+        zoom_choices, zoom_scores = (first.query_zooms,), first.zoom_scores
+    rng = random.Random(cfg.seed)  # seeded after the first run: the kept head is the same with or without it
+    torch.manual_seed(cfg.seed)
     from pytorch_metric_learning.utils import common_functions
 
     common_functions.NUMPY_RANDOM = np.random.RandomState(cfg.seed)  # the m-per-class sampler's draws
@@ -173,11 +228,13 @@ def train_head(embedder: Embedder, catalog_dir: str | Path, views: str | Path | 
         top = TunedTop(source)
     device = torch.device("cuda" if cfg.device == "auto" and torch.cuda.is_available() else
                           "cpu" if cfg.device == "auto" else cfg.device)
-    # cached features of every view each sample needs: rows of X, owner sample of each row
+    # cached features of every view each sample needs: rows of X, owner sample of each row; the original view
+    # of every sample first, which the held-out split is drawn from
     rows: dict[int, list[int]] = defaultdict(list)
     chunks = []
     n_rows = 0
-    for view in sorted({v for s in samples for v in _views_of(cfg, s)}, key=lambda v: (v != "orig", v)):
+    held: set[int] = set()
+    for view in ["orig", *sorted({v for s in samples for v in _views_of(cfg, s)} - {"orig"})]:
         ids = [i for i, s in enumerate(samples) if view in _views_of(cfg, s) and (view == "orig" or i not in held)]
         vecs, errors = cached_features(source, [samples[i].path for i in ids], view, progress=progress is True,
                                        digests=[samples[i].digest for i in ids])
@@ -186,6 +243,8 @@ def train_head(embedder: Embedder, catalog_dir: str | Path, views: str | Path | 
         for r, j in enumerate(keep):
             rows[ids[j]].append(n_rows + r)
         n_rows += len(keep)
+        if view == "orig":
+            held = holdout_split(cfg, samples, [ids[j] for j in keep], vecs[keep], tune)
     X = torch.from_numpy(np.concatenate(chunks))
     classes = sorted({s.label for s in samples})
     cls_of = {c: i for i, c in enumerate(classes)}
@@ -294,6 +353,26 @@ def train_head(embedder: Embedder, catalog_dir: str | Path, views: str | Path | 
         bar.close()
     torch.set_num_threads(threads)
     saved_tune = tune if any(k.startswith(TOP_PREFIX) for k in best_state) else 0
+    head.load_state_dict({k: v for k, v in best_state.items() if not k.startswith(TOP_PREFIX)})
+    if saved_tune:
+        top.load_state_dict({k[len(TOP_PREFIX):]: v for k, v in best_state.items() if k.startswith(TOP_PREFIX)})
+    head.eval()
+
+    def held_at(z: float) -> torch.Tensor:
+        """The held-out photos' features at centre zoom ``z`` (the original view at 1)."""
+        if z == 1.0:
+            return orig_of(X, held_ids)
+        vecs, _ = cached_features(source, [samples[i].path for i in held_ids], zoom_view(z),
+                                  digests=[samples[i].digest for i in held_ids])
+        return torch.from_numpy(vecs)  # a photo that failed here read before: a zero row, counted as a miss
+
+    result.query_zooms, result.zoom_scores = zoom_choices[0], zoom_scores
+    if len(zoom_choices) > 1 and held_ids and not tune:  # tuned: the zoomed views would be activations
+        with torch.no_grad():
+            fn = lambda b: head(b.to(device))  # noqa: E731
+            result.query_zooms, result.zoom_scores = choose_zooms(
+                zoom_choices, lambda z: F.normalize(embed(held_at(z), fn), dim=-1), lab[held_ids],
+                embed(orig_of(X, ref_ids), fn), lab[ref_ids])
 
     out = Path(out_dir).expanduser()
     out.mkdir(parents=True, exist_ok=True)
@@ -305,6 +384,8 @@ def train_head(embedder: Embedder, catalog_dir: str | Path, views: str | Path | 
         "tta_flip": cfg.tta_flip, "tune": saved_tune, "label": cfg.label, "train": asdict(cfg),
         "data_fingerprint": fingerprint(samples), "n_samples": len(samples), "n_classes": len(classes),
         "n_holdout": len(held_ids), "zero_shot_holdout": result.zero_shot, "best": result.best,
+        "query_zooms": list(result.query_zooms), "query_zoom_scores": result.zoom_scores,
+        "query_zoom_split": cfg.zoom_split if result.zoom_scores else None,
         "history": result.history, "seconds": result.seconds, "device": device.type,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
