@@ -14,7 +14,7 @@ from core.config.progress import Progress
 from core.data.catalog import product_columns
 from core.data.queries import load_labelled_queries
 from core.embedding import Embedder
-from core.embedding.batch import embed_sources
+from core.embedding.query import embed_queries
 from core.index.product_index import ProductIndex
 from core.search.attributes.heads import LinearHead, train_head
 
@@ -113,9 +113,10 @@ def compare(index: ProductIndex, embedder: Embedder, queries: str | Path, label:
     index.check_embedder(embedder)
     head = head or train_classifier(index, label)
     rows, skipped = load_labelled_queries(queries, label, index.products, root=root)
-    vecs, errors = embed_sources(embedder, [p for p, _ in rows], progress=progress, desc="queries")
+    found, errors = embed_queries(embedder, [p for p, _ in rows], progress=progress)  # the one query path
     skipped += [f"{rows[i][0].name}: {e}" for i, e in errors.items()]
     rows = [r for i, r in enumerate(rows) if i not in errors]
+    vecs = np.stack([q.vector for q in found if q is not None]) if rows else np.zeros((0, embedder.dim), np.float32)
     labels = index.labels(label)
     if not rows:
         first = f" (first: {skipped[0]})" if skipped else ""
