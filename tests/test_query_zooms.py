@@ -157,3 +157,46 @@ def test_appearance_holdout_keeps_look_alike_photos_on_one_side():
     assert not any(samples[i].is_catalog for i in held)
     listed = listed_holdout(samples, 0.1)
     assert len(listed) == 8 and listed != far  # the last listed: the near-copies of training photos
+
+
+def _tiny_training_set(root):
+    """4 products: a catalog image each and 6 labelled photos (two looks: a plain one, a framed one)."""
+    (root / "cat").mkdir()
+    rows, views = ["image,product_id"], ["image,product_id"]
+    rng = np.random.default_rng(1)
+    for p in range(4):
+        colour = rng.integers(0, 255, 3)
+        Image.new("RGB", (64, 48), tuple(int(c) for c in colour)).save(root / "cat" / f"p{p}.png")
+        rows.append(f"p{p}.png,P{p}")
+        for j in range(6):
+            img = np.zeros((48, 64, 3), np.uint8)
+            img[:] = rng.integers(0, 255, 3) if j >= 4 else colour  # the last two: product amid clutter
+            img[12:36, 16:48] = colour + rng.integers(-10, 10, 3)
+            Image.fromarray(img.clip(0, 255).astype(np.uint8)).save(root / "cat" / f"v{p}_{j}.png")
+            views.append(f"v{p}_{j}.png,P{p}")
+    (root / "cat" / "catalog.csv").write_text("\n".join(rows) + "\n")
+    (root / "views.csv").write_text("\n".join(f"cat/{r}" if i else r for i, r in enumerate(views)) + "\n")
+    return root / "cat", root / "views.csv"
+
+
+def test_train_metric_chooses_and_saves_query_zooms_with_one_progress_bar(tmp_path):
+    from core.metric.train import TrainConfig, train_head
+
+    cat, views = _tiny_training_set(tmp_path)
+    calls = []
+    cfg = TrainConfig(epochs=3, patience=3, catalog_augs=1, view_augs=1, batch_size=16, holdout=0.35)
+    res = train_head(PixelEmbedder(), cat, views, tmp_path / "m", cfg, progress=lambda i, n: calls.append((i, n)))
+    saved = json.loads((tmp_path / "m" / "config.json").read_text())
+    assert tuple(saved["query_zooms"]) == res.query_zooms and res.query_zooms in ZOOM_CANDIDATES
+    assert set(saved["query_zoom_scores"]) == {"1", "1,0.8,0.65", "0.8,0.65,0.5"}
+    assert saved["query_zoom_split"] == "appearance" and saved["train"]["split"] == "listed"
+    assert HeadEmbedder(PixelEmbedder(), tmp_path / "m").query_zooms == res.query_zooms
+    # the zoom-choosing run and the kept run report as one bar: 2 x the epochs, never going back
+    assert calls and all(n == 2 * cfg.epochs for _, n in calls)
+    assert [i for i, _ in calls] == sorted(i for i, _ in calls) and calls[-1][0] > cfg.epochs
+
+    off = train_head(PixelEmbedder(), cat, views, tmp_path / "m1", TrainConfig(**{**cfg.__dict__, "query_zooms": "1"}))
+    saved = json.loads((tmp_path / "m1" / "config.json").read_text())
+    assert off.query_zooms == (1.0,) and saved["query_zooms"] == [1.0] and saved["query_zoom_scores"] == {}
+    with pytest.raises(ValueError, match="held-out split"):
+        train_head(PixelEmbedder(), cat, views, tmp_path / "m2", TrainConfig(split="random"))

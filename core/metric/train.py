@@ -209,10 +209,13 @@ def train_head(embedder: Embedder, catalog_dir: str | Path, views: str | Path | 
     zoom_scores: dict[str, float] = {}
     if len(zoom_choices) > 1 and not cfg.tune and cfg.split != cfg.zoom_split:
         # a first head, held out as zoom_split, chooses the zooms; this run trains the head that is kept
-        with tempfile.TemporaryDirectory() as tmp:
+        with tempfile.TemporaryDirectory() as tmp:  # a progress callback sees both runs as one: 2 x the epochs
             first = train_head(embedder, catalog_dir, views, tmp, replace(cfg, split=cfg.zoom_split),
-                               progress=progress, samples=samples)
+                               progress=(lambda i, n: progress(i, 2 * n)) if callable(progress) else progress,
+                               samples=samples)
         zoom_choices, zoom_scores = (first.query_zooms,), first.zoom_scores
+        if callable(progress):
+            progress = (lambda report: lambda i, n: report(n + i, 2 * n))(progress)
     rng = random.Random(cfg.seed)  # seeded after the first run: the kept head is the same with or without it
     torch.manual_seed(cfg.seed)
     from pytorch_metric_learning.utils import common_functions
