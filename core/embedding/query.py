@@ -65,7 +65,8 @@ def embed_query(embedder: Embedder, source: ImageSource | None = None, *, crop: 
     if zooms and not isinstance(source, (str, os.PathLike, bytes, bytearray, Image.Image, type(None))):
         source = read_source(source)  # an upload is read once, then decoded once per zoom
     image = decode(source, embedder.image_size, c, letterboxed=letterboxed) if source is not None else None
-    views = [decode(source, embedder.image_size, zoom(z)) for z in zooms] if image is not None else []
+    views = [] if image is None else [image if z == 1.0 else decode(source, embedder.image_size, zoom(z))
+                                      for z in zooms]
     vector = query_vector(embedder, image, text, text_weight, views)
     return Query(vector, small_copy(image) if image is not None else None, name, text.strip(), c, letterboxed)
 
