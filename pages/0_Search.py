@@ -173,7 +173,7 @@ def main() -> None:
             photo = photo_picker(ctx)
             if photo:
                 region_picker(ctx, photo)
-            crop = crop_picker(photo) if photo else Crop()
+            crop = crop_picker(photo, ctx) if photo else Crop()
         except USER_ERRORS as e:
             show_error(e)
             photo, crop = None, Crop()

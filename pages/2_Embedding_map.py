@@ -44,7 +44,7 @@ def placed_query(ctx: Context, proj: Projection) -> tuple[PlacedQuery | None, Pl
     with left:
         try:
             photo = photo_picker(ctx)
-            crop = (crop_picker(photo) if photo else None) or Crop()
+            crop = (crop_picker(photo, ctx) if photo else None) or Crop()
             sync_url(app_state())
             text, weight = state_text(ctx)
             if photo is None and not text.strip():

@@ -104,7 +104,7 @@ def main() -> None:
         st.caption("The search page's query (same photo and crop); choosing another here changes it there too.")
         try:
             photo = photo_picker(ctx)
-            crop = crop_picker(photo) if photo else Crop()
+            crop = crop_picker(photo, ctx) if photo else Crop()
         except USER_ERRORS as e:
             show_error(e)
             st.stop()

@@ -231,3 +231,36 @@ def test_train_a_head_from_the_evaluation_page_then_compare_it(mini):
     run(at)
     assert not errors(at), errors(at)
     assert list(at.dataframe[0].value.index) == chosen
+
+
+def test_a_head_with_query_zooms_says_how_the_whole_photo_is_searched(mini):
+    """A shopper searching with a trained head that zooms a whole photo toward its centre is told so under the
+    photo; cropping by hand searches the crop as it is, and the note goes."""
+    import os
+
+    import torch
+    from safetensors.torch import save_file
+
+    from core.embedding.head import ProjectionHead
+
+    head_dir = Path(os.environ["VPS_CACHE"]) / "heads" / "mini" / "zoomed"
+    head_dir.mkdir(parents=True)
+    torch.manual_seed(0)
+    head = ProjectionHead(1904, 32, 64)  # efficientnet-lite0:ms is 1904-d
+    save_file({k: v.contiguous() for k, v in head.state_dict().items()}, str(head_dir / "model.safetensors"))
+    (head_dir / "config.json").write_text(json.dumps({"base": "efficientnet-lite0:ms", "head": head.config(),
+                                                      "query_zooms": [1.0, 0.8, 0.65]}))
+    at = AppTest.from_file(APP, default_timeout=600)
+    at.query_params["catalog"] = "mini"
+    at.query_params["spec"] = f"efficientnet-lite0:ms+head:{head_dir}"
+    run(at)
+    assert not errors(at), errors(at)
+    captions = [i.caption for el in at.get("image") for i in el.proto.imgs]
+    assert any("searched as the mean of its centre 100%, 80%, 65%" in c for c in captions), captions
+    assert cards(at)  # and it searches
+    kx = next(s.key for s in at.slider if s.key.startswith("crop_x_"))
+    at.slider(key=kx).set_value((10, 90))
+    run(at)
+    captions = [i.caption for el in at.get("image") for i in el.proto.imgs]
+    assert any("searching the outlined region" in c for c in captions)
+    assert not any("searched as the mean" in c for c in captions)

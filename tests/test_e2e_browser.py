@@ -129,10 +129,29 @@ def _shot(page, path: Path) -> None:
     assert page.locator("text=Traceback").count() == 0
 
 
+def _settled(page) -> None:
+    """Wait until the app's script has finished running (no "Running..." status), as a person waits for a page
+    to finish loading before they open a list: a rerun re-renders the page and closes an open list."""
+    from playwright.sync_api import expect
+
+    expect(page.get_by_test_id("stStatusWidget")).to_be_hidden(timeout=WAIT)
+
+
 def _choose(page, select, option: str) -> None:
-    """Pick ``option`` in a Streamlit selectbox."""
-    select.click()
-    page.get_by_role("option", name=option, exact=True).click()
+    """Pick ``option`` in a Streamlit selectbox, once the page has settled (a second try if a rerun that started
+    meanwhile, such as the re-ranking once the filters are ready, closed the list under the click)."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    for attempt in range(2):
+        _settled(page)
+        select.click()
+        try:
+            page.get_by_role("option", name=option, exact=True).click(timeout=30_000 if attempt else 10_000)
+            return
+        except PlaywrightTimeout:
+            if attempt:
+                raise
+            page.keyboard.press("Escape")
 
 
 def test_a_fresh_server_opened_by_a_page_link_shows_the_apps_pages(page, tmp_path):

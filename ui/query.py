@@ -9,7 +9,7 @@ import streamlit as st
 
 from core.data.images import ImageError, open_image
 from core.embedding.decode import Crop, crop_preview
-from core.embedding.query import Query, embed_query, example_queries
+from core.embedding.query import Query, embed_query, example_queries, query_zooms
 from ui.bounded import bounded
 from ui.common import Context, md
 from ui.settings import settings
@@ -70,8 +70,17 @@ def _is_range(v: object) -> bool:
     return isinstance(v, tuple) and len(v) == 2 and all(isinstance(x, int) and 0 <= x <= 100 for x in v)
 
 
-def crop_picker(photo: Photo) -> Crop:
-    """Let the user crop the photo (kept in the state per photo) and preview it; returns the crop searched."""
+def zoom_note(zooms: tuple[float, ...]) -> str:
+    """How a whole photo is searched when the embedder has query zooms (empty when it has none)."""
+    if not zooms:
+        return ""
+    return (" — searched as the mean of its centre " + ", ".join(f"{z:.0%}" for z in zooms)
+            + " (the trained head's query zooms: the product sits in the middle of a shopper's photo)")
+
+
+def crop_picker(photo: Photo, ctx: Context | None = None) -> Crop:
+    """Let the user crop the photo (kept in the state per photo) and preview it; returns the crop searched. With
+    ``ctx``, the caption says when a whole photo is searched through its centre zooms."""
     state = app_state()
     img = open_image(photo.data)
     left, top, right, bottom = state.crop_box(photo)
@@ -88,8 +97,9 @@ def crop_picker(photo: Photo) -> Crop:
         state.boxed_for = ""
     state.crop, state.crop_for = (x[0], y[0], x[1], y[1]), photo.id
     c = c or Crop()
+    zooms = query_zooms(ctx.embedder, c, is_boxed(photo)) if ctx is not None else ()
     st.image(crop_preview(img, c), caption=f"{md(photo.name)} ({img.width}×{img.height})"
-             + ("" if c.is_full else " — searching the outlined region"), width="stretch")
+             + ("" if c.is_full else " — searching the outlined region") + zoom_note(zooms), width="stretch")
     return c
 
 
