@@ -78,9 +78,9 @@ def zoom_note(zooms: tuple[float, ...]) -> str:
             + " (the trained head's query zooms: the product sits in the middle of a shopper's photo)")
 
 
-def crop_picker(photo: Photo, ctx: Context | None = None) -> Crop:
-    """Let the user crop the photo (kept in the state per photo) and preview it; returns the crop searched. With
-    ``ctx``, the caption says when a whole photo is searched through its centre zooms."""
+def crop_picker(photo: Photo, ctx: Context) -> Crop:
+    """Let the user crop the photo (kept in the state per photo) and preview it; returns the crop searched. The
+    caption says when a whole photo is searched through the embedder's centre zooms."""
     state = app_state()
     img = open_image(photo.data)
     left, top, right, bottom = state.crop_box(photo)
@@ -97,7 +97,7 @@ def crop_picker(photo: Photo, ctx: Context | None = None) -> Crop:
         state.boxed_for = ""
     state.crop, state.crop_for = (x[0], y[0], x[1], y[1]), photo.id
     c = c or Crop()
-    zooms = query_zooms(ctx.embedder, c, is_boxed(photo)) if ctx is not None else ()
+    zooms = query_zooms(ctx.embedder, c, is_boxed(photo))
     st.image(crop_preview(img, c), caption=f"{md(photo.name)} ({img.width}×{img.height})"
              + ("" if c.is_full else " — searching the outlined region") + zoom_note(zooms), width="stretch")
     return c

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -62,7 +61,7 @@ def embed_query(embedder: Embedder, source: ImageSource | None = None, *, crop: 
     :class:`~core.data.images.ImageError` or :class:`QueryError` with one line."""
     c = crop or Crop()
     zooms = query_zooms(embedder, c, letterboxed)
-    if zooms and not isinstance(source, (str, os.PathLike, bytes, bytearray, Image.Image, type(None))):
+    if zooms and source is not None:
         source = read_source(source)  # an upload is read once, then decoded once per zoom
     image = decode(source, embedder.image_size, c, letterboxed=letterboxed) if source is not None else None
     views = [] if image is None else [image if z == 1.0 else decode(source, embedder.image_size, zoom(z))
