@@ -55,6 +55,16 @@ def crop(img: Image.Image, c: Crop) -> Image.Image:
     return img if c.is_full else img.crop(c.box(img.size))
 
 
+#: query zooms a head may carry: 1 to MAX_ZOOMS centre zooms, each in [MIN_ZOOM, 1]
+MAX_ZOOMS, MIN_ZOOM = 4, 0.1
+
+
+def valid_zooms(zooms: object) -> bool:
+    """Whether ``zooms`` is a usable set of query zooms (a list or tuple of 1 to 4 numbers in [0.1, 1])."""
+    return (isinstance(zooms, (list, tuple)) and 1 <= len(zooms) <= MAX_ZOOMS
+            and all(type(z) in (int, float) and MIN_ZOOM <= z <= 1 for z in zooms))
+
+
 def zoom(z: float) -> Crop:
     """The centre ``z`` of a photo in width and height (``z`` = 1: all of it): a query view toward the middle,
     where a shopper's photo holds the product (see ``Embedder.query_zooms``)."""

@@ -20,6 +20,7 @@ from torch import nn
 
 from core.config.store import StoreError, read_regular
 from core.embedding.base import Embedder, normalize
+from core.embedding.decode import MAX_ZOOMS, MIN_ZOOM, valid_zooms
 
 WEIGHTS, CONFIG = "model.safetensors", "config.json"
 TOP_PREFIX = "top."  # tensors of the fine-tuned backbone stages, next to the head's in the same file
@@ -64,9 +65,8 @@ def read_config(model_dir: Path) -> dict:
     if type(cfg.get("tune", 0)) is not int or not 0 <= cfg.get("tune", 0) <= 8:
         raise ValueError(f"{path}: tune must be an integer in 0..8")
     zooms = cfg.get("query_zooms", [1.0])
-    if (not isinstance(zooms, list) or not 1 <= len(zooms) <= 4
-            or not all(type(z) in (int, float) and 0.1 <= z <= 1 for z in zooms)):
-        raise ValueError(f"{path}: query_zooms must be a list of 1 to 4 numbers in [0.1, 1]")
+    if not isinstance(zooms, list) or not valid_zooms(zooms):
+        raise ValueError(f"{path}: query_zooms must be a list of 1 to {MAX_ZOOMS} numbers in [{MIN_ZOOM}, 1]")
     return cfg
 
 

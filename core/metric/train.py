@@ -26,6 +26,7 @@ from core.config.progress import Progress
 from core.config.store import atomic_path, atomic_write
 from core.data.catalog import file_digest, load_catalog
 from core.embedding import Embedder
+from core.embedding.decode import MAX_ZOOMS, MIN_ZOOM, valid_zooms
 from core.embedding.head import CONFIG, TOP_PREFIX, WEIGHTS, ProjectionHead
 from core.evaluation import metrics
 from core.metric.features import cached_features, zoom_view
@@ -136,8 +137,8 @@ def zoom_candidates(value: str) -> tuple[tuple[float, ...], ...]:
         zooms = tuple(float(z) for z in value.split(","))
     except ValueError:
         raise ValueError(f"--query-zooms takes 'auto' or numbers in (0.1, 1] such as 0.8,0.65, not {value!r}") from None
-    if not 1 <= len(zooms) <= 4 or not all(0.1 <= z <= 1 for z in zooms):
-        raise ValueError(f"--query-zooms takes 1 to 4 numbers in [0.1, 1], not {value!r}")
+    if not valid_zooms(zooms):
+        raise ValueError(f"--query-zooms takes 1 to {MAX_ZOOMS} numbers in [{MIN_ZOOM}, 1], not {value!r}")
     return (zooms,)
 
 
@@ -157,8 +158,9 @@ def choose_zooms(candidates: tuple[tuple[float, ...], ...], held_at, held_lab: n
                 views[z] = held_at(z)
         r1 = recall_at(F.normalize(sum(views[z] for z in cand), dim=-1), held_lab, ref, ref_lab)["recall@1"]
         scores[",".join(f"{z:g}" for z in cand)] = round(r1, 4)
-        if r1 - (0.0 if cand == (1.0,) else ZOOM_MARGIN) > best_score:
-            best, best_score = cand, r1 - (0.0 if cand == (1.0,) else ZOOM_MARGIN)
+        score = r1 - (0.0 if cand == (1.0,) else ZOOM_MARGIN)
+        if score > best_score:
+            best, best_score = cand, score
     return best, scores
 
 
