@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import torch
 from PIL import Image
@@ -22,6 +25,22 @@ class PixelEmbedder(Embedder):
 
     def forward_images(self, batch: torch.Tensor) -> torch.Tensor:
         return batch.flatten(1) + 1e-3
+
+
+def write_head(folder: Path, base_spec: str, in_dim: int, *, out_dim: int = 16, hidden: int = 32, seed: int = 0,
+               **config) -> Path:
+    """A randomly initialised projection head saved as ``train_head`` saves one (cheap: no training), with
+    ``config`` added to its ``config.json``."""
+    from safetensors.torch import save_file
+
+    from core.embedding.head import ProjectionHead
+
+    torch.manual_seed(seed)
+    head = ProjectionHead(in_dim, out_dim, hidden)
+    folder.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.contiguous() for k, v in head.state_dict().items()}, str(folder / "model.safetensors"))
+    (folder / "config.json").write_text(json.dumps({"base": base_spec, "head": head.config(), **config}))
+    return folder
 
 
 def subset(cat: Catalog, product_ids: set[str]) -> Catalog:

@@ -238,18 +238,10 @@ def test_a_head_with_query_zooms_says_how_the_whole_photo_is_searched(mini):
     photo; cropping by hand searches the crop as it is, and the note goes."""
     import os
 
-    import torch
-    from safetensors.torch import save_file
+    from tests.helpers import write_head
 
-    from core.embedding.head import ProjectionHead
-
-    head_dir = Path(os.environ["VPS_CACHE"]) / "heads" / "mini" / "zoomed"
-    head_dir.mkdir(parents=True)
-    torch.manual_seed(0)
-    head = ProjectionHead(1904, 32, 64)  # efficientnet-lite0:ms is 1904-d
-    save_file({k: v.contiguous() for k, v in head.state_dict().items()}, str(head_dir / "model.safetensors"))
-    (head_dir / "config.json").write_text(json.dumps({"base": "efficientnet-lite0:ms", "head": head.config(),
-                                                      "query_zooms": [1.0, 0.8, 0.65]}))
+    head_dir = write_head(Path(os.environ["VPS_CACHE"]) / "heads" / "mini" / "zoomed", "efficientnet-lite0:ms",
+                          1904, out_dim=32, hidden=64, query_zooms=[1.0, 0.8, 0.65])  # :ms is 1904-d
     at = AppTest.from_file(APP, default_timeout=600)
     at.query_params["catalog"] = "mini"
     at.query_params["spec"] = f"efficientnet-lite0:ms+head:{head_dir}"

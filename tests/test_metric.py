@@ -19,7 +19,7 @@ from core.index.workspace import index_state
 from core.metric.features import cached_features, embed_cached
 from core.metric.train import TrainConfig, recall_at, train_head
 from tests.conftest import dataset
-from tests.helpers import PixelEmbedder
+from tests.helpers import PixelEmbedder, write_head
 
 # hard look-alikes: packaged juices/milks and apples are where ImageNet features confuse products
 CLASSES = ["Golden-Delicious", "Granny-Smith", "Pink-Lady", "Red-Delicious", "Royal-Gala", "Bravo-Apple-Juice",
@@ -127,15 +127,7 @@ def test_other_losses_train(loss, grocery_subset, embedder, tmp_path):
 
 def _tiny_head(tmp_path, base, seed=0):
     """A randomly initialised head saved like train_head does (cheap: no training)."""
-    from safetensors.torch import save_file
-
-    from core.embedding.head import ProjectionHead
-
-    torch.manual_seed(seed)
-    head = ProjectionHead(base.dim, 16, 32)
-    save_file({k: v.contiguous() for k, v in head.state_dict().items()}, str(tmp_path / "model.safetensors"))
-    (tmp_path / "config.json").write_text(json.dumps({"base": base.spec, "head": head.config(), "tta_flip": True}))
-    return tmp_path
+    return write_head(tmp_path, base.spec, base.dim, seed=seed, tta_flip=True)
 
 
 def test_head_spec_works_through_the_factory_and_retraining_makes_the_index_stale(tmp_path, tiny_clip):

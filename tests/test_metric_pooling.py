@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
 import torch
@@ -14,6 +12,7 @@ from core.embedding.batch import embed_sources
 from core.embedding.efficientnet import pooled_maps, taps
 from core.embedding.head import HeadEmbedder
 from core.metric.features import cached_features, embed_cached
+from tests.helpers import write_head
 
 
 @pytest.fixture(scope="module")
@@ -52,15 +51,8 @@ def test_bad_pooling_is_a_clear_error():
 
 def test_head_on_multiscale_features_matches_the_cached_training_features(images, tmp_path):
     """The head embedder computes at query time exactly the features training read from the cache."""
-    from safetensors.torch import save_file
-
-    from core.embedding.head import ProjectionHead
-
     base = load_embedder("efficientnet-lite0:ms")
-    torch.manual_seed(0)
-    head = ProjectionHead(base.dim, 16, 32)
-    save_file({k: v.contiguous() for k, v in head.state_dict().items()}, str(tmp_path / "model.safetensors"))
-    (tmp_path / "config.json").write_text(json.dumps({"base": base.spec, "head": head.config(), "tta_flip": True}))
+    write_head(tmp_path, base.spec, base.dim, tta_flip=True)
     emb = load_embedder(f"efficientnet-lite0:ms+head:{tmp_path}")
     assert isinstance(emb, HeadEmbedder) and emb.base.spec == "efficientnet-lite0:ms"
     feats, _ = cached_features(base, images)

@@ -14,11 +14,11 @@ from PIL import Image
 
 from core.embedding.base import normalize
 from core.embedding.decode import Crop, QueryError, decode, zoom
-from core.embedding.head import HeadEmbedder, ProjectionHead
+from core.embedding.head import HeadEmbedder
 from core.embedding.query import embed_queries, embed_query
 from core.metric.splits import appearance_holdout, listed_holdout
 from core.metric.train import ZOOM_CANDIDATES, ZOOM_MARGIN, choose_zooms, zoom_candidates
-from tests.helpers import PixelEmbedder
+from tests.helpers import PixelEmbedder, write_head
 
 
 def _photo(path, seed: int) -> Image.Image:
@@ -84,27 +84,15 @@ def test_an_unreadable_photo_is_reported_and_the_others_kept(photos, tmp_path):
     np.testing.assert_allclose(out[2].vector, embed_query(emb, photos[1]).vector, atol=1e-6)
 
 
-def _head_dir(tmp_path, base, **extra):
-    head = ProjectionHead(base.dim, 8, 16)
-    from safetensors.torch import save_file
-
-    save_file({k: v.contiguous() for k, v in head.state_dict().items()}, str(tmp_path / "model.safetensors"))
-    (tmp_path / "config.json").write_text(json.dumps({"base": base.spec, "head": head.config(), **extra}))
-    return tmp_path
-
-
 def test_a_head_carries_its_zooms_and_refuses_bad_ones(tmp_path):
     base = PixelEmbedder()
-    (tmp_path / "a").mkdir()
-    h = HeadEmbedder(base, _head_dir(tmp_path / "a", base, query_zooms=[1, 0.8, 0.65]))
+    h = HeadEmbedder(base, write_head(tmp_path / "a", base.spec, base.dim, query_zooms=[1, 0.8, 0.65]))
     assert h.query_zooms == (1.0, 0.8, 0.65) and h.info()["query_zooms"] == [1.0, 0.8, 0.65]
-    (tmp_path / "b").mkdir()
-    plain = HeadEmbedder(base, _head_dir(tmp_path / "b", base))
+    plain = HeadEmbedder(base, write_head(tmp_path / "b", base.spec, base.dim))
     assert plain.query_zooms == (1.0,) and "query_zooms" not in plain.info()  # older heads: unchanged
     for bad in ([], [0.0], [2], ["x"], 0.8, [1, 0.9, 0.8, 0.7, 0.6]):
-        (tmp_path / "c").mkdir(exist_ok=True)
         with pytest.raises(ValueError, match="query_zooms"):
-            HeadEmbedder(base, _head_dir(tmp_path / "c", base, query_zooms=bad))
+            HeadEmbedder(base, write_head(tmp_path / "c", base.spec, base.dim, query_zooms=bad))
 
 
 def test_zoom_values_are_parsed_with_clear_errors():
