@@ -234,3 +234,23 @@ def test_training_on_images_that_cannot_be_read_is_a_clear_error(tmp_path):
     (cat_dir / "catalog.csv").write_text("\n".join(rows) + "\n")
     with pytest.raises(ValueError, match="4 of 4 images could not be read"):
         train_head(PixelEmbedder(), cat_dir, None, tmp_path / "model", TrainConfig(epochs=1))
+
+
+def test_early_stopping_reads_a_smoothed_held_out_curve():
+    """One lucky epoch early on (a few held-out photos) must not stop training while the head still improves."""
+    from core.metric.train import EarlyStopping
+
+    curve = [0.86, 0.87, 0.93, 0.88, 0.89, 0.90, 0.90, 0.91, 0.92, 0.92, 0.93, 0.92, 0.91, 0.90, 0.90, 0.89]
+
+    def run(smooth):
+        stopper, kept = EarlyStopping(patience=4, smooth=smooth), None
+        for epoch, r1 in enumerate(curve, 1):
+            improved, stop = stopper.update(r1, r1)
+            kept = epoch if improved else kept
+            if stop:
+                return kept, epoch
+        return kept, len(curve)
+
+    assert run(1) == (3, 7)  # each epoch's own score: the spike at epoch 3 wins, training stops at 7
+    assert run(3) == (12, 16)  # the mean of the last 3: the plateau at 10-12 wins (a tie keeps the later)
+    assert EarlyStopping(2, 3).update(0.5, 0.5) == (True, False)
