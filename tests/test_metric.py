@@ -238,7 +238,7 @@ def test_training_on_images_that_cannot_be_read_is_a_clear_error(tmp_path):
 
 def test_early_stopping_reads_a_smoothed_held_out_curve():
     """One lucky epoch early on (a few held-out photos) must not stop training while the head still improves."""
-    from core.metric.train import EarlyStopping
+    from core.metric.stopping import EarlyStopping
 
     curve = [0.86, 0.87, 0.93, 0.88, 0.89, 0.90, 0.90, 0.91, 0.92, 0.92, 0.93, 0.92, 0.91, 0.90, 0.90, 0.89]
 

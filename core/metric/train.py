@@ -34,6 +34,7 @@ from core.metric.losses import make_loss
 from core.metric.miners import make_miner
 from core.metric.samplers import m_per_class
 from core.metric.splits import SPLITS, appearance_holdout, listed_holdout
+from core.metric.stopping import EarlyStopping
 
 #: frozen base a head is trained on by default: multi-scale read-out of efficientnet-lite0 (stages 5-7 and the
 #: final map, see :mod:`core.embedding.efficientnet`); chosen on an appearance-disjoint split of the train views
@@ -163,29 +164,6 @@ def choose_zooms(candidates: tuple[tuple[float, ...], ...], held_at, held_lab: n
         if score > best_score:
             best, best_score = cand, score
     return best, scores
-
-
-class EarlyStopping:
-    """Keeps the epoch whose held-out (recall@1, recall@5), averaged over the last ``smooth`` epochs, is the
-    best so far (ties: the later epoch, as a held-out split may saturate); stops after ``patience`` epochs
-    without one. A few hundred held-out photos move recall@1 by a point per photo: on each epoch's own score a
-    lucky early epoch stops training long before the head has converged."""
-
-    def __init__(self, patience: int, smooth: int = 1):
-        self.patience, self.smooth = patience, max(1, smooth)
-        self.scores: list[tuple[float, float]] = []
-        self.best: tuple[float, ...] = (-1.0, -1.0)
-        self.stale = 0
-
-    def update(self, recall1: float, recall5: float) -> tuple[bool, bool]:
-        """One epoch's held-out scores -> (keep this epoch's weights, stop now)."""
-        self.scores.append((recall1, recall5))
-        key = tuple(float(np.mean(v)) for v in zip(*self.scores[-self.smooth:]))
-        if key >= self.best:
-            self.best, self.stale = key, 0
-            return True, False
-        self.stale += 1
-        return False, self.stale >= self.patience
 
 
 def holdout_split(cfg: TrainConfig, samples: list[Sample], ids: list[int], vecs: np.ndarray, tune: int) -> set[int]:
