@@ -139,11 +139,15 @@ def _settled(page) -> None:
 
 def _choose(page, select, option: str) -> None:
     """Pick ``option`` in a Streamlit selectbox, once the page has settled (a second try if a rerun that started
-    meanwhile, such as the re-ranking once the filters are ready, closed the list under the click)."""
+    meanwhile, such as the re-ranking once the filters are ready, closed the list under the click). While a
+    rerun replaces a widget, the old one can stay on the page beside the new one until the run ends: the list
+    is opened once only one is left."""
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
+    from playwright.sync_api import expect
 
     for attempt in range(2):
         _settled(page)
+        expect(select).to_have_count(1, timeout=WAIT)
         select.click()
         try:
             page.get_by_role("option", name=option, exact=True).click(timeout=30_000 if attempt else 10_000)
