@@ -63,7 +63,7 @@ def args_experiment(p) -> None:
 
 def run_train_metric(a) -> int:
     from core.embedding import load_embedder
-    from core.metric.train import TrainConfig, train_head
+    from core.metric.train import TrainConfig, train_head, zoom_key
 
     cfg = TrainConfig()
     for f in fields(TrainConfig):
@@ -84,7 +84,7 @@ def run_train_metric(a) -> int:
               "(give --views with labelled photos for that); measure it with evaluate")
     if res.zoom_scores:
         print("query zooms (held-out recall@1): " + ", ".join(f"{k}: {v:.3f}" for k, v in res.zoom_scores.items())
-              + f" -> {','.join(f'{z:g}' for z in res.query_zooms)}")
+              + f" -> {zoom_key(res.query_zooms)}")
     print(f"embedder spec: {res.spec}")
     print(f"re-index with: python -m core index --catalog {a.catalog} --out INDEX_DIR --model '{res.spec}'")
     return 0

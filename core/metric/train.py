@@ -144,6 +144,11 @@ def zoom_candidates(value: str) -> tuple[tuple[float, ...], ...]:
     return (zooms,)
 
 
+def zoom_key(zooms: tuple[float, ...]) -> str:
+    """How a zoom set is named in ``config.json`` and printed: ``"1,0.8,0.65"``."""
+    return ",".join(f"{z:g}" for z in zooms)
+
+
 def choose_zooms(candidates: tuple[tuple[float, ...], ...], held_at, held_lab: np.ndarray, ref, ref_lab: np.ndarray
                  ) -> tuple[tuple[float, ...], dict[str, float]]:
     """The candidate whose mean of zoomed views ranks the held-out photos' labels first most often against
@@ -159,7 +164,7 @@ def choose_zooms(candidates: tuple[tuple[float, ...], ...], held_at, held_lab: n
             if z not in views:
                 views[z] = held_at(z)
         r1 = recall_at(F.normalize(sum(views[z] for z in cand), dim=-1), held_lab, ref, ref_lab)["recall@1"]
-        scores[",".join(f"{z:g}" for z in cand)] = round(r1, 4)
+        scores[zoom_key(cand)] = round(r1, 4)
         score = r1 - (0.0 if cand == (1.0,) else ZOOM_MARGIN)
         if score > best_score:
             best, best_score = cand, score
