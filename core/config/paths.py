@@ -8,6 +8,9 @@ from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent.parent
 SAMPLE_CATALOG = PROJECT_ROOT / "sample_catalog"
+#: the real-photo demo: ``catalog/`` (the catalog folder), ``head/`` (a head trained on its shop photos), query CSVs
+DEMO_ROOT = PROJECT_ROOT / "demo_catalog"
+DEMO_CATALOG = DEMO_ROOT / "catalog"
 DATASETS = Path(os.environ.get("VPS_DATASETS", PROJECT_ROOT.parent / "shared" / "datasets"))
 
 

@@ -84,6 +84,14 @@ def loadable_head_specs() -> list[str]:
     return [f"{base}+head:{d}" for d in find_heads() if (base := recorded_base(d)) and efficientnet_ok(base)]
 
 
+def shipped_head_spec(catalog_root: str | Path) -> str | None:
+    """The spec of the trained head a catalog ships beside itself (``<catalog>/../head/``, as the demo does), or
+    None when there is none or its base embedder cannot load here."""
+    d = Path(catalog_root).resolve().parent / "head"
+    base = recorded_base(d) if (d / "config.json").is_file() else None
+    return f"{base}+head:{d}" if base and efficientnet_ok(base) else None
+
+
 def available_embedders() -> EmbedderChoices:
     """Specs that can load here, with no download: EfficientNet-Lite, trained heads, local open_clip weights;
     and a one-line how-to for open_clip when none of its weights are here."""
