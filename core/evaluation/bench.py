@@ -13,11 +13,14 @@ from __future__ import annotations
 
 import gc
 import glob
+import json
 import os
 import platform
 import re
 import resource
 import shutil
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -28,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from core.config.paths import PROJECT_ROOT
 from core.config.store import atomic_write
 from core.evaluation.metrics import first_relevant, neighbour_recall, recall_at, relevance
 from core.index.pca import pca, project
@@ -598,10 +602,12 @@ def run(quick: bool = False, out: str | None = None, workdir: str | None = None,
         from core.evaluation.bench_served import bench_served
 
         served = [timed(bench_served, quick)]
-        if not set(sections) - {"served"}:
-            if out:
-                Path(out).write_text(render(served, facts, quick))
-            return served
+    if "browser" in sections:  # the app in a real browser, driven by scripts/bench_browser.py (its own process)
+        served.append(timed(bench_browser))
+    if served and not set(sections) - {"served", "browser"}:
+        if out:
+            Path(out).write_text(render(served, facts, quick))
+        return served
     cat, qs, source = real_images(quick)
     if quick:
         cat, qs = cat[:: max(1, len(cat) // 200)][:200], qs[:: max(1, len(qs) // 50)][:50]
@@ -652,6 +658,33 @@ def run(quick: bool = False, out: str | None = None, workdir: str | None = None,
         atomic_write(out, render(tables, facts, quick))
         print(f"wrote {out}")
     return tables
+
+
+BROWSER_SCRIPT = PROJECT_ROOT / "scripts" / "bench_browser.py"
+
+
+def bench_browser(budget_s: float = 2400.0) -> Table:
+    """The app's latency in headless Chromium from a fresh cache (``scripts/bench_browser.py``, run as its own
+    process: the engine never starts the app), each figure against its goal, with the load average."""
+    t = Table("The app in a real browser (streamlit run, headless Chromium, fresh cache)",
+              ["step", "figure", "seconds", "goal s", "met"])
+    try:
+        done = subprocess.run([sys.executable, str(BROWSER_SCRIPT)], capture_output=True, text=True,
+                              timeout=budget_s, cwd=PROJECT_ROOT)
+        res = json.loads(done.stdout.strip().splitlines()[-1])
+    except (subprocess.TimeoutExpired, ValueError, IndexError) as e:
+        t.notes.append(f"The browser benchmark did not report: {type(e).__name__}.")
+        return t
+    for r in res["rows"]:
+        s, goal = r["seconds"], r["goal"]
+        t.add(r["step"], r["figure"], "not reached" if s is None else s, goal if goal is not None else "",
+              "" if goal is None else ("yes" if s is not None and s <= goal else "NO"))
+    t.notes += [f"Load average (1/5/15 min) {res['load_at_start']} at start, {res['load_at_end']} at the end, on "
+                f"{res['cpus']} CPUs; the browser runs on the same machine as the server.",
+                "first paint: the page's title drawn; longest still: the longest time in which nothing on the page "
+                "changed (a counter, a bar, a spinner each count as change). The Evaluation page's training is "
+                "measured in its own section; the embedder switch needs `--head` (scripts/bench_browser.py)."]
+    return t
 
 
 def timed(fn: Callable[..., Table], *args) -> Table:

@@ -10,6 +10,7 @@ from core.config.progress import Progress
 from core.config.store import StoreError
 from core.data.catalog import Catalog, load_catalog
 from core.embedding import Embedder
+from core.index.prepared import prepared_vectors
 from core.index.product_index import IndexStateError, ProductIndex
 
 
@@ -68,5 +69,7 @@ def ensure_index(catalog_root: str | Path, embedder: Embedder, progress: Progres
     state, _ = index_state(catalog, embedder)
     if state == "ok" and not rebuild:
         return ProductIndex.load(d, embedder)
-    idx, _ = ProductIndex.build(catalog, embedder, d, progress=progress)
+    prepared = prepared_vectors(catalog, embedder)  # the sample's vectors, shipped: no image embedded
+    idx, _ = ProductIndex.build(catalog, embedder, d, progress=False if prepared is not None else progress,
+                                vectors=prepared)
     return idx
