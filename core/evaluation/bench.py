@@ -643,6 +643,10 @@ def run(quick: bool = False, out: str | None = None, workdir: str | None = None,
             tables.append(timed(bench_ray, quick, DEFAULT_SPEC))
         if "regions" in sections:
             tables.append(timed(bench_regions, quick, tmp))
+        if "nomatch" in sections:
+            from core.evaluation.bench_nomatch import bench_nomatch
+
+            tables.append(timed(bench_nomatch, quick, tmp))
     finally:
         if not workdir:
             shutil.rmtree(tmp, ignore_errors=True)
