@@ -2,9 +2,10 @@
 
 Two kinds, both deterministic and offline:
 
-- **other catalogs**: the images of the catalogs that ship with the project (:data:`BUNDLED`: the drawn sample,
-  the real-photo demo) other than the index's own, and other than one that shares the index's products (the demo
-  is cut from the same grocery dataset as an imported grocery catalog);
+- **other catalogs**: the pictures and shopper photos (train splits only, never val or test) of the catalogs that
+  ship with the project (:data:`BUNDLED`: the drawn sample, the real-photo demo) other than the index's own, and
+  other than one that shares the index's products (the demo is cut from the same grocery dataset as an imported
+  grocery catalog);
 - **generated**: :data:`N_GENERATED` cheap unrelated pictures (plain colours, gradients, noise, blurred clutter,
   shelves, wood grain, stripes and checks), made here from a fixed seed.
 
@@ -25,14 +26,16 @@ from PIL import Image, ImageDraw, ImageFilter
 
 from core.config.paths import DEMO_CATALOG, SAMPLE_CATALOG, cache_dir, slug
 from core.config.store import atomic_path, new_generation, read_current, stale_key, write_json, writer_lock
-from core.data.catalog import load_catalog
+from core.data.catalog import IMAGE_EXTS, load_catalog
+from core.data.queries import read_queries
+from core.data.query_sets import SPLITS, query_sets
 from core.data.scenes import background
 from core.embedding import Embedder
 from core.embedding.batch import embed_sources
 
 VERSION = 1
 N_GENERATED = 96
-PER_CATALOG = 240  # images taken from each other catalog, spread over it
+PER_CATALOG = 120  # pictures (and as many shopper photos) taken from each other catalog, spread over it
 SIZE = 256
 BUNDLED = {"sample": SAMPLE_CATALOG, "demo": DEMO_CATALOG}
 KINDS = ("plain", "gradient", "noise", "clutter", "shelf", "wood", "stripes", "checks")
@@ -84,8 +87,29 @@ def _same_products(a: set[str], b: set[str]) -> bool:
     return bool(a and b) and len(a & b) >= 0.2 * min(len(a), len(b))
 
 
+def _photos(root: Path) -> list[Path]:
+    """The photos of a catalog's labelled query sets, but for held-out splits (val, validation, test)."""
+    out: list[Path] = []
+    for qs in query_sets(root):
+        if qs.split in SPLITS:
+            continue
+        if qs.kind == "folder":
+            out += sorted(p for p in qs.path.glob("*/*") if p.suffix.lower() in IMAGE_EXTS and p.is_file())
+        else:
+            try:
+                out += [p for p, _ in read_queries(qs.path, qs.labels[0])[0]]
+            except (OSError, ValueError):
+                continue
+    return out
+
+
+def _spread(paths: list[Path], n: int) -> list[Path]:
+    return paths[:: max(1, len(paths) // n)][:n]
+
+
 def other_catalogs(own_root: Path, own_products: set[str]) -> dict[str, list[Path]]:
-    """Image paths of each bundled catalog other than ``own_root`` and not sharing its products."""
+    """Image paths of each bundled catalog other than ``own_root`` and not sharing its products: up to
+    :data:`PER_CATALOG` of its pictures and as many of its shopper photos (never a val, validation or test one)."""
     out = {}
     own = own_root.resolve()
     for name, root in BUNDLED.items():
@@ -97,8 +121,7 @@ def other_catalogs(own_root: Path, own_products: set[str]) -> dict[str, list[Pat
             continue
         if _same_products(set(cat.products), own_products):
             continue
-        paths = [cat.path(r) for r in cat.rows]
-        out[name] = paths[:: max(1, len(paths) // PER_CATALOG)][:PER_CATALOG]
+        out[name] = _spread([cat.path(r) for r in cat.rows], PER_CATALOG) + _spread(_photos(root), PER_CATALOG)
     return out
 
 
