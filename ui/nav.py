@@ -6,6 +6,8 @@ import streamlit as st
 from streamlit.navigation.page import StreamlitPage
 from streamlit.runtime.pages_manager import PagesManager
 
+from ui.settings import settings_ok
+
 #: (file, title, icon): the sidebar's navigation, in order; the first is the home page
 PAGES = [
     ("pages/0_Search.py", "Search", ":material/image_search:"),
@@ -18,8 +20,11 @@ PAGES = [
 
 
 def set_app_page_config() -> None:
-    """The app's title, icon and layout (a page may set its own title after)."""
+    """The app's title, icon and layout (a page may set its own title after); then, when a setting has a value it
+    does not accept, one line says which and the run stops there."""
     st.set_page_config(page_title="Visual product search", page_icon="🔎", layout="wide")
+    if not settings_ok():
+        st.stop()
 
 
 def app_navigation() -> StreamlitPage:

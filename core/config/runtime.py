@@ -12,6 +12,8 @@ import ctypes
 import os
 import sys
 
+from core.config import settings
+
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
 _configured = False
 
@@ -26,7 +28,7 @@ def cpu_count() -> int:
 
 def tune_allocator(mmap_threshold: int = 32 << 20, trim_threshold: int = 256 << 20) -> bool:
     """Keep freed blocks up to ``mmap_threshold`` bytes in the glibc heap (no-op elsewhere)."""
-    if not sys.platform.startswith("linux") or os.environ.get("VPS_NO_MALLOPT"):
+    if not sys.platform.startswith("linux") or settings.get("no_mallopt"):
         return False
     try:
         libc = ctypes.CDLL("libc.so.6")

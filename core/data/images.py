@@ -11,21 +11,25 @@ from typing import BinaryIO
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
+from core.config import settings
+
 ImageSource = str | os.PathLike | bytes | BinaryIO | Image.Image
 
-#: Largest decoded image accepted (width x height); override with VPS_MAX_PIXELS.
-MAX_PIXELS = int(os.environ.get("VPS_MAX_PIXELS", 64_000_000))
-#: Largest encoded file accepted, in bytes; override with VPS_MAX_BYTES.
-MAX_BYTES = int(os.environ.get("VPS_MAX_BYTES", 50 * 1024 * 1024))
-#: Largest decoded image held in memory, in bytes (width x height x bytes per pixel of its mode, known from the
-#: header before decoding; a JPEG is decoded at a reduced scale to fit); override with VPS_MAX_DECODED_BYTES.
-MAX_DECODED_BYTES = int(os.environ.get("VPS_MAX_DECODED_BYTES", 128_000_000))
+#: Limits (read when an image is opened, see core.config.settings): ``VPS_MAX_PIXELS`` (width x height),
+#: ``VPS_MAX_BYTES`` (encoded file) and ``VPS_MAX_DECODED_BYTES`` (width x height x bytes per pixel of its mode,
+#: known from the header before decoding; a JPEG is decoded at a reduced scale to fit).
+
 #: bytes per pixel as Pillow stores a mode (every mode not listed takes four)
 _PIXEL_BYTES = {"1": 1, "L": 1, "P": 1, "I;16": 2, "I;16L": 2, "I;16B": 2, "I;16N": 2}
 _JPEG_SCALES = (1, 2, 4, 8)
 
 ImageFile.LOAD_TRUNCATED_IMAGES = False
 Image.MAX_IMAGE_PIXELS = None  # we enforce our own limit before decoding
+
+
+def _limit(name: str, given: int | None) -> int:
+    """``given``, else the setting ``name`` (``VPS_<NAME>``)."""
+    return settings.get(name) if given is None else given
 
 
 class ImageError(ValueError):
@@ -57,7 +61,7 @@ def read_source(src: ImageSource, max_bytes: int | None = None) -> bytes | Image
     ``max_bytes``), anything else is returned as it is."""
     if isinstance(src, (str, os.PathLike, bytes, bytearray, Image.Image)):
         return src
-    return _read_bytes(src, MAX_BYTES if max_bytes is None else max_bytes)
+    return _read_bytes(src, _limit("max_bytes", max_bytes))
 
 
 def decoded_bytes(size: tuple[int, int], mode: str) -> int:
@@ -136,9 +140,9 @@ def open_image(
     is decoded at a reduced scale that fits instead). With ``draft_size``, the image is reduced as soon as it is
     decoded (a JPEG while decoding) to the smallest integer scale that still has that many pixels across.
     """
-    max_pixels = MAX_PIXELS if max_pixels is None else max_pixels
-    max_bytes = MAX_BYTES if max_bytes is None else max_bytes
-    max_decoded = MAX_DECODED_BYTES if max_decoded is None else max_decoded
+    max_pixels = _limit("max_pixels", max_pixels)
+    max_bytes = _limit("max_bytes", max_bytes)
+    max_decoded = _limit("max_decoded_bytes", max_decoded)
     if isinstance(src, Image.Image):
         img = src
         if img.width * img.height > max_pixels:
