@@ -38,6 +38,17 @@ def tune_allocator(mmap_threshold: int = 32 << 20, trim_threshold: int = 256 << 
         return False
 
 
+def release_memory() -> bool:
+    """Give the C heap's free pages back to the system (glibc ``malloc_trim``; no-op elsewhere): called after big
+    one-off work (an index build), so the memory it used is not held by the process afterwards."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        return bool(ctypes.CDLL("libc.so.6").malloc_trim(0))
+    except (OSError, AttributeError):
+        return False
+
+
 def configure() -> None:
     """Idempotent: allocator thresholds for inference. Torch keeps its default of one thread per core."""
     global _configured
