@@ -404,7 +404,7 @@ def test_a_milk_carton_is_no_close_match_on_the_sample(sample_index, embedder):
 
 # ---------------------------------------------------------------- latency as a product feature
 def test_app_bench_table_marks_each_goal(tmp_path, monkeypatch):
-    from core.evaluation import bench_app
+    from benchmarks import app as bench_app
 
     steps = [("first results from an empty cache (embedder, index, first search)", 4.2, 5.0, ""),
              ("first search after the add", 2.5, 1.0, ""), ("first index build", 30.0, 50.0, "240 products")]
