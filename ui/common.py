@@ -14,11 +14,9 @@ from core.config.store import StoreError
 from core.data.catalog import CatalogError, load_catalog
 from core.data.images import ImageError
 from core.embedding import DEFAULT_SPEC, Embedder, load_embedder
+from core.index import IndexBackend, IndexStateError, backend_for, open_index
 from core.index.allowlist import catalog_roots, catalogs_under
-from core.index.backend import IndexBackend
 from core.index.eviction import evict_indexes, touch
-from core.index.factory import backend_for, open_index
-from core.index.product_index import IndexStateError, ProductIndex
 from core.index.workspace import SAMPLE_KEY, catalog_keys, catalog_label, ensure_index, index_dir_for, index_state
 from core.search.engine import Searcher
 from ui.auth import can_edit, sign_in_box
@@ -96,7 +94,7 @@ def current_generation_name(index_dir: Path) -> str:
 def open_location(location: str, embedder: Embedder) -> IndexBackend:
     """The index at ``location`` (``VPS_INDEX``), opened as it is (never built here), cached by its fingerprint.
     An index built by another embedder is one line naming the embedder to pick."""
-    gen = current_generation_name(Path(location).expanduser()) if backend_for(location) is ProductIndex else ""
+    gen = current_generation_name(Path(location).expanduser()) if backend_for(location) is IndexBackend else ""
     if gen:  # an Annoy folder names its generation without being opened
         idx = _load_index(location, gen, "")
     else:
