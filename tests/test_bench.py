@@ -7,10 +7,10 @@ import pytest
 import torch
 from conftest import SAMPLE
 
+from benchmarks import suite as bench
 from core.data.images import open_image
 from core.embedding.batch import embed_sources
 from core.embedding.efficientnet import EfficientNetLiteEmbedder
-from core.evaluation import bench
 from core.evaluation.metrics import neighbour_recall
 from core.index.product_index import ProductIndex, auto_search_k, auto_trees
 

@@ -31,14 +31,6 @@ def colour_columns(rows: list[dict]) -> list[str]:
     return [c for c in dict.fromkeys(cols) if c in rows[0]]
 
 
-def nearest_row(rows: list[dict], x: float, y: float) -> dict | None:
-    """The mapped image closest to (x, y) on the map (to resolve a click)."""
-    if not rows:
-        return None
-    xy = np.array([[r["x"], r["y"]] for r in rows])
-    return rows[int(np.argmin(((xy - [x, y]) ** 2).sum(1)))]
-
-
 @dataclass
 class PlacedQuery:
     xy: tuple[float, float]

@@ -5,7 +5,7 @@ artefact of other parameters or another embedder is rebuilt, never used. After p
 (the same index folder, another fingerprint), the artefact is updated instead of retrained: removed products'
 rows are dropped and new or changed products are scored by the existing heads and the pixel-colour scorer, in
 well under a second for a few products. :attr:`AttributeSet.needs_retraining` says when so much has changed
-that training the heads again (``attributes_for(..., rebuild=True)``, e.g. :func:`retrain_in_background`)
+that training the heads again (``attributes_for(..., rebuild=True)``)
 is worth it; a search never waits for that.
 """
 
@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -122,15 +121,6 @@ def attributes_for(index: ProductIndex, embedder: Embedder, *, progress: Progres
     aset.meta.update(want)
     save_attributes(aset, d)
     return aset
-
-
-def retrain_in_background(index: ProductIndex, embedder: Embedder) -> threading.Thread:
-    """Train the heads of ``index`` again in a daemon thread (the cached artefact is replaced when done);
-    searches meanwhile use the current artefact."""
-    t = threading.Thread(target=attributes_for, args=(index, embedder), kwargs={"rebuild": True}, daemon=True,
-                         name=f"retrain-attributes-{index.root.name}")
-    t.start()
-    return t
 
 
 def product_keys(index: ProductIndex, products: list[str]) -> list[str]:
