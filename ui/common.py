@@ -113,10 +113,11 @@ def index_for(ctx: Context, embedder: Embedder) -> IndexBackend:
     return ctx.index if embedder.spec == ctx.spec else get_index(ctx.catalog_dir, embedder)
 
 
-def get_index(catalog_dir: Path, embedder: Embedder) -> IndexBackend:
+def get_index(catalog_dir: Path, embedder: Embedder, *, recheck: bool = True) -> IndexBackend:
     """The index of this catalog and embedder: cached by generation; built with a progress bar if needed (served:
     by anyone for the default embedder, else by a signed-in administrator). The cache keeps the most recently
-    used indexes (``VPS_CACHE_MAX_INDEXES``)."""
+    used indexes (``VPS_CACHE_MAX_INDEXES``). An index whose files were damaged on disk since it was opened is
+    checked again, and so rebuilt."""
     d = index_dir_for(catalog_dir, embedder.spec)
     state_key = ("vps_index_state", str(catalog_dir), embedder.spec, current_generation_name(d))
     if not st.session_state.get(state_key):
@@ -133,7 +134,11 @@ def get_index(catalog_dir: Path, embedder: Embedder) -> IndexBackend:
         evict_indexes(settings().cache_max_indexes, protect=(d,))
         state_key = ("vps_index_state", str(catalog_dir), embedder.spec, current_generation_name(d))
         st.session_state[state_key] = True
-    return _load_index(str(d), current_generation_name(d), embedder.spec)
+    idx = _load_index(str(d), current_generation_name(d), embedder.spec)
+    if recheck and not idx.intact():  # a file was damaged on disk under it: check again (a rebuild)
+        st.session_state.pop(state_key, None)
+        return get_index(catalog_dir, embedder, recheck=False)
+    return idx
 
 
 @st.cache_resource(show_spinner=False, max_entries=4)
