@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import streamlit as st
 from streamlit.navigation.page import StreamlitPage
-from streamlit.runtime.pages_manager import PagesManager
+from streamlit.runtime.pages_manager import PagesManager  # private: see PRIVATE_CHECKED_ON
 
 from ui.settings import settings_ok
+
+#: the Streamlit release (major.minor) on which the private flag ``PagesManager.uses_pages_directory``, read and
+#: restored by :func:`app_navigation`, was last checked (tests/test_nav.py fails on another release until checked)
+PRIVATE_CHECKED_ON = "1.67"
 
 #: (file, title, icon): the sidebar's navigation, in order; the first is the home page
 PAGES = [

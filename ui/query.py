@@ -8,8 +8,9 @@ from pathlib import Path
 import streamlit as st
 
 from core.data.images import ImageError, image_size, open_image
+from core.data.query_sets import example_photos
 from core.embedding.decode import Crop, crop_preview
-from core.embedding.query import Query, embed_query, example_queries, query_zooms
+from core.embedding.query import Query, embed_query, query_zooms
 from ui.bounded import bounded
 from ui.common import Context, md
 from ui.settings import settings
@@ -23,7 +24,7 @@ PREVIEW = 480  # pixels across the crop preview
 def photo_picker(ctx: Context) -> Photo | None:
     """Radio (example / upload / camera) and the chosen source's widget -> the current photo, or None."""
     state = app_state()
-    examples = example_queries(ctx.catalog_dir)
+    examples = example_photos(ctx.catalog_dir)
     labels = {SOURCE_LABELS[s]: s for s in SOURCE_LABELS if s != "example" or examples}
     if state.source not in labels.values():
         state.source = next(iter(labels.values()))

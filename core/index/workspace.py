@@ -42,11 +42,6 @@ def catalog_label(key: str) -> str:
     return "Sample catalog" if key == SAMPLE_KEY else f"Dataset: {key}"
 
 
-def known_catalogs() -> dict[str, Path]:
-    """Catalogs the app offers by label: the sample, plus imported datasets found in the cache."""
-    return {catalog_label(k): p for k, p in catalog_keys().items()}
-
-
 def index_state(catalog: Catalog, spec: str | Embedder) -> tuple[str, str]:
     """('missing' | 'stale' | 'ok', reason) for the cached index of ``catalog`` built by ``spec``.
 
