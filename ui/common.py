@@ -3,7 +3,6 @@ every page."""
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,6 +12,7 @@ import core.embedding
 from core.config.store import StoreError
 from core.data.catalog import CatalogError, load_catalog
 from core.data.images import ImageError
+from core.data.text import markdown
 from core.embedding import DEFAULT_SPEC, Embedder, load_embedder
 from core.index import IndexBackend, IndexStateError, backend_for, open_index
 from core.index.allowlist import catalog_roots, catalogs_under
@@ -259,10 +259,9 @@ def show_error(e: BaseException, note: str = "") -> None:
 
 
 def md(text: object) -> str:
-    """``text`` (catalog fields, file names) escaped for Streamlit Markdown: shown as typed, never as markup. A
-    colon is escaped where it could open a directive, emoji or icon (``:red[``, ``:smile:``), not before a space."""
-    text = re.sub(r"([\\`*_\[\]{}<>#|~$!])", r"\\\1", str(text)).replace("\n", " ")
-    return re.sub(r":(?=\S)", r"\\:", text)
+    """``text`` (catalog fields, file names) for Streamlit Markdown: shown as typed, never as markup, a link, an
+    emoji or icon, nor reordered (:func:`core.data.text.markdown`)."""
+    return markdown(text)
 
 
 @st.cache_data(show_spinner=False, max_entries=4096)

@@ -3,11 +3,11 @@ and the classifier's decision regions with the disagreement cases."""
 
 from __future__ import annotations
 
-import html
 from dataclasses import dataclass
 
 import numpy as np
 
+from core.data.text import html_text
 from core.explore.disagreements import Case, DisagreementReport, Regions, decision_regions
 from core.explore.projection import Projection
 from core.index import Hit, IndexBackend
@@ -46,8 +46,8 @@ def place_query(index: IndexBackend, proj: Projection, vector: np.ndarray, k: in
 
 
 def esc(value: object) -> str:
-    """Catalog text for a plotly label or hover: HTML-escaped, so plotly shows it as typed (never as markup)."""
-    return html.escape(str(value), quote=True).replace("\n", " ")
+    """Catalog text for a plotly label or hover: shown as typed, never as markup (:func:`core.data.text.html_text`)."""
+    return html_text(value)
 
 
 def hover_text(row: dict) -> str:
