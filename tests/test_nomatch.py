@@ -166,8 +166,8 @@ def test_clothing_photos_are_no_close_match_on_the_grocery_catalog(grocery_index
 def grocery_index(tmp_path_factory, embedder):
     from core.data.catalog import load_catalog
     from core.data.importers import import_grocery
-    from core.index.product_index import ProductIndex
+    from core.index import build_index
 
     out = tmp_path_factory.mktemp("grocery")
     import_grocery(dataset("grocery"), out)
-    return ProductIndex.build(load_catalog(out / "catalog"), embedder, out / "index")[0], out
+    return build_index(load_catalog(out / "catalog"), embedder, out / "index")[0], out

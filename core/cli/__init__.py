@@ -34,7 +34,7 @@ VERBS: dict[str, tuple[str, str]] = {
                          "mean IoU, top-1/top-5 per found box, time per photo"),
     "evaluate-no-match": ("core.cli.evaluation", "how often the \"no close match\" notice flags foreign photos "
                           "and spares the catalog's own"),
-    "bench": ("core.cli.evaluation", "benchmark embedding, query latency, ANN libraries and UMAP"),
+    "bench": ("benchmarks.cli", "benchmark embedding, query latency, ANN libraries and UMAP"),
     "train-metric": ("core.cli.metric", "train a projection head so distance means same product"),
     "experiment": ("core.cli.metric", "import a dataset, train, re-index, evaluate before/after; one table"),
 }

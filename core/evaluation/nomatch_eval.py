@@ -19,7 +19,7 @@ from core.data.catalog import IMAGE_EXTS, inside_root
 from core.data.csv_records import records
 from core.embedding import Embedder
 from core.embedding.query import embed_queries
-from core.index.product_index import ProductIndex
+from core.index import IndexBackend
 from core.search.calibration import Calibration, calibrate
 from core.search.engine import Searcher, SearchOptions
 from core.search.known_queries import known_queries
@@ -74,7 +74,7 @@ def _flags(searcher: Searcher, paths: list[Path], progress, desc: str) -> tuple[
     return np.array(flags, bool), np.array(close, float), [f"{paths[i]}: {e}" for i, e in errors.items()]
 
 
-def evaluate_no_match(index: ProductIndex, embedder: Embedder, catalog_photos: str | Path,
+def evaluate_no_match(index: IndexBackend, embedder: Embedder, catalog_photos: str | Path,
                       foreign_photos: list[str | Path], *, leave_out: tuple[str, ...] = (),
                       progress: Progress | bool = False) -> NoMatchRates:
     """Rates of the notice on ``catalog_photos`` (not flagged) and ``foreign_photos`` (flagged); see the module doc.

@@ -34,7 +34,7 @@ import numpy as np
 from core.config.paths import cache_dir, slug
 from core.config.store import atomic_path, new_generation, read_current, stale_key, write_json, writer_lock
 from core.embedding import Embedder
-from core.index.product_index import ProductIndex
+from core.index import IndexBackend
 from core.search.known_queries import KnownQueries, known_queries, known_queries_key
 from core.search.negatives import Negatives, negatives_for, negatives_key
 
@@ -72,7 +72,7 @@ class Calibration:
         return max(best_similarity, ref)
 
 
-def calibration_dir(index: ProductIndex) -> Path:
+def calibration_dir(index: IndexBackend) -> Path:
     key = hashlib.sha1(f"{Path(index.root).resolve()}\n{index.spec}".encode()).hexdigest()[:10]
     return cache_dir() / "calibration" / f"{slug(Path(index.root).name)}-{key}"
 
@@ -83,7 +83,7 @@ def _best(S: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return np.where(np.isfinite(out), out, np.nan)
 
 
-def match_similarities(index: ProductIndex, kq: KnownQueries) -> tuple[np.ndarray, np.ndarray]:
+def match_similarities(index: IndexBackend, kq: KnownQueries) -> tuple[np.ndarray, np.ndarray]:
     """(match, non-match) closeness per known query (see the module doc). A query is left out when none of its
     relevant products is in the catalog."""
     ids = np.flatnonzero(index.alive)
@@ -122,7 +122,7 @@ def _quantiles(x: np.ndarray) -> dict[str, float]:
     return {f"q{int(q * 100):02d}": round(float(np.quantile(x, q)), 4) for q in (0.03, 0.25, 0.5, 0.75, 0.97)}
 
 
-def foreign_closeness(index: ProductIndex, reference: np.ndarray, vectors: np.ndarray) -> np.ndarray:
+def foreign_closeness(index: IndexBackend, reference: np.ndarray, vectors: np.ndarray) -> np.ndarray:
     """Closeness of each of ``vectors`` (e.g. the foreign pictures) to the catalog of ``index``."""
     if not len(vectors):
         return np.zeros(0)
@@ -135,7 +135,7 @@ def foreign_closeness(index: ProductIndex, reference: np.ndarray, vectors: np.nd
     return best
 
 
-def calibrate(index: ProductIndex, embedder: Embedder, kq: KnownQueries | None = None,
+def calibrate(index: IndexBackend, embedder: Embedder, kq: KnownQueries | None = None,
               negatives: Negatives | None = None) -> Calibration:
     """Calibrate "no close match" for ``index`` on its known queries and the foreign pictures (see the module doc)."""
     kq = kq or known_queries(index, embedder)
@@ -157,7 +157,7 @@ def calibrate(index: ProductIndex, embedder: Embedder, kq: KnownQueries | None =
                        reference)
 
 
-def _expected(index: ProductIndex, embedder: Embedder, negatives: str) -> dict:
+def _expected(index: IndexBackend, embedder: Embedder, negatives: str) -> dict:
     return {"version": VERSION, "embedder": embedder.info(), "index_root": str(Path(index.root).resolve()),
             "negatives": negatives}
 
@@ -181,7 +181,7 @@ def save_calibration(cal: Calibration, root: Path) -> None:
         write_json(tmp / "manifest.json", cal.to_dict())
 
 
-def calibration_for(index: ProductIndex, embedder: Embedder, *, recalibrate: bool = False) -> Calibration:
+def calibration_for(index: IndexBackend, embedder: Embedder, *, recalibrate: bool = False) -> Calibration:
     """The cached calibration of ``index``, or a fresh one (see the module doc for when it is redone)."""
     d = calibration_dir(index)
     got = None if recalibrate else load_calibration(d)

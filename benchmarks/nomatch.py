@@ -11,8 +11,8 @@ import csv
 import random
 from pathlib import Path
 
+from benchmarks.common import Table
 from core.config.paths import DATASETS, DEMO_CATALOG, SAMPLE_CATALOG
-from core.evaluation.bench import Table
 
 GOAL = 0.90
 N_SAMPLE_PHOTOS = 120
@@ -42,7 +42,7 @@ def bench_nomatch(quick: bool, workdir: Path) -> Table:
     from core.data.importers import import_clothing, import_grocery
     from core.embedding import DEFAULT_SPEC, load_embedder
     from core.evaluation.nomatch_eval import evaluate_no_match
-    from core.index.product_index import ProductIndex
+    from core.index import IndexBackend, build_index, open_index
 
     t = Table(f'"No close match" notice ({DEFAULT_SPEC}; goals: both rates >= {GOAL:.2f})',
               ["catalog", "its photos (not to flag)", "foreign photos (to flag)", "calibration's foreign pictures",
@@ -55,15 +55,15 @@ def bench_nomatch(quick: bool, workdir: Path) -> Table:
         import_clothing(DATASETS / "clothing", workdir / "clothing").out
     g_val, c_val = gro / "queries-val.csv", clo / "queries-validation.csv"
 
-    def index(name: str, folder: Path) -> ProductIndex:  # reused from an earlier run in the same --workdir
+    def index(name: str, folder: Path) -> IndexBackend:  # reused from an earlier run in the same --workdir
         out, catalog = workdir / f"nomatch-{name}", load_catalog(folder)
         try:
-            idx = ProductIndex.load(out, emb)
+            idx = open_index(out, emb)
             if idx.manifest.get("catalog_fingerprint") == catalog.fingerprint():
                 return idx
         except (OSError, ValueError, RuntimeError):
             pass
-        return ProductIndex.build(catalog, emb, out, progress=True)[0]
+        return build_index(catalog, emb, out, progress=True)[0]
 
     cases = [("grocery (81 products)", index("grocery", gro / "catalog"), g_val, [c_val], ())]
     if not quick:
