@@ -35,11 +35,17 @@ def test_other_catalogs_leave_out_the_own_catalog_and_one_with_its_products(tmp_
 
     other = tmp_path / "other"
     shutil.copytree(SAMPLE, other)
+    (tmp_path / "val").mkdir()  # a validation split beside it: measures the project, never a foreign picture
+    for i in range(3):
+        shutil.copy(SAMPLE / "images" / "P0000.jpg", tmp_path / "val" / f"v{i}.jpg")
+    (tmp_path / "queries-val.csv").write_text("image,product_id\n" + "".join(f"val/v{i}.jpg,P0000\n" for i in range(3)))
     monkeypatch.setattr(negatives, "BUNDLED", {"sample": SAMPLE, "copy": other})
     assert set(negatives.other_catalogs(SAMPLE, {"P0000", "P0001"})) == set()  # itself, and a copy sharing its products
     got = negatives.other_catalogs(tmp_path / "elsewhere", {"apple", "pear"})
-    assert set(got) == {"sample", "copy"} and 0 < len(got["sample"]) <= negatives.PER_CATALOG
+    assert set(got) == {"sample", "copy"} and len(got["sample"]) == 2 * negatives.PER_CATALOG
     assert all(p.is_file() for p in got["sample"])
+    assert {p.parent.name for p in got["sample"]} == {"images", "queries"}  # its pictures and its shopper photos
+    assert {p.parent.name for p in got["copy"]} == {"images", "queries"}  # not val/
 
 
 # ---------------------------------------------------------------- calibration with foreign pictures
