@@ -48,7 +48,7 @@ def main() -> None:
     logs = Path(args.data) / "logs"
     with open(logs / "milvus-stdout.log", "w") as out, open(logs / "milvus-stderr.log", "w") as err:
         proc = subprocess.Popen([str(bindir / "milvus"), "run", "standalone"], cwd=args.data, env=env,
-                                stdout=out, stderr=err, stdin=subprocess.DEVNULL, start_new_session=True)
+                                stdout=out, stderr=err, stdin=subprocess.DEVNULL)
     uri = f"http://127.0.0.1:{port}"
     t0, why = time.monotonic(), "not ready"
     while time.monotonic() - t0 < READY_TIMEOUT_S:
