@@ -421,7 +421,7 @@ def test_app_bench_table_marks_each_goal(tmp_path, monkeypatch):
 
 def test_app_bench_section_is_offered():
     from core.cli import build_parser
-    from core.cli.evaluation import SECTIONS
+    from benchmarks.cli import SECTIONS
 
     assert "app" in SECTIONS
     assert build_parser("bench").parse_args(["bench", "--sections", "app"]).sections == "app"
