@@ -8,7 +8,7 @@ import streamlit as st
 
 from core.data.query_sets import example_labels
 from core.embedding.query import embed_query
-from core.index.product_index import Hit
+from core.index import Hit
 from core.search.engine import SearchOptions
 from ui.bounded import bounded
 from ui.common import USER_ERRORS, Context, get_embedder, get_index, index_searcher, md, shipped_head

@@ -17,7 +17,7 @@ import numpy as np
 from core.config.progress import Progress
 from core.embedding import Embedder
 from core.evaluation.evaluate import evaluate
-from core.index.product_index import ProductIndex
+from core.index import IndexBackend
 from core.index.workspace import ensure_index
 
 LABELS = ("product_id", "category")
@@ -48,7 +48,7 @@ def _rows(csv_path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
-def nn_accuracy(index: ProductIndex, embedder: Embedder, examples: Path,
+def nn_accuracy(index: IndexBackend, embedder: Embedder, examples: Path,
                 progress: Progress | bool = False) -> tuple[dict[str, float], dict[str, int | None]]:
     """Nearest-neighbour accuracy (plain distance, as the argument has it) per label, and each example's rank of
     its product."""
