@@ -15,6 +15,7 @@ import sys
 VERBS: dict[str, tuple[str, str]] = {
     "sample": ("core.cli.data", "regenerate the procedural sample catalog, byte for byte"),
     "scenes": ("core.cli.data", "write a scene set: photos of several catalog products with their true boxes"),
+    "demo": ("core.cli.demo", "rebuild the real-photo demo catalog (grocery shop photos) and its trained head"),
     "import": ("core.cli.data", "import a public dataset (grocery, clothing) as a catalog + query CSVs"),
     "folder-queries": ("core.cli.data", "write a queries CSV (image,category) for a <category>/<image> tree"),
     "index": ("core.cli.index", "embed a catalog (progress bar) and build its index"),
