@@ -420,8 +420,8 @@ def test_app_bench_table_marks_each_goal(tmp_path, monkeypatch):
 
 
 def test_app_bench_section_is_offered():
-    from core.cli import build_parser
     from benchmarks.cli import SECTIONS
+    from core.cli import build_parser
 
     assert "app" in SECTIONS
     assert build_parser("bench").parse_args(["bench", "--sections", "app"]).sections == "app"
