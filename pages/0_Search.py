@@ -14,7 +14,7 @@ from core.data.columns import ColumnTypes, catalog_column_types
 from core.embedding.decode import Crop
 from core.embedding.query import Query
 from core.explore.projection import warm_up_in_background
-from core.index.product_index import Hit
+from core.index import Hit
 from core.search.engine import SearchOptions
 from core.search.explain import shared_range
 from core.search.facets import Facet, facets, where_clauses

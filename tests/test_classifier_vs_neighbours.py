@@ -202,8 +202,8 @@ def tiny_shop(tmp_path_factory):
         w.writeheader()
         w.writerows(cat)
     write_csv(shop / "queries-train.csv", train)
-    val = [(f"photos-val/{Path(q['image']).name}", q["product_id"]) for q in csv.DictReader(open(SAMPLE / "queries.csv"))
-           if q["product_id"] in pids]
+    queries = csv.DictReader(open(SAMPLE / "queries.csv"))
+    val = [(f"photos-val/{Path(q['image']).name}", q["product_id"]) for q in queries if q["product_id"] in pids]
     for rel, _ in val:
         shutil.copy(SAMPLE / "queries" / Path(rel).name, shop / rel)
     write_csv(shop / "queries-val.csv", val)

@@ -15,7 +15,7 @@ from core.embedding.head import CONFIG, WEIGHTS, head_specs
 from core.explore.disagreements import label_choices
 from core.explore.map_view import colour_columns
 from core.index.product_index import Hit, ProductIndex
-from core.index.workspace import SAMPLE_KEY, catalog_keys, catalog_label, known_catalogs
+from core.index.workspace import SAMPLE_KEY, catalog_keys, catalog_label
 from core.search.explain import score_parts, top_attributes
 from tests.helpers import PixelEmbedder
 
@@ -39,8 +39,8 @@ def test_catalog_keys_name_the_sample_and_imports(tmp_path, monkeypatch, catalog
     (imp / "grocery" / "catalog" / "catalog.csv").write_text("image,product_id\n")
     (imp / "half-imported").mkdir()  # no catalog.csv: not offered
     assert list(catalog_keys()) == [SAMPLE_KEY, "grocery"]
-    assert known_catalogs() == {"Sample catalog": SAMPLE_CATALOG, "Dataset: grocery": imp / "grocery" / "catalog"}
-    assert [catalog_label(k) for k in catalog_keys()] == list(known_catalogs())
+    assert {catalog_label(k): p for k, p in catalog_keys().items()} == {
+        "Sample catalog": SAMPLE_CATALOG, "Dataset: grocery": imp / "grocery" / "catalog"}
 
 
 def test_labelled_query_sets_next_to_a_catalog(catalog):

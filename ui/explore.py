@@ -11,7 +11,7 @@ from core.embedding import Embedder
 from core.explore.disagreements import DisagreementReport, compare, embedders_to_compare
 from core.explore.photo_sets import PhotoVectors
 from core.explore.projection import MAX_FIT, Projection, UmapParams, project, projection_dir
-from core.index.backend import IndexBackend
+from core.index import IndexBackend
 
 from .common import USER_ERRORS, Context, get_embedder, index_for
 

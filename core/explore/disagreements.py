@@ -19,7 +19,7 @@ from core.data.queries import load_labelled_queries
 from core.embedding import Embedder
 from core.embedding.available import shipped_head_spec
 from core.explore.photo_sets import PhotoVectors, VectorFn, same_photos
-from core.index.backend import IndexBackend
+from core.index import IndexBackend
 from core.search.attributes.heads import LinearHead, train_head
 
 KINDS = ("both_right", "classifier_only", "neighbour_only", "both_wrong")

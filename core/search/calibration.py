@@ -21,7 +21,7 @@ import numpy as np
 from core.config.paths import cache_dir, slug
 from core.config.store import new_generation, read_current, stale_key, write_json, writer_lock
 from core.embedding import Embedder
-from core.index.product_index import ProductIndex
+from core.index import IndexBackend
 from core.search.known_queries import KnownQueries, known_queries, known_queries_key
 
 VERSION = 1
@@ -46,12 +46,12 @@ class Calibration:
         return asdict(self)
 
 
-def calibration_dir(index: ProductIndex) -> Path:
+def calibration_dir(index: IndexBackend) -> Path:
     key = hashlib.sha1(f"{Path(index.root).resolve()}\n{index.spec}".encode()).hexdigest()[:10]
     return cache_dir() / "calibration" / f"{slug(Path(index.root).name)}-{key}"
 
 
-def match_similarities(index: ProductIndex, kq: KnownQueries) -> tuple[np.ndarray, np.ndarray]:
+def match_similarities(index: IndexBackend, kq: KnownQueries) -> tuple[np.ndarray, np.ndarray]:
     """(match, non-match) best similarities per query; a self-generated query's own source image is left out
     of its matches when its product has other images."""
     ids = np.flatnonzero(index.alive)
@@ -92,7 +92,7 @@ def _quantiles(x: np.ndarray) -> dict[str, float]:
     return {f"q{int(q * 100):02d}": round(float(np.quantile(x, q)), 4) for q in (0.03, 0.25, 0.5, 0.75)}
 
 
-def calibrate(index: ProductIndex, embedder: Embedder, kq: KnownQueries | None = None) -> Calibration:
+def calibrate(index: IndexBackend, embedder: Embedder, kq: KnownQueries | None = None) -> Calibration:
     """Calibrate the threshold of ``index`` on its known queries (see the module doc)."""
     kq = kq or known_queries(index, embedder)
     pos, neg = match_similarities(index, kq)
@@ -107,7 +107,7 @@ def calibrate(index: ProductIndex, embedder: Embedder, kq: KnownQueries | None =
                                                      "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
 
 
-def _expected(index: ProductIndex, embedder: Embedder) -> dict:
+def _expected(index: IndexBackend, embedder: Embedder) -> dict:
     return {"version": VERSION, "embedder": embedder.info(), "index_root": str(Path(index.root).resolve())}
 
 
@@ -119,7 +119,7 @@ def load_calibration(root: Path) -> Calibration | None:
         return None
 
 
-def calibration_for(index: ProductIndex, embedder: Embedder, *, recalibrate: bool = False) -> Calibration:
+def calibration_for(index: IndexBackend, embedder: Embedder, *, recalibrate: bool = False) -> Calibration:
     """The cached calibration of ``index``, or a fresh one (see the module doc for when it is redone)."""
     d = calibration_dir(index)
     got = None if recalibrate else load_calibration(d)

@@ -22,7 +22,7 @@ from core.config.defaults import DEFAULT_RANK, RANKS
 from core.config.progress import Progress
 from core.embedding import Embedder
 from core.embedding.query import Query
-from core.index.product_index import Hit, ProductIndex
+from core.index import Hit, IndexBackend
 from core.search.calibration import Calibration, calibration_for
 from core.search.ranking import (
     SIMILARITY,
@@ -91,7 +91,7 @@ class Searcher:
     """An index with its embedder, and (built on first need, then shared read-only) the attribute ranker and
     the dynamic-weight model. Safe to share between threads and app sessions."""
 
-    def __init__(self, index: ProductIndex, embedder: Embedder, *, progress: Progress | bool = False):
+    def __init__(self, index: IndexBackend, embedder: Embedder, *, progress: Progress | bool = False):
         index.check_embedder(embedder)
         self.index, self.embedder, self.progress = index, embedder, progress
         self._ranker: Ranker | None = None

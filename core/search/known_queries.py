@@ -24,7 +24,7 @@ from core.data.queries import load_labelled_queries
 from core.data.query_sets import QuerySet, query_sets
 from core.embedding import Embedder
 from core.embedding.query import Query, embed_queries
-from core.index.product_index import ProductIndex
+from core.index import IndexBackend
 
 MAX_QUERIES = 120
 MIN_QUERIES = 20
@@ -45,7 +45,7 @@ class KnownQueries:
     own_image: list[int | None]  # self-generated: the catalog vector each query was made from
 
 
-def _rows_of(qs: QuerySet, label: str, index: ProductIndex) -> list[tuple[Path, str]]:
+def _rows_of(qs: QuerySet, label: str, index: IndexBackend) -> list[tuple[Path, str]]:
     try:
         rows, _ = load_labelled_queries(qs.path, label, index.products)
     except (ValueError, OSError):
@@ -59,7 +59,7 @@ def _stamp(qs: QuerySet) -> tuple:
     return str(qs.path.resolve()), st.st_size, st.st_mtime_ns
 
 
-def choose_rows(index: ProductIndex) -> tuple[str, str, str, list[tuple[Path, str]], set[str]] | None:
+def choose_rows(index: IndexBackend) -> tuple[str, str, str, list[tuple[Path, str]], set[str]] | None:
     """(name, key, label, rows, labels known to the catalog) of the catalog's best labelled query set, or None when
     it has none usable. The rows (at most :data:`MAX_QUERIES`, spread over the file) and the key depend on the
     query set only, so adding or removing a product changes neither. Remembered per index generation."""
@@ -87,7 +87,7 @@ def choose_rows(index: ProductIndex) -> tuple[str, str, str, list[tuple[Path, st
     return found
 
 
-def known_queries_key(index: ProductIndex) -> str:
+def known_queries_key(index: IndexBackend) -> str:
     """The key :func:`known_queries` would return, without embedding anything."""
     chosen = choose_rows(index)
     return chosen[1] if chosen else SELF
@@ -121,7 +121,7 @@ def augment(img: Image.Image, seed: int) -> Image.Image:
     return ImageOps.mirror(out) if rng.random() < 0.5 else out
 
 
-def _self_generated(index: ProductIndex, embedder: Embedder) -> KnownQueries:
+def _self_generated(index: IndexBackend, embedder: Embedder) -> KnownQueries:
     products = index.live_products()
     picks = products[:: max(1, math.ceil(len(products) / MAX_QUERIES))][:MAX_QUERIES]
     images, relevant, own = [], [], []
@@ -141,7 +141,7 @@ def _self_generated(index: ProductIndex, embedder: Embedder) -> KnownQueries:
                         [got[j] for j in ok], [relevant[j] for j in ok], [own[j] for j in ok])
 
 
-def known_queries(index: ProductIndex, embedder: Embedder) -> KnownQueries:
+def known_queries(index: IndexBackend, embedder: Embedder) -> KnownQueries:
     """The catalog's labelled queries (embedded), else self-generated ones; see the module doc."""
     chosen = choose_rows(index)
     if chosen is None:

@@ -15,10 +15,10 @@ import shutil
 import time
 from pathlib import Path
 
+from benchmarks.common import Table, in_fresh_process
 from core.config.paths import SAMPLE_CATALOG
 from core.embedding import DEFAULT_SPEC, load_embedder
 from core.embedding.query import embed_query
-from core.evaluation.bench import Table, in_fresh_process
 from core.explore.projection import project, warm_up_in_background
 from core.index.catalog_edit import add_product, remove_products
 from core.index.product_index import ProductIndex

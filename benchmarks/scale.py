@@ -9,9 +9,9 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.common import K, Table, cpu_seconds, dir_mb, exact_topk, synthetic_vectors
 from core.config.paths import SAMPLE_CATALOG
 from core.data.catalog import Catalog, load_catalog
-from core.evaluation.bench import K, Table, cpu_seconds, dir_mb, exact_topk, synthetic_vectors
 from core.evaluation.metrics import neighbour_recall
 
 #: share of products a selective filter keeps (the issue's 2.5%)

@@ -15,7 +15,7 @@ SCRIPT = Path(PROJECT_ROOT) / "scripts" / "load_test.py"
 def bench_served(quick: bool, sessions: int | None = None, searches: int | None = None,
                  budget_s: float = 900.0):
     """Run the load test in its own process (bounded by ``budget_s``) and tabulate its figures."""
-    from core.evaluation.bench import Table
+    from benchmarks.common import Table
 
     sessions = sessions or (4 if quick else 8)
     searches = searches or (3 if quick else 5)

@@ -3,170 +3,43 @@
 Sections: embedding throughput on real JPEGs (decode included), end-to-end query latency (image bytes in,
 ranked products out) on catalogs grown with synthetic vectors, ANN libraries against exact search, UMAP,
 region search (several products per photo) on generated scenes, and the app's own latency against its goals
-(:mod:`core.evaluation.bench_app`).
+(:mod:`benchmarks.app`).
 Heavy cases run in a fresh process each so resident memory is theirs alone. Synthetic vectors are drawn
-around real embeddings with the real covariance (see :func:`synthetic_vectors`), so neighbourhoods have
-the structure of real data rather than of uniform noise.
+around real embeddings with the real covariance (see :func:`benchmarks.common.synthetic_vectors`), so
+neighbourhoods have the structure of real data rather than of uniform noise.
 """
 
 from __future__ import annotations
 
 import gc
-import glob
 import os
-import platform
-import re
 import resource
 import shutil
 import tempfile
 import time
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
-from multiprocessing import get_context
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from benchmarks.common import (
+    K,
+    Table,
+    cpu_seconds,
+    dir_mb,
+    exact_topk,
+    in_fresh_process,
+    labels_of,
+    machine_facts,
+    real_images,
+    render,
+    rss_mb,
+    synthetic_vectors,
+)
 from core.config.store import atomic_write
 from core.evaluation.metrics import first_relevant, neighbour_recall, recall_at, relevance
 from core.index.pca import pca, project
-
-K = 10
-
-
-# ---------------------------------------------------------------- measuring
-def cpu_seconds() -> float:
-    r = resource.getrusage(resource.RUSAGE_SELF)
-    return r.ru_utime + r.ru_stime
-
-
-def rss_mb() -> dict[str, float]:
-    """Resident memory of this process: anonymous (private) and file-backed (memory-mapped, reclaimable)."""
-    out = {"anon": 0.0, "file": 0.0}
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("RssAnon:"):
-                out["anon"] = int(line.split()[1]) / 1024
-            elif line.startswith("RssFile:"):
-                out["file"] = int(line.split()[1]) / 1024
-    except OSError:
-        out["anon"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return out
-
-
-def machine_facts() -> dict[str, str]:
-    model = next((ln.split(":", 1)[1].strip() for ln in _read("/proc/cpuinfo").splitlines()
-                  if ln.startswith("model name")), platform.processor() or "unknown")
-    mem = next((int(ln.split()[1]) / 2**20 for ln in _read("/proc/meminfo").splitlines()
-                if ln.startswith("MemTotal")), 0.0)
-    load = os.getloadavg() if hasattr(os, "getloadavg") else (0, 0, 0)
-    return {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "nproc": str(os.cpu_count()),
-            "cpu": model, "ram": f"{mem:.1f} GiB", "python": platform.python_version(),
-            "load": f"{load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} (1/5/15 min at start)"}
-
-
-def _read(p: str) -> str:
-    try:
-        return Path(p).read_text()
-    except OSError:
-        return ""
-
-
-def dir_mb(path: Path) -> float:
-    files = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file()]
-    return sum(p.stat().st_size for p in files) / 2**20
-
-
-def in_fresh_process(fn: Callable, *args):
-    """Run ``fn(*args)`` in a new interpreter (spawn) and return its result: clean memory per case."""
-    with ProcessPoolExecutor(1, mp_context=get_context("spawn")) as pool:
-        return pool.submit(fn, *args).result()
-
-
-# ---------------------------------------------------------------- data
-def real_images(quick: bool) -> tuple[list[Path], list[Path], str]:
-    """(catalog JPEGs, query JPEGs, source name): grocery photos when present, else the sample catalog."""
-    from core.config.paths import DATASETS, SAMPLE_CATALOG
-
-    g = DATASETS / "grocery" / "dataset"
-    if (g / "train").is_dir() and (g / "val").is_dir():
-        cat = sorted(Path(p) for p in glob.glob(str(g / "train" / "**" / "*.jpg"), recursive=True))
-        qs = sorted(Path(p) for p in glob.glob(str(g / "val" / "**" / "*.jpg"), recursive=True))
-        return cat, qs, "grocery"
-    cat = sorted((SAMPLE_CATALOG / "images").glob("*.jpg"))
-    return cat, sorted((SAMPLE_CATALOG / "queries").glob("*.jpg")), "sample_catalog"
-
-
-def labels_of(paths: list[Path], source: str) -> list[str]:
-    """Ground-truth label per image: the fine class folder (grocery) or product id (sample)."""
-    if source == "grocery":
-        return [p.parent.name for p in paths]
-    ids = [re.search(r"P\d+", p.stem) for p in paths]  # images/P0007_b.jpg, queries/q007_P0007.jpg
-    return [m.group() if m else p.stem for m, p in zip(ids, paths)]
-
-
-def synthetic_vectors(real: np.ndarray, n: int, seed: int = 0, spread: float = 0.6,
-                      out: Path | None = None, chunk: int = 50_000) -> np.ndarray:
-    """``n`` unit vectors: a random real vector plus Gaussian noise with the real data's covariance
-    (scaled by ``spread``). Written chunk by chunk to ``out`` (.npy, memory-mapped) when given."""
-    rng = np.random.default_rng(seed)
-    mu = real.mean(0)
-    _, s, vt = np.linalg.svd(real - mu, full_matrices=False)
-    scale = (s / np.sqrt(max(1, len(real) - 1)))[:, None] * vt  # rows: principal axes times their std
-    arr = (np.lib.format.open_memmap(out, "w+", np.float32, (n, real.shape[1])) if out
-           else np.empty((n, real.shape[1]), np.float32))
-    for a in range(0, n, chunk):
-        b = min(n, a + chunk)
-        centres = real[rng.integers(0, len(real), b - a)]
-        noise = (rng.standard_normal((b - a, len(scale)), np.float32) @ scale) * spread
-        v = centres + noise
-        arr[a:b] = v / np.linalg.norm(v, axis=1, keepdims=True)
-    if out:
-        arr.flush()
-    return arr
-
-
-def exact_topk(data: np.ndarray, queries: np.ndarray, k: int = K, chunk: int = 100_000) -> np.ndarray:
-    """Ground truth: ids of the ``k`` largest inner products per query (chunked over ``data``)."""
-    best_s = np.full((len(queries), 0), -np.inf, np.float32)
-    best_i = np.zeros((len(queries), 0), np.int64)
-    for a in range(0, len(data), chunk):
-        s = queries @ np.asarray(data[a:a + chunk]).T
-        top = np.argpartition(-s, min(k, s.shape[1] - 1), axis=1)[:, :k]
-        best_s = np.concatenate([best_s, np.take_along_axis(s, top, 1)], 1)
-        best_i = np.concatenate([best_i, top + a], 1)
-        keep = np.argsort(-best_s, axis=1)[:, :k]
-        best_s, best_i = np.take_along_axis(best_s, keep, 1), np.take_along_axis(best_i, keep, 1)
-    return best_i
-
-
-# ---------------------------------------------------------------- results
-@dataclass
-class Table:
-    title: str
-    columns: list[str]
-    rows: list[list] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-
-    def add(self, *row) -> None:
-        self.rows.append([_fmt(v) for v in row])
-        print("  " + " | ".join(f"{c}={v}" for c, v in zip(self.columns, self.rows[-1])), flush=True)
-
-    def markdown(self) -> str:
-        lines = [f"### {self.title}", "", "| " + " | ".join(self.columns) + " |",
-                 "|" + "|".join("---" for _ in self.columns) + "|"]
-        lines += ["| " + " | ".join(str(v) for v in r) + " |" for r in self.rows]
-        lines += [""] + [f"- {n}" for n in self.notes]
-        return "\n".join(lines) + "\n"
-
-
-def _fmt(v) -> str:
-    if isinstance(v, float):
-        return f"{v:.3f}" if abs(v) < 10 else f"{v:.1f}" if abs(v) < 1000 else f"{v:,.0f}"
-    if isinstance(v, int) and abs(v) >= 10_000:
-        return f"{v:.0e}".replace("e+0", "e")
-    return str(v)
 
 
 # ---------------------------------------------------------------- 1. embedding throughput
@@ -584,40 +457,31 @@ def bench_regions(quick: bool, workdir: Path) -> Table:
 
 
 # ---------------------------------------------------------------- driver
-def run(quick: bool = False, out: str | None = None, workdir: str | None = None,
-        sections: tuple[str, ...] = ("embed", "query", "ann", "umap", "regions", "app", "milvus", "ray"),
-        ann_budget_s: float = 900.0) -> list[Table]:
-    """Run the benchmark; returns its tables and writes them as markdown to ``out`` if given."""
-    from core.embedding import DEFAULT_SPEC, load_embedder
-    from core.embedding.batch import embed_sources
+@dataclass
+class Inputs:
+    """What the sections share, made once when a section first asks: the real images and their vectors."""
 
-    facts = machine_facts()
-    print(f"bench ({'quick' if quick else 'full'}) on {facts['nproc']} x {facts['cpu']}, load {facts['load']}")
-    served: list[Table] = []
-    if "served" in sections:  # the app under load, in its own processes (core.evaluation.bench_served)
-        from core.evaluation.bench_served import bench_served
+    quick: bool
+    tmp: Path
+    ann_budget_s: float
+    _images: tuple | None = None
+    _vectors: dict | None = None
 
-        served = [timed(bench_served, quick)]
-        if not set(sections) - {"served"}:
-            if out:
-                Path(out).write_text(render(served, facts, quick))
-            return served
-    cat, qs, source = real_images(quick)
-    if quick:
-        cat, qs = cat[:: max(1, len(cat) // 200)][:200], qs[:: max(1, len(qs) // 50)][:50]
-    tmp = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="vps-bench-"))
-    tmp.mkdir(parents=True, exist_ok=True)
-    tables: list[Table] = list(served)
-    if out:
-        _partial.update(tables=list(served), out=out, facts=facts, quick=quick)
-    try:
-        if "embed" in sections:
-            tables.append(timed(bench_embedding, quick, cat, source))
-        if "app" in sections:
-            from core.evaluation.bench_app import bench_app
+    def images(self) -> tuple[list[Path], list[Path], str]:
+        if self._images is None:
+            cat, qs, source = real_images(self.quick)
+            if self.quick:
+                cat, qs = cat[:: max(1, len(cat) // 200)][:200], qs[:: max(1, len(qs) // 50)][:50]
+            self._images = (cat, qs, source)
+        return self._images
 
-            tables.append(timed(bench_app, quick, tmp))
-        if {"query", "ann", "umap", "milvus"} & set(sections):  # sections over the real images' vectors
+    def vectors(self) -> dict:
+        """Catalog and query vectors of the real images (default embedder), the files that embedded, their items."""
+        if self._vectors is None:
+            from core.embedding import DEFAULT_SPEC, load_embedder
+            from core.embedding.batch import embed_sources
+
+            cat, qs, source = self.images()
             emb = load_embedder(DEFAULT_SPEC)
             real, err = embed_sources(emb, cat, batch_size=32, progress=True, desc="real catalog vectors")
             ok = [p for i, p in enumerate(cat) if i not in err]
@@ -625,24 +489,86 @@ def run(quick: bool = False, out: str | None = None, workdir: str | None = None,
             qok = [p for i, p in enumerate(qs) if i not in qerr]
             root = Path(os.path.commonpath([str(p) for p in ok]))
             items = [{"product_id": f"R{i:05d}", "image": p.relative_to(root).as_posix()} for i, p in enumerate(ok)]
-            if "query" in sections:
-                tables.append(timed(bench_query, quick, real, items, qok, root, tmp, DEFAULT_SPEC))
-            if "ann" in sections:
-                tables.append(timed(bench_pca_cost, real, labels_of(ok, source), real_q, labels_of(qok, source),
-                                    source))
-                tables.append(timed(bench_ann, quick, real, real_q, tmp, ann_budget_s))
-            if "umap" in sections:
-                tables.append(timed(bench_umap, quick, real, tmp))
-            if "milvus" in sections:
-                from core.evaluation.bench_scale import bench_milvus
+            self._vectors = dict(real=real, real_q=real_q, ok=ok, qok=qok, root=root, items=items, source=source,
+                                 spec=DEFAULT_SPEC)
+        return self._vectors
 
-                tables.append(timed(bench_milvus, quick, real, real_q, tmp, DEFAULT_SPEC))
-        if "ray" in sections:
-            from core.evaluation.bench_scale import bench_ray
 
-            tables.append(timed(bench_ray, quick, DEFAULT_SPEC))
-        if "regions" in sections:
-            tables.append(timed(bench_regions, quick, tmp))
+def _served(i: Inputs) -> list[Table]:
+    from benchmarks.served import bench_served  # the app under load, in its own processes
+
+    return [timed(bench_served, i.quick)]
+
+
+def _embed(i: Inputs) -> list[Table]:
+    cat, _, source = i.images()
+    return [timed(bench_embedding, i.quick, cat, source)]
+
+
+def _app(i: Inputs) -> list[Table]:
+    from benchmarks.app import bench_app
+
+    return [timed(bench_app, i.quick, i.tmp)]
+
+
+def _query(i: Inputs) -> list[Table]:
+    v = i.vectors()
+    return [timed(bench_query, i.quick, v["real"], v["items"], v["qok"], v["root"], i.tmp, v["spec"])]
+
+
+def _ann(i: Inputs) -> list[Table]:
+    v = i.vectors()
+    return [timed(bench_pca_cost, v["real"], labels_of(v["ok"], v["source"]), v["real_q"],
+                  labels_of(v["qok"], v["source"]), v["source"]),
+            timed(bench_ann, i.quick, v["real"], v["real_q"], i.tmp, i.ann_budget_s)]
+
+
+def _umap(i: Inputs) -> list[Table]:
+    return [timed(bench_umap, i.quick, i.vectors()["real"], i.tmp)]
+
+
+def _milvus(i: Inputs) -> list[Table]:
+    from benchmarks.scale import bench_milvus
+
+    v = i.vectors()
+    return [timed(bench_milvus, i.quick, v["real"], v["real_q"], i.tmp, v["spec"])]
+
+
+def _ray(i: Inputs) -> list[Table]:
+    from benchmarks.scale import bench_ray
+    from core.embedding import DEFAULT_SPEC
+
+    return [timed(bench_ray, i.quick, DEFAULT_SPEC)]
+
+
+def _regions(i: Inputs) -> list[Table]:
+    return [timed(bench_regions, i.quick, i.tmp)]
+
+
+#: section name -> what runs it, in the order a full run takes them (``benchmarks.cli.SECTIONS`` names the same)
+SECTIONS: dict[str, Callable[[Inputs], list[Table]]] = {
+    "served": _served, "embed": _embed, "app": _app, "query": _query, "ann": _ann, "umap": _umap,
+    "milvus": _milvus, "ray": _ray, "regions": _regions,
+}
+
+
+def run(quick: bool = False, out: str | None = None, workdir: str | None = None,
+        sections: tuple[str, ...] = ("embed", "query", "ann", "umap", "regions", "app", "milvus", "ray"),
+        ann_budget_s: float = 900.0) -> list[Table]:
+    """Run the benchmark's ``sections`` (in :data:`SECTIONS` order); returns its tables and writes them as markdown
+    to ``out`` if given, after each section too, so a long run keeps what it has measured."""
+    facts = machine_facts()
+    print(f"bench ({'quick' if quick else 'full'}) on {facts['nproc']} x {facts['cpu']}, load {facts['load']}")
+    tmp = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="vps-bench-"))
+    tmp.mkdir(parents=True, exist_ok=True)
+    inputs = Inputs(quick, tmp, ann_budget_s)
+    tables: list[Table] = []
+    if out:
+        _partial.update(tables=[], out=out, facts=facts, quick=quick)
+    try:
+        for name, section in SECTIONS.items():
+            if name in sections:
+                tables += section(inputs)
     finally:
         if not workdir:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -668,9 +594,3 @@ def timed(fn: Callable[..., Table], *args) -> Table:
 
 _partial: dict = {}
 
-
-def render(tables: list[Table], facts: dict[str, str], quick: bool) -> str:
-    head = [f"## Run of {facts['date']} ({'quick' if quick else 'full'})", "",
-            f"- machine: {facts['nproc']} x {facts['cpu']}, {facts['ram']} RAM, Python {facts['python']}",
-            f"- load average: {facts['load']}", f"- command: `python -m core bench{' --quick' if quick else ''}`", ""]
-    return "\n".join(head) + "\n" + "\n".join(t.markdown() for t in tables)
