@@ -128,10 +128,9 @@ def results(ctx: Context, q: Query, k: int, min_score: float, where: list[str], 
                   + (f" · filters: {md(' & '.join(where))}" if where else ""))
     if v:
         reset.button("Reset feedback", on_click=reset_votes, key="reset_feedback")
-    if res.no_close_match:  # the catalog's calibrated threshold: nothing here is the same product
-        best = max((h.similarity for h in res.hits), default=None)
-        st.warning("No close match: " + (f"the best similarity {best:.3f} is" if best is not None else "nothing is")
-                   + f" below this catalog's threshold {res.threshold:.3f}; these are the nearest products anyway.")
+    if res.no_close_match:  # below the catalog's calibrated closeness: nothing here is the same product
+        st.warning("No close match: nothing in this catalog looks like this photo. These are the closest products "
+                   "anyway, probably not the same item.")
     if res.preparing:
         st.info("Nearest products by similarity for now: this catalog's attribute filters (colour, learned heads) "
                 "and its close-match threshold are being prepared, once. The results re-rank by themselves when "

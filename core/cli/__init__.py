@@ -33,6 +33,8 @@ VERBS: dict[str, tuple[str, str]] = {
     "evaluate-ranking": ("core.cli.evaluation", "distance vs static vs dynamic ranking on the same queries"),
     "evaluate-regions": ("core.cli.evaluation", "find and search the products of scene photos: box recall, "
                          "mean IoU, top-1/top-5 per found box, time per photo"),
+    "evaluate-no-match": ("core.cli.evaluation", "how often the \"no close match\" notice flags foreign photos "
+                          "and spares the catalog's own"),
     "bench": ("benchmarks.cli", "benchmark embedding, query latency, ANN libraries and UMAP"),
     "train-metric": ("core.cli.metric", "train a projection head so distance means same product"),
     "experiment": ("core.cli.metric", "import a dataset, train, re-index, evaluate before/after; one table"),
