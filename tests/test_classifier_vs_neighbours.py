@@ -271,3 +271,30 @@ def test_page_leads_with_the_cases(sample_in_app, tmp_path):
     assert at.get("plotly_chart")
     at.selectbox(key="cvn_label").set_value("category").run()
     assert not at.exception and at.selectbox(key="cvn_label").value == "category"
+
+
+@pytest.mark.slow
+def test_the_demo_shows_the_argument_with_its_defaults(embedder):
+    """On the real-photo demo, with the defaults the page and the CLI choose: the classifier trained on the shop
+    photos beats the pretrained nearest catalog picture, and the shipped head's nearest picture closes most of the
+    gap, fixing most of the "classifier right, neighbour wrong" photos."""
+    from core.config.paths import DEMO_CATALOG
+    from core.embedding import load_embedder
+    from core.explore.disagreements import default_label_order
+    from core.index.workspace import ensure_index
+
+    pre, head_spec = embedders_to_compare(embedder.spec, DEMO_CATALOG)
+    assert pre == embedder.spec and head_spec is not None
+    head = load_embedder(head_spec)
+    trained = (ensure_index(DEMO_CATALOG, head), head)
+    idx = ensure_index(DEMO_CATALOG, embedder)
+    train, held = training_sets(DEMO_CATALOG), held_out_sets(DEMO_CATALOG)
+    assert [s.name for s in train] == ["queries-train.csv"] and held[0].name == "queries-examples.csv"
+    memo = PhotoVectors()
+    rep = first_with_cases(default_label_order(idx), lambda lab: compare(
+        idx, embedder, held[0].path, lab, train=train[0].path, trained=trained, vectors=memo))
+    assert rep.label == "product_id" and not rep.skipped
+    gap = rep.accuracy_classifier - rep.accuracy_neighbour
+    assert gap > 0.2, rep.to_dict()["counts"]
+    assert rep.accuracy_trained - rep.accuracy_neighbour > 0.5 * gap
+    assert len(rep.fixed()) > 0.5 * rep.counts()["classifier_only"]
