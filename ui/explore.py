@@ -8,7 +8,7 @@ import streamlit as st
 
 from core.explore.disagreements import DisagreementReport, compare
 from core.explore.projection import MAX_FIT, Projection, UmapParams, project, projection_dir
-from core.index.backend import IndexBackend
+from core.index import IndexBackend
 
 from .common import Context
 

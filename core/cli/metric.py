@@ -28,6 +28,7 @@ def args_train_metric(p) -> None:
     p.add_argument("--batch-size", type=int, default=None, help="samples per batch")
     p.add_argument("--lr", type=float, default=None, help="learning rate")
     p.add_argument("--out-dim", type=int, default=None, help="size of the trained vectors")
+    p.add_argument("--hidden", type=int, default=None, help="width of the head's hidden layer (default 1024)")
     p.add_argument("--catalog-augs", type=int, default=None, help="augmented copies per catalog image (default 5)")
     p.add_argument("--view-augs", type=int, default=None, help="augmented copies per training view (default 2)")
     p.add_argument("--view-flip", action=argparse.BooleanOptionalAction, default=None,

@@ -15,20 +15,20 @@ from core.data.catalog import product_columns
 from core.data.queries import load_labelled_queries
 from core.embedding import Embedder
 from core.embedding.query import embed_queries
-from core.index.product_index import ProductIndex
+from core.index import IndexBackend
 from core.search.attributes.heads import LinearHead, train_head
 
 KINDS = ("both_right", "classifier_only", "neighbour_only", "both_wrong")
 
 
-def label_choices(index: ProductIndex) -> list[str]:
+def label_choices(index: IndexBackend) -> list[str]:
     """Columns a classifier can learn: ``category`` first, the other fields (not the free-text title), then
     ``product_id``."""
     fields = [c for c in product_columns(index.products) if c != "title"]
     return list(dict.fromkeys([*(["category"] if "category" in fields else []), *fields, "product_id"]))
 
 
-def train_classifier(index: ProductIndex, label: str, *, C: float = 1.0, max_iter: int = 500) -> LinearHead:
+def train_classifier(index: IndexBackend, label: str, *, C: float = 1.0, max_iter: int = 500) -> LinearHead:
     """Fit the head on every live catalog vector (all views of each product) labelled by ``label``: all of
     them, no cross-validation; ``report["train_accuracy"]`` is its accuracy on them."""
     labels = index.labels(label)
@@ -106,7 +106,7 @@ class DisagreementReport:
         }
 
 
-def compare(index: ProductIndex, embedder: Embedder, queries: str | Path, label: str = "category", *,
+def compare(index: IndexBackend, embedder: Embedder, queries: str | Path, label: str = "category", *,
             root: str | Path | None = None, head: LinearHead | None = None,
             progress: Progress | bool = False) -> DisagreementReport:
     """Classify every labelled query with the head and with its nearest catalog product (exact search)."""
