@@ -20,15 +20,16 @@ from core.data.columns import ColumnTypes
 from core.embedding.decode import Crop
 from core.embedding.query import Query
 from core.explore.projection import warm_up_in_background
-from core.index.product_index import Hit
+from core.index import Hit
 from core.search.explain import shared_range
 from core.search.facets import Facet
 from ui.common import USER_ERRORS, Context, get_searcher, key_label, md, show_error, sidebar, thumbnail_bytes
+from ui.example_note import example_note
 from ui.feedback import forget_votes_on_new_query, reset_votes, summary, undo, vote, votes
 from ui.query import crop_picker, embedded_query, photo_picker, query_key, text_picker
 from ui.regions import region_picker
 from ui.scores import legend, score_bar
-from ui.state import MAX_K, app_state, bind, sync_url
+from ui.state import MAX_K, Photo, app_state, bind, sync_url
 from ui.view import catalog_facets, catalog_types, facet_range, set_filter, valid_selection, view_results, view_where
 
 COLUMNS = 5
@@ -118,7 +119,7 @@ def hidden_row(ctx: Context, hidden: list[str]) -> None:
                                    icon=":material/undo:", help=f"Show {md(pid)} again")
 
 
-def results(ctx: Context, q: Query, where: list[str], types: ColumnTypes) -> bool:
+def results(ctx: Context, q: Query, where: list[str], types: ColumnTypes, photo: Photo | None = None) -> bool:
     """Draw the results; True when they are ranked by distance only while the attribute filters are prepared
     (a catalog's first search: results at once, the page re-ranks when the filters are ready)."""
     v = votes()
@@ -132,14 +133,14 @@ def results(ctx: Context, q: Query, where: list[str], types: ColumnTypes) -> boo
                   + (f" · filters: {md(' & '.join(where))}" if where else ""))
     if v:
         reset.button("Reset feedback", on_click=reset_votes, key="reset_feedback")
-    if res.no_close_match:  # the catalog's calibrated threshold: nothing here is the same product
-        best = max((h.similarity for h in res.hits), default=None)
-        st.warning("No close match: " + (f"the best similarity {best:.3f} is" if best is not None else "nothing is")
-                   + f" below this catalog's threshold {res.threshold:.3f}; these are the nearest products anyway.")
+    if res.no_close_match:  # below the catalog's calibrated closeness: nothing here is the same product
+        st.warning("No close match: nothing in this catalog looks like this photo. These are the closest products "
+                   "anyway, probably not the same item.")
     if res.preparing:
         st.info("Nearest products by similarity for now: this catalog's attribute filters (colour, learned heads) "
                 "and its close-match threshold are being prepared, once. The results re-rank by themselves when "
                 "they are ready.", icon=":material/hourglass_top:")
+    example_note(ctx, photo, shown.hits, app_state().rank)  # a labelled example missed: what it is, and the fix
     hidden_row(ctx, shown.hidden)
     if shown.missing:
         st.caption("Liked, not among these results (filters or minimum similarity): "
@@ -196,7 +197,7 @@ def main(frame: Frame) -> None:
             q = embedded_query(ctx, photo, crop, text, weight)
             forget_votes_on_new_query(query_key(ctx, photo, crop, text, weight))
             frame.shown()
-            preparing = results(ctx, q, where, types)
+            preparing = results(ctx, q, where, types, photo)
         except USER_ERRORS as e:
             frame.shown()
             show_error(e)

@@ -14,6 +14,7 @@ FRAME = first_paint("Why these results", cards=0)  # before the engine is import
 
 import plotly.graph_objects as go
 
+from core.data.text import plain
 from core.embedding.decode import Crop
 from core.explore.map_view import esc
 from core.search.engine import Searcher, SearchResult
@@ -71,7 +72,7 @@ def explanation(res: SearchResult) -> None:
     st.caption("Weights used: " + ", ".join(f"{md(d)} {w:.2f}" for d, w in res.weights.items()))
     if res.query_attributes:
         st.subheader("The query's predicted attributes")
-        st.dataframe([{"attribute": d, **{f"#{i + 1}": f"{v} ({p:.0%})" for i, (v, p) in enumerate(top)}}
+        st.dataframe([{"attribute": plain(d), **{f"#{i + 1}": plain(f"{v} ({p:.0%})") for i, (v, p) in enumerate(top)}}
                       for d, top in top_attributes(res.query_attributes).items()], hide_index=True)
 
 
@@ -142,7 +143,7 @@ def main(frame: Frame) -> None:
             show_error(e)
             st.stop()
         with st.expander("Attribute scorers"):
-            st.table(rows)
+            st.table([{k: plain(v) if isinstance(v, str) else v for k, v in r.items()} for r in rows])
         state = app_state()
         bind("why_rank", state.rank, RANKS.__contains__)
         state.rank = mode = st.radio("Ranking", RANKS, horizontal=True, key="why_rank",

@@ -7,10 +7,10 @@ import pytest
 import torch
 from conftest import SAMPLE
 
+from benchmarks import suite as bench
 from core.data.images import open_image
 from core.embedding.batch import embed_sources
 from core.embedding.efficientnet import EfficientNetLiteEmbedder
-from core.evaluation import bench
 from core.evaluation.metrics import neighbour_recall
 from core.index.product_index import ProductIndex, auto_search_k, auto_trees
 
@@ -111,3 +111,9 @@ def test_cli_has_bench_verb():
 
     a = build_parser("bench").parse_args(["bench", "--quick", "--out", "x.md", "--sections", "regions"])
     assert a.quick and a.out == "x.md" and a.sections == "regions"
+
+
+def test_the_cli_offers_every_section_the_runner_has():
+    from benchmarks import cli
+
+    assert set(cli.SECTIONS) == set(bench.SECTIONS)

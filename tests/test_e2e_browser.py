@@ -119,7 +119,9 @@ def page():
 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
-        yield browser.new_page(viewport={"width": 1400, "height": 1000})
+        pg = browser.new_page(viewport={"width": 1400, "height": 1000})
+        pg.set_default_timeout(120_000)  # actions on a page that a rerun is redrawing, on a busy machine
+        yield pg
         browser.close()
 
 
@@ -270,19 +272,18 @@ def _hover_a_point(page) -> str:
     return frame.evaluate("document.getElementById('panel').dataset.shown")
 
 
-def _slide(page, label: str, presses: int) -> None:
-    """Move the sidebar slider ``label`` by ``presses`` steps with the keyboard (negative: to the left), one step
-    at a time: each step reruns the page, which redraws the slider."""
+def _slide(page, label: str, key: str, values: list[str]) -> None:
+    """Move the sidebar slider ``label`` one keyboard step (``key``: ArrowLeft / ArrowRight) at a time through
+    ``values``: each step reruns the page, which redraws the slider, so each is awaited before the next."""
     from playwright.sync_api import expect
 
     knob = page.get_by_test_id("stSidebar").get_by_test_id("stSlider").filter(has_text=label).get_by_role(
         "slider").first
-    for _ in range(abs(presses)):
+    for value in values:
         _settled(page)
-        before = knob.input_value()
-        knob.focus()
-        knob.press("ArrowRight" if presses > 0 else "ArrowLeft")
-        expect(knob).not_to_have_value(before, timeout=WAIT)
+        knob.focus(timeout=WAIT)
+        knob.press(key, timeout=WAIT)
+        expect(knob).to_have_value(value, timeout=WAIT)
     _settled(page)
 
 
@@ -302,10 +303,10 @@ def test_a_link_keeps_the_whole_view_and_why_follows_the_thumbs(server, page, sh
     page.keyboard.press("Escape")
     expect(page.get_by_text(f"category={category}", exact=False).first).to_be_visible(timeout=WAIT)
     _settled(page)
-    _slide(page, "How many products", -3)
+    _slide(page, "How many products", "ArrowLeft", ["9", "8", "7"])
     expect(page.get_by_text("7 product(s)", exact=False).first).to_be_visible(timeout=WAIT)
     _settled(page)
-    _slide(page, "Minimum similarity", 5)
+    _slide(page, "Minimum similarity", "ArrowRight", ["0.01", "0.02", "0.03", "0.04", "0.05"])
     expect(page).to_have_url(re.compile(r"min=0\.05"), timeout=WAIT)
     _settled(page)
     third = _card(page, 3)

@@ -254,3 +254,18 @@ def test_early_stopping_reads_a_smoothed_held_out_curve():
     assert run(1) == (3, 7)  # each epoch's own score: the spike at epoch 3 wins, training stops at 7
     assert run(3) == (12, 16)  # the mean of the last 3: the plateau at 10-12 wins (a tie keeps the later)
     assert EarlyStopping(2, 3).update(0.5, 0.5) == (True, False)
+
+
+def test_a_catalog_smaller_than_a_batch_trains_without_views(tmp_path):
+    """One picture per product and fewer pictures than a batch (the default 128): the m-per-class sampler's
+    length is clamped to a batch instead of asserting (issue 25)."""
+    cat_dir = tmp_path / "cat"
+    cat_dir.mkdir()
+    rows = ["image,product_id"]
+    for n in range(12):
+        Image.effect_noise((64, 64), 20 + 10 * n).convert("RGB").save(cat_dir / f"p{n}.jpg")
+        rows.append(f"p{n}.jpg,P{n}")
+    (cat_dir / "catalog.csv").write_text("\n".join(rows) + "\n")
+    res = train_head(PixelEmbedder(), cat_dir, None, tmp_path / "model",
+                     TrainConfig(epochs=2, catalog_augs=1, query_zooms="1"))
+    assert len(res.history) == 2 and (tmp_path / "model" / "model.safetensors").is_file()

@@ -9,14 +9,24 @@ import json
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from PIL import Image
 
 from core.embedding import load_embedder
 from core.embedding.batch import embed_sources
-from core.embedding.tuned import StageTap, TunedTop, check_equivalence
+from core.embedding.efficientnet import stage_maps
+from core.embedding.tuned import StageTap, TunedTop
 from core.metric.features import embed_cached
 from core.metric.train import TrainConfig, train_head
 from tests.test_metric import _val_recall, grocery_subset  # noqa: F401 - the 10-product subset fixture
+
+
+def check_equivalence(tap: StageTap, batch: torch.Tensor) -> float:
+    """Largest difference between the untrained top on tap vectors and the base's ``:ms`` read-out."""
+    with torch.inference_mode():
+        ref = torch.cat([F.normalize(m.mean(dim=(2, 3)), dim=-1) for m in stage_maps(tap.base.net, batch)], dim=1)
+        return float((TunedTop(tap)(tap.forward_images(batch)) - ref).abs().max())
+
 
 
 @pytest.fixture(scope="module")

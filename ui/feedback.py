@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from core.index.backend import IndexBackend
+from core.index import IndexBackend
 from core.search.feedback import refine
 from ui.state import app_state
 

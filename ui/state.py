@@ -24,7 +24,6 @@ from core.index.workspace import SAMPLE_KEY
 EMBEDDER_CHOICES = [DEFAULT_SPEC, "efficientnet-lite2", "open_clip:ViT-B-32:laion2b_s34b_b79k"]
 STATE_KEY = "vps_app"
 KEPT_KEY = "vps_kept"
-SOURCES = ("example", "upload", "camera")
 Box = tuple[int, int, int, int]  # left, top, right, bottom, in % of the photo
 FULL: Box = (0, 0, 100, 100)
 RANKS = ("static", "dynamic", "distance")

@@ -1,4 +1,5 @@
-"""Verbs of the evaluation stage: ``evaluate``, ``evaluate-ranking``, ``evaluate-regions``, ``bench``."""
+"""Verbs of the evaluation stage: ``evaluate``, ``evaluate-ranking``, ``evaluate-regions``, ``evaluate-no-match``,
+``bench``."""
 
 from __future__ import annotations
 
@@ -128,30 +129,35 @@ def run_evaluate_regions(a) -> int:
     return 0
 
 
-SECTIONS = ("embed", "query", "ann", "umap", "regions", "app", "milvus", "ray", "served", "browser")
-ON_REQUEST = ("served", "browser")  # browser-driven sections: only when asked
+def args_evaluate_no_match(p) -> None:
+    p.add_argument("--index", required=True, help=INDEX_HELP)
+    p.add_argument("--photos", required=True,
+                   help="photos of products the catalog sells (a query CSV with an image column, or a folder); "
+                        "kept out of the calibration")
+    p.add_argument("--foreign", required=True, action="append",
+                   help="photos of things the catalog does not sell (CSV or folder; may be repeated)")
+    p.add_argument("--leave-out", action="append", default=[], metavar="CATALOG",
+                   help="a bundled catalog (sample, demo) to keep out of the calibration's foreign pictures, e.g. "
+                        "one that shares a domain with --foreign (may be repeated)")
+    embedder_arg(p)
+    p.add_argument("--json", action="store_true", help="print the rates as JSON")
 
 
-def args_bench(p) -> None:
-    p.add_argument("--quick", action="store_true", help="small sizes, a few minutes (CI)")
-    p.add_argument("--out", default=None, help="write the tables as markdown here (e.g. BENCHMARKS.md)")
-    p.add_argument("--sections", default=None,
-                   help=f"comma list of {','.join(SECTIONS)} (default: all but served; --quick leaves out umap, "
-                        "whose numba compilation alone takes about a minute, regions, app, milvus and ray; app: the "
-                        "app's latency against its goals; milvus: the Milvus backend; ray: catalog embedding on Ray "
-                        "Data; served: a browser load test of the served app; browser: the app's latency in headless "
-                        "Chromium from a fresh cache, against its goals)")
-    p.add_argument("--workdir", default=None, help="scratch folder for synthetic data (default: a temp dir)")
-    p.add_argument("--ann-budget", type=float, default=900.0, help="seconds after which ANN cases are skipped")
+def run_evaluate_no_match(a) -> int:
+    from dataclasses import asdict
 
+    from core.evaluation.nomatch_eval import evaluate_no_match
 
-def run_bench(a) -> int:
-    from core.evaluation.bench import run
-
-    default = SECTIONS[:3] if a.quick else tuple(s for s in SECTIONS if s not in ON_REQUEST)
-    sections = tuple(s.strip() for s in a.sections.split(",")) if a.sections else default
-    unknown = sorted(set(sections) - set(SECTIONS))
-    if unknown:
-        raise ValueError(f"unknown section {unknown[0]!r}; choose from {', '.join(SECTIONS)}")
-    run(quick=a.quick, out=a.out, workdir=a.workdir, sections=sections, ann_budget_s=a.ann_budget)
+    idx, emb = open_index(a.index, a.model)
+    r = evaluate_no_match(idx, emb, a.photos, a.foreign, leave_out=tuple(a.leave_out), progress=not a.json)
+    print_skipped(r.skipped)
+    if a.json:
+        print(json.dumps(asdict(r) | {"skipped": len(r.skipped)}))
+        return 0
+    print(f"catalog photos not flagged  {r.catalog_not_flagged:.3f}  ({r.n_catalog} photos; goal >= 0.90)")
+    print(f"foreign photos flagged      {r.foreign_flagged:.3f}  ({r.n_foreign} photos; goal >= 0.90)")
+    print(f"threshold {r.threshold:.3f}; closeness 5/50/95%: catalog photos {r.closeness['catalog']}, "
+          f"foreign {r.closeness['foreign']}")
+    print(f"calibrated on {r.calibrated_on} and foreign pictures: "
+          + ", ".join(f"{g} {n}" for g, n in r.negatives.items()))
     return 0

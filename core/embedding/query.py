@@ -10,7 +10,6 @@ from PIL import Image
 
 from core.config.progress import Progress
 from core.data.images import ImageSource, read_source
-from core.data.query_sets import example_photos as example_queries  # noqa: F401 - the app's name for it
 from core.embedding import Embedder, normalize
 from core.embedding.batch import embed_sources
 from core.embedding.decode import Crop, QueryError, decode, zoom

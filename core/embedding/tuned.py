@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from core.embedding.base import Embedder
-from core.embedding.efficientnet import EfficientNetLiteEmbedder, stage_maps, taps
+from core.embedding.efficientnet import EfficientNetLiteEmbedder, taps
 
 #: the tap vectors are large (~10k values): stored as float16 in the feature cache
 TAP_DTYPE = np.float16
@@ -131,10 +131,3 @@ class TunedTop(nn.Module):
                 parts.append(x.mean(dim=(2, 3)))
         parts.append(self.swish(self.bn1(self.conv_head(x))).mean(dim=(2, 3)))
         return torch.cat([F.normalize(p, dim=-1) for p in parts], dim=1)
-
-
-def check_equivalence(tap: StageTap, batch: torch.Tensor) -> float:
-    """Largest difference between the untrained top on tap vectors and the base's ``:ms`` read-out (a test aid)."""
-    with torch.inference_mode():
-        ref = torch.cat([F.normalize(m.mean(dim=(2, 3)), dim=-1) for m in stage_maps(tap.base.net, batch)], dim=1)
-        return float((TunedTop(tap)(tap.forward_images(batch)) - ref).abs().max())

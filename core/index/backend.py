@@ -62,7 +62,7 @@ class IndexBackend(ABC):
     items: list[dict]  # one {product_id, image} per vector row
     item_pid: np.ndarray  # product id of each row
     alive: np.ndarray  # rows not removed
-    vectors: np.ndarray  # (rows, dim) float32 unit vectors, indexable by row numbers
+    vectors: np.ndarray  # (rows, dim) float32 unit vectors, indexable by row numbers (an array or a row reader)
 
     # ---------------------------------------------------------------- opening and writing
     @classmethod
@@ -99,6 +99,10 @@ class IndexBackend(ABC):
     @abstractmethod
     def fingerprint(self) -> str:
         """Identifies this exact content (changes on every add, remove or compact)."""
+
+    def intact(self) -> bool:
+        """False once the store changed under this open index so that it cannot answer (open it again)."""
+        return True
 
     @property
     def summary(self) -> str:

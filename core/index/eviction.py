@@ -3,7 +3,6 @@ deleted, with the UMAP maps and attribute filters derived from them (``VPS_CACHE
 
 from __future__ import annotations
 
-import os
 import shutil
 import time
 from pathlib import Path
@@ -12,19 +11,10 @@ from core.config.paths import cache_dir
 from core.config.store import held_lock
 
 STAMP = "LAST_USED"
-ENV = "VPS_CACHE_MAX_INDEXES"
 
 
 class _Busy(Exception):
     pass
-
-
-def max_indexes(default: int) -> int:
-    """``$VPS_CACHE_MAX_INDEXES`` (0 = no limit), else ``default``."""
-    try:
-        return max(0, int(os.environ.get(ENV, default)))
-    except ValueError:
-        return default
 
 
 def touch(index_dir: str | Path) -> None:

@@ -10,6 +10,7 @@ import errno
 import json
 import os
 import stat
+import tempfile
 import zipfile
 from pathlib import Path
 
@@ -108,10 +109,94 @@ def read_manifest(gen: Path) -> dict:
     return m
 
 
-def read_vectors(gen: Path, n: int, dim: int) -> np.ndarray:
-    """``vectors.npy`` memory-mapped read-only, after checking it holds exactly ``n`` x ``dim`` float32."""
+class VectorFile:
+    """The rows of ``vectors.npy``, read with ``pread`` from a descriptor held open, never memory-mapped.
+
+    Truncating or rewriting the file under a running process makes the next read an :class:`IndexStateError`
+    (one line), not a SIGBUS; a file replaced by another (a new inode) leaves this one reading the old rows.
+    Indexes like an ``(n, dim)`` float32 array: ``v[i]``, ``v[a:b]``, ``v[ids]``, ``np.asarray(v)``."""
+
+    ndim, dtype = 2, np.dtype(np.float32)
+
+    def __init__(self, f, gen: Path, offset: int, n: int, dim: int):
+        self._f, self._gen, self._offset = f, gen, offset
+        self.shape = (n, dim)
+        self._row = dim * 4
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    @property
+    def size(self) -> int:
+        return self.shape[0] * self.shape[1]
+
+    def intact(self) -> bool:
+        """The file still has the size it had when opened (one ``fstat``)."""
+        try:
+            return os.fstat(self._f.fileno()).st_size == self._offset + self.shape[0] * self._row
+        except (OSError, ValueError):
+            return False
+
+    def _read(self, a: int, b: int) -> np.ndarray:
+        """Rows ``a:b`` as a new array."""
+        want = (b - a) * self._row
+        try:
+            buf = os.pread(self._f.fileno(), want, self._offset + a * self._row) if want else b""
+        except (OSError, ValueError) as e:
+            raise damaged(self._gen, "vectors.npy", f"cannot be read ({e})") from None
+        if len(buf) != want:
+            raise damaged(self._gen, "vectors.npy", "was truncated while the index was in use")
+        return np.frombuffer(buf, np.float32).reshape(b - a, self.shape[1]).copy()
+
+    def rows(self, ids) -> np.ndarray:
+        """Rows ``ids`` (any order, repeats allowed): one read per run of consecutive rows."""
+        ids = np.asarray(ids, np.int64).reshape(-1)
+        n = self.shape[0]
+        if len(ids) and (ids.min() < -n or ids.max() >= n):
+            raise IndexError(f"row out of range for {n} vectors")
+        ids = np.where(ids < 0, ids + n, ids)
+        uniq = np.unique(ids)
+        if not len(uniq):
+            return np.zeros((0, self.shape[1]), np.float32)
+        starts = np.flatnonzero(np.diff(uniq) != 1) + 1
+        runs = np.split(uniq, starts)
+        if len(runs) > 2048:  # many scattered rows: read their span in chunks instead
+            lo, hi = int(uniq[0]), int(uniq[-1]) + 1
+            step = max(1, (64 << 20) // self._row)
+            block = np.concatenate([self._read(a, min(hi, a + step))[uniq[(uniq >= a) & (uniq < a + step)] - a]
+                                    for a in range(lo, hi, step)])
+        else:
+            block = np.concatenate([self._read(int(r[0]), int(r[-1]) + 1) for r in runs])
+        return block[np.searchsorted(uniq, ids)]
+
+    def __getitem__(self, key):
+        if isinstance(key, tuple):
+            head = self[key[0]]
+            return head[key[1:]] if np.ndim(head) == 1 else head[(slice(None), *key[1:])]
+        if isinstance(key, int | np.integer):
+            return self.rows([int(key)])[0]
+        if isinstance(key, slice):
+            a, b, step = key.indices(self.shape[0])
+            return self._read(a, max(a, b))[::step] if step > 0 else self.rows(np.arange(a, b, step))
+        key = np.asarray(key)
+        if key.dtype == bool:
+            key = np.flatnonzero(key)
+        return self.rows(key) if key.ndim == 1 else self.rows(key.reshape(-1)).reshape(*key.shape, self.shape[1])
+
+    def __array__(self, dtype=None, copy=None):
+        out = self._read(0, self.shape[0])
+        return out if dtype is None else out.astype(dtype)
+
+    def close(self) -> None:
+        self._f.close()
+
+
+def read_vectors(gen: Path, n: int, dim: int) -> VectorFile:
+    """``vectors.npy`` held open for reading rows (:class:`VectorFile`), after checking it holds exactly ``n`` x
+    ``dim`` float32."""
     name = "vectors.npy"
-    with _open_regular(gen, name) as f:
+    f = _open_regular(gen, name)
+    try:
         try:
             version = np.lib.format.read_magic(f)
             header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
@@ -125,9 +210,10 @@ def read_vectors(gen: Path, n: int, dim: int) -> np.ndarray:
             raise damaged(gen, name, f"holds {shape} {dtype}, the manifest says ({n}, {dim}) float32")
         if size != offset + n * dim * 4:
             raise damaged(gen, name, f"is {size:,} bytes, {offset + n * dim * 4:,} expected")
-        if n == 0:
-            return np.zeros((0, dim), np.float32)
-        return np.memmap(f, np.float32, "r", offset=offset, shape=(n, dim))
+    except BaseException:
+        f.close()
+        raise
+    return VectorFile(f, gen, offset, n, dim)
 
 
 def check_items(gen: Path, items, n: int) -> list[dict]:
@@ -192,21 +278,68 @@ def read_pca(gen: Path, dim: int, annoy_dim: int) -> tuple[np.ndarray, np.ndarra
     return out
 
 
+def _private_copy(src, size: int, dirs: list[Path]) -> tuple[int, str]:
+    """A copy of the open file ``src`` that no path reaches (``O_TMPFILE``, else a temporary file unlinked once
+    opened by the caller): ``(fd, path to open it by)``. Raises OSError when no folder takes it."""
+    err: OSError | None = None
+    for d in dirs:
+        try:
+            if hasattr(os, "O_TMPFILE") and Path("/proc/self/fd").is_dir():
+                fd = os.open(d, os.O_TMPFILE | os.O_RDWR, 0o600)
+                path = f"/proc/self/fd/{fd}"
+            else:
+                fd, path = tempfile.mkstemp(dir=d, prefix=".private-")
+        except OSError as e:
+            err = e
+            continue
+        try:
+            done = 0
+            while done < size:
+                try:
+                    got = os.copy_file_range(src.fileno(), fd, size - done, done, done)
+                except (OSError, AttributeError):
+                    got = os.pwrite(fd, os.pread(src.fileno(), min(size - done, 16 << 20), done), done)
+                if got == 0:
+                    break
+                done += got
+            if done != size:
+                raise OSError(errno.EIO, f"copied {done:,} of {size:,} bytes (truncated while copied)")
+            return fd, path
+        except OSError as e:
+            os.close(fd)
+            if not path.startswith("/proc/"):
+                os.unlink(path)
+            err = e
+    raise err or OSError(errno.ENOENT, "no folder for a private copy")
+
+
 def read_annoy(gen: Path, m: dict) -> AnnoyIndex | None:
-    """The Annoy forest over the first ``n_base`` vectors, checked against the manifest, or None when empty."""
+    """The Annoy forest over the first ``n_base`` vectors, checked against the manifest, or None when empty.
+
+    Annoy memory-maps its file, so it maps a private copy that no path reaches: truncating or rewriting
+    ``annoy.ann`` under a running process cannot fault its pages (SIGBUS). The copy is loaded with its pages
+    mapped in at once (warm from the first query)."""
     n_base, annoy_dim = m["n_base"], m["annoy_dim"]
     if not n_base:
         return None
     name = "annoy.ann"
-    path = _regular(gen, name)
-    size = path.stat().st_size
-    if "annoy_bytes" in m and size != m["annoy_bytes"]:
-        raise damaged(gen, name, f"is {size:,} bytes, the manifest says {m['annoy_bytes']:,}")
+    with _open_regular(gen, name) as f:
+        size = os.fstat(f.fileno()).st_size
+        if "annoy_bytes" in m and size != m["annoy_bytes"]:
+            raise damaged(gen, name, f"is {size:,} bytes, the manifest says {m['annoy_bytes']:,}")
+        try:
+            fd, path = _private_copy(f, size, [gen, gen.parent, Path(tempfile.gettempdir())])
+        except OSError as e:
+            raise damaged(gen, name, f"cannot be copied for reading ({e.strerror or e})") from None
     ann = AnnoyIndex(annoy_dim, METRIC)
     try:
-        ann.load(str(path), prefault=False)
+        ann.load(path, prefault=True)
     except (OSError, ValueError, RuntimeError) as e:
         raise damaged(gen, name, f"is not an Annoy index of {annoy_dim}-d vectors ({str(e)[:80]})") from None
+    finally:
+        if not path.startswith("/proc/"):
+            os.unlink(path)
+        os.close(fd)
     if ann.get_n_items() != n_base or ann.get_n_trees() < 1:
         got = ann.get_n_items()
         ann.unload()

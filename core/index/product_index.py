@@ -1,9 +1,9 @@
 """The product index: Annoy over catalog image vectors, an exact delta set, tombstones, atomic saves.
 
 Layout of an index folder: ``CURRENT`` names the live ``gen-*`` folder, which holds ``manifest.json``,
-``vectors.npy`` (all vectors, memory-mapped), ``items.json`` (one row per vector), ``products.json``,
-``annoy.ann`` (over the first ``n_base`` vectors; for large catalogs over their PCA reduction, ``pca.npz``)
-and ``removed.json`` (tombstoned vector ids).
+``vectors.npy`` (all vectors, read by row, never memory-mapped: files.py), ``items.json`` (one row per vector),
+``products.json``, ``annoy.ann`` (over the first ``n_base`` vectors; for large catalogs over their PCA
+reduction, ``pca.npz``) and ``removed.json`` (tombstoned vector ids).
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from core.index.files import (
     PRODUCTS_BYTES,
     REMOVED_BYTES,
     IndexStateError,
+    VectorFile,
     check_items,
     check_products,
     check_removed,
@@ -74,7 +75,7 @@ class ProductIndex(IndexBackend):
         self.n_base: int = self.manifest["n_base"]
         self.dim: int = self.manifest["dim"]
         self.spec: str = self.manifest["embedder"]["spec"]
-        self.vectors: np.ndarray = read_vectors(gen, n, self.dim)
+        self.vectors: VectorFile = read_vectors(gen, n, self.dim)
         self.items: list[dict] = check_items(gen, read_json(gen, "items.json", ITEM_BYTES * n + (1 << 20)), n)
         self.products: dict[str, dict[str, str]] = check_products(
             gen, read_json(gen, "products.json", PRODUCTS_BYTES))
@@ -89,7 +90,7 @@ class ProductIndex(IndexBackend):
     # ---------------------------------------------------------------- loading
     @classmethod
     def load(cls, root: str | Path, embedder: Embedder | str | None = None) -> ProductIndex:
-        """Load the current generation memory-mapped. With ``embedder``, refuse an index built by another."""
+        """Load the current generation (read safely: files.py). With ``embedder``, refuse one built by another."""
         root = Path(root)
         for attempt in range(5):
             gen = _current(root)
@@ -112,6 +113,11 @@ class ProductIndex(IndexBackend):
     def fingerprint(self) -> str:
         """Identifies this exact content (changes on every add, remove or compact)."""
         return self.gen.name
+
+    def intact(self) -> bool:
+        """False once a file this index reads during searches was truncated on disk (the Annoy forest is a private
+        copy, so only ``vectors.npy`` can be): the caller should open or rebuild it again."""
+        return self.vectors.intact()
 
     @property
     def summary(self) -> str:

@@ -25,8 +25,8 @@ from core.config.progress import Progress
 from core.config.store import atomic_write
 from core.data.scenes import generate
 from core.embedding.efficientnet import EfficientNetLiteEmbedder
+from core.index import IndexBackend
 from core.index.prepared import FOLDER, producer
-from core.index.product_index import ProductIndex
 
 HEAD_VERSION = 1
 TRAIN_SEED = 1000
@@ -136,13 +136,13 @@ def train_head(catalog_root: str | Path, backbone: EfficientNetLiteEmbedder, *, 
     return ProductnessHead(w[:c5].astype(np.float32), w[c5:].astype(np.float32), b.astype(np.float32))
 
 
-def head_path(index: ProductIndex, backbone: EfficientNetLiteEmbedder) -> Path:
+def head_path(index: IndexBackend, backbone: EfficientNetLiteEmbedder) -> Path:
     key = json.dumps([HEAD_VERSION, PARAMS, TRAIN_SEED, backbone.weights, index.manifest.get("catalog_fingerprint"),
                       str(Path(index.catalog_root).resolve())])
     return cache_dir() / "regions" / f"{slug(Path(index.root).name)}-{hashlib.sha1(key.encode()).hexdigest()[:12]}.npz"
 
 
-def productness_head(index: ProductIndex, backbone: EfficientNetLiteEmbedder, *,
+def productness_head(index: IndexBackend, backbone: EfficientNetLiteEmbedder, *,
                      progress: Progress | bool = False) -> ProductnessHead:
     """The cached head for ``index``'s catalog: the one prepared beside the catalog while it matches (the
     sample's ships), else trained (about a minute on 2 cores) when missing."""

@@ -1,0 +1,33 @@
+"""``python -m core bench``: the verb's arguments and runner. The verb table (:mod:`core.cli`) names this module
+by string, so no engine module imports a benchmark."""
+
+from __future__ import annotations
+
+SECTIONS = ("embed", "query", "ann", "umap", "regions", "app", "milvus", "ray", "nomatch", "served", "browser")
+ON_REQUEST = ("served", "browser")  # sections that drive a browser: only when asked
+
+
+def args_bench(p) -> None:
+    p.add_argument("--quick", action="store_true", help="small sizes, a few minutes (CI)")
+    p.add_argument("--out", default=None, help="write the tables as markdown here (e.g. BENCHMARKS.md)")
+    p.add_argument("--sections", default=None,
+                   help=f"comma list of {','.join(SECTIONS)} (default: all but served; --quick leaves out umap, "
+                        "whose numba compilation alone takes about a minute, regions, app, milvus and ray; app: the "
+                        "app's latency against its goals; milvus: the Milvus backend; ray: catalog embedding on Ray "
+                        "Data; nomatch: the \"no close match\" notice's rates on the real datasets; served: a "
+                        "browser load test of the served app; browser: the app's latency in headless Chromium from "
+                        "a fresh cache, against its goals)")
+    p.add_argument("--workdir", default=None, help="scratch folder for synthetic data (default: a temp dir)")
+    p.add_argument("--ann-budget", type=float, default=900.0, help="seconds after which ANN cases are skipped")
+
+
+def run_bench(a) -> int:
+    from benchmarks.suite import run
+
+    default = SECTIONS[:3] if a.quick else tuple(s for s in SECTIONS if s not in ON_REQUEST)
+    sections = tuple(s.strip() for s in a.sections.split(",")) if a.sections else default
+    unknown = sorted(set(sections) - set(SECTIONS))
+    if unknown:
+        raise ValueError(f"unknown section {unknown[0]!r}; choose from {', '.join(SECTIONS)}")
+    run(quick=a.quick, out=a.out, workdir=a.workdir, sections=sections, ann_budget_s=a.ann_budget)
+    return 0
