@@ -63,8 +63,9 @@ def test_secrets_are_read_after_the_environment_and_never_quoted(monkeypatch):
     assert settings.get("search_workers", {"search_workers": 3}) == 5
     assert settings.get("admin_token", {"admin_token": "s3cret"}) == "s3cret"
     with pytest.raises(SettingError) as e:
-        settings.get("max_pixels", {"max_pixels": "big"})
-    assert "VPS_MAX_PIXELS='big'" in str(e.value)
+        settings.get("search_timeout", {"search_timeout": "soon"})
+    assert "VPS_SEARCH_TIMEOUT='soon'" in str(e.value)
+    assert settings.get("max_pixels", {"max_pixels": "big"}) == 64_000_000  # an engine setting: environment only
     assert "s3cret" not in "".join(settings.problems({"admin_token": "s3cret"}))
 
 
