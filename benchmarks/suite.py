@@ -545,10 +545,16 @@ def _regions(i: Inputs) -> list[Table]:
     return [timed(bench_regions, i.quick, i.tmp)]
 
 
+def _nomatch(i: Inputs) -> list[Table]:
+    from benchmarks.nomatch import bench_nomatch
+
+    return [timed(bench_nomatch, i.quick, i.tmp)]
+
+
 #: section name -> what runs it, in the order a full run takes them (``benchmarks.cli.SECTIONS`` names the same)
 SECTIONS: dict[str, Callable[[Inputs], list[Table]]] = {
     "served": _served, "embed": _embed, "app": _app, "query": _query, "ann": _ann, "umap": _umap,
-    "milvus": _milvus, "ray": _ray, "regions": _regions,
+    "milvus": _milvus, "ray": _ray, "regions": _regions, "nomatch": _nomatch,
 }
 
 

@@ -350,7 +350,8 @@ def test_allow_list_finds_catalogs_and_resolves_paths(tmp_path, monkeypatch):
     (tmp_path / "link").symlink_to("/etc")
     assert not is_allowed(tmp_path / "link", found)
     monkeypatch.delenv("VPS_CATALOG_ROOTS", raising=False)
-    assert catalog_roots()[1] == tmp_path / "cache" / "imports"  # default: the sample and the imports
+    assert catalog_roots()[2] == tmp_path / "cache" / "imports"  # default: the sample, the demo and the imports
+    assert list(catalogs_under(catalog_roots())) == ["sample", "demo"]  # served: the real-photo demo too
 
 
 def _fake_index(root: Path, name: str, used: float) -> Path:

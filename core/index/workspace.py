@@ -6,7 +6,7 @@ import hashlib
 import threading
 from pathlib import Path
 
-from core.config.paths import SAMPLE_CATALOG, cache_dir, slug
+from core.config.paths import DEMO_CATALOG, SAMPLE_CATALOG, cache_dir, slug
 from core.config.progress import Progress
 from core.config.runtime import release_memory
 from core.config.store import StoreError
@@ -23,12 +23,17 @@ def index_dir_for(catalog_root: str | Path, spec: str) -> Path:
 
 #: the key of the bundled sample catalog (an imported dataset's key is its name)
 SAMPLE_KEY = "sample"
+#: the key of the bundled real-photo demo (``demo_catalog/``)
+DEMO_KEY = "demo"
+LABELS = {SAMPLE_KEY: "Sample catalog", DEMO_KEY: "Grocery shop photos (real)"}
 
 
 def catalog_keys() -> dict[str, Path]:
-    """Catalogs the app offers by short key (what a link names): ``sample``, plus each imported dataset
-    found in the cache under its name."""
+    """Catalogs the app offers by short key (what a link names): ``sample``, the real-photo ``demo`` where it is
+    bundled, plus each imported dataset found in the cache under its name."""
     out = {SAMPLE_KEY: SAMPLE_CATALOG}
+    if (DEMO_CATALOG / "catalog.csv").is_file():
+        out[DEMO_KEY] = DEMO_CATALOG
     imports = cache_dir() / "imports"
     if imports.is_dir():
         for d in sorted(imports.iterdir()):
@@ -39,7 +44,7 @@ def catalog_keys() -> dict[str, Path]:
 
 def catalog_label(key: str) -> str:
     """How the app names the catalog of ``key``."""
-    return "Sample catalog" if key == SAMPLE_KEY else f"Dataset: {key}"
+    return LABELS.get(key) or f"Dataset: {key}"
 
 
 def index_state(catalog: Catalog, spec: str | Embedder) -> tuple[str, str]:
