@@ -11,6 +11,7 @@ import numpy as np
 import streamlit as st
 
 from core.data.columns import ColumnTypes, catalog_column_types
+from core.data.text import plain
 from core.embedding.decode import Crop
 from core.embedding.query import Query
 from core.explore.projection import warm_up_in_background
@@ -81,7 +82,7 @@ def result_card(hit: Hit, v: dict[str, int], dims: list[str], x_range: tuple[flo
         st.markdown(f"**{md(card.price)}**")
     for col, text in card.long_text:
         with st.expander(col.replace("_", " ").capitalize()):
-            st.text(text)
+            st.text(plain(text, lines=True))
     mark = {1: " · liked, pinned", -1: " · disliked"}.get(v.get(hit.product_id, 0), "")
     st.caption(f"#{hit.rank} · {md(hit.product_id)} · similarity {hit.similarity:.3f}{mark}")
     parts = " + ".join(f"{md(d.replace('_', ' '))} {c:.2f}" for d, c in hit.contributions.items() if c)
