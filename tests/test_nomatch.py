@@ -123,6 +123,19 @@ def test_calibration_is_cached_and_redone_when_the_embedder_or_the_negatives_cha
     assert calls == [1, 1]  # other foreign pictures (e.g. a new bundled catalog): calibrated again
 
 
+def test_a_damaged_cache_of_foreign_pictures_is_embedded_again(embedder, monkeypatch, tmp_path):
+    from core.search import negatives
+    from core.search.negatives import negatives_for
+
+    monkeypatch.setenv("VPS_CACHE", str(tmp_path))
+    monkeypatch.setattr(negatives, "BUNDLED", {})  # the generated pictures only: a small set
+    first = negatives_for(tmp_path / "elsewhere", set(), embedder)
+    (stored,) = tmp_path.glob("negatives/*/gen-*/vectors.npy")
+    stored.write_bytes(stored.read_bytes()[:100])  # truncated
+    again = negatives_for(tmp_path / "elsewhere", set(), embedder)
+    assert again.key == first.key and np.allclose(again.vectors, first.vectors, atol=1e-5)
+
+
 # ---------------------------------------------------------------- the measurement, as a user runs it
 def test_evaluate_no_match_cli_reports_both_rates(sample_index, tmp_path):
     from PIL import Image
