@@ -190,3 +190,14 @@ def grocery_index(tmp_path_factory, embedder):
     out = tmp_path_factory.mktemp("grocery")
     import_grocery(dataset("grocery"), out)
     return build_index(load_catalog(out / "catalog"), embedder, out / "index")[0], out
+
+
+def test_the_notice_judges_photos_not_texts(sample_index, embedder):
+    from core.search.engine import Searcher, SearchOptions
+
+    s = Searcher(sample_index, embedder)
+    far = _unit(np.random.default_rng(3).normal(size=embedder.dim))
+    photo = s.search(Query(far), SearchOptions(rank="distance"))
+    assert photo.no_close_match and photo.closeness < photo.threshold and photo.hits  # results still shown
+    text = s.search(Query(far, text="a red hat"), SearchOptions(rank="distance"))
+    assert text.threshold is None and not text.no_close_match  # calibrated on photos: a text is not judged
