@@ -131,7 +131,8 @@ def gallery(ctx: Context, rep: DisagreementReport, cases: list[Case]) -> None:
 def fixed_sentence(rep: DisagreementReport, note: str) -> str:
     n = rep.counts()["classifier_only"]
     if not rep.trained_spec:
-        return f"No trained head is compared: {md(note)}."
+        return (f"No trained head is compared ({md(note)}): train one on the Evaluation page or with `python -m "
+                "core train-metric`, then pick it in the sidebar's embedder list.")
     return (f"Search with a head trained by metric learning: the trained head fixes {len(rep.fixed())} of {n} — "
             "its closest catalog picture is the right one.")
 
@@ -212,9 +213,9 @@ def main() -> None:
         st.stop()
     n = rep.counts()["classifier_only"]
     st.subheader("Classifier right, neighbour wrong")
-    st.markdown(f"On **{n}** of {len(rep.cases)} held-out photos the classifier names the right "
-                f"{'product' if rep.label == 'product_id' else md(rep.label)}, while the closest catalog picture is "
-                f"another. {fixed_sentence(rep, note)}")
+    st.markdown(f"On **{n}** of {len(rep.cases)} photos it never saw ({md(rep.tested_on)}), the classifier names "
+                f"the right {'product' if rep.label == 'product_id' else md(rep.label)} while the closest catalog "
+                f"picture is another. {fixed_sentence(rep, note)}")
     gallery(ctx, rep, sorted(rep.of_kind("classifier_only"), key=lambda c: not c.fixed))  # fixed ones first
     figures(rep)
     the_rest(ctx, pre, rep)

@@ -68,10 +68,15 @@ def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     from core.cli.common import USER_ERRORS, one_line
+    from core.config.settings import problems
 
     argv = list(sys.argv[1:] if argv is None else argv)
     verb = argv[0] if argv and argv[0] in VERBS else None
     args = build_parser(verb).parse_args(argv)
+    if bad := problems():  # a VPS_* variable with a value it does not accept: one line each, nothing run
+        for line in bad:
+            print(f"error: {line}", file=sys.stderr)
+        return 2
     try:
         return args.fn(args)
     except USER_ERRORS as e:
