@@ -87,7 +87,8 @@ def test_calibration_sets_the_threshold_between_foreign_pictures_and_shopper_pho
     assert cal.closeness(foreign[0], best_similarity=0.1) < cal.threshold
 
 
-def test_non_matches_leave_out_the_products_own_pictures_and_photos(toy_index):
+def test_non_matches_leave_out_the_products_own_pictures_and_photos(toy_index, monkeypatch):
+    from core.search import calibration
     from core.search.calibration import match_similarities
 
     idx, centres, rng = toy_index
@@ -97,6 +98,9 @@ def test_non_matches_leave_out_the_products_own_pictures_and_photos(toy_index):
     pos, neg = match_similarities(idx, kq)
     assert len(pos) == 8 and (pos > 0.95).all()  # near their own product's pictures
     assert (neg < 0.3).all()  # the other products sit in other directions
+    monkeypatch.setattr(calibration, "SLICE", 3)  # a large catalog is read in slices: the same figures
+    sliced = match_similarities(idx, kq)
+    assert np.allclose(sliced[0], pos) and np.allclose(sliced[1], neg)
 
 
 # ---------------------------------------------------------------- cache: redone when what produced it changes
