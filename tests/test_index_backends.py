@@ -14,7 +14,7 @@ from core.index.files import IndexStateError
 from tests.helpers import PixelEmbedder, subset
 
 pytest.importorskip("pymilvus")
-BACKENDS = ["annoy", "milvus-lite"]
+BACKENDS = ["annoy", "hnsw", "milvus-lite"]
 N_PRODUCTS, VIEWS, DIM = 1000, 3, 64
 INFO = {"spec": "test-vectors", "dim": DIM, "image_size": 8}
 FILTERS = [
@@ -26,6 +26,8 @@ FILTERS = [
 
 
 def location(kind: str, tmp_path, name: str = "idx") -> str:
+    if kind == "hnsw":
+        return f"hnsw:{tmp_path / name}"
     return str(tmp_path / name) if kind == "annoy" else f"milvus-lite:{tmp_path / name}.db"
 
 
@@ -75,7 +77,7 @@ def test_opens_what_was_built(built, data):
     kind, loc, idx = built
     vecs, items, products = data
     again = open_index(loc, "test-vectors")
-    assert type(again).__name__ == ("ProductIndex" if kind == "annoy" else "MilvusIndex")
+    assert type(again).__name__ == {"annoy": "ProductIndex", "hnsw": "HnswIndex"}.get(kind, "MilvusIndex")
     assert len(again) == N_PRODUCTS and again.manifest["n_vectors"] == len(items) and again.dim == DIM
     assert again.items == items and again.products == products
     np.testing.assert_array_equal(np.asarray(again.vectors), vecs)

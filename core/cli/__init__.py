@@ -18,6 +18,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "import": ("core.cli.data", "import a public dataset (grocery, clothing) as a catalog + query CSVs"),
     "folder-queries": ("core.cli.data", "write a queries CSV (image,category) for a <category>/<image> tree"),
     "index": ("core.cli.index", "embed a catalog (progress bar) and build its index"),
+    "info": ("core.cli.index", "what an index holds, and the search settings chosen for it with their recall"),
     "add": ("core.cli.index", "index catalog rows that are not in the index yet (no rebuild)"),
     "remove": ("core.cli.index", "hide products from search at once (tombstones)"),
     "compact": ("core.cli.index", "drop removed products and rebuild Annoy from the stored vectors"),
