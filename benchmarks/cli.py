@@ -3,7 +3,7 @@ by string, so no engine module imports a benchmark."""
 
 from __future__ import annotations
 
-SECTIONS = ("embed", "query", "ann", "umap", "regions", "app", "milvus", "ray", "served")
+SECTIONS = ("embed", "query", "ann", "umap", "regions", "app", "milvus", "ray", "nomatch", "served")
 
 
 def args_bench(p) -> None:
@@ -13,7 +13,8 @@ def args_bench(p) -> None:
                    help=f"comma list of {','.join(SECTIONS)} (default: all but served; --quick leaves out umap, "
                         "whose numba compilation alone takes about a minute, regions, app, milvus and ray; app: the "
                         "app's latency against its goals; milvus: the Milvus backend; ray: catalog embedding on Ray "
-                        "Data; served: a browser load test of the served app)")
+                        "Data; nomatch: the \"no close match\" notice's rates on the real datasets; served: a "
+                        "browser load test of the served app)")
     p.add_argument("--workdir", default=None, help="scratch folder for synthetic data (default: a temp dir)")
     p.add_argument("--query-sizes", default=None, metavar="N,N",
                    help="catalog sizes of the query section (default 10000,100000,1000000; --quick: 5000)")

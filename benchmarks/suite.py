@@ -18,6 +18,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -132,7 +133,7 @@ def _query_case(index_dir: str, query_files: list[str], spec: str) -> dict:
                 np.array(tot) - np.array(emb_ms), 50)), "anon": r["anon"], "file": r["file"],
             "base_anon": base["anon"], "backend": getattr(emb, "backend", "torch"),
             "recall": neighbour_recall(found, truth, K), "exact_ms": exact_ms,
-            "annoy_dim": idx.manifest.get("annoy_dim", idx.dim),
+            "annoy_dim": idx.manifest.get("annoy_dim", idx.dim), "forest": idx.manifest.get("forest", "annoy"),
             "settings": f"{t['search_k']:,} / {t['candidates']:,}" if (t := idx.settings) else "defaults",
             "tuned_recall": t.get("recall", "") if t else ""}
 
@@ -170,8 +171,9 @@ def bench_query(quick: bool, real: np.ndarray, real_items: list[dict], queries: 
     qfiles = [str(p) for p in (queries * (1 + nq // max(1, len(queries))))[:nq]]
     t = Table(f"End-to-end query latency ({nq} real query photos: JPEG bytes in, top-{K} products out)",
               ["products", "p50 ms", "p99 ms", "embed p50 ms", "search p50 ms", "index build s", "load s",
-               "RSS anon MB", "RSS file MB", "backend", "Annoy dim", "search_k / candidates (chosen at build)",
-               "build-time recall@10", "product recall@10 vs exact", "exact search ms", "speed-up vs exact"])
+               "RSS anon MB", "RSS file MB", "backend", "forest", "forest dim",
+               "effort / candidates (chosen at build)", "build-time recall@10", "product recall@10 vs exact",
+               "exact search ms", "speed-up vs exact"])
     for n in sizes:
         d = workdir / f"index-{n}"
         t0 = time.perf_counter()
@@ -179,7 +181,7 @@ def bench_query(quick: bool, real: np.ndarray, real_items: list[dict], queries: 
         build_s = time.perf_counter() - t0
         r = in_fresh_process(_query_case, str(d), qfiles, spec)
         t.add(n, r["p50"], r["p99"], r["embed_p50"], r["search_p50"], build_s, r["load_s"], r["anon"], r["file"],
-              r["backend"], r["annoy_dim"], r["settings"], r["tuned_recall"], r["recall"], r["exact_ms"],
+              r["backend"], r["forest"], r["annoy_dim"], r["settings"], r["tuned_recall"], r["recall"], r["exact_ms"],
               r["exact_ms"] / max(r["search_p50"], 1e-3))
         (d / "BUILD_SECONDS").write_text(f"{build_s:.1f}")  # the ANN section reuses this index
     t.notes += ["One query at a time in a fresh process that loads the embedder and the index as the app does; "
@@ -190,9 +192,10 @@ def bench_query(quick: bool, real: np.ndarray, real_items: list[dict], queries: 
                 "exact search ms is that search (numpy scores over all vectors plus the per-product aggregation "
                 "in Python, slower than the bare matrix product of the ANN table); Annoy dim 256 = the forest of "
                 "a large catalog is built over PCA-256 vectors, its candidates re-scored on the full vectors.",
-                "search_k / candidates: the search settings the build chose (core/index/tuning.py): the cheapest "
-                "whose product recall@10 on 200 held-out catalog vectors reaches 0.98 (build-time recall); load s "
-                "includes copying the Annoy file to the process's private copy with its pages mapped in (warm)."]
+                "forest: Annoy, or an hnswlib graph from 50,000 vectors; effort / candidates: the settings the build "
+                "chose (core/index/tuning.py; effort = Annoy search_k or hnswlib ef), the cheapest whose product "
+                "recall@10 on 200 held-out catalog vectors reaches 0.98 (build-time recall); load s includes "
+                "copying the forest to the process's private copy (Annoy: its pages mapped in, warm)."]
     return t
 
 
@@ -462,40 +465,32 @@ def bench_regions(quick: bool, workdir: Path) -> Table:
 
 
 # ---------------------------------------------------------------- driver
-def run(quick: bool = False, out: str | None = None, workdir: str | None = None,
-        sections: tuple[str, ...] = ("embed", "query", "ann", "umap", "regions", "app", "milvus", "ray"),
-        ann_budget_s: float = 900.0, query_sizes: tuple[int, ...] | None = None) -> list[Table]:
-    """Run the benchmark; returns its tables and writes them as markdown to ``out`` if given."""
-    from core.embedding import DEFAULT_SPEC, load_embedder
-    from core.embedding.batch import embed_sources
+@dataclass
+class Inputs:
+    """What the sections share, made once when a section first asks: the real images and their vectors."""
 
-    facts = machine_facts()
-    print(f"bench ({'quick' if quick else 'full'}) on {facts['nproc']} x {facts['cpu']}, load {facts['load']}")
-    served: list[Table] = []
-    if "served" in sections:  # the app under load, in its own processes (benchmarks.served)
-        from benchmarks.served import bench_served
+    quick: bool
+    tmp: Path
+    ann_budget_s: float
+    query_sizes: tuple[int, ...] | None = None
+    _images: tuple | None = None
+    _vectors: dict | None = None
 
-        served = [timed(bench_served, quick)]
-        if not set(sections) - {"served"}:
-            if out:
-                Path(out).write_text(render(served, facts, quick))
-            return served
-    cat, qs, source = real_images(quick)
-    if quick:
-        cat, qs = cat[:: max(1, len(cat) // 200)][:200], qs[:: max(1, len(qs) // 50)][:50]
-    tmp = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="vps-bench-"))
-    tmp.mkdir(parents=True, exist_ok=True)
-    tables: list[Table] = list(served)
-    if out:
-        _partial.update(tables=list(served), out=out, facts=facts, quick=quick)
-    try:
-        if "embed" in sections:
-            tables.append(timed(bench_embedding, quick, cat, source))
-        if "app" in sections:
-            from benchmarks.app import bench_app
+    def images(self) -> tuple[list[Path], list[Path], str]:
+        if self._images is None:
+            cat, qs, source = real_images(self.quick)
+            if self.quick:
+                cat, qs = cat[:: max(1, len(cat) // 200)][:200], qs[:: max(1, len(qs) // 50)][:50]
+            self._images = (cat, qs, source)
+        return self._images
 
-            tables.append(timed(bench_app, quick, tmp))
-        if {"query", "ann", "umap", "milvus"} & set(sections):  # sections over the real images' vectors
+    def vectors(self) -> dict:
+        """Catalog and query vectors of the real images (default embedder), the files that embedded, their items."""
+        if self._vectors is None:
+            from core.embedding import DEFAULT_SPEC, load_embedder
+            from core.embedding.batch import embed_sources
+
+            cat, qs, source = self.images()
             emb = load_embedder(DEFAULT_SPEC)
             real, err = embed_sources(emb, cat, batch_size=32, progress=True, desc="real catalog vectors")
             ok = [p for i, p in enumerate(cat) if i not in err]
@@ -503,24 +498,92 @@ def run(quick: bool = False, out: str | None = None, workdir: str | None = None,
             qok = [p for i, p in enumerate(qs) if i not in qerr]
             root = Path(os.path.commonpath([str(p) for p in ok]))
             items = [{"product_id": f"R{i:05d}", "image": p.relative_to(root).as_posix()} for i, p in enumerate(ok)]
-            if "query" in sections:
-                tables.append(timed(bench_query, quick, real, items, qok, root, tmp, DEFAULT_SPEC, query_sizes))
-            if "ann" in sections:
-                tables.append(timed(bench_pca_cost, real, labels_of(ok, source), real_q, labels_of(qok, source),
-                                    source))
-                tables.append(timed(bench_ann, quick, real, real_q, tmp, ann_budget_s))
-            if "umap" in sections:
-                tables.append(timed(bench_umap, quick, real, tmp))
-            if "milvus" in sections:
-                from benchmarks.scale import bench_milvus
+            self._vectors = dict(real=real, real_q=real_q, ok=ok, qok=qok, root=root, items=items, source=source,
+                                 spec=DEFAULT_SPEC)
+        return self._vectors
 
-                tables.append(timed(bench_milvus, quick, real, real_q, tmp, DEFAULT_SPEC))
-        if "ray" in sections:
-            from benchmarks.scale import bench_ray
 
-            tables.append(timed(bench_ray, quick, DEFAULT_SPEC))
-        if "regions" in sections:
-            tables.append(timed(bench_regions, quick, tmp))
+def _served(i: Inputs) -> list[Table]:
+    from benchmarks.served import bench_served  # the app under load, in its own processes
+
+    return [timed(bench_served, i.quick)]
+
+
+def _embed(i: Inputs) -> list[Table]:
+    cat, _, source = i.images()
+    return [timed(bench_embedding, i.quick, cat, source)]
+
+
+def _app(i: Inputs) -> list[Table]:
+    from benchmarks.app import bench_app
+
+    return [timed(bench_app, i.quick, i.tmp)]
+
+
+def _query(i: Inputs) -> list[Table]:
+    v = i.vectors()
+    return [timed(bench_query, i.quick, v["real"], v["items"], v["qok"], v["root"], i.tmp, v["spec"], i.query_sizes)]
+
+
+def _ann(i: Inputs) -> list[Table]:
+    v = i.vectors()
+    return [timed(bench_pca_cost, v["real"], labels_of(v["ok"], v["source"]), v["real_q"],
+                  labels_of(v["qok"], v["source"]), v["source"]),
+            timed(bench_ann, i.quick, v["real"], v["real_q"], i.tmp, i.ann_budget_s)]
+
+
+def _umap(i: Inputs) -> list[Table]:
+    return [timed(bench_umap, i.quick, i.vectors()["real"], i.tmp)]
+
+
+def _milvus(i: Inputs) -> list[Table]:
+    from benchmarks.scale import bench_milvus
+
+    v = i.vectors()
+    return [timed(bench_milvus, i.quick, v["real"], v["real_q"], i.tmp, v["spec"])]
+
+
+def _ray(i: Inputs) -> list[Table]:
+    from benchmarks.scale import bench_ray
+    from core.embedding import DEFAULT_SPEC
+
+    return [timed(bench_ray, i.quick, DEFAULT_SPEC)]
+
+
+def _regions(i: Inputs) -> list[Table]:
+    return [timed(bench_regions, i.quick, i.tmp)]
+
+
+def _nomatch(i: Inputs) -> list[Table]:
+    from benchmarks.nomatch import bench_nomatch
+
+    return [timed(bench_nomatch, i.quick, i.tmp)]
+
+
+#: section name -> what runs it, in the order a full run takes them (``benchmarks.cli.SECTIONS`` names the same)
+SECTIONS: dict[str, Callable[[Inputs], list[Table]]] = {
+    "served": _served, "embed": _embed, "app": _app, "query": _query, "ann": _ann, "umap": _umap,
+    "milvus": _milvus, "ray": _ray, "regions": _regions, "nomatch": _nomatch,
+}
+
+
+def run(quick: bool = False, out: str | None = None, workdir: str | None = None,
+        sections: tuple[str, ...] = ("embed", "query", "ann", "umap", "regions", "app", "milvus", "ray"),
+        ann_budget_s: float = 900.0, query_sizes: tuple[int, ...] | None = None) -> list[Table]:
+    """Run the benchmark's ``sections`` (in :data:`SECTIONS` order); returns its tables and writes them as markdown
+    to ``out`` if given, after each section too, so a long run keeps what it has measured."""
+    facts = machine_facts()
+    print(f"bench ({'quick' if quick else 'full'}) on {facts['nproc']} x {facts['cpu']}, load {facts['load']}")
+    tmp = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="vps-bench-"))
+    tmp.mkdir(parents=True, exist_ok=True)
+    inputs = Inputs(quick, tmp, ann_budget_s, query_sizes)
+    tables: list[Table] = []
+    if out:
+        _partial.update(tables=[], out=out, facts=facts, quick=quick)
+    try:
+        for name, section in SECTIONS.items():
+            if name in sections:
+                tables += section(inputs)
     finally:
         if not workdir:
             shutil.rmtree(tmp, ignore_errors=True)

@@ -14,19 +14,20 @@ from core.data.columns import ColumnTypes, catalog_column_types
 from core.embedding.decode import Crop
 from core.embedding.query import Query
 from core.explore.projection import warm_up_in_background
-from core.index.product_index import Hit
+from core.index import Hit
 from core.search.engine import SearchOptions
 from core.search.explain import shared_range
 from core.search.facets import Facet, facets, where_clauses
 from core.search.feedback import arrange, refine
 from ui.bounded import bounded
 from ui.common import USER_ERRORS, Context, get_searcher, md, show_error, sidebar, thumbnail_bytes
+from ui.example_note import example_note
 from ui.feedback import forget_votes_on_new_query, reset_votes, summary, undo, vote, votes
 from ui.nav import use_app_navigation
 from ui.query import crop_picker, embedded_query, photo_picker, query_key, text_picker
 from ui.regions import region_picker
 from ui.scores import legend, score_bar
-from ui.state import app_state, keep, sync_url
+from ui.state import Photo, app_state, keep, sync_url
 
 COLUMNS = 5
 
@@ -110,7 +111,7 @@ def hidden_row(ctx: Context, hidden: list[str]) -> None:
 
 
 def results(ctx: Context, q: Query, k: int, min_score: float, where: list[str], rank: str,
-            types: ColumnTypes) -> bool:
+            types: ColumnTypes, photo: Photo | None = None) -> bool:
     """Draw the results; True when they are ranked by distance only while the attribute filters are prepared
     (a catalog's first search: results at once, the page re-ranks when the filters are ready)."""
     v = votes()
@@ -127,14 +128,14 @@ def results(ctx: Context, q: Query, k: int, min_score: float, where: list[str], 
                   + (f" · filters: {md(' & '.join(where))}" if where else ""))
     if v:
         reset.button("Reset feedback", on_click=reset_votes, key="reset_feedback")
-    if res.no_close_match:  # the catalog's calibrated threshold: nothing here is the same product
-        best = max((h.similarity for h in res.hits), default=None)
-        st.warning("No close match: " + (f"the best similarity {best:.3f} is" if best is not None else "nothing is")
-                   + f" below this catalog's threshold {res.threshold:.3f}; these are the nearest products anyway.")
+    if res.no_close_match:  # below the catalog's calibrated closeness: nothing here is the same product
+        st.warning("No close match: nothing in this catalog looks like this photo. These are the closest products "
+                   "anyway, probably not the same item.")
     if res.preparing:
         st.info("Nearest products by similarity for now: this catalog's attribute filters (colour, learned heads) "
                 "and its close-match threshold are being prepared, once. The results re-rank by themselves when "
                 "they are ready.", icon=":material/hourglass_top:")
+    example_note(ctx, photo, shown.hits, rank)  # a labelled example missed: what it is, and the fix
     hidden_row(ctx, shown.hidden)
     if shown.missing:
         st.caption("Liked, not among these results (filters or minimum similarity): "
@@ -186,7 +187,7 @@ def main() -> None:
         try:
             q = embedded_query(ctx, photo, crop, text, weight)
             forget_votes_on_new_query(query_key(ctx, photo, crop, text, weight))
-            preparing = results(ctx, q, k, min_score, where, rank, types)
+            preparing = results(ctx, q, k, min_score, where, rank, types, photo)
         except USER_ERRORS as e:
             show_error(e)
             return

@@ -11,6 +11,7 @@ import streamlit as st
 from core.data.catalog import load_catalog
 from core.data.import_folder import check_name, import_folder
 from core.data.importers import IMPORTERS
+from core.data.text import plain
 from core.index.catalog_edit import add_product, remove_products
 from core.index.workspace import catalog_label
 from ui.auth import edit_gate
@@ -42,9 +43,10 @@ def browse(ctx: Context) -> None:
     if needle and not table.empty:
         hit = table.apply(lambda r: r.astype(str).str.contains(needle, case=False, regex=False).any(), axis=1)
         table = table[hit]
-    st.dataframe(table, hide_index=True, width="stretch", height=280)  # cells are shown as text
+    st.dataframe(table.map(plain), hide_index=True, width="stretch", height=280)  # cells are shown as text
     pid = st.selectbox("Show the images of", table["product_id"].tolist() if not table.empty else [],
-                       key="browse_show", format_func=lambda p: f"{p} — {ctx.index.products[p].get('title', '')}")
+                       key="browse_show",
+                       format_func=lambda p: plain(f"{p} — {ctx.index.products[p].get('title', '')}"))
     if pid:
         paths = [ctx.index.image_path(i) for i in ctx.index.vector_ids.get(pid, [])]
         cols = st.columns(6)
@@ -79,7 +81,7 @@ def remove_form(ctx: Context) -> None:
         return
     live = ctx.index.live_products()
     pick = st.multiselect("Products to remove", live, key="remove_pick",
-                          format_func=lambda p: f"{p} — {ctx.index.products[p].get('title', '')}")
+                          format_func=lambda p: plain(f"{p} — {ctx.index.products[p].get('title', '')}"))
     if st.button("Remove from the catalog", key="remove_go", disabled=not pick):
         res = remove_products(ctx.catalog_dir, ctx.index, pick)
         flash(f"Removed {md(', '.join(res.product_ids))} from the catalog and the search "

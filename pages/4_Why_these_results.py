@@ -6,6 +6,7 @@ from __future__ import annotations
 import plotly.graph_objects as go
 import streamlit as st
 
+from core.data.text import plain
 from core.embedding.decode import Crop
 from core.explore.map_view import esc
 from core.search.engine import Searcher, SearchOptions, SearchResult
@@ -64,7 +65,7 @@ def explanation(res: SearchResult) -> None:
     st.caption("Weights used: " + ", ".join(f"{md(d)} {w:.2f}" for d, w in res.weights.items()))
     if res.query_attributes:
         st.subheader("The query's predicted attributes")
-        st.dataframe([{"attribute": d, **{f"#{i + 1}": f"{v} ({p:.0%})" for i, (v, p) in enumerate(top)}}
+        st.dataframe([{"attribute": plain(d), **{f"#{i + 1}": plain(f"{v} ({p:.0%})") for i, (v, p) in enumerate(top)}}
                       for d, top in top_attributes(res.query_attributes).items()], hide_index=True)
 
 
@@ -98,7 +99,7 @@ def main() -> None:
         show_error(e)
         st.stop()
     with st.expander("Attribute scorers"):
-        st.table(rows)
+        st.table([{k: plain(v) if isinstance(v, str) else v for k, v in r.items()} for r in rows])
     left, right = st.columns([1, 2], gap="large")
     with left:
         st.caption("The search page's query (same photo and crop); choosing another here changes it there too.")

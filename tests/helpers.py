@@ -45,3 +45,28 @@ def write_head(folder: Path, base_spec: str, in_dim: int, *, out_dim: int = 16, 
 
 def subset(cat: Catalog, product_ids: set[str]) -> Catalog:
     return Catalog(cat.root, [r for r in cat.rows if r.product_id in product_ids], [], cat.columns)
+
+
+def milvus_server_uri() -> str:
+    """The Milvus server the tests may use (``VPS_MILVUS_URI``: ``.ci/with-milvus`` starts one and sets it), or
+    skip the test saying why (``pytest -rs`` prints it)."""
+    import os
+
+    import pytest
+
+    uri = os.environ.get("VPS_MILVUS_URI", "").strip()
+    if not uri:
+        pytest.skip("no Milvus server: VPS_MILVUS_URI is not set (run the tests under .ci/with-milvus, which "
+                    "starts one, or point it at a server of your own: docs/scaling.md)")
+    return uri
+
+
+def milvus_location(kind: str, folder: Path, name: str = "idx") -> str:
+    """A fresh Milvus location of ``kind``: ``milvus-lite`` (a store in ``folder``) or ``milvus-server`` (a new
+    collection on the server of :func:`milvus_server_uri`)."""
+    import uuid
+
+    if kind == "milvus-lite":
+        return f"milvus-lite:{folder / name}.db"
+    assert kind == "milvus-server", kind
+    return f"{milvus_server_uri()}?collection={name}_{uuid.uuid4().hex[:10]}"

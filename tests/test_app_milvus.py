@@ -1,6 +1,7 @@
 """The app on a Milvus index opened as it is (``VPS_INDEX``), driven headlessly with ``AppTest``: picked in the
 sidebar, it finds the same products as the Annoy index of the same catalog, every page works on it, and a link
-naming it reopens it."""
+naming it reopens it. Each test runs on Milvus Lite and on the server ``VPS_MILVUS_URI`` names (``.ci/with-milvus``
+starts one; without it those skip, saying why)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,11 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from core.data.catalog import load_catalog
+from core.data.text import WJ
 from core.index.factory import build_index, open_index
 from core.index.workspace import ensure_index
 from core.search.engine import Searcher
+from tests.helpers import milvus_location
 from tests.test_app import SAMPLE, errors, run
 from tests.test_app_state import (
     APP,
@@ -31,6 +34,7 @@ from ui.common import md, offered_indexes
 
 pytest.importorskip("pymilvus")
 pytest.importorskip("milvus_lite")
+MILVUS = ["milvus-lite", "milvus-server"]
 
 
 @pytest.fixture
@@ -46,10 +50,10 @@ def mini_searcher(cache, embedder):
     return Searcher(ensure_index(cache, embedder), embedder)
 
 
-@pytest.fixture
-def milvus_mini(cache, embedder, tmp_path, monkeypatch):
-    """A Milvus Lite index of the imported dataset ``mini``, offered to the app by ``VPS_INDEX``."""
-    uri = f"milvus-lite:{tmp_path / 'mini.db'}"
+@pytest.fixture(params=MILVUS)
+def milvus_mini(request, cache, embedder, tmp_path, monkeypatch):
+    """A Milvus index (Lite, the server) of the imported dataset ``mini``, offered to the app by ``VPS_INDEX``."""
+    uri = milvus_location(request.param, tmp_path, "mini")
     build_index(load_catalog(cache), embedder, uri)
     monkeypatch.setenv("VPS_INDEX", uri)
     return uri
@@ -79,7 +83,7 @@ def test_the_app_searches_a_milvus_index_on_every_page(cache, mini_searcher, mil
     assert catalog_shown(at) == label and not errors(at)
     assert at.metric[0].value == str(len(mini_searcher.index))
     assert any("FLAT index" in c.value for c in at.caption)
-    assert any(milvus_mini in c.value.replace("\\", "") for c in at.caption)
+    assert any(milvus_mini in c.value.replace("\\", "").replace(WJ, "") for c in at.caption)
 
     page(at, PAGES[1])  # Embedding map, with the search page's query placed on it
     assert catalog_shown(at) == label and not errors(at)
@@ -151,12 +155,13 @@ def test_the_catalog_page_edits_a_milvus_index(cache, milvus_mini):
     assert any(f"Compacted: {n} products" in s.value for s in at.success) and not errors(at)
 
 
-def test_an_index_of_another_embedder_is_one_line(cache, tmp_path, monkeypatch):
+@pytest.mark.parametrize("kind", MILVUS)
+def test_an_index_of_another_embedder_is_one_line(kind, cache, tmp_path, monkeypatch):
     import numpy as np
 
     from core.index.milvus_index import MilvusIndex
 
-    uri = f"milvus-lite:{tmp_path / 'other.db'}"
+    uri = milvus_location(kind, tmp_path, "other")
     rows = load_catalog(cache).rows
     vecs = np.random.default_rng(0).normal(size=(len(rows), 8)).astype(np.float32)
     items = [{"product_id": r.product_id, "image": r.image} for r in rows]

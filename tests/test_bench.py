@@ -111,3 +111,9 @@ def test_cli_has_bench_verb():
 
     a = build_parser("bench").parse_args(["bench", "--quick", "--out", "x.md", "--sections", "regions"])
     assert a.quick and a.out == "x.md" and a.sections == "regions"
+
+
+def test_the_cli_offers_every_section_the_runner_has():
+    from benchmarks import cli
+
+    assert set(cli.SECTIONS) == set(bench.SECTIONS)

@@ -230,3 +230,41 @@ def test_sixteen_bit_png_costs_bounded_memory(tmp_path, embedder):
     growth_mb = int(r.stderr.strip().splitlines()[-1])
     print(f"peak RSS growth embedding a 7000x7000 16-bit PNG: {growth_mb} MB")
     assert growth_mb < 400, growth_mb
+
+
+def test_a_huge_image_is_decoded_at_a_working_size_and_previewed_small():
+    """A 60-megapixel 1-bit PNG of a few KB (under the pixel limit): opened reduced to about WORK_SIZE across
+    (1-bit and palette images before RGB), previewed small, its real size read from the header."""
+    from core.data.images import WORK_SIZE, image_size
+
+    img = Image.new("1", (10000, 6000), 0)
+    img.paste(1, (3000, 2000, 7000, 4000))
+    data = _save(img, "PNG")
+    assert len(data) < 50_000
+    out = open_image(data)
+    assert out.mode == "RGB" and WORK_SIZE <= min(out.size) < 2 * WORK_SIZE and out.size[0] > out.size[1]
+    assert out.getpixel((out.width // 2, out.height // 2)) == (255, 255, 255)
+    assert max(open_image(data, draft_size=480).size) < 2000 and image_size(data) == (10000, 6000)
+    photo = _save(_photo(1600, 1200), "JPEG")
+    assert open_image(photo).size == (1600, 1200)  # an ordinary photo is left as it is
+
+
+@pytest.mark.timeout(600)
+def test_a_sixty_megapixel_one_bit_png_costs_about_an_ordinary_photo(tmp_path, embedder):
+    """It added ~450 MB per query (decoded at full size in RGB, then copied for the preview); now the query costs
+    no more than 1.5x a 12-megapixel PNG photo's (neither can be decoded at a reduced scale)."""
+    embedder.embed_images([Image.new("RGB", (64, 64))])
+    big, photo = tmp_path / "big1.png", tmp_path / "photo.png"
+    img = Image.new("1", (10000, 6000), 0)
+    img.paste(1, (3000, 2000, 7000, 4000))
+    img.save(big)
+    Image.fromarray((np.random.default_rng(0).random((3000, 4000, 3)) * 255).astype(np.uint8)).save(
+        photo, compress_level=1)
+    growth = {}
+    for p in (big, photo):
+        r = subprocess.run([sys.executable, "-c", RSS_CHILD, str(p)], cwd=ROOT, capture_output=True, text=True,
+                           timeout=240)
+        assert r.returncode == 0 and r.stdout.strip() == "ok 1280", r.stderr[-2000:]
+        growth[p.name] = int(r.stderr.strip().splitlines()[-1])
+    print(f"peak RSS growth of one query: {growth}")
+    assert growth["big1.png"] <= 1.5 * max(growth["photo.png"], 1), growth

@@ -1,5 +1,6 @@
-"""The CLI on a Milvus Lite index, as a user runs it: index, add, search, evaluate, remove, compact give the same
-top-10 products and figures as the Annoy index of the sample catalog."""
+"""The CLI on a Milvus index (Milvus Lite, and the server ``VPS_MILVUS_URI`` names: ``.ci/with-milvus``), as a user
+runs it: index, add, search (a range filter too), evaluate, remove, compact give the same top-10 products and
+figures as the Annoy index of the sample catalog."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import sys
 import pytest
 
 from tests.conftest import ROOT, SAMPLE
+from tests.helpers import milvus_location
 
 pytest.importorskip("milvus_lite")
 
@@ -23,7 +25,8 @@ def run(*args):
 
 
 @pytest.mark.slow
-def test_milvus_lite_index_matches_annoy(tmp_path, sample_index, embedder):
+@pytest.mark.parametrize("kind", ["milvus-lite", "milvus-server"])
+def test_milvus_index_matches_annoy(kind, tmp_path, sample_index, embedder):
     from core.embedding.query import embed_query
     from core.evaluation.evaluate import evaluate
 
@@ -31,7 +34,7 @@ def test_milvus_lite_index_matches_annoy(tmp_path, sample_index, embedder):
     shutil.copytree(SAMPLE, cat)
     rows = (cat / "catalog.csv").read_text().splitlines()
     (cat / "catalog.csv").write_text("\n".join(rows[:-6]) + "\n")  # the last products come with `add`
-    uri = f"milvus-lite:{tmp_path / 'm.db'}"
+    uri = milvus_location(kind, tmp_path, "m")
     assert "indexed 237 products" in run("index", "--catalog", cat, "--out", uri)
     (cat / "catalog.csv").write_text("\n".join(rows) + "\n")
     assert "added 6 image(s); 240 products" in run("add", "--index", uri, "--catalog", cat)
@@ -43,6 +46,12 @@ def test_milvus_lite_index_matches_annoy(tmp_path, sample_index, embedder):
         hits = got[str(q)]["hits"]
         assert [h["product_id"] for h in hits] == [h.product_id for h in want]
         assert [h["similarity"] for h in hits] == pytest.approx([h.similarity for h in want], abs=1e-4)
+    ranged = json.loads(run("search", "--index", uri, *queries, "--k", "10", "--rank", "distance", "--where",
+                            "price=20..70", "--json"))
+    for q in queries:  # a range filter: the same products as Annoy's
+        want = sample_index.search(embed_query(embedder, q).vector, 10, ["price=20..70"], exact=True)[0]
+        assert [h["product_id"] for h in ranged[str(q)]["hits"]] == [h.product_id for h in want]
+        assert len(want) == 10 and all(20 <= float(h.fields["price"]) <= 70 for h in want)
     m = json.loads(run("evaluate", "--index", uri, "--queries", SAMPLE / "queries.csv", "--rank", "distance",
                        "--json"))
     ref = evaluate(sample_index, embedder, SAMPLE / "queries.csv", rank="distance")

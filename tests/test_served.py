@@ -6,24 +6,28 @@ allow-list and index-cache eviction underneath."""
 from __future__ import annotations
 
 import csv
-import html
 import json
+import re
 import threading
 from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from core.data.text import BIDI_CONTROLS, html_text, plain
 from core.index.allowlist import catalog_roots, catalogs_under, is_allowed
 from core.index.eviction import STAMP, cached_indexes, evict_indexes
 from tests.test_app import _png_header_only, errors, run
 from tests.test_app_state import mini_catalog
+from tests.test_catalog_text import EMOJI, LINK
 from ui.common import md
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = str(ROOT / "app.py")
 TOKEN = "test-token-7f3a"  # set in the environment for these tests only; nothing is stored in the repo
-HOSTILE = ["![t](http://x/y)", "<img src=x onerror=alert(1)>"]
+HOSTILE = ["![t](http://x/y)", "<img src=x onerror=alert(1)>",
+           "see https://evil.example, www.evil.example, a@evil.example", ":smile: :material/home: :red[alert]",
+           "live \u202egpj.exe"]
 PAGES = {"catalog": "pages/1_Catalog.py", "map": "pages/2_Embedding_map.py",
          "classifier": "pages/3_Classifier_vs_neighbours.py", "why": "pages/4_Why_these_results.py",
          "evaluation": "pages/5_Evaluation.py"}
@@ -33,7 +37,7 @@ def hostile_catalog(dst: Path) -> tuple[Path, list[str]]:
     """The mini catalog whose first two queries' products have hostile titles; returns it and those ids."""
     mini_catalog(dst)
     with open(dst / "queries.csv", newline="") as f:
-        hostile_ids = [r["product_id"] for r in csv.DictReader(f)][:2]
+        hostile_ids = list(dict.fromkeys(r["product_id"] for r in csv.DictReader(f)))[:len(HOSTILE)]
     with open(dst / "catalog.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     for r in rows:
@@ -48,10 +52,14 @@ def hostile_catalog(dst: Path) -> tuple[Path, list[str]]:
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
-    """The app served: one allowed root holding the catalog ``shop``; a catalog outside it; an admin token."""
+    """The app served: one allowed root holding the catalog ``shop``, and links that lead out of it (a catalog.csv
+    linked to /etc/passwd, a catalog folder linked to one outside); a catalog outside it; an admin token."""
     base = tmp_path_factory.mktemp("served")
     shop, ids = hostile_catalog(base / "roots" / "shop")
     outside = mini_catalog(base / "outside")
+    (base / "roots" / "csvlink").mkdir()
+    (base / "roots" / "csvlink" / "catalog.csv").symlink_to("/etc/passwd")
+    (base / "roots" / "dirlink").symlink_to(outside)
     with pytest.MonkeyPatch.context() as mp:
         for k, v in {"VPS_MODE": "served", "VPS_CATALOG_ROOTS": str(base / "roots"), "VPS_CACHE": str(base / "cache"),
                      "VPS_ADMIN_TOKEN": TOKEN}.items():
@@ -79,6 +87,10 @@ def assert_shown_as_text(at: AppTest, expect_shown: bool = True) -> None:
     seen = texts(at)
     for h in HOSTILE:
         assert not [t for t in seen if h in t], f"{h!r} reached Markdown unescaped"
+    for t in [t for t in seen if re.search("evil|smile|alert|gpj", t)]:  # the hostile titles' words, wherever
+        text = re.sub(r"\\(.)", r"\1", t)
+        assert not EMOJI.search(text) and ":material/" not in t and not LINK.search(text), t
+        assert not set(t) & set(BIDI_CONTROLS), repr(t)  # no link, shortcode or reordering formed
     if expect_shown:
         assert any(md(HOSTILE[0]) in t for t in seen), "the hostile title is not shown (escaped) at all"
 
@@ -98,11 +110,13 @@ def page(at: AppTest, name: str) -> AppTest:
 @pytest.mark.slow
 def test_only_the_allow_list_is_offered_and_a_crafted_link_is_refused(served):
     at = start()
-    assert at.sidebar.selectbox(key="vps_catalog").options == ["Dataset: shop"]  # no "Other folder…", no sample
+    # no "Other folder…", no sample, no linked file or folder that leads out of the root
+    assert at.sidebar.selectbox(key="vps_catalog").options == ["Dataset: shop"]
+    assert not [t for t in texts(at) if "root:" in t]
     keys = [t.key for t in at.sidebar.text_input]
     assert "vps_catalog_path" not in keys and "vps_spec_custom" not in keys
     assert not errors(at) and at.query_params["catalog"] == "shop"
-    for crafted in ("/etc", str(served["outside"]), "../../etc", "shop/../../outside"):
+    for crafted in ("/etc", str(served["outside"]), "../../etc", "shop/../../outside", "csvlink", "dirlink"):
         at = start({"catalog": crafted})
         assert len(errors(at)) == 1 and "is not offered on this server" in errors(at)[0], errors(at)
         assert at.sidebar.selectbox(key="vps_catalog").value == "Dataset: shop"
@@ -158,6 +172,79 @@ def test_editing_needs_signing_in(served):
     assert "add_pid" not in [t.key for t in at.text_input]
 
 
+@pytest.mark.slow
+def test_one_visitor_cannot_lock_the_administrator_out(served, monkeypatch):
+    """Wrong tokens slow down and then refuse the session that types them; the right token in another session
+    signs in after a bounded delay, and in the same session once its wait is over."""
+    import time
+
+    import ui.auth as auth
+
+    monkeypatch.setattr(auth, "CHECK_DELAY_S", 0.01)
+    attacker = start()
+    for i in range(auth.FREE_TRIES + 1):
+        attacker.sidebar.text_input(key="vps_token").set_value(f"guess-{i}")
+        run(attacker)
+    assert any("Too many wrong tokens from this browser" in e for e in errors(attacker)), errors(attacker)
+    attacker.sidebar.text_input(key="vps_token").set_value(TOKEN)  # still waiting: refused, unchecked
+    run(attacker)
+    assert not any("Signed in" in c.value for c in attacker.sidebar.caption)
+
+    admin = start()  # another visitor: not limited by the attacker's tries
+    admin.sidebar.text_input(key="vps_token").set_value(TOKEN)
+    run(admin)
+    assert any("Signed in" in c.value for c in admin.sidebar.caption), errors(admin)
+
+    attacker.session_state["vps_auth_until"] = time.monotonic()  # as if its wait were over
+    attacker.sidebar.text_input(key="vps_token").set_value(TOKEN)  # the right token works then
+    run(attacker)
+    assert any("Signed in" in c.value for c in attacker.sidebar.caption), errors(attacker)
+
+
+def test_sign_in_delays_are_bounded_whatever_other_sessions_do(monkeypatch):
+    import ui.auth as auth
+
+    monkeypatch.setattr(auth, "_fails", [0.0] * 100_000)  # a flood of wrong tries from other sessions
+    assert auth.check_delay(now=1.0) == auth.MAX_CHECK_DELAY_S <= 3.0
+    assert auth.check_delay(now=1e6) == auth.CHECK_DELAY_S  # a minute later they no longer count
+    waits = [auth.session_wait(n) for n in range(1, 40)]
+    assert waits[: auth.FREE_TRIES - 1] == [0.0] * (auth.FREE_TRIES - 1)
+    assert waits == sorted(waits) and max(waits) == auth.MAX_WAIT_S
+
+
+def test_links_that_leave_the_root_are_not_offered_nor_read(tmp_path):
+    from core.data.catalog import CatalogError, load_catalog
+
+    roots = tmp_path / "roots"
+    shop = mini_catalog(roots / "shop")
+    outside = mini_catalog(tmp_path / "outside")
+    (roots / "csvlink").mkdir()
+    (roots / "csvlink" / "catalog.csv").symlink_to("/etc/passwd")
+    (roots / "dirlink").symlink_to(outside)
+    (roots / "nested").mkdir()
+    (roots / "nested" / "catalog").symlink_to(outside)  # an import's layout, linked out
+    (roots / "inner").symlink_to(shop)  # a link that stays inside the root is fine
+    assert catalogs_under([roots]) == {"inner": roots / "inner", "shop": shop}
+    assert catalogs_under([roots / "csvlink"]) == {}
+    with pytest.raises(CatalogError) as e:
+        load_catalog(roots / "csvlink")
+    assert "leads outside the catalog folder" in str(e.value) and "root:" not in str(e.value)
+    (shop / "images" / "evil.jpg").symlink_to(next((outside / "images").iterdir()))
+    with open(shop / "catalog.csv", "a") as f:
+        f.write("images/evil.jpg,EVIL,Evil,bag,,,1\n")
+    cat = load_catalog(shop)
+    assert "EVIL" not in cat.products and any("leaves the catalog folder" in str(s) for s in cat.skipped)
+
+
+def test_an_error_never_quotes_a_file_at_length(tmp_path):
+    from core.data.catalog import CatalogError, load_catalog
+
+    (tmp_path / "catalog.csv").write_text(",".join(f"secret-column-{i}-" + "x" * 40 for i in range(50)) + "\n")
+    with pytest.raises(CatalogError) as e:
+        load_catalog(tmp_path)
+    assert len(str(e.value)) < 250 and "secret-column-7" not in str(e.value)
+
+
 # ------------------------------------------------------------------ hostile catalog text
 @pytest.mark.slow
 def test_hostile_titles_render_as_text_on_every_page(served):
@@ -170,7 +257,7 @@ def test_hostile_titles_render_as_text_on_every_page(served):
 
     assert_shown_as_text(page(at, "catalog"), expect_shown=False)  # the table shows cells as text
     table = at.dataframe[0].value
-    assert set(HOSTILE) <= set(table["title"])  # ...exactly as typed
+    assert {plain(h) for h in HOSTILE} <= set(table["title"])  # ...as typed (bidirectional controls dropped)
 
     page(at, "map")
     at.toggle(key="map_place").set_value(True)
@@ -179,8 +266,8 @@ def test_hostile_titles_render_as_text_on_every_page(served):
     args = json.loads(at.get("component_instance")[0].proto.json_args)
     by_id = {p["product_id"]: p for p in args["points"]}
     for pid, title in zip(ids, HOSTILE):
-        assert by_id[pid]["title"] == title  # set with textContent in the browser
-        assert html.escape(title) in by_id[pid]["hover"]
+        assert by_id[pid]["title"] == plain(title)  # set with textContent in the browser
+        assert html_text(title) in by_id[pid]["hover"]
     assert all("<img" not in p["hover"] for p in args["points"])  # plotly's hover label: HTML-escaped
     assert all("<" not in g["name"] for g in args["groups"])
 
@@ -263,7 +350,8 @@ def test_allow_list_finds_catalogs_and_resolves_paths(tmp_path, monkeypatch):
     (tmp_path / "link").symlink_to("/etc")
     assert not is_allowed(tmp_path / "link", found)
     monkeypatch.delenv("VPS_CATALOG_ROOTS", raising=False)
-    assert catalog_roots()[1] == tmp_path / "cache" / "imports"  # default: the sample and the imports
+    assert catalog_roots()[2] == tmp_path / "cache" / "imports"  # default: the sample, the demo and the imports
+    assert list(catalogs_under(catalog_roots())) == ["sample", "demo"]  # served: the real-photo demo too
 
 
 def _fake_index(root: Path, name: str, used: float) -> Path:

@@ -57,3 +57,68 @@ def test_catalog_folder_moved(small_catalog, tmp_path):
     moved = tmp_path / "moved"
     shutil.move(small_catalog, moved)
     assert index_state(load_catalog(moved), emb.spec)[0] == "missing"
+
+
+def test_many_callers_asking_for_the_same_index_share_one_build(small_catalog, monkeypatch):
+    """Six sessions opening the same unindexed catalog at once: one build (single flight); the others wait for
+    it, their progress following it, and get its index."""
+    import threading
+    import time
+
+    emb = PixelEmbedder()
+    real, builds, started = ProductIndex.build, [], threading.Event()
+
+    def slow_build(*a, progress=False, **kw):
+        builds.append(1)
+        started.set()
+        for i in range(1, 5):
+            time.sleep(0.15)
+            progress(i, 4)
+        return real(*a, **kw)
+
+    monkeypatch.setattr(ProductIndex, "build", slow_build)
+    seen: dict[int, list] = {n: [] for n in range(6)}
+    out: dict[int, object] = {}
+
+    def session(n):
+        out[n] = ensure_index(small_catalog, emb, progress=lambda i, total, n=n: seen[n].append((i, total)))
+
+    threads = [threading.Thread(target=session, args=(0,))]
+    threads[0].start()
+    started.wait(5)
+    threads += [threading.Thread(target=session, args=(n,)) for n in range(1, 6)]
+    for t in threads[1:]:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert len(builds) == 1 and len({o.fingerprint for o in out.values()}) == 1 and len(out) == 6
+    assert all(seen[n] for n in range(6))  # every waiting session's bar moved
+    assert ensure_index(small_catalog, emb).fingerprint == out[0].fingerprint and len(builds) == 1
+
+
+def test_a_failed_shared_build_is_one_error_for_every_caller(small_catalog, monkeypatch):
+    import threading
+
+    emb = PixelEmbedder()
+    go = threading.Event()
+
+    def failing(*a, **kw):
+        go.wait(5)
+        raise IndexStateError("no catalog image could be embedded (3 skipped)")
+
+    monkeypatch.setattr(ProductIndex, "build", failing)
+    errors = []
+
+    def session():
+        try:
+            ensure_index(small_catalog, emb)
+        except IndexStateError as e:
+            errors.append(str(e))
+
+    threads = [threading.Thread(target=session) for _ in range(3)]
+    for t in threads:
+        t.start()
+    go.set()
+    for t in threads:
+        t.join(30)
+    assert errors == ["no catalog image could be embedded (3 skipped)"] * 3

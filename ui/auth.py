@@ -1,9 +1,15 @@
 """Signing in to edit (served mode): the token of ``VPS_ADMIN_TOKEN`` / ``st.secrets["admin_token"]``, compared in
-constant time; failed tries are slowed down for the whole process. In local mode editing needs no sign-in."""
+constant time. In local mode editing needs no sign-in.
+
+Wrong tries are limited per visitor (browser session): after each, that session waits longer before its next try
+is checked (doubling, at most :data:`MAX_WAIT_S`). Across all sessions, wrong tries only slow every check down
+(:func:`check_delay`, at most :data:`MAX_CHECK_DELAY_S`), never refuse it: whatever other sessions do, the right
+token typed in a session of its own signs in after a bounded delay."""
 
 from __future__ import annotations
 
 import hmac
+import math
 import threading
 import time
 
@@ -12,8 +18,11 @@ import streamlit as st
 from ui.settings import admin_token, settings
 
 SIGNED_IN = "vps_signed_in"
-MAX_FAILS_PER_MINUTE = 10
-_fails: list[float] = []
+FREE_TRIES = 3  # wrong tries a session gets before it must wait
+FIRST_WAIT_S, MAX_WAIT_S = 2.0, 60.0  # a session's wait after its wrong tries beyond FREE_TRIES: doubling, capped
+CHECK_DELAY_S, MAX_CHECK_DELAY_S = 0.5, 3.0  # every check's delay; it grows with recent wrong tries server-wide
+_WINDOW_S = 60.0
+_fails: list[float] = []  # server-wide wrong tries in the last minute (they only slow checks down)
 _fails_lock = threading.Lock()
 
 
@@ -22,27 +31,42 @@ def check_token(given: str, expected: str) -> bool:
     return bool(expected) and hmac.compare_digest(given.encode(), expected.encode())
 
 
-def _throttled() -> bool:
-    now = time.monotonic()
+def check_delay(now: float | None = None) -> float:
+    """Seconds every check waits: :data:`CHECK_DELAY_S`, growing with the wrong tries of the last minute across
+    all sessions, at most :data:`MAX_CHECK_DELAY_S`."""
+    now = time.monotonic() if now is None else now
     with _fails_lock:
-        _fails[:] = [t for t in _fails if now - t < 60]
-        return len(_fails) >= MAX_FAILS_PER_MINUTE
+        _fails[:] = [t for t in _fails if now - t < _WINDOW_S]
+        recent = len(_fails)
+    return min(MAX_CHECK_DELAY_S, CHECK_DELAY_S * (1 + recent / 10))
+
+
+def session_wait(fails: int) -> float:
+    """Seconds a session waits after its ``fails``-th wrong try before its next try is checked."""
+    return 0.0 if fails < FREE_TRIES else min(MAX_WAIT_S, FIRST_WAIT_S * 2 ** (fails - FREE_TRIES))
 
 
 def _sign_in() -> None:
     given = st.session_state.get("vps_token", "")
     st.session_state["vps_token"] = ""
-    if _throttled():
-        st.session_state["vps_auth_msg"] = "Too many wrong tokens; wait a minute."
+    now = time.monotonic()
+    left = st.session_state.get("vps_auth_until", 0.0) - now
+    if left > 0:
+        st.session_state["vps_auth_msg"] = f"Too many wrong tokens from this browser; try again in {math.ceil(left)} s."
         return
+    time.sleep(check_delay(now))  # the same for a right and a wrong token
     if check_token(given, admin_token()):
         st.session_state[SIGNED_IN] = True
         st.session_state["vps_auth_msg"] = ""
-    else:
-        with _fails_lock:
-            _fails.append(time.monotonic())
-        time.sleep(0.5)
-        st.session_state["vps_auth_msg"] = "Wrong token."
+        st.session_state["vps_auth_fails"] = 0
+        return
+    with _fails_lock:
+        _fails.append(time.monotonic())
+    fails = st.session_state.get("vps_auth_fails", 0) + 1
+    st.session_state["vps_auth_fails"] = fails
+    wait = session_wait(fails)
+    st.session_state["vps_auth_until"] = time.monotonic() + wait
+    st.session_state["vps_auth_msg"] = "Wrong token." + (f" Next try in {math.ceil(wait)} s." if wait else "")
 
 
 def can_edit() -> bool:

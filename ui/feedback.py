@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from core.index.backend import IndexBackend
+from core.index import IndexBackend
 from core.search.feedback import refine
 
 VOTES, VOTES_FOR = "votes", "votes_for"

@@ -22,6 +22,7 @@ import streamlit.components.v1 as components
 
 from core.config.paths import cache_dir
 from core.data.images import ImageError, open_image, thumbnail
+from core.data.text import plain
 from core.explore.map_view import PlacedQuery, esc, hover_text, point_groups
 
 SOURCE = Path(__file__).parent / "hover_map" / "index.html"
@@ -89,8 +90,8 @@ def map_data(rows: list[dict], colour: str, thumbs: dict[str, str], query: Place
     """What the component draws: points (raw text for the side panel, escaped text for plotly's hover), legend
     groups with their colours, and the placed queries."""
     palette = pc.qualitative.Plotly + pc.qualitative.Set3 + pc.qualitative.Pastel
-    points = [{"x": r["x"], "y": r["y"], "product_id": str(r["product_id"]), "title": str(r.get("title") or ""),
-               "category": str(r.get("category") or ""), "hover": hover_text(r),
+    points = [{"x": r["x"], "y": r["y"], "product_id": plain(r["product_id"]), "title": plain(r.get("title") or ""),
+               "category": plain(r.get("category") or ""), "hover": hover_text(r),
                "thumb": f"thumbs/{thumbs[r['image']]}" if r["image"] in thumbs else ""} for r in rows]
     groups = [{"name": esc(name), "idx": idx, "colour": palette[i % len(palette)]}
               for i, (name, idx) in enumerate(point_groups(rows, colour).items())]

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import streamlit as st
 from streamlit.navigation.page import StreamlitPage
-from streamlit.runtime.pages_manager import PagesManager
+from streamlit.runtime.pages_manager import PagesManager  # private: see PRIVATE_CHECKED_ON
+
+from ui.settings import settings_ok
+
+#: the Streamlit release (major.minor) on which the private flag ``PagesManager.uses_pages_directory``, read and
+#: restored by :func:`app_navigation`, was last checked (tests/test_nav.py fails on another release until checked)
+PRIVATE_CHECKED_ON = "1.67"
 
 #: (file, title, icon): the sidebar's navigation, in order; the first is the home page
 PAGES = [
@@ -18,8 +24,11 @@ PAGES = [
 
 
 def set_app_page_config() -> None:
-    """The app's title, icon and layout (a page may set its own title after)."""
+    """The app's title, icon and layout (a page may set its own title after); then, when a setting has a value it
+    does not accept, one line says which and the run stops there."""
     st.set_page_config(page_title="Visual product search", page_icon="🔎", layout="wide")
+    if not settings_ok():
+        st.stop()
 
 
 def app_navigation() -> StreamlitPage:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from core.data.images import ImageError, open_image
+from core.data.images import ImageError, image_size, open_image
 from core.data.query_sets import example_photos
 from core.embedding.decode import Crop, crop_preview
 from core.embedding.query import Query, embed_query, query_zooms
@@ -18,6 +18,7 @@ from ui.state import Photo, app_state, bind, box_crop
 
 SOURCE_LABELS = {"example": "Example photo", "upload": "Upload a photo", "camera": "Camera"}
 IMAGE_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff"]
+PREVIEW = 480  # pixels across the crop preview
 
 
 def photo_picker(ctx: Context) -> Photo | None:
@@ -83,7 +84,7 @@ def crop_picker(photo: Photo, ctx: Context) -> Crop:
     """Let the user crop the photo (kept in the state per photo) and preview it; returns the crop searched. The
     caption says when a whole photo is searched through the embedder's centre zooms."""
     state = app_state()
-    img = open_image(photo.data)
+    img = open_image(photo.data, draft_size=PREVIEW)  # a small copy: a huge photo is not decoded at full size
     left, top, right, bottom = state.crop_box(photo)
     kx, ky = f"crop_x_{photo.digest}", f"crop_y_{photo.digest}"
     bind(kx, (left, right), _is_range)
@@ -99,7 +100,8 @@ def crop_picker(photo: Photo, ctx: Context) -> Crop:
     state.crop, state.crop_for = (x[0], y[0], x[1], y[1]), photo.id
     c = c or Crop()
     zooms = query_zooms(ctx.embedder, c, is_boxed(photo))
-    st.image(crop_preview(img, c), caption=f"{md(photo.name)} ({img.width}×{img.height})"
+    w, h = image_size(photo.data)
+    st.image(crop_preview(img, c, PREVIEW), caption=f"{md(photo.name)} ({w}×{h})"
              + ("" if c.is_full else " — searching the outlined region") + zoom_note(zooms), width="stretch")
     return c
 

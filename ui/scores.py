@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core.index.product_index import Hit
+from core.index import Hit
 from core.search.ranking import SIMILARITY
 from ui.common import md
 

@@ -14,29 +14,43 @@ Each setting is read from the environment, else ``st.secrets`` (``.streamlit/sec
 - ``VPS_CACHE_MAX_INDEXES`` / ``cache_max_indexes``: cached indexes kept (served default 8, local: no limit).
 - ``VPS_SEARCH_TIMEOUT`` / ``search_timeout``: seconds one search may take (default 30).
 - ``VPS_SEARCH_WORKERS`` / ``search_workers``: searches run at once, shared by all sessions (default 2).
+
+Every variable, its type and what it accepts is in :mod:`core.config.settings`; a bad value stops the app with one
+line naming it, on the page and in the terminal (:func:`settings_ok`).
 """
 
 from __future__ import annotations
 
-import os
+import sys
 from dataclasses import dataclass
+from typing import Any
 
 import streamlit as st
+
+from core.config import settings as core_settings
+from core.config.settings import SettingError
 
 LOCAL, SERVED = "local", "served"
 LOOPBACK = {"localhost", "127.0.0.1", "::1", "[::1]"}
 
 
-def setting(name: str, default: str = "") -> str:
-    """``$VPS_<NAME>``, else ``st.secrets[name]``, else ``default``."""
-    env = os.environ.get(f"VPS_{name.upper()}")
-    if env is not None and env.strip():
-        return env.strip()
-    try:
-        value = st.secrets.get(name) if st.secrets.load_if_toml_exists() else None
-    except Exception:  # noqa: BLE001 - no secrets file, or an unreadable one: the setting is unset
-        value = None
-    return str(value).strip() if value is not None else default
+class _Secrets:
+    """``st.secrets`` as a mapping that is empty when there is no (readable) secrets file."""
+
+    def get(self, name: str, default: Any = None) -> Any:
+        try:
+            return st.secrets.get(name, default) if st.secrets.load_if_toml_exists() else default
+        except Exception:  # noqa: BLE001 - no secrets file, or an unreadable one: the setting is unset
+            return default
+
+
+SECRETS = _Secrets()
+
+
+def setting(name: str) -> Any:
+    """The typed value of ``VPS_<NAME>``, else ``st.secrets[name]``, else its default (:mod:`core.config.settings`);
+    :class:`SettingError` (one line) for a value it does not accept."""
+    return core_settings.get(name, SECRETS)
 
 
 def mode_for(asked: str, address: str | None) -> str:
@@ -45,16 +59,9 @@ def mode_for(asked: str, address: str | None) -> str:
     if asked in (LOCAL, SERVED):
         return asked
     if asked:
-        raise ValueError(f"VPS_MODE={asked!r}: use 'local' or 'served'")
+        raise SettingError(f"VPS_MODE={asked!r} is not accepted: use {core_settings.VARS['mode'].accepts}")
     host = (address or "").strip().lower()
     return LOCAL if host in LOOPBACK or host.startswith("127.") else SERVED
-
-
-def _number(name: str, default: float) -> float:
-    try:
-        return float(setting(name, str(default)))
-    except ValueError:
-        return default
 
 
 @dataclass(frozen=True)
@@ -73,20 +80,30 @@ class Settings:
 
 
 def settings() -> Settings:
-    """The settings of this run (cheap: read on every run, so a changed environment applies at once)."""
-    mode = mode_for(setting("mode"), st.get_option("server.address"))
-    from core.data.images import MAX_BYTES
-
+    """The settings of this run (cheap: read on every run, so a changed environment applies at once); raises
+    :class:`SettingError` for a bad value (:func:`settings_ok` shows it)."""
+    mode = mode_for(core_settings.raw("mode", SECRETS) or "", st.get_option("server.address"))
     upload_mb = st.get_option("server.maxUploadSize") or 200
+    keep = setting("cache_max_indexes")
     return Settings(
         mode=mode,
         catalog_roots=setting("catalog_roots"),
-        indexes=tuple(dict.fromkeys(loc.strip() for loc in setting("index").split(",") if loc.strip())),
-        cache_max_indexes=int(_number("cache_max_indexes", 8 if mode == SERVED else 0)),
-        search_timeout_s=max(1.0, _number("search_timeout", 30.0)),
-        search_workers=max(1, int(_number("search_workers", 2))),
-        max_upload_bytes=min(int(upload_mb) * 1024 * 1024, MAX_BYTES),
+        indexes=setting("index"),
+        cache_max_indexes=(8 if mode == SERVED else 0) if keep is None else keep,
+        search_timeout_s=setting("search_timeout"),
+        search_workers=setting("search_workers"),
+        max_upload_bytes=min(int(upload_mb) * 1024 * 1024, setting("max_bytes")),
     )
+
+
+def settings_ok() -> bool:
+    """Whether every setting is accepted; else each bad one is one line on the page and in the terminal, and the
+    page shows nothing else (called first on every run)."""
+    lines = core_settings.problems(SECRETS)
+    for line in lines:
+        st.error(f"This server is misconfigured: {line}. Its operator must fix it and restart it.")
+        print(f"visual-product-search: {line}", file=sys.stderr, flush=True)
+    return not lines
 
 
 def admin_token() -> str:

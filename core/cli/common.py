@@ -39,7 +39,7 @@ def open_index(location: str, model: str | None = None):
     """``(index, embedder)``: the embedder named by ``model`` or recorded in the index, via the cached loader."""
     from core.config.defaults import DEFAULT_SPEC
     from core.embedding import load_embedder
-    from core.index.factory import open_index as open_at
+    from core.index import open_index as open_at
 
     idx = open_at(location)
     emb = load_embedder(model or idx.spec or DEFAULT_SPEC)

@@ -29,7 +29,7 @@ def args_index(p) -> None:
 def run_index(a) -> int:
     from core.data.catalog import load_catalog
     from core.embedding import load_embedder
-    from core.index.factory import build_index
+    from core.index import build_index
 
     cat = load_catalog(a.catalog)
     for w in cat.warnings:
@@ -79,7 +79,7 @@ def args_remove(p) -> None:
 
 
 def run_remove(a) -> int:
-    from core.index.factory import open_index as open_at
+    from core.index import open_index as open_at
 
     idx = open_at(a.index).remove(a.product_ids)
     print(f"removed {len(a.product_ids)} product(s); {len(idx)} products live")
@@ -92,7 +92,7 @@ def args_compact(p) -> None:
 
 
 def run_compact(a) -> int:
-    from core.index.factory import open_index as open_at
+    from core.index import open_index as open_at
 
     idx = open_at(a.index).compact(trees=a.trees)
     print(f"compacted: {idx.summary}")

@@ -82,9 +82,8 @@ def run_search(a) -> int:
                 top = sorted(probs.items(), key=lambda kv: -kv[1])[:2]
                 print(f"    query {d}: " + ", ".join(f"{v} {p:.2f}" for v, p in top))
         if r.no_close_match:
-            best = max((h.similarity for h in r.hits), default=None)
-            print("  no close match: " + (f"the best similarity {best:.3f} is" if best is not None else "nothing is")
-                  + f" below this catalog's threshold {r.threshold:.3f}; these are the nearest products anyway")
+            print(f"  no close match: the photo's closeness {r.closeness:.3f} is below this catalog's threshold "
+                  f"{r.threshold:.3f}; these are the nearest products anyway")
         for h in r.hits:
             line = f"  {h.rank:>3}  {h.score:.4f}  {h.product_id}  {h.fields.get('title', '')}"
             if a.explain:

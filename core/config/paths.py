@@ -2,21 +2,32 @@
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
+
+from core.config import settings
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent.parent
 SAMPLE_CATALOG = PROJECT_ROOT / "sample_catalog"
 #: the real-photo demo: ``catalog/`` (the catalog folder), ``head/`` (a head trained on its shop photos), query CSVs
 DEMO_ROOT = PROJECT_ROOT / "demo_catalog"
 DEMO_CATALOG = DEMO_ROOT / "catalog"
-DATASETS = Path(os.environ.get("VPS_DATASETS", PROJECT_ROOT.parent / "shared" / "datasets"))
+
+
+def datasets_dir() -> Path:
+    """The shared datasets (``VPS_DATASETS``; default ``../shared/datasets``)."""
+    return settings.get("datasets")
+
+
+def __getattr__(name: str) -> Path:
+    if name == "DATASETS":  # read when asked for, not when this module is imported
+        return datasets_dir()
+    raise AttributeError(name)
 
 
 def cache_dir() -> Path:
     """Root of cached artefacts (indexes, UMAP projections, trained heads); ``VPS_CACHE`` overrides."""
-    return Path(os.environ.get("VPS_CACHE", PROJECT_ROOT / ".cache"))
+    return settings.get("cache")
 
 
 def slug(s: str) -> str:

@@ -12,6 +12,8 @@ import ctypes
 import os
 import sys
 
+from core.config import settings
+
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
 _configured = False
 
@@ -26,12 +28,23 @@ def cpu_count() -> int:
 
 def tune_allocator(mmap_threshold: int = 32 << 20, trim_threshold: int = 256 << 20) -> bool:
     """Keep freed blocks up to ``mmap_threshold`` bytes in the glibc heap (no-op elsewhere)."""
-    if not sys.platform.startswith("linux") or os.environ.get("VPS_NO_MALLOPT"):
+    if not sys.platform.startswith("linux") or settings.get("no_mallopt"):
         return False
     try:
         libc = ctypes.CDLL("libc.so.6")
         return bool(libc.mallopt(_M_MMAP_THRESHOLD, mmap_threshold)) and bool(
             libc.mallopt(_M_TRIM_THRESHOLD, trim_threshold))
+    except (OSError, AttributeError):
+        return False
+
+
+def release_memory() -> bool:
+    """Give the C heap's free pages back to the system (glibc ``malloc_trim``; no-op elsewhere): called after big
+    one-off work (an index build), so the memory it used is not held by the process afterwards."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        return bool(ctypes.CDLL("libc.so.6").malloc_trim(0))
     except (OSError, AttributeError):
         return False
 

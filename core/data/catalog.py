@@ -89,7 +89,8 @@ class PathChecker:
         self._hits: dict[str, int] = {}
         self._listed: dict[str, dict[str, int]] = {}
 
-    def _inside(self, real: str) -> bool:
+    def inside(self, real: str) -> bool:
+        """Whether the real path ``real`` is the root or under it."""
         return real == self.real or real.startswith(self._prefix)
 
     def _mode(self, real_dir: str, name: str) -> int:
@@ -123,12 +124,12 @@ class PathChecker:
         real_dir = self._dirs.get(folder)
         if real_dir is None:
             real_dir = self._dirs[folder] = os.path.realpath(os.path.join(self.root, folder))
-        if not self._inside(real_dir):
+        if not self.inside(real_dir):
             return "path leaves the catalog folder"
         mode = self._mode(real_dir, name) if name not in ("", ".", "..") else stat.S_IFLNK
         if stat.S_ISLNK(mode):
             path = os.path.realpath(f"{real_dir}/{name}")
-            if not self._inside(path):
+            if not self.inside(path):
                 return "path leaves the catalog folder"
             try:
                 mode = os.stat(path).st_mode
@@ -165,9 +166,17 @@ def _read_csv_text(path: Path, warnings: list[str]) -> str:
         return data.decode("cp1252", errors="replace")
 
 
+def _quoted(columns: list[str], most: int = 6, width: int = 24) -> str:
+    """A short list of column names for a message (a file that is no catalog is not quoted at length)."""
+    names = [c if len(c) <= width else c[: width - 1] + "…" for c in columns[:most]]
+    return ", ".join(names + (["…"] if len(columns) > most else [])) or "none"
+
+
 def read_csv_catalog(root: Path, csv_path: Path | None = None) -> Catalog:
     """Rows of ``catalog.csv``; every unusable row (quoting mistakes included) is skipped with its line number."""
     csv_path = csv_path or root / CSV_NAME
+    if not PathChecker(root).inside(os.path.realpath(csv_path)):
+        raise CatalogError(f"{csv_path.name} is a link that leads outside the catalog folder; it is not read")
     warnings: list[str] = []
     recs = records(_read_csv_text(csv_path, warnings))
     head = next(recs, None)
@@ -175,7 +184,7 @@ def read_csv_catalog(root: Path, csv_path: Path | None = None) -> Catalog:
         raise CatalogError(f"{csv_path.name} line {head.first}: {head.error}")
     columns = [c.strip() for c in (head.cells if head else [])]
     if "image" not in columns:
-        raise CatalogError(f"{csv_path.name} has no 'image' column (columns: {', '.join(columns) or 'none'})")
+        raise CatalogError(f"{csv_path.name} has no 'image' column (columns: {_quoted(columns)})")
     if len(set(columns)) != len(columns):
         raise CatalogError(f"{csv_path.name} has duplicate column names")
     n, i_img = len(columns), columns.index("image")

@@ -11,21 +11,28 @@ from typing import BinaryIO
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
+from core.config import settings
+
 ImageSource = str | os.PathLike | bytes | BinaryIO | Image.Image
 
-#: Largest decoded image accepted (width x height); override with VPS_MAX_PIXELS.
-MAX_PIXELS = int(os.environ.get("VPS_MAX_PIXELS", 64_000_000))
-#: Largest encoded file accepted, in bytes; override with VPS_MAX_BYTES.
-MAX_BYTES = int(os.environ.get("VPS_MAX_BYTES", 50 * 1024 * 1024))
-#: Largest decoded image held in memory, in bytes (width x height x bytes per pixel of its mode, known from the
-#: header before decoding; a JPEG is decoded at a reduced scale to fit); override with VPS_MAX_DECODED_BYTES.
-MAX_DECODED_BYTES = int(os.environ.get("VPS_MAX_DECODED_BYTES", 128_000_000))
+#: Limits (read when an image is opened, see core.config.settings): ``VPS_MAX_PIXELS`` (width x height),
+#: ``VPS_MAX_BYTES`` (encoded file) and ``VPS_MAX_DECODED_BYTES`` (width x height x bytes per pixel of its mode,
+#: known from the header before decoding; a JPEG is decoded at a reduced scale to fit).
+
 #: bytes per pixel as Pillow stores a mode (every mode not listed takes four)
 _PIXEL_BYTES = {"1": 1, "L": 1, "P": 1, "I;16": 2, "I;16L": 2, "I;16B": 2, "I;16N": 2}
 _JPEG_SCALES = (1, 2, 4, 8)
+#: pixels kept across the shorter side when a caller asks for no size: larger images are reduced right after
+#: decoding (a JPEG while decoding), so a huge photo costs about what a 12-megapixel one does from then on
+WORK_SIZE = 2048
 
 ImageFile.LOAD_TRUNCATED_IMAGES = False
 Image.MAX_IMAGE_PIXELS = None  # we enforce our own limit before decoding
+
+
+def _limit(name: str, given: int | None) -> int:
+    """``given``, else the setting ``name`` (``VPS_<NAME>``)."""
+    return settings.get(name) if given is None else given
 
 
 class ImageError(ValueError):
@@ -57,7 +64,7 @@ def read_source(src: ImageSource, max_bytes: int | None = None) -> bytes | Image
     ``max_bytes``), anything else is returned as it is."""
     if isinstance(src, (str, os.PathLike, bytes, bytearray, Image.Image)):
         return src
-    return _read_bytes(src, MAX_BYTES if max_bytes is None else max_bytes)
+    return _read_bytes(src, _limit("max_bytes", max_bytes))
 
 
 def decoded_bytes(size: tuple[int, int], mode: str) -> int:
@@ -133,12 +140,14 @@ def open_image(
     Raises :class:`ImageError` with a one-line reason for anything unusable: empty, truncated or
     non-image files, decompression bombs (more than ``max_pixels``), files over ``max_bytes``, images whose
     decoded pixels would take more than ``max_decoded`` bytes (checked from the header, before decoding; a JPEG
-    is decoded at a reduced scale that fits instead). With ``draft_size``, the image is reduced as soon as it is
-    decoded (a JPEG while decoding) to the smallest integer scale that still has that many pixels across.
+    is decoded at a reduced scale that fits instead). The image is reduced as soon as it is decoded (a JPEG while
+    decoding) to the smallest integer scale that still has ``draft_size`` (default :data:`WORK_SIZE`) pixels
+    across; a palette or 1-bit image is reduced before it is converted to RGB.
     """
-    max_pixels = MAX_PIXELS if max_pixels is None else max_pixels
-    max_bytes = MAX_BYTES if max_bytes is None else max_bytes
-    max_decoded = MAX_DECODED_BYTES if max_decoded is None else max_decoded
+    work = WORK_SIZE if draft_size is None else draft_size
+    max_pixels = _limit("max_pixels", max_pixels)
+    max_bytes = _limit("max_bytes", max_bytes)
+    max_decoded = _limit("max_decoded_bytes", max_decoded)
     if isinstance(src, Image.Image):
         img = src
         if img.width * img.height > max_pixels:
@@ -159,7 +168,7 @@ def open_image(
         if w * h > max_pixels:
             raise ImageError(f"image is {w}x{h}, more than the {max_pixels:,} pixel limit")
         if img.format == "JPEG":
-            scale = _jpeg_scale(img.size, img.mode, draft_size, max_decoded)
+            scale = _jpeg_scale(img.size, img.mode, work, max_decoded)
             if draft_size or scale > 1:
                 img.draft("RGB", (w // scale, h // scale))
         need = decoded_bytes(img.size, img.mode)
@@ -171,7 +180,7 @@ def open_image(
             warnings.simplefilter("ignore")
             img.seek(0) if getattr(img, "is_animated", False) else None
             img.load()
-            img = _shrink(img, draft_size) if draft_size else img
+            img = _shrink(img, work) if work else img
             img = ImageOps.exif_transpose(img) or img
             img = _to_rgb(img)
     except ImageError:
@@ -181,6 +190,21 @@ def open_image(
     if min(img.size) < 1:
         raise ImageError("image has no pixels")
     return img
+
+
+def image_size(src: ImageSource) -> tuple[int, int]:
+    """(width, height) of ``src`` upright, read from its header (nothing decoded); :class:`ImageError` when it is
+    not an image."""
+    if isinstance(src, Image.Image):
+        return src.size
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            img = Image.open(io.BytesIO(_read_bytes(src, _limit("max_bytes", None))))
+            turned = img.getexif().get(0x0112, 1) in (5, 6, 7, 8)  # EXIF orientation: a quarter turn
+    except Exception as e:  # noqa: BLE001 - PIL raises many types on hostile input
+        raise ImageError(f"unreadable image: {type(e).__name__}".splitlines()[0]) from None
+    return (img.height, img.width) if turned else img.size
 
 
 def thumbnail(img: Image.Image, size: int = 256) -> Image.Image:

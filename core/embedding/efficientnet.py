@@ -11,13 +11,13 @@ picks another read-out of the same frozen network (``efficientnet-lite0:ms``):
 
 from __future__ import annotations
 
-import os
 import threading
 
 import numpy as np
 import torch
 from PIL import Image
 
+from core.config import settings
 from core.embedding.base import Embedder, normalize, resize_center_crop
 
 #: ``auto`` (ONNX Runtime when installed, else torch), ``onnx`` or ``torch``; env ``VPS_BACKEND`` overrides.
@@ -115,7 +115,7 @@ class EfficientNetLiteEmbedder(Embedder):
         from core.config.runtime import configure
 
         configure()
-        backend = backend or os.environ.get("VPS_BACKEND", "auto")
+        backend = backend or settings.get("backend")
         if backend not in BACKENDS:
             raise ValueError(f"unknown inference backend {backend!r}; choose one of {', '.join(BACKENDS)}")
         name, self.pool = parse_spec(name)

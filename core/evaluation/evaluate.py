@@ -15,7 +15,7 @@ from core.data.query_sets import query_sets
 from core.embedding import Embedder
 from core.embedding.query import embed_queries
 from core.evaluation.metrics import average_precision, first_relevant, mean, precision_at, relevance, summary
-from core.index.product_index import Hit, ProductIndex
+from core.index import Hit, IndexBackend
 from core.search.engine import Searcher, SearchOptions
 
 
@@ -41,7 +41,7 @@ class Evaluation:
         return [q for q in self.queries if q.rank is None or q.rank > k]
 
 
-def evaluate(index: ProductIndex, embedder: Embedder, queries: str | Path, *, label: str = "product_id",
+def evaluate(index: IndexBackend, embedder: Embedder, queries: str | Path, *, label: str = "product_id",
              k: int = 10, progress: Progress | bool = False, exclude_self: bool = False,
              rank: str = DEFAULT_RANK, weights: dict[str, float] | None = None,
              searcher: Searcher | None = None) -> Evaluation:
@@ -81,7 +81,7 @@ def weights_used(searcher: Searcher, opts: SearchOptions) -> tuple[dict[str, flo
     return searcher.weights_for(opts), src + (f"; cross-validated {info['metric']}: {cv}" if cv else "")
 
 
-def evaluate_vectors(index: ProductIndex, rows: list[tuple[Path, str]], vecs: np.ndarray, *,
+def evaluate_vectors(index: IndexBackend, rows: list[tuple[Path, str]], vecs: np.ndarray, *,
                      label: str = "product_id", k: int = 10, exclude_self: bool = False,
                      skipped: list[str] | None = None, hits: list[list[Hit]] | None = None) -> Evaluation:
     """Metrics for queries already embedded (``vecs[i]`` is the query ``rows[i] = (image, label)``).
@@ -119,7 +119,7 @@ class Failure:
     expected_score: float | None
 
 
-def failure_details(ev: Evaluation, index: ProductIndex, label: str = "product_id", k: int = 1) -> list[Failure]:
+def failure_details(ev: Evaluation, index: IndexBackend, label: str = "product_id", k: int = 1) -> list[Failure]:
     """Every query that missed the top ``k``: expected product, the products ranked above it and the scores."""
     label_of = index.labels(label)
 

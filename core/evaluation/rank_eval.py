@@ -16,7 +16,7 @@ from core.data.queries import read_queries
 from core.embedding import Embedder
 from core.embedding.query import embed_queries
 from core.evaluation.metrics import average_precision, first_relevant, relevance, summary
-from core.index.product_index import ProductIndex
+from core.index import IndexBackend
 from core.search.attributes import attributes_for
 from core.search.ranking import (
     SIMILARITY,
@@ -65,7 +65,7 @@ def prepare(ranker: Ranker, embedder: Embedder, rows, label: str, progress=False
     return out, [f"{paths[i].name}: {e}" for i, e in errors.items()]
 
 
-def evaluate_ranking(index: ProductIndex, embedder: Embedder, queries: str | Path, *,
+def evaluate_ranking(index: IndexBackend, embedder: Embedder, queries: str | Path, *,
                      train_queries: str | Path | None = None, label: str = "product_id", k: int = 10,
                      static: dict[str, float] | None = None, progress=False, epochs: int = 300) -> RankingComparison:
     """recall@1/5/10 and mAP@10 of the three rankings on the test queries."""
@@ -112,7 +112,7 @@ def evaluate_ranking(index: ProductIndex, embedder: Embedder, queries: str | Pat
                              mean_dyn, training, aset.reports, len(train), len(test), skipped)
 
 
-def train_dynamic(index: ProductIndex, embedder: Embedder, queries: str | Path, *, label: str = "product_id",
+def train_dynamic(index: IndexBackend, embedder: Embedder, queries: str | Path, *, label: str = "product_id",
                   progress=False, epochs: int = 300):
     """Train the dynamic ranker on every query of ``queries`` and save it beside the attribute artefact."""
     from core.search.ranking import model_dir, model_key, save_model

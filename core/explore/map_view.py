@@ -3,17 +3,17 @@ and the classifier's decision regions with the disagreement cases."""
 
 from __future__ import annotations
 
-import html
 from dataclasses import dataclass
 
 import numpy as np
 
+from core.data.text import html_text
 from core.explore.disagreements import Case, DisagreementReport, Regions, decision_regions
 from core.explore.projection import Projection
-from core.index.product_index import Hit, ProductIndex
+from core.index import Hit, IndexBackend
 
 
-def map_table(index: ProductIndex, proj: Projection) -> list[dict]:
+def map_table(index: IndexBackend, proj: Projection) -> list[dict]:
     """One row per mapped image: coordinates, product id, image and the product's fields."""
     rows = []
     for (x, y), i in zip(proj.coords.tolist(), proj.vector_ids.tolist()):
@@ -37,7 +37,7 @@ class PlacedQuery:
     neighbours: list[tuple[Hit, tuple[float, float]]]  # full-space top-k hits and their map positions
 
 
-def place_query(index: ProductIndex, proj: Projection, vector: np.ndarray, k: int = 5) -> PlacedQuery:
+def place_query(index: IndexBackend, proj: Projection, vector: np.ndarray, k: int = 5) -> PlacedQuery:
     """Position a query with UMAP ``transform`` and find its k nearest products in the full space."""
     xy = proj.transform(vector)[0]
     pos = {index.image_path(i): (float(a), float(b)) for (a, b), i in zip(proj.coords, proj.vector_ids)}
@@ -46,8 +46,8 @@ def place_query(index: ProductIndex, proj: Projection, vector: np.ndarray, k: in
 
 
 def esc(value: object) -> str:
-    """Catalog text for a plotly label or hover: HTML-escaped, so plotly shows it as typed (never as markup)."""
-    return html.escape(str(value), quote=True).replace("\n", " ")
+    """Catalog text for a plotly label or hover: shown as typed, never as markup (:func:`core.data.text.html_text`)."""
+    return html_text(value)
 
 
 def hover_text(row: dict) -> str:
@@ -136,7 +136,7 @@ def regions_figure(coords: np.ndarray, regions: Regions, cases: list[Case], case
     return fig
 
 
-def disagreements_figure(index: ProductIndex, proj: Projection, rep: DisagreementReport, title: str = ""):
+def disagreements_figure(index: IndexBackend, proj: Projection, rep: DisagreementReport, title: str = ""):
     """The classifier's decision regions on the map of ``index``, with the report's queries placed on it."""
-    regions = decision_regions(rep.head, proj.coords, index.vectors[proj.vector_ids])
+    regions = decision_regions(rep.classifier, proj.coords, index.vectors[proj.vector_ids])
     return regions_figure(proj.coords, regions, rep.cases, proj.transform(rep.query_vectors), title)

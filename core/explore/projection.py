@@ -19,7 +19,7 @@ import numpy as np
 from core.config.paths import cache_dir
 from core.config.progress import Progress
 from core.config.store import StoreError, new_generation, read_current, stale_key, write_json, writer_lock
-from core.index.product_index import ProductIndex
+from core.index import IndexBackend
 
 #: above this many points, fit on a random subsample of this size and ``transform`` the rest
 MAX_FIT = 20_000
@@ -70,17 +70,17 @@ class Projection:
         return np.asarray(self.reducer.transform(v), np.float32)
 
 
-def cache_key(index: ProductIndex, params: UmapParams, max_fit: int = MAX_FIT) -> str:
+def cache_key(index: IndexBackend, params: UmapParams, max_fit: int = MAX_FIT) -> str:
     raw = json.dumps([FORMAT_VERSION, str(index.root.resolve()), index.fingerprint, index.spec, index.dim,
                       asdict(params), max_fit])
     return hashlib.sha1(raw.encode()).hexdigest()[:16]
 
 
-def projection_dir(index: ProductIndex, params: UmapParams, max_fit: int = MAX_FIT) -> Path:
+def projection_dir(index: IndexBackend, params: UmapParams, max_fit: int = MAX_FIT) -> Path:
     return cache_dir() / "umap" / cache_key(index, params, max_fit)
 
 
-def _expected_manifest(index: ProductIndex, params: UmapParams, max_fit: int) -> dict:
+def _expected_manifest(index: IndexBackend, params: UmapParams, max_fit: int) -> dict:
     return {"format": FORMAT_VERSION, "index_root": str(index.root.resolve()), "index_fingerprint": index.fingerprint,
             "embedder": index.spec, "dim": index.dim, "params": asdict(params), "max_fit": max_fit}
 
@@ -99,7 +99,7 @@ def _load_cached(d: Path, expected: dict) -> Projection | None:
         return None
 
 
-def project(index: ProductIndex, params: UmapParams | None = None, *, progress: Progress | bool = False,
+def project(index: IndexBackend, params: UmapParams | None = None, *, progress: Progress | bool = False,
             max_fit: int = MAX_FIT, force: bool = False) -> Projection:
     """The 2D map of ``index``: loaded from cache when index, embedder and parameters match, else fitted."""
     params = (params or UmapParams()).validate()

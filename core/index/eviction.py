@@ -11,7 +11,6 @@ from core.config.paths import cache_dir
 from core.config.store import held_lock
 
 STAMP = "LAST_USED"
-ENV = "VPS_CACHE_MAX_INDEXES"
 
 
 class _Busy(Exception):

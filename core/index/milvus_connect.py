@@ -2,7 +2,8 @@
 
 ``milvus-lite:PATH`` or a path ending in ``.db`` is Milvus Lite, embedded in this process (tests, small demos;
 one process per path; ``.db`` is added to a ``milvus-lite:`` path without it); ``http(s)://host:19530`` is a
-Milvus standalone or distributed server. A query string picks the collection (``?collection=shoes``, default
+Milvus standalone or distributed server (2.3 or later; its version, read on connect, says what it can do:
+:class:`Capabilities`). A query string picks the collection (``?collection=shoes``, default
 ``products``). Credentials come only from the environment: ``MILVUS_TOKEN`` (or ``MILVUS_USER`` +
 ``MILVUS_PASSWORD``), and ``MILVUS_DB``; a URI that carries them is refused.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +21,12 @@ from core.config.paths import slug
 from core.index.files import IndexStateError
 
 DEFAULT_COLLECTION = "products"
+#: the oldest Milvus server this backend works with (JSON fields with ``exists``, vectors returned by search)
+MIN_SERVER = (2, 3)
+#: the first server version that groups search results itself (``group_by_field``)
+GROUP_BY_SERVER = (2, 4)
 _clients: dict[tuple, object] = {}
+_caps: dict[int, Capabilities] = {}  # by id(client)
 _guard = threading.Lock()
 
 
@@ -37,6 +44,27 @@ class Location:
             return Path(self.connect).resolve() / self.collection
         return Path("/milvus") / slug(self.connect.split("://", 1)[1]) / slug(os.environ.get("MILVUS_DB", "default")
                                                                               ) / self.collection
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What the Milvus at one location can do, by its version."""
+
+    version: str  # as the server reports it, e.g. ``v2.3.5-lite``, ``milvus_lite-3.2.2``
+    group_by: bool  # search groups by a field itself (Milvus Lite, servers 2.4+); else the client groups
+
+
+def capabilities(version: str, lite: bool) -> Capabilities:
+    """The capabilities of a Milvus that reports ``version``; a server version that does not parse is taken to
+    lack grouping (the client groups, which works on every version)."""
+    if lite:
+        return Capabilities(version, True)
+    m = re.match(r"v?(\d+)\.(\d+)", version.strip())
+    got = (int(m[1]), int(m[2])) if m else None
+    if got is not None and got < MIN_SERVER:
+        raise IndexStateError(f"Milvus server {version} is too old: this program needs "
+                              f"{'.'.join(map(str, MIN_SERVER))} or later")
+    return Capabilities(version, got is not None and got >= GROUP_BY_SERVER)
 
 
 def parse_location(location: str | Path) -> Location | None:
@@ -89,7 +117,7 @@ def keep_faiss_search_params() -> None:
 
 def client_for(loc: Location, create: bool = False):
     """One connection per (server or Lite path, database) per process; a Lite path that does not exist is only
-    created when ``create``."""
+    created when ``create``. The server's version is read on connect (:func:`capabilities_of`)."""
     try:
         from pymilvus import MilvusClient
     except ImportError:
@@ -115,11 +143,20 @@ def client_for(loc: Location, create: bool = False):
             else:
                 Path(key[0]).parent.mkdir(parents=True, exist_ok=True)
             try:
-                _clients[key] = MilvusClient(**kw)
+                client = MilvusClient(**kw)
+                caps = capabilities(str(client.get_server_version()), loc.lite)
+            except IndexStateError:
+                raise
             except Exception as e:  # noqa: BLE001 - pymilvus raises many kinds; one line for the user
                 hint = " (a Milvus Lite path serves one process: is another one using it?)" if loc.lite else ""
                 raise IndexStateError(f"cannot connect to Milvus at {loc.uri}{hint}: {first_line(e)}") from None
+            _clients[key], _caps[id(client)] = client, caps
         return _clients[key]
+
+
+def capabilities_of(client) -> Capabilities:
+    """The capabilities read when ``client`` connected (:func:`client_for`)."""
+    return _caps[id(client)]
 
 
 def first_line(e: BaseException) -> str:

@@ -4,6 +4,9 @@ Each vector row stores its product's fields twice for filtering: ``f`` (JSON: co
 ``n`` (JSON: column -> number, only for values that read as a finite number). A filter then compares case-folded
 text as :class:`~core.data.filters.Condition` does, and a numeric test is false for text that is not a number
 (``exists`` guards every test, so a missing key never turns a ``!=`` into false).
+
+Every ``exists`` is in parentheses of its own: Milvus servers (2.3) read ``exists a and b`` as
+``exists (a and b)`` and refuse it; Milvus Lite reads both.
 """
 
 from __future__ import annotations
@@ -52,7 +55,7 @@ def _condition(c: Condition) -> str:
     if c.op in ("=", "!="):
         if ".." in c.value:
             lo, hi = (_num(x) if x else None for x in c.value.split("..", 1))
-            parts = [f"exists {n}"] + ([f"{n} >= {number(lo)}"] if lo is not None else []) + (
+            parts = [f"(exists {n})"] + ([f"{n} >= {number(lo)}"] if lo is not None else []) + (
                 [f"{n} <= {number(hi)}"] if hi is not None else [])
             test = "(" + " and ".join(parts) + ")"
         else:
@@ -60,7 +63,7 @@ def _condition(c: Condition) -> str:
             any_of = " or ".join(f"{t} == {lit(v)}" for v in wanted)
             test = f"((exists {t}) and ({any_of}))"
             if "" in wanted:  # a product without the column has "" there
-                test = f"(not (exists {t}) or {test})"
+                test = f"((not (exists {t})) or {test})"
         return test if c.op == "=" else f"(not {test})"
     return f"((exists {n}) and {n} {_CMP[c.op]} {number(_num(c.value))})"
 

@@ -3,9 +3,11 @@
 Where it lives and how to connect: :mod:`core.index.milvus_connect`.
 
 The manifest (embedder spec and weights digest, catalog root and fingerprint, counts, generation) lives in the
-collection's properties and is checked on open. Search groups by ``product_id`` (best image per product) and
-re-scores the returned vectors exactly; FLAT is exact; IVF probes every list when asked for exact results or
-when the filters leave few rows. Removal deletes at once (Milvus compacts on its own or with :meth:`compact`).
+collection's properties and is checked on open. Search groups by ``product_id`` (best image per product): Milvus
+groups itself where it can (``group_by_field``: Milvus Lite, servers 2.4+), else this client over-fetches vectors
+and groups them (:meth:`MilvusIndex._grouped_here`); then it re-scores the returned vectors exactly. FLAT is
+exact; IVF probes every list when asked for exact results or when the filters leave few rows. Removal deletes
+at once (Milvus compacts on its own or with :meth:`compact`).
 """
 
 from __future__ import annotations
@@ -24,7 +26,14 @@ from core.data.catalog import Catalog, CatalogRow
 from core.embedding import Embedder
 from core.index.backend import BuildReport, Hit, IndexBackend, conditions, embed_rows
 from core.index.files import MAX_DIM, IndexStateError
-from core.index.milvus_connect import Location, client_for, first_line, keep_faiss_search_params, parse_location
+from core.index.milvus_connect import (
+    Location,
+    capabilities_of,
+    client_for,
+    first_line,
+    keep_faiss_search_params,
+    parse_location,
+)
 from core.index.milvus_filters import NUMBER, TEXT, filter_fields, lit, to_expr
 
 FORMAT_VERSION = 1
@@ -36,6 +45,12 @@ IVF_MIN_VECTORS = 100_000
 _INSERT_BATCH = 500
 _FETCH_BATCH = 1000
 _OUT = ["product_id", "image", "fields", "vector"]
+#: the most results one Milvus search returns (its ``topk`` limit)
+MAX_TOPK = 16_384
+#: searches at most this many times, 4x more vectors each, to find k products where the server cannot group
+GROUP_ROUNDS = 4
+#: products asked of Milvus beyond k: a margin for the exact re-scoring's near ties
+MARGIN = 5
 
 
 def _damaged(loc: Location, what: str) -> IndexStateError:
@@ -153,6 +168,7 @@ class MilvusIndex(IndexBackend):
         except Exception as e:  # noqa: BLE001 - a server error is one line
             raise IndexStateError(f"index {loc.uri}: {first_line(e)}") from None
         self.spec, self.dim = self.manifest["embedder"]["spec"], self.manifest["dim"]
+        self.caps = capabilities_of(self.client)
 
     @classmethod
     def load(cls, location, embedder: Embedder | str | None = None) -> MilvusIndex:
@@ -222,7 +238,7 @@ class MilvusIndex(IndexBackend):
     def _count(self, expr: str) -> int:
         return int(self.client.query(self.collection, filter=expr, output_fields=["count(*)"])[0]["count(*)"])
 
-    def _search_params(self, expr: str, k: int, exact: bool) -> dict:
+    def _search_params(self, expr: str, k: int, exact: bool, limit: int) -> dict:
         m = self.manifest
         if m["index_type"] == "FLAT":
             return {}
@@ -231,7 +247,7 @@ class MilvusIndex(IndexBackend):
         if m["index_type"] == "IVF_FLAT":
             nlist = m["index_params"]["nlist"]
             return {"nprobe": nlist if exact or selective else min(nlist, max(32, nlist // 8))}
-        return {"ef": max(4 * k, 512 if exact or selective else 128)}
+        return {"ef": max(4 * k, limit, 512 if exact or selective else 128)}
 
     def search(self, queries: np.ndarray, k: int = 10, where=None, *, exact: bool = False,
                search_k: int = -1, min_score: float | None = None) -> list[list[Hit]]:
@@ -241,15 +257,43 @@ class MilvusIndex(IndexBackend):
         if not len(q) or k <= 0:
             return [[] for _ in q]
         expr = to_expr(conditions(where))
-        params = self._search_params(expr, k, exact)
+        want = min(k + MARGIN, MAX_TOPK)
         try:
             keep_faiss_search_params()  # pytorch-metric-learning may have been imported since the connection
-            res = self.client.search(self.collection, data=q.tolist(), limit=min(k + 5, 16_384), filter=expr,
-                                     group_by_field="product_id", output_fields=_OUT,
-                                     search_params={"metric_type": METRIC, "params": params})
+            if self.caps.group_by:
+                res = self._raw_search(q, want, expr, k, exact, group_by_field="product_id")
+            else:
+                res = self._grouped_here(q, want, expr, k, exact)
         except Exception as e:  # noqa: BLE001 - a server error is one line
             raise IndexStateError(f"search in {self.uri} failed: {first_line(e)}") from None
         return [self._hits(row, found, k, min_score) for row, found in zip(q, res)]
+
+    def _raw_search(self, q: np.ndarray, limit: int, expr: str, k: int, exact: bool, **kw) -> list:
+        params = self._search_params(expr, k, exact, limit)
+        return self.client.search(self.collection, data=q.tolist(), limit=limit, filter=expr, output_fields=_OUT,
+                                  search_params={"metric_type": METRIC, "params": params}, **kw)
+
+    def _grouped_here(self, q: np.ndarray, want: int, expr: str, k: int, exact: bool) -> list[list]:
+        """Each query's best vectors, enough of them to hold ``want`` products, from a server that cannot group:
+        ask for ``want`` products' worth (twice the mean views per product); where they hold fewer products and
+        the server had more rows, ask again for 4x as many, at most :data:`GROUP_ROUNDS` times in all (and
+        :data:`MAX_TOPK` rows), then keep what came (a product with thousands of views can still crowd others
+        out)."""
+        m = self.manifest
+        limit = min(MAX_TOPK, 2 * want * max(1, math.ceil(m["n_vectors"] / max(1, m["n_products"]))))
+        out: list[list] = [[] for _ in q]
+        todo = list(range(len(q)))
+        for _ in range(GROUP_ROUNDS):
+            again = []
+            for i, found in zip(todo, self._raw_search(q[todo], limit, expr, k, exact)):
+                out[i] = found
+                if len(found) >= limit and limit < MAX_TOPK and \
+                        len({h["entity"]["product_id"] for h in found}) < want:
+                    again.append(i)
+            if not again:
+                break
+            todo, limit = again, min(MAX_TOPK, 4 * limit)
+        return out
 
     def _hits(self, q: np.ndarray, found, k: int, min_score: float | None) -> list[Hit]:
         ents = [h["entity"] for h in found]

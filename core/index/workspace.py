@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import threading
 from pathlib import Path
 
-from core.config.paths import SAMPLE_CATALOG, cache_dir, slug
+from core.config.paths import DEMO_CATALOG, SAMPLE_CATALOG, cache_dir, slug
 from core.config.progress import Progress
+from core.config.runtime import release_memory
 from core.config.store import StoreError
 from core.data.catalog import Catalog, load_catalog
 from core.embedding import Embedder
@@ -21,12 +23,17 @@ def index_dir_for(catalog_root: str | Path, spec: str) -> Path:
 
 #: the key of the bundled sample catalog (an imported dataset's key is its name)
 SAMPLE_KEY = "sample"
+#: the key of the bundled real-photo demo (``demo_catalog/``)
+DEMO_KEY = "demo"
+LABELS = {SAMPLE_KEY: "Sample catalog", DEMO_KEY: "Grocery shop photos (real)"}
 
 
 def catalog_keys() -> dict[str, Path]:
-    """Catalogs the app offers by short key (what a link names): ``sample``, plus each imported dataset
-    found in the cache under its name."""
+    """Catalogs the app offers by short key (what a link names): ``sample``, the real-photo ``demo`` where it is
+    bundled, plus each imported dataset found in the cache under its name."""
     out = {SAMPLE_KEY: SAMPLE_CATALOG}
+    if (DEMO_CATALOG / "catalog.csv").is_file():
+        out[DEMO_KEY] = DEMO_CATALOG
     imports = cache_dir() / "imports"
     if imports.is_dir():
         for d in sorted(imports.iterdir()):
@@ -37,7 +44,7 @@ def catalog_keys() -> dict[str, Path]:
 
 def catalog_label(key: str) -> str:
     """How the app names the catalog of ``key``."""
-    return "Sample catalog" if key == SAMPLE_KEY else f"Dataset: {key}"
+    return LABELS.get(key) or f"Dataset: {key}"
 
 
 def index_state(catalog: Catalog, spec: str | Embedder) -> tuple[str, str]:
@@ -55,13 +62,72 @@ def index_state(catalog: Catalog, spec: str | Embedder) -> tuple[str, str]:
     return "ok", ""
 
 
+class _Flight:
+    """One build under way: its progress so far, then its index or its error."""
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.progress = (0, 0)
+        self.index: ProductIndex | None = None
+        self.error: BaseException | None = None
+
+
+_flights: dict[str, _Flight] = {}
+_flights_lock = threading.Lock()
+
+
 def ensure_index(catalog_root: str | Path, embedder: Embedder, progress: Progress | bool = False,
                  *, rebuild: bool = False) -> ProductIndex:
-    """Load the cached index for this catalog and embedder, or build it (again) if missing or stale."""
+    """Load the cached index for this catalog and embedder, or build it (again) if missing or stale.
+
+    One build per index at a time in this process, whatever the number of callers (single flight): a caller that
+    finds a build of the same index under way waits for it (its ``progress`` follows that build's) and gets its
+    index, or its error."""
     catalog = load_catalog(catalog_root)
     d = index_dir_for(catalog.root, embedder.spec)
     state, _ = index_state(catalog, embedder)
     if state == "ok" and not rebuild:
         return ProductIndex.load(d, embedder)
-    idx, _ = ProductIndex.build(catalog, embedder, d, progress=progress)
-    return idx
+    with _flights_lock:
+        flight = _flights.get(str(d))
+        leader = flight is None
+        if leader:
+            flight = _flights[str(d)] = _Flight()
+    if not leader:
+        return _follow(flight, progress)
+    try:
+        if not rebuild and index_state(catalog, embedder)[0] == "ok":  # built meanwhile by a flight now over
+            flight.index = ProductIndex.load(d, embedder)
+        else:
+            flight.index, _ = ProductIndex.build(catalog, embedder, d, progress=_relay(flight, progress))
+        return flight.index
+    except BaseException as e:
+        flight.error = e
+        raise
+    finally:
+        with _flights_lock:
+            _flights.pop(str(d), None)
+        flight.done.set()
+        release_memory()  # the build's batches are freed: give the pages back to the system
+
+
+def _relay(flight: _Flight, progress: Progress | bool) -> Progress | bool:
+    """``progress``, also recorded on ``flight`` for the callers waiting on it."""
+    if not callable(progress):
+        return progress
+
+    def report(i: int, n: int) -> None:
+        flight.progress = (i, n)
+        progress(i, n)
+    return report
+
+
+def _follow(flight: _Flight, progress: Progress | bool) -> ProductIndex:
+    """Wait for another caller's build, showing its progress; its index, or its error raised again."""
+    while not flight.done.wait(0.25):
+        if callable(progress) and flight.progress[1]:
+            progress(*flight.progress)
+    if flight.error is not None:
+        raise flight.error
+    assert flight.index is not None
+    return flight.index

@@ -18,7 +18,7 @@ from core.data.queries import read_queries
 from core.embedding import DEFAULT_SPEC, Embedder, load_embedder
 from core.embedding.head import HeadEmbedder
 from core.evaluation.evaluate import Evaluation, evaluate_vectors
-from core.index.product_index import ProductIndex
+from core.index import IndexBackend, backend_for
 from core.metric.features import embed_cached
 from core.metric.train import BASE_SPEC, TrainConfig, train_head
 
@@ -30,12 +30,12 @@ SETUPS = {
 
 
 def evaluate_cached(catalog_dir: Path, emb: Embedder, index_dir: Path, queries: dict[str, Path],
-                    label: str) -> tuple[ProductIndex, dict[str, Evaluation]]:
+                    label: str) -> tuple[IndexBackend, dict[str, Evaluation]]:
     """Index the catalog with ``emb`` (from cached features) and evaluate every query CSV."""
     cat = load_catalog(catalog_dir)
     vecs, errors = embed_cached(emb, [cat.path(r) for r in cat.rows], progress=True)
     rows = [r for i, r in enumerate(cat.rows) if i not in errors]
-    index = ProductIndex.from_vectors(cat, emb, vecs, index_dir, rows=rows)
+    index = backend_for(index_dir).from_vectors(cat, emb, vecs, index_dir, rows=rows)
     out = {}
     for split, csv_path in queries.items():
         q, skipped = read_queries(csv_path, label)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from core.index.product_index import Hit
+from core.index import Hit
 from core.search.ranking import Ranker
 
 

@@ -8,12 +8,12 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from core.embedding import normalize
-from core.index.product_index import Hit, ProductIndex
+from core.index import Hit, IndexBackend
 
 ALPHA, BETA, GAMMA = 1.0, 0.75, 0.25
 
 
-def product_vectors(index: ProductIndex, product_ids: Iterable[str]) -> np.ndarray:
+def product_vectors(index: IndexBackend, product_ids: Iterable[str]) -> np.ndarray:
     """One unit vector per product (the normalised mean of its live image vectors); unknown ids are skipped."""
     wanted = list(dict.fromkeys(product_ids))
     out = []
@@ -37,7 +37,7 @@ def rocchio(query: np.ndarray, liked: np.ndarray, disliked: np.ndarray, *, alpha
     return normalize(q)
 
 
-def refine(index: ProductIndex, query: np.ndarray, votes: Mapping[str, int], **weights: float) -> np.ndarray:
+def refine(index: IndexBackend, query: np.ndarray, votes: Mapping[str, int], **weights: float) -> np.ndarray:
     """Apply feedback ``votes`` (product_id -> +1 liked / -1 disliked) to ``query``."""
     liked = product_vectors(index, [p for p, v in votes.items() if v > 0])
     disliked = product_vectors(index, [p for p, v in votes.items() if v < 0])

@@ -21,7 +21,7 @@ from torch import nn
 
 from core.config.store import atomic_path, new_generation, read_current, stale_key, write_json, writer_lock
 from core.embedding import Embedder
-from core.index.product_index import ProductIndex
+from core.index import IndexBackend
 from core.search.attributes import AttributeSet
 
 SIMILARITY = "similarity"
@@ -116,7 +116,7 @@ def save_preset(name: str, weights: dict[str, float]) -> Path:
 class Ranker:
     """Candidates and per-dimension scores for an index and its attribute artefact."""
 
-    def __init__(self, index: ProductIndex, attributes: AttributeSet, *, n_ann: int = 50, n_per_filter: int = 50):
+    def __init__(self, index: IndexBackend, attributes: AttributeSet, *, n_ann: int = 50, n_per_filter: int = 50):
         self.index, self.attributes = index, attributes
         self.n_ann, self.n_per_filter = n_ann, n_per_filter
         self.dims = [SIMILARITY, *attributes.dims]
@@ -265,7 +265,7 @@ def dynamic_weights(net: WeightNet, vector: np.ndarray, qa: dict[str, dict[str, 
 
 
 # ---------------------------------------------------------------- dynamic model artefact
-def model_dir(index: ProductIndex) -> Path:
+def model_dir(index: IndexBackend) -> Path:
     from core.search.attributes.artefact import artefact_dir
 
     return artefact_dir(index) / "dynamic"

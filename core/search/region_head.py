@@ -25,7 +25,7 @@ from core.config.progress import Progress
 from core.config.store import atomic_write
 from core.data.scenes import generate
 from core.embedding.efficientnet import EfficientNetLiteEmbedder
-from core.index.product_index import ProductIndex
+from core.index import IndexBackend
 
 HEAD_VERSION = 1
 TRAIN_SEED = 1000
@@ -112,13 +112,13 @@ def train_head(catalog_root: str | Path, backbone: EfficientNetLiteEmbedder, *, 
     return ProductnessHead(w[:c5].astype(np.float32), w[c5:].astype(np.float32), b.astype(np.float32))
 
 
-def head_path(index: ProductIndex, backbone: EfficientNetLiteEmbedder) -> Path:
+def head_path(index: IndexBackend, backbone: EfficientNetLiteEmbedder) -> Path:
     key = json.dumps([HEAD_VERSION, PARAMS, TRAIN_SEED, backbone.weights, index.manifest.get("catalog_fingerprint"),
                       str(Path(index.catalog_root).resolve())])
     return cache_dir() / "regions" / f"{slug(Path(index.root).name)}-{hashlib.sha1(key.encode()).hexdigest()[:12]}.npz"
 
 
-def productness_head(index: ProductIndex, backbone: EfficientNetLiteEmbedder, *,
+def productness_head(index: IndexBackend, backbone: EfficientNetLiteEmbedder, *,
                      progress: Progress | bool = False) -> ProductnessHead:
     """The cached head for ``index``'s catalog, trained (about a minute on 2 cores) when missing."""
     path = head_path(index, backbone)

@@ -26,7 +26,7 @@ from core.embedding import Embedder, load_embedder
 from core.embedding.decode import Crop
 from core.embedding.efficientnet import EfficientNetLiteEmbedder
 from core.embedding.query import Query, embed_queries
-from core.index.product_index import Hit
+from core.index import Hit
 from core.search.engine import Searcher, SearchOptions
 from core.search.region_head import ProductnessHead, productness_head, upsample
 

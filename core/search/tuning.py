@@ -18,7 +18,7 @@ from threadpoolctl import threadpool_limits
 
 from core.config.progress import Progress
 from core.embedding import Embedder
-from core.index.product_index import ProductIndex
+from core.index import IndexBackend
 from core.search.attributes import AttributeSet, attributes_for
 from core.search.attributes.artefact import artefact_dir, load_attributes, save_attributes
 from core.search.known_queries import KnownQueries, known_queries, known_queries_key
@@ -94,7 +94,7 @@ def fit_static_weights(ranker: Ranker, kq: KnownQueries) -> dict:
                    "fitted_weights": {d: float(x) for d, x in zip(dims, fitted)}}
 
 
-def tuned_attributes(index: ProductIndex, embedder: Embedder, *, progress: Progress | bool = False) -> AttributeSet:
+def tuned_attributes(index: IndexBackend, embedder: Embedder, *, progress: Progress | bool = False) -> AttributeSet:
     """The attribute artefact of ``index`` with its fitted default weights (fitted and stored when missing or
     when the catalog's query set changed). When a fit is due, the known queries are embedded in a thread while
     the artefact is built."""

@@ -25,8 +25,8 @@ from core.config.store import new_generation, read_current, stale_key, write_jso
 from core.data.catalog import product_columns
 from core.data.images import ImageError, open_image
 from core.embedding import Embedder
+from core.index import IndexBackend
 from core.index.pca import fit_sample
-from core.index.product_index import ProductIndex
 from core.search.attributes.colour import PixelColourScorer
 from core.search.attributes.heads import LinearHead, categorical_columns, pooled, train_head
 from core.search.attributes.zeroshot import ZeroShotHead, validate, zero_shot_head
@@ -83,14 +83,14 @@ class AttributeSet:
         return out
 
 
-def artefact_dir(index: ProductIndex) -> Path:
+def artefact_dir(index: IndexBackend) -> Path:
     from core.config.paths import cache_dir, slug
 
     key = hashlib.sha1(f"{Path(index.root).resolve()}\n{index.spec}".encode()).hexdigest()[:10]
     return cache_dir() / "attributes" / f"{slug(Path(index.root).name)}-{key}"
 
 
-def _expected_meta(index: ProductIndex, embedder: Embedder) -> dict:
+def _expected_meta(index: IndexBackend, embedder: Embedder) -> dict:
     return {"version": ARTEFACT_VERSION, "embedder": embedder.info(), "index_fingerprint": index.fingerprint,
             "index_root": str(Path(index.root).resolve()),
             "catalog_fingerprint": index.manifest.get("catalog_fingerprint"), "params": PARAMS}
@@ -101,7 +101,7 @@ def _training_key(meta: dict) -> dict:
     return {k: v for k, v in meta.items() if k not in ("index_fingerprint", "catalog_fingerprint")}
 
 
-def attributes_for(index: ProductIndex, embedder: Embedder, *, progress: Progress | bool = False,
+def attributes_for(index: IndexBackend, embedder: Embedder, *, progress: Progress | bool = False,
                    rebuild: bool = False) -> AttributeSet:
     """The cached attribute artefact of ``index``; updated in place of retraining after adds and removes (see
     the module doc); built (trained heads, catalog scores) when there is none or ``rebuild``."""
@@ -123,7 +123,7 @@ def attributes_for(index: ProductIndex, embedder: Embedder, *, progress: Progres
     return aset
 
 
-def product_keys(index: ProductIndex, products: list[str]) -> list[str]:
+def product_keys(index: IndexBackend, products: list[str]) -> list[str]:
     """Per product, a digest of its fields and live images: what its artefact row was computed from."""
     images: dict[str, list[str]] = {}
     for i in np.flatnonzero(index.alive):
@@ -132,7 +132,7 @@ def product_keys(index: ProductIndex, products: list[str]) -> list[str]:
                                     sort_keys=True).encode()).hexdigest()[:12] for p in products]
 
 
-def update_attributes(aset: AttributeSet, index: ProductIndex) -> AttributeSet | None:
+def update_attributes(aset: AttributeSet, index: IndexBackend) -> AttributeSet | None:
     """``aset`` brought up to the content of ``index`` with its trained scorers: removed products dropped, new or
     changed ones scored (pixel colour from their images, heads from their vectors). None when more than
     :data:`REBUILD_SHARE` of the trained catalog changed, or ``aset`` does not record its products' keys."""
@@ -164,7 +164,7 @@ def update_attributes(aset: AttributeSet, index: ProductIndex) -> AttributeSet |
     return AttributeSet(products, dims, aset.reports, meta)
 
 
-def _score_products(index: ProductIndex, products: list[str], dims: dict[str, Dimension]) -> dict[str, np.ndarray]:
+def _score_products(index: IndexBackend, products: list[str], dims: dict[str, Dimension]) -> dict[str, np.ndarray]:
     """Catalog rows of ``products`` for every dimension, from their live images and vectors."""
     if not products:
         return {n: np.zeros((0, len(d.values))) for n, d in dims.items()}
@@ -180,7 +180,7 @@ def _score_products(index: ProductIndex, products: list[str], dims: dict[str, Di
     return out
 
 
-def _colour_scores(index: ProductIndex, ids, vec_pid: list[str], products: list[str], colour: PixelColourScorer,
+def _colour_scores(index: IndexBackend, ids, vec_pid: list[str], products: list[str], colour: PixelColourScorer,
                    progress: Progress | bool = False) -> np.ndarray:
     """Mean pixel-colour scores of each product's readable images (zeros where none can be read)."""
     row_of = {p: i for i, p in enumerate(products)}
@@ -199,14 +199,14 @@ def _colour_scores(index: ProductIndex, ids, vec_pid: list[str], products: list[
     return cat / np.maximum(n_img, 1)[:, None]
 
 
-def build_attributes(index: ProductIndex, embedder: Embedder, *, progress: Progress | bool = False) -> AttributeSet:
+def build_attributes(index: IndexBackend, embedder: Embedder, *, progress: Progress | bool = False) -> AttributeSet:
     """Score every catalog product's pixel colour and train a head per categorical column. BLAS runs on one
     thread here: these small matrix products only lose time (several times over on a busy machine) to more."""
     with threadpool_limits(1):
         return _build(index, embedder, progress)
 
 
-def _build(index: ProductIndex, embedder: Embedder, progress: Progress | bool) -> AttributeSet:
+def _build(index: IndexBackend, embedder: Embedder, progress: Progress | bool) -> AttributeSet:
     products = index.live_products()
     ids = np.flatnonzero(index.alive)
     X = np.asarray(index.vectors[ids], np.float32)

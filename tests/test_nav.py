@@ -1,0 +1,46 @@
+"""ui/nav.py patches one private Streamlit flag (no public API exists for it): why, and on which release."""
+
+from __future__ import annotations
+
+import streamlit
+from streamlit.testing.v1 import AppTest
+
+from ui.nav import PRIVATE_CHECKED_ON
+
+
+def test_the_private_flag_is_checked_on_this_streamlit_release():
+    release = ".".join(streamlit.__version__.split(".")[:2])
+    assert release == PRIVATE_CHECKED_ON, (
+        f"ui/nav.py restores PagesManager.uses_pages_directory, checked on Streamlit {PRIVATE_CHECKED_ON}; "
+        f"check tests/test_nav.py on {release}, then update PRIVATE_CHECKED_ON and requirements.txt")
+
+
+def _script() -> None:
+    import streamlit as st
+    from conftest import ROOT
+    from streamlit.runtime.pages_manager import PagesManager
+
+    import ui.nav
+
+    pages = ui.nav.PAGES
+    ui.nav.PAGES = [(str(ROOT / path), title, icon) for path, title, icon in pages]  # this script is elsewhere
+
+    PagesManager.uses_pages_directory = True  # what a pages/ folder beside app.py sets
+    plain = st.navigation([st.Page(lambda: None, title="a", default=True)])  # the public call alone...
+    st.session_state["flag_after_public_call"] = PagesManager.uses_pages_directory
+    PagesManager.uses_pages_directory = True
+    try:
+        ui.nav.app_navigation()  # ...and the app's, which keeps the mode for the next run
+    finally:
+        ui.nav.PAGES = pages
+    st.session_state["flag_after_app_navigation"] = PagesManager.uses_pages_directory
+    del plain
+
+
+def test_why_the_flag_is_restored():
+    """The reason: st.navigation switches the process out of the pages-folder mode that the page files rely on
+    (a rerun would then run the pages another way and widgets lose their values); app_navigation restores it."""
+    at = AppTest.from_function(_script, default_timeout=60).run()
+    assert not at.exception
+    assert at.session_state["flag_after_public_call"] is False  # the reason: the public call ends the mode
+    assert at.session_state["flag_after_app_navigation"] is True  # the patch keeps it
