@@ -231,3 +231,20 @@ def test_search_settings_are_chosen_at_build_and_recorded_with_their_recall(tmp_
     # writes that keep the forest keep its settings; compact chooses them again
     assert idx.remove(["p3"]).settings == t
     assert idx.remove(["p3"]).compact().settings["queries"] == 200
+
+
+@pytest.mark.timeout(120)
+def test_info_verb_shows_the_search_settings(sample_index):
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    r = subprocess.run([sys.executable, "-m", "core", "info", "--index", str(sample_index.root)], cwd=ROOT,
+                       capture_output=True, text=True, timeout=100)
+    t = sample_index.settings
+    assert r.returncode == 0, r.stderr
+    assert f"search_k {t['search_k']:,}" in r.stdout and f"recall@10 {t['recall']:.3f}" in r.stdout
+    bad = subprocess.run([sys.executable, "-m", "core", "info", "--index", str(sample_index.root / "nope")],
+                         cwd=ROOT, capture_output=True, text=True, timeout=100)
+    assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1 and "Traceback" not in bad.stderr
