@@ -27,8 +27,8 @@ def check_against_direct(rep, index: ProductIndex, label: str) -> None:
     live = np.flatnonzero(index.alive)
     sims = rep.query_vectors @ np.asarray(index.vectors[live]).T
     nn_pid = [index.items[live[j]]["product_id"] for j in sims.argmax(1)]
-    proba = rep.head.score_many(rep.query_vectors)
-    clf = [rep.head.values[i] for i in proba.argmax(1)]
+    proba = rep.classifier.score_many(rep.query_vectors)
+    clf = [rep.classifier.values[i] for i in proba.argmax(1)]
     truth = [c.label for c in rep.cases]
     assert [c.nn_product for c in rep.cases] == nn_pid
     assert [c.nn_label for c in rep.cases] == [labels[p] for p in nn_pid]
@@ -62,7 +62,7 @@ def test_sample_report_matches_direct_computation(sample_report, sample_index):
     rows = list(csv.DictReader(open(SAMPLE / "queries.csv")))
     assert [c.label for c in sample_report.cases] == [r["product_id"] for r in rows]
     check_against_direct(sample_report, sample_index, "product_id")
-    assert sample_report.head.report["n"] == int(sample_index.alive.sum())
+    assert sample_report.classifier.report["n"] == int(sample_index.alive.sum())
 
 
 def test_sample_has_both_kinds_of_case(sample_report):
@@ -84,7 +84,7 @@ def test_category_label_from_product_ids_with_root(tmp_path, sample_index, embed
     rep = compare(sample_index, embedder, q, "category", root=SAMPLE)
     assert [c.label for c in rep.cases] == [sample_index.products[r["product_id"]]["category"] for r in rows]
     check_against_direct(rep, sample_index, "category")
-    assert set(rep.head.values) == {f["category"] for f in sample_index.products.values()}
+    assert set(rep.classifier.values) == {f["category"] for f in sample_index.products.values()}
 
 
 def test_bad_label_and_escaping_paths_are_refused(tmp_path, sample_index, embedder):
@@ -305,5 +305,5 @@ def test_classifier_page(app_cache, tmp_path):
     assert not at.exception, at.exception
     assert not at.error, [e.value for e in at.error]
     names = [m.label for m in at.metric]
-    assert "Classifier accuracy" in names and "Nearest-neighbour accuracy" in names
+    assert names == ["Classifier", "Closest catalog picture (pretrained)"]  # the sample ships no trained head
     assert at.get("plotly_chart")

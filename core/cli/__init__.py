@@ -28,7 +28,8 @@ VERBS: dict[str, tuple[str, str]] = {
     "attributes": ("core.cli.search", "train/show the attribute filters of an index (heads at chance dropped)"),
     "rank-train": ("core.cli.search", "train the dynamic ranker (per-query weights) on labelled queries"),
     "map": ("core.cli.explore", "2D UMAP map of an index (cached) as an HTML plot or a CSV"),
-    "disagreements": ("core.cli.explore", "softmax classifier versus nearest neighbour on labelled queries"),
+    "disagreements": ("core.cli.explore", "classifier trained on labelled photos versus nearest neighbour (and a "
+                                         "trained head) on held-out photos"),
     "evaluate": ("core.cli.evaluation", "recall@1/5/10 and mAP@10 (precision@10 for labels) on labelled queries"),
     "evaluate-ranking": ("core.cli.evaluation", "distance vs static vs dynamic ranking on the same queries"),
     "evaluate-regions": ("core.cli.evaluation", "find and search the products of scene photos: box recall, "

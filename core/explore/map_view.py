@@ -138,5 +138,5 @@ def regions_figure(coords: np.ndarray, regions: Regions, cases: list[Case], case
 
 def disagreements_figure(index: IndexBackend, proj: Projection, rep: DisagreementReport, title: str = ""):
     """The classifier's decision regions on the map of ``index``, with the report's queries placed on it."""
-    regions = decision_regions(rep.head, proj.coords, index.vectors[proj.vector_ids])
+    regions = decision_regions(rep.classifier, proj.coords, index.vectors[proj.vector_ids])
     return regions_figure(proj.coords, regions, rep.cases, proj.transform(rep.query_vectors), title)
