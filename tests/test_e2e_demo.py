@@ -106,8 +106,6 @@ def test_the_demo_before_and_after_one_click_apart(server, page, shots):
     _settled(page)
 
 
-@pytest.mark.xfail(reason="the Classifier vs neighbours page of issue 24 (trained on shop photos, the count the "
-                          "trained head fixes) is not on main yet", strict=False)
 @pytest.mark.timeout(1500)
 def test_classifier_page_shows_the_argument_on_the_demo(server, page, shots):
     """Classifier vs neighbours on the demo with the trained network: a "classifier right, neighbour wrong" case
