@@ -95,6 +95,7 @@ def test_the_demo_before_and_after_one_click_apart(server, page, shots):
     expect(note).to_have_count(0, timeout=WAIT)
     expect(page).to_have_url(re.compile(r"catalog=demo.*head"), timeout=30_000)
     _settled(page)
+    page.get_by_role("heading", name="Visual product search").scroll_into_view_if_needed()  # the click scrolled
     _shot(page, shots / "demo-2-trained-found.png")
 
     sidebar.get_by_text(PRETRAINED, exact=True).click()  # before ...
