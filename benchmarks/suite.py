@@ -545,6 +545,12 @@ def _regions(i: Inputs) -> list[Table]:
     return [timed(bench_regions, i.quick, i.tmp)]
 
 
+def _browser(i: Inputs) -> list[Table]:
+    from benchmarks.browser import bench_browser  # the app in headless Chromium, in its own process
+
+    return [timed(bench_browser)]
+
+
 def _nomatch(i: Inputs) -> list[Table]:
     from benchmarks.nomatch import bench_nomatch
 
@@ -554,7 +560,7 @@ def _nomatch(i: Inputs) -> list[Table]:
 #: section name -> what runs it, in the order a full run takes them (``benchmarks.cli.SECTIONS`` names the same)
 SECTIONS: dict[str, Callable[[Inputs], list[Table]]] = {
     "served": _served, "embed": _embed, "app": _app, "query": _query, "ann": _ann, "umap": _umap,
-    "milvus": _milvus, "ray": _ray, "regions": _regions, "nomatch": _nomatch,
+    "milvus": _milvus, "ray": _ray, "regions": _regions, "nomatch": _nomatch, "browser": _browser,
 }
 
 

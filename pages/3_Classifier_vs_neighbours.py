@@ -118,20 +118,26 @@ def case_row(ctx: Context, rep: DisagreementReport, case: Case) -> None:
                 f"Closest with the trained head: {display_name(ctx.index, rep.label, case.trained_label)}")
 
 
-def gallery(ctx: Context, rep: DisagreementReport, cases: list[Case]) -> None:
+def gallery(ctx: Context, rep: DisagreementReport, cases: list[Case], first: int = LIMIT) -> None:
+    """Up to :data:`LIMIT` cases: the ``first`` shown, the others in an expander."""
     if not cases:
         st.caption("No such case on these photos.")
         return
-    if len(cases) > LIMIT:
-        st.caption(f"Showing {LIMIT} of {len(cases)}, the classifier's surest first.")
-    for case in cases[:LIMIT]:
+    for case in cases[:first]:
         case_row(ctx, rep, case)
+    rest = cases[first:LIMIT]
+    if rest:
+        more = f" ({LIMIT} of {len(cases)} shown)" if len(cases) > LIMIT else ""
+        with st.expander(f"More photos like these{more}"):
+            for case in rest:
+                case_row(ctx, rep, case)
 
 
 def fixed_sentence(rep: DisagreementReport, note: str) -> str:
     n = rep.counts()["classifier_only"]
     if not rep.trained_spec:
-        return f"No trained head is compared: {md(note)}."
+        return (f"No trained head is compared ({md(note)}): train one on the Evaluation page or with `python -m "
+                "core train-metric`, then pick it in the sidebar's embedder list.")
     return (f"Search with a head trained by metric learning: the trained head fixes {len(rep.fixed())} of {n} — "
             "its closest catalog picture is the right one.")
 
@@ -149,8 +155,8 @@ def figures(rep: DisagreementReport) -> None:
     if rep.accuracy_trained is not None:
         c.metric("Closest catalog picture (trained head)", f"{rep.accuracy_trained:.1%}",
                  help=f"Embedder {rep.trained_spec}.")
-    st.caption(f"Share of the {len(rep.cases)} held-out photos ({md(rep.tested_on)}) named right. The classifier "
-               f"learned from {md(rep.trained_on)}; no photo is used for both."
+    st.caption(f"Share of the {len(rep.cases)} photos it never saw ({md(rep.tested_on)}) named right. The "
+               f"classifier learned from {md(rep.trained_on)}; no photo is used for both."
                + (f" {len(rep.skipped)} photo(s) skipped." if rep.skipped else ""))
 
 
@@ -212,10 +218,10 @@ def main() -> None:
         st.stop()
     n = rep.counts()["classifier_only"]
     st.subheader("Classifier right, neighbour wrong")
-    st.markdown(f"On **{n}** of {len(rep.cases)} held-out photos the classifier names the right "
-                f"{'product' if rep.label == 'product_id' else md(rep.label)}, while the closest catalog picture is "
-                f"another. {fixed_sentence(rep, note)}")
-    gallery(ctx, rep, sorted(rep.of_kind("classifier_only"), key=lambda c: not c.fixed))  # fixed ones first
+    st.markdown(f"On **{n}** of {len(rep.cases)} photos it never saw ({md(rep.tested_on)}), the classifier names "
+                f"the right {'product' if rep.label == 'product_id' else md(rep.label)} while the closest catalog "
+                f"picture is another. {fixed_sentence(rep, note)}")
+    gallery(ctx, rep, sorted(rep.of_kind("classifier_only"), key=lambda c: not c.fixed), first=3)  # fixed first
     figures(rep)
     the_rest(ctx, pre, rep)
 

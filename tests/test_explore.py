@@ -307,3 +307,15 @@ def test_classifier_page(app_cache, tmp_path):
     names = [m.label for m in at.metric]
     assert names == ["Classifier", "Closest catalog picture (pretrained)"]  # the sample ships no trained head
     assert at.get("plotly_chart")
+
+
+def test_map_colours_group_the_rare_values():
+    """43 categories cannot be told apart by colour: the 11 most frequent keep theirs, the rest are one "other"."""
+    from core.explore.map_view import MAX_GROUPS, point_groups
+
+    rows = [{"c": f"v{i % 43}"} for i in range(43 * 2)] + [{"c": "v42"}] * 5
+    groups = point_groups(rows, "c")
+    assert len(groups) == MAX_GROUPS and "v42" in groups and list(groups)[-1] == "other (32 values)"
+    assert sorted(i for idx in groups.values() for i in idx) == list(range(len(rows)))  # every point, once
+    few = point_groups(rows[:10], "c")
+    assert list(few) == [f"v{i}" for i in range(10)]  # few values: each its own colour, first-seen order

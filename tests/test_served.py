@@ -126,7 +126,8 @@ def test_only_the_allow_list_is_offered_and_a_crafted_link_is_refused(served):
     assert at.query_params["spec"] == "efficientnet-lite0"
 
     page(at, "classifier")  # the catalog's own labelled queries only: no folder or CSV to type
-    assert at.radio(key="cvn_source").options == ["The catalog's queries.csv"]
+    options = at.radio(key="cvn_source").options  # the catalog's own photo sets, nothing typed
+    assert options and not {"A folder of <category>/<image> files", "A queries CSV"} & set(options), options
     assert not [t for t in at.text_input if t.key in ("cvn_folder", "cvn_csv", "cvn_root")]
     page(at, "evaluation")  # no other CSV, no other spec, and no evaluation run without signing in
     assert "Other CSV…" not in at.selectbox(key="ev_queries").options

@@ -73,7 +73,8 @@ def _report(root: str, fingerprint: str, queries: str, qroot: str | None, train:
         return memo(embedder, paths, desc, lambda i, n: bar(i, n, f"Embedding the {desc}"))
 
     try:
-        with st.spinner(f"Training the classifier to name each photo's {label} and comparing…"):
+        what = "product" if label == "product_id" else label
+        with st.spinner(f"Training the classifier to name each photo's {what}, and comparing…"):
             return compare(_pre[0], _pre[1], queries, label, root=qroot, train=train, trained=_trained,
                            vectors=vectors)
     finally:

@@ -16,7 +16,7 @@ import numpy as np
 from core.config.progress import Progress
 from core.data.catalog import numeric_columns, product_columns
 from core.data.queries import load_labelled_queries
-from core.embedding import Embedder
+from core.embedding import DEFAULT_SPEC, Embedder
 from core.embedding.available import shipped_head_spec
 from core.explore.photo_sets import PhotoVectors, VectorFn, same_photos
 from core.index import IndexBackend
@@ -24,6 +24,7 @@ from core.search.attributes.heads import LinearHead, train_head
 
 KINDS = ("both_right", "classifier_only", "neighbour_only", "both_wrong")
 CATALOG_PICTURES = "the catalog's own pictures"
+MIN_PER_CLASS = 2  # training photos per class, on average, below which no classifier is trained
 
 
 def label_choices(index: IndexBackend) -> list[str]:
@@ -41,11 +42,15 @@ def default_label_order(index: IndexBackend) -> list[str]:
 
 
 def embedders_to_compare(spec: str, catalog_root: str | Path) -> tuple[str, str | None]:
-    """(pretrained, trained head) embedder specs: a ``+head:`` spec and its base, else ``spec`` and the head the
-    catalog ships beside itself (None when it ships none that loads here)."""
+    """(pretrained, trained head) embedder specs: the head the catalog ships and the default embedder (the
+    sidebar's "pretrained / trained" switch, whichever side is on); another ``+head:`` spec and its base; else
+    ``spec`` and the catalog's head (None when it ships none that loads here)."""
+    shipped = shipped_head_spec(catalog_root)
+    if spec == shipped:
+        return DEFAULT_SPEC, spec
     if "+head:" in spec:
         return spec.split("+head:", 1)[0], spec
-    return spec, shipped_head_spec(catalog_root)
+    return spec, shipped
 
 
 def display_name(index: IndexBackend, label: str, value: str) -> str:
@@ -59,6 +64,9 @@ def train_on_vectors(label: str, X: np.ndarray, y: list[str], groups: list[str],
     is its accuracy on them."""
     if len(set(y)) < 2:
         raise ValueError(f"a classifier needs at least 2 values of {label!r} among its training photos")
+    if len(y) < MIN_PER_CLASS * len(set(y)):
+        raise ValueError(f"{len(set(y))} values of {label!r} for {len(y)} training photos: a classifier needs "
+                         f"{MIN_PER_CLASS} or more photos of each on average; pick a coarser label or more photos")
     return train_head(label, sorted(set(y)), np.asarray(X, np.float32), y, groups, C=C, folds=0, standardise=True,
                       max_iter=max_iter)
 

@@ -180,10 +180,13 @@ class ProductIndex(IndexBackend):
     # ---------------------------------------------------------------- writing
     @classmethod
     def build(cls, catalog: Catalog, embedder: Embedder, out: str | Path, *, trees: int | None = None,
-              progress: Progress | bool = False, batch_size: int = 32) -> tuple[ProductIndex, BuildReport]:
-        """Embed every catalog image and write a fresh index to ``out`` (atomically)."""
+              progress: Progress | bool = False, batch_size: int = 32,
+              vectors: np.ndarray | None = None) -> tuple[ProductIndex, BuildReport]:
+        """Embed every catalog image and write a fresh index to ``out`` (atomically); ``vectors``: one per catalog
+        row, prepared ahead by the same embedder (:mod:`core.index.prepared`), taken instead of embedding."""
         out = Path(out)
-        vecs, items, report = embed_rows(catalog, catalog.rows, embedder, progress, batch_size)
+        vecs, items, report = embed_rows(catalog, catalog.rows, embedder, progress, batch_size, vectors=vectors,
+                                         errors={} if vectors is not None else None)
         if not items:
             raise IndexStateError(f"no catalog image could be embedded ({len(report.skipped)} skipped)")
         products = {r.product_id: dict(r.fields) for r in reversed(catalog.rows)}
