@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from core.config.defaults import METRIC_BASE_SPEC
+from core.config.defaults import DEFAULT_SPEC, METRIC_BASE_SPEC
 from core.config.progress import Progress
 from core.config.store import atomic_path, atomic_write
 from core.data.catalog import file_digest, load_catalog
@@ -115,8 +115,10 @@ class TrainResult:
         return self.best.get("recall@1", 0.0) > self.zero_shot.get("recall@1", 0.0)
 
 
-#: what ``train-metric --from-catalog`` changes in :class:`TrainConfig` (docs/metric_learning.md: how chosen)
-FROM_CATALOG = {"shop_views": 12, "query_zooms": "1"}
+#: what ``train-metric --from-catalog`` changes in :class:`TrainConfig`, and its base: the pretrained search
+#: default, which the identity-initialised head starts as (docs/metric_learning.md: how chosen)
+FROM_CATALOG = {"shop_views": 12, "query_zooms": "1", "head_init": "identity"}
+FROM_CATALOG_BASE = DEFAULT_SPEC
 
 #: progress(stage, done, total): what a training stage is doing ("reading features (orig)", "training: epoch"),
 #: with true counts
