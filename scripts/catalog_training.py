@@ -66,7 +66,8 @@ def runs() -> dict[str, tuple[object, dict, float]]:
 
 
 def first_per_label(views_csv: Path, k: int, out: Path) -> Path:
-    """The first ``k`` labelled photos of each product of ``views_csv``, as a CSV at ``out``."""
+    """The first ``k`` labelled photos of each product of ``views_csv``, as a CSV at ``out`` (in the same
+    folder: image paths stay relative)."""
     with open(views_csv, newline="") as f:
         rows = list(csv.DictReader(f))
     seen: dict[str, int] = {}
@@ -74,7 +75,7 @@ def first_per_label(views_csv: Path, k: int, out: Path) -> Path:
     for r in rows:
         if seen.get(r["product_id"], 0) < k:
             seen[r["product_id"]] = seen.get(r["product_id"], 0) + 1
-            keep.append({**r, "image": str((views_csv.parent / r["image"]).resolve())})
+            keep.append(r)
     out.parent.mkdir(parents=True, exist_ok=True)
     with open(out, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(rows[0]))
@@ -110,7 +111,7 @@ def run(name: str, seed: int, data: Path, work: Path) -> dict:
     if views == "all":
         views_arg = data / "views"
     elif views is not None:
-        views_arg = first_per_label(data / "views" / "views.csv", int(views), work / f"views-{views}.csv")
+        views_arg = first_per_label(data / "views" / "views.csv", int(views), data / "views" / f"first{views}.csv")
     samples = training_samples(data / "catalog", views_arg, cfg.label)
     subsets = None
     if held_share:

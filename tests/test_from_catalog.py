@@ -14,7 +14,7 @@ from core.data.shop_views import AUGMENTATIONS, shop_view
 from tests.conftest import SAMPLE
 from tests.test_cli import run
 
-N_PRODUCTS = 24  # the sample catalog's first products: the test's catalog, small enough for 2 CPU cores
+N_PRODUCTS = 12  # the sample catalog's first products: the test's catalog, small enough for 2 busy CPU cores
 
 
 def _picture(seed: int) -> Image.Image:

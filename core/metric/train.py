@@ -135,8 +135,10 @@ def training_samples(catalog_dir: str | Path, views: str | Path | None, label: s
     view_samples = []
     if views:
         v = Path(views)
-        rows, _ = read_queries(v / "views.csv" if v.is_dir() else v, label)
+        rows, skipped = read_queries(v / "views.csv" if v.is_dir() else v, label)
         rows = [(p, lab) for p, lab in rows if lab and p.is_file()]
+        if not rows:
+            raise ValueError(f"{views}: no usable labelled photo" + (f" ({skipped[0]})" if skipped else ""))
         for n, (p, lab) in enumerate(rows):
             view_samples.append(Sample(p, lab, False, file_digest(p)))
             if progress and (n % 64 == 63 or n == len(rows) - 1):
