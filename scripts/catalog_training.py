@@ -62,6 +62,8 @@ def runs() -> dict[str, tuple[object, dict, float]]:
                                     0.0)
     for k in (1, 3, 10):
         out[f"labels{k}+shop"] = (k, {"shop_views": CATALOG["shop_views"]}, 0.0)
+        out[f"labels{k}"] = (k, {}, 0.0)
+    out["heldout-products-labelled"] = ("all", {}, 0.2)
     return out
 
 

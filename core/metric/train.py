@@ -359,7 +359,8 @@ class FeatureTable:
                                            progress=stage_progress(progress, f"reading features ({view})"),
                                            digests=[shop.key(samples[i]) if view.startswith("shop") else
                                                     samples[i].digest for i in ids],
-                                           transform=shop.transform if shop else None)
+                                           transform=shop.transform if shop else None,
+                                           batch_size=8 if view.startswith("shop") else 32)  # drawn: slower
             keep = [j for j in range(len(ids)) if j not in errors]
             chunks.append(vecs[keep])
             for r, j in enumerate(keep):
