@@ -194,7 +194,8 @@ def main() -> None:
         return
     st.subheader("Metrics")
     st.caption(f"Ranking: {st.session_state.get('ev_rank_done', req.rank)}")
-    st.dataframe(pd.DataFrame({spec: ev.metrics for spec, (ev, _) in results.items()}).T, width="stretch")
+    st.dataframe(pd.DataFrame({spec: ev.metrics for spec, (ev, _) in results.items()}).T, width="stretch",
+                 column_config={"_index": st.column_config.TextColumn("embedder", width="large")})  # a spec whole
     for spec, (ev, _) in results.items():
         if ev.skipped:
             st.warning(f"{md(spec)}: {len(ev.skipped)} query row(s) skipped, e.g. {md(ev.skipped[0])}")

@@ -87,7 +87,8 @@ def test_calibration_sets_the_threshold_between_foreign_pictures_and_shopper_pho
     assert cal.closeness(foreign[0], best_similarity=0.1) < cal.threshold
 
 
-def test_non_matches_leave_out_the_products_own_pictures_and_photos(toy_index):
+def test_non_matches_leave_out_the_products_own_pictures_and_photos(toy_index, monkeypatch):
+    from core.search import calibration
     from core.search.calibration import match_similarities
 
     idx, centres, rng = toy_index
@@ -97,6 +98,9 @@ def test_non_matches_leave_out_the_products_own_pictures_and_photos(toy_index):
     pos, neg = match_similarities(idx, kq)
     assert len(pos) == 8 and (pos > 0.95).all()  # near their own product's pictures
     assert (neg < 0.3).all()  # the other products sit in other directions
+    monkeypatch.setattr(calibration, "SLICE", 3)  # a large catalog is read in slices: the same figures
+    sliced = match_similarities(idx, kq)
+    assert np.allclose(sliced[0], pos) and np.allclose(sliced[1], neg)
 
 
 # ---------------------------------------------------------------- cache: redone when what produced it changes
@@ -121,6 +125,19 @@ def test_calibration_is_cached_and_redone_when_the_embedder_or_the_negatives_cha
     monkeypatch.setattr(calibration, "negatives_key", lambda *a: "other-negatives")
     calibration.calibration_for(sample_index, embedder)
     assert calls == [1, 1]  # other foreign pictures (e.g. a new bundled catalog): calibrated again
+
+
+def test_a_damaged_cache_of_foreign_pictures_is_embedded_again(embedder, monkeypatch, tmp_path):
+    from core.search import negatives
+    from core.search.negatives import negatives_for
+
+    monkeypatch.setenv("VPS_CACHE", str(tmp_path))
+    monkeypatch.setattr(negatives, "BUNDLED", {})  # the generated pictures only: a small set
+    first = negatives_for(tmp_path / "elsewhere", set(), embedder)
+    (stored,) = tmp_path.glob("negatives/*/gen-*/vectors.npy")
+    stored.write_bytes(stored.read_bytes()[:100])  # truncated
+    again = negatives_for(tmp_path / "elsewhere", set(), embedder)
+    assert again.key == first.key and np.allclose(again.vectors, first.vectors, atol=1e-5)
 
 
 # ---------------------------------------------------------------- the measurement, as a user runs it
@@ -177,3 +194,14 @@ def grocery_index(tmp_path_factory, embedder):
     out = tmp_path_factory.mktemp("grocery")
     import_grocery(dataset("grocery"), out)
     return build_index(load_catalog(out / "catalog"), embedder, out / "index")[0], out
+
+
+def test_the_notice_judges_photos_not_texts(sample_index, embedder):
+    from core.search.engine import Searcher, SearchOptions
+
+    s = Searcher(sample_index, embedder)
+    far = _unit(np.random.default_rng(3).normal(size=embedder.dim))
+    photo = s.search(Query(far), SearchOptions(rank="distance"))
+    assert photo.no_close_match and photo.closeness < photo.threshold and photo.hits  # results still shown
+    text = s.search(Query(far, text="a red hat"), SearchOptions(rank="distance"))
+    assert text.threshold is None and not text.no_close_match  # calibrated on photos: a text is not judged

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import sys
 
-from core.cli.common import INDEX_HELP, embedder_arg, open_index, print_skipped, rank_args
+from core.cli.common import INDEX_HELP, embedder_arg, open_index, print_skipped, rank_args, status
 
 
 def args_search(p) -> None:
@@ -52,6 +52,8 @@ def _weights(a, searcher) -> dict[str, float] | None:
 
 
 def run_search(a) -> int:
+    if not a.json:  # at once: the model, the index and a new index's attribute filters take seconds to load
+        status(f"loading the index {a.index} and its embedder…")
     from core.data.images import ImageError
     from core.embedding.query import embed_query
     from core.search.engine import Searcher, SearchOptions

@@ -12,6 +12,7 @@ from core.config.runtime import release_memory
 from core.config.store import StoreError
 from core.data.catalog import Catalog, load_catalog
 from core.embedding import Embedder
+from core.index.prepared import prepared_vectors
 from core.index.product_index import IndexStateError, ProductIndex
 
 
@@ -99,7 +100,9 @@ def ensure_index(catalog_root: str | Path, embedder: Embedder, progress: Progres
         if not rebuild and index_state(catalog, embedder)[0] == "ok":  # built meanwhile by a flight now over
             flight.index = ProductIndex.load(d, embedder)
         else:
-            flight.index, _ = ProductIndex.build(catalog, embedder, d, progress=_relay(flight, progress))
+            prepared = prepared_vectors(catalog, embedder)  # the sample's vectors, shipped: no image embedded
+            flight.index, _ = ProductIndex.build(catalog, embedder, d, vectors=prepared,
+                                                 progress=False if prepared is not None else _relay(flight, progress))
         return flight.index
     except BaseException as e:
         flight.error = e

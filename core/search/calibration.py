@@ -42,6 +42,7 @@ VERSION = 2
 MATCH_QUANTILE = 0.03
 FOREIGN_QUANTILE = 0.97
 RECALIBRATE_SHARE = 0.5
+SLICE = 20_000  # catalog pictures compared at once (memory stays bounded on a large catalog)
 REFERENCE = "reference.npy"
 
 
@@ -85,22 +86,29 @@ def _best(S: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
 def match_similarities(index: IndexBackend, kq: KnownQueries) -> tuple[np.ndarray, np.ndarray]:
     """(match, non-match) closeness per known query (see the module doc). A query is left out when none of its
-    relevant products is in the catalog."""
+    relevant products is in the catalog. The catalog is read in slices of :data:`SLICE` pictures."""
     ids = np.flatnonzero(index.alive)
-    pids = index.item_pid[ids]
     if not kq.queries or not len(ids):
         return np.zeros(0), np.zeros(0)
     Q = np.stack([q.vector for q in kq.queries]).astype(np.float32)
-    S = Q @ np.asarray(index.vectors[ids], np.float32).T
-    K = Q @ Q.T
     n = len(Q)
-    rel = np.stack([np.isin(pids, list(r)) for r in kq.relevant])  # (queries, catalog pictures)
-    own = np.array([ids == o if o is not None else np.zeros(len(ids), bool) for o in kq.own_image])
+    own_of = np.array([-1 if o is None else o for o in kq.own_image])
+    best_any, best_other = np.full(n, np.nan), np.full(n, np.nan)
+    usable = np.zeros(n, bool)
+    for s in range(0, len(ids), SLICE):
+        part = ids[s:s + SLICE]
+        pids = index.item_pid[part]
+        S = Q @ np.asarray(index.vectors[part], np.float32).T
+        rel = np.stack([np.isin(pids, list(r)) for r in kq.relevant])  # (queries, pictures of this slice)
+        own = part[None, :] == own_of[:, None]
+        usable |= (rel & ~own).any(1)
+        best_any = np.fmax(best_any, _best(S, ~own))
+        best_other = np.fmax(best_other, _best(S, ~rel & ~own))
+    K = Q @ Q.T
     same = np.array([[bool(a & b) for b in kq.relevant] for a in kq.relevant])  # queries of the same products
-    usable = (rel & ~own).any(1)
     others = ~np.eye(n, dtype=bool)
-    pos = np.fmax(_best(S, ~own), _best(K, others))
-    neg = np.fmax(_best(S, ~rel & ~own), _best(K, others & ~same))
+    pos = np.fmax(best_any, _best(K, others))
+    neg = np.fmax(best_other, _best(K, others & ~same))
     return pos[usable], neg[usable]
 
 
@@ -128,8 +136,8 @@ def foreign_closeness(index: IndexBackend, reference: np.ndarray, vectors: np.nd
         return np.zeros(0)
     ids = np.flatnonzero(index.alive)
     best = np.full(len(vectors), -1.0, np.float32)
-    for s in range(0, len(ids), 20_000):  # a large catalog in slices
-        best = np.maximum(best, (vectors @ np.asarray(index.vectors[ids[s:s + 20_000]], np.float32).T).max(1))
+    for s in range(0, len(ids), SLICE):
+        best = np.maximum(best, (vectors @ np.asarray(index.vectors[ids[s:s + SLICE]], np.float32).T).max(1))
     if len(reference):
         best = np.maximum(best, (vectors @ reference.T).max(1))
     return best

@@ -151,10 +151,14 @@ def negatives_for(own_root: Path, own_products: set[str], embedder: Embedder) ->
     key = _key(paths, embedder)
     d = cache_dir() / "negatives" / f"{slug(embedder.spec)}-{key}"
     expected = {"version": VERSION, "key": key}
-    got = read_current(d) if d.exists() else None
-    if got and not stale_key(got[1], expected):
-        vec = np.load(got[0] / "vectors.npy")
-        return Negatives(vec, got[1]["groups"], key)
+    try:  # a missing, stale or damaged cache is embedded again
+        got = read_current(d) if d.exists() else None
+        if got and not stale_key(got[1], expected):
+            vec = np.load(got[0] / "vectors.npy", allow_pickle=False)
+            if vec.ndim == 2 and len(vec) == len(got[1]["groups"]) and vec.shape[1] == embedder.dim:
+                return Negatives(vec.astype(np.float32), list(got[1]["groups"]), key)
+    except (OSError, ValueError, KeyError, TypeError, RuntimeError):
+        pass
     sources = [generated_image(i) for i in range(N_GENERATED)] + paths
     vecs, errors = embed_sources(embedder, sources, desc="pictures of other things")
     groups = [g for i, g in enumerate(["generated"] * N_GENERATED + groups) if i not in errors]
