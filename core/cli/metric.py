@@ -16,7 +16,8 @@ def args_train_metric(p) -> None:
     p.add_argument("--from-catalog", action="store_true",
                    help="train on synthetic shop photos of every catalog picture (crops, copies, backgrounds, "
                         f"light, blur, a hand or a price tag): no labelled photos needed (base {DEFAULT_SPEC}, "
-                        "identity head); with --views, on both")
+                        "identity head); with --views, on both (on grocery that lowered recall: "
+                        "docs/metric_learning.md)")
     p.add_argument("--shop-views", type=int, default=None,
                    help="synthetic shop photos per catalog picture (default with --from-catalog: 12)")
     p.add_argument("--head-init", choices=("random", "identity"), default=None,
