@@ -3,7 +3,8 @@ by string, so no engine module imports a benchmark."""
 
 from __future__ import annotations
 
-SECTIONS = ("embed", "query", "ann", "umap", "regions", "app", "milvus", "ray", "served")
+SECTIONS = ("embed", "query", "ann", "umap", "regions", "app", "milvus", "ray", "nomatch", "served", "browser")
+ON_REQUEST = ("served", "browser")  # sections that drive a browser: only when asked
 
 
 def args_bench(p) -> None:
@@ -13,18 +14,29 @@ def args_bench(p) -> None:
                    help=f"comma list of {','.join(SECTIONS)} (default: all but served; --quick leaves out umap, "
                         "whose numba compilation alone takes about a minute, regions, app, milvus and ray; app: the "
                         "app's latency against its goals; milvus: the Milvus backend; ray: catalog embedding on Ray "
-                        "Data; served: a browser load test of the served app)")
+                        "Data; nomatch: the \"no close match\" notice's rates on the real datasets; served: a "
+                        "browser load test of the served app; browser: the app's latency in headless Chromium from "
+                        "a fresh cache, against its goals)")
     p.add_argument("--workdir", default=None, help="scratch folder for synthetic data (default: a temp dir)")
+    p.add_argument("--query-sizes", default=None, metavar="N,N",
+                   help="catalog sizes of the query section (default 10000,100000,1000000; --quick: 5000)")
     p.add_argument("--ann-budget", type=float, default=900.0, help="seconds after which ANN cases are skipped")
 
 
 def run_bench(a) -> int:
     from benchmarks.suite import run
 
-    default = SECTIONS[:3] if a.quick else SECTIONS[:-1]  # served (a browser load test) only when asked
+    default = SECTIONS[:3] if a.quick else tuple(s for s in SECTIONS if s not in ON_REQUEST)
     sections = tuple(s.strip() for s in a.sections.split(",")) if a.sections else default
     unknown = sorted(set(sections) - set(SECTIONS))
     if unknown:
         raise ValueError(f"unknown section {unknown[0]!r}; choose from {', '.join(SECTIONS)}")
-    run(quick=a.quick, out=a.out, workdir=a.workdir, sections=sections, ann_budget_s=a.ann_budget)
+    try:
+        sizes = tuple(int(x) for x in a.query_sizes.split(",")) if a.query_sizes else None
+    except ValueError:
+        raise ValueError(f"--query-sizes {a.query_sizes!r}: give catalog sizes such as 100000,1000000") from None
+    if sizes and min(sizes) < 100:
+        raise ValueError("--query-sizes: each size must be at least 100")
+    run(quick=a.quick, out=a.out, workdir=a.workdir, sections=sections, ann_budget_s=a.ann_budget,
+        query_sizes=sizes)
     return 0

@@ -5,63 +5,72 @@ ones (with an undo). The page only renders; the work is done by ``core``."""
 from __future__ import annotations
 
 import time
-from dataclasses import replace
 
-import numpy as np
 import streamlit as st
 
-from core.data.columns import ColumnTypes, catalog_column_types
+from ui.frame import Frame, first_paint
+from ui.nav import use_app_navigation
+
+use_app_navigation()
+st.set_page_config(page_title="Search · Visual product search", page_icon="🔎", layout="wide")
+FRAME = first_paint(":material/image_search: Visual product search",  # before the engine is even imported
+                    wide_query=bool(st.session_state.get("find_products")))  # room to click the products found
+
+from core.data.columns import ColumnTypes
 from core.embedding.decode import Crop
 from core.embedding.query import Query
 from core.explore.projection import warm_up_in_background
 from core.index import Hit
-from core.search.engine import SearchOptions
 from core.search.explain import shared_range
-from core.search.facets import Facet, facets, where_clauses
-from core.search.feedback import arrange, refine
-from ui.bounded import bounded
-from ui.common import USER_ERRORS, Context, get_searcher, md, show_error, sidebar, thumbnail_bytes
+from core.search.facets import Facet
+from ui.common import USER_ERRORS, Context, get_searcher, key_label, md, show_error, sidebar, thumbnail_bytes
+from ui.example_note import example_note
 from ui.feedback import forget_votes_on_new_query, reset_votes, summary, undo, vote, votes
-from ui.nav import use_app_navigation
 from ui.query import crop_picker, embedded_query, photo_picker, query_key, text_picker
 from ui.regions import region_picker
 from ui.scores import legend, score_bar
-from ui.state import app_state, keep, sync_url
+from ui.state import MAX_K, Photo, app_state, bind, sync_url
+from ui.view import catalog_facets, catalog_types, facet_range, set_filter, valid_selection, view_results, view_where
 
 COLUMNS = 5
+SHORT_TEXT = 90  # characters of a long text field shown on a card
 
 
-def search_settings(ctx: Context, types: ColumnTypes) -> tuple[int, float, list[str], str]:
-    """Sidebar: number of results, minimum similarity, ranking and metadata filters -> (k, min_score, where, rank).
-    Each is kept across page switches."""
+def search_settings(ctx: Context, types: ColumnTypes) -> list[str]:
+    """Sidebar: number of results, minimum similarity, ranking and metadata filters, bound to the app state (so
+    they survive page switches and travel in the URL) -> the search filters."""
+    state = app_state()
     with st.sidebar:
         st.subheader("Results")
-        keep("k", 10, lambda v: isinstance(v, int) and 1 <= v <= 30)
-        k = st.slider("How many products", 1, 30, key="k")
-        keep("rerank", True, lambda v: isinstance(v, bool))
+        bind("k", state.k, lambda v: isinstance(v, int) and 1 <= v <= MAX_K)
+        state.k = st.slider("How many products", 1, MAX_K, key="k")
+        bind("rerank", state.rank != "distance", lambda v: isinstance(v, bool))
         rerank = st.toggle("Re-rank by attribute filters", key="rerank",
                            help="Similarity plus agreement in colour and the catalog's attributes (see Why these "
                                 "results); off: nearest neighbours by embedding distance only.")
-        keep("min_score", 0.0, lambda v: isinstance(v, float) and 0.0 <= v <= 1.0)
-        min_score = st.slider("Minimum similarity", 0.0, 1.0, step=0.01, key="min_score",
-                              help="Cosine similarity between the query and a product's best image; 0 shows all.")
+        state.rank = (state.rank if state.rank != "distance" else "static") if rerank else "distance"
+        if state.rank == "dynamic":
+            st.caption("Weights predicted per query (the dynamic ranker chosen on Why these results).")
+        bind("min_score", state.min_score, lambda v: isinstance(v, float) and 0.0 <= v <= 1.0)
+        state.min_score = st.slider("Minimum similarity", 0.0, 1.0, step=0.01, key="min_score",
+                                    help="Cosine similarity between the query and a product's best image; 0 shows "
+                                         "all.")
         st.subheader("Filters")
-        live = {p: ctx.index.products[p] for p in ctx.index.live_products()}
-        available = facets(live, types=types)  # columns.json honoured
-        selected: dict[str, list[str] | tuple[float, float]] = {}
+        available = catalog_facets(ctx, types)
+        view_where(available)  # the state's filters, checked against this catalog's
         for f in available:
-            selected[f.column] = facet_widget(f)
-    return k, min_score, where_clauses(selected, available), ("static" if rerank else "distance")
+            set_filter(f, facet_widget(f))
+    return view_where(available)
 
 
 def facet_widget(f: Facet) -> list[str] | tuple[float, float]:
     key = f"filter_{f.column}"
+    kept = app_state().filters.get(f.column)
     if f.kind == "categorical":
-        keep(key, [], lambda v: isinstance(v, list) and set(v) <= set(f.options))
+        bind(key, kept or [], lambda v: valid_selection(f, v))
         return st.multiselect(f.column.capitalize(), f.options, key=key, placeholder="any")
-    step = 1.0 if f.high - f.low > 20 else 0.1
-    lo, hi = float(np.floor(f.low / step) * step), float(np.ceil(f.high / step) * step)
-    keep(key, (lo, hi), lambda v: isinstance(v, tuple) and len(v) == 2 and lo <= v[0] <= v[1] <= hi)
+    lo, hi, step = facet_range(f)
+    bind(key, kept or (lo, hi), lambda v: valid_selection(f, v))
     return st.slider(f.column.capitalize(), lo, hi, step=step, key=key)
 
 
@@ -78,9 +87,10 @@ def result_card(hit: Hit, v: dict[str, int], dims: list[str], x_range: tuple[flo
     st.caption(md(" · ".join(d for d in details if d)))
     if card.price:
         st.markdown(f"**{md(card.price)}**")
-    for col, text in card.long_text:
-        with st.expander(col.replace("_", " ").capitalize()):
-            st.text(text)
+    for col, text in card.long_text:  # the start of it (a narrow card), the whole of it on hover
+        short = text if len(text) <= SHORT_TEXT else text[:SHORT_TEXT].rsplit(" ", 1)[0] + "…"
+        st.caption(f"{md(col.replace('_', ' ').capitalize())}: {md(short)}",
+                   help=md(text) if short != text else None)
     mark = {1: " · liked, pinned", -1: " · disliked"}.get(v.get(hit.product_id, 0), "")
     st.caption(f"#{hit.rank} · {md(hit.product_id)} · similarity {hit.similarity:.3f}{mark}")
     parts = " + ".join(f"{md(d.replace('_', ' '))} {c:.2f}" for d, c in hit.contributions.items() if c)
@@ -109,17 +119,13 @@ def hidden_row(ctx: Context, hidden: list[str]) -> None:
                                    icon=":material/undo:", help=f"Show {md(pid)} again")
 
 
-def results(ctx: Context, q: Query, k: int, min_score: float, where: list[str], rank: str,
-            types: ColumnTypes) -> bool:
+def results(ctx: Context, q: Query, where: list[str], types: ColumnTypes, photo: Photo | None = None) -> bool:
     """Draw the results; True when they are ranked by distance only while the attribute filters are prepared
     (a catalog's first search: results at once, the page re-ranks when the filters are ready)."""
     v = votes()
     searcher = get_searcher(ctx, wait=False)
     t0 = time.perf_counter()
-    q = replace(q, vector=refine(ctx.index, q.vector, v)) if v else q
-    opts = SearchOptions.make(k=k + len(v), where=where, min_similarity=min_score, rank=rank)
-    res = bounded(searcher.search, q, opts, wait=False)
-    shown = arrange(res.hits, v, k)
+    res, shown = view_results(ctx, searcher, q, where, wait=False)
     ms = (time.perf_counter() - t0) * 1000
     head, reset = st.columns([4, 1])
     fb = f" · {summary(v)}" if v else ""
@@ -127,14 +133,14 @@ def results(ctx: Context, q: Query, k: int, min_score: float, where: list[str], 
                   + (f" · filters: {md(' & '.join(where))}" if where else ""))
     if v:
         reset.button("Reset feedback", on_click=reset_votes, key="reset_feedback")
-    if res.no_close_match:  # the catalog's calibrated threshold: nothing here is the same product
-        best = max((h.similarity for h in res.hits), default=None)
-        st.warning("No close match: " + (f"the best similarity {best:.3f} is" if best is not None else "nothing is")
-                   + f" below this catalog's threshold {res.threshold:.3f}; these are the nearest products anyway.")
+    if res.no_close_match:  # below the catalog's calibrated closeness: nothing here is the same product
+        st.warning("No close match: nothing in this catalog looks like this photo. These are the closest products "
+                   "anyway, probably not the same item.")
     if res.preparing:
         st.info("Nearest products by similarity for now: this catalog's attribute filters (colour, learned heads) "
                 "and its close-match threshold are being prepared, once. The results re-rank by themselves when "
                 "they are ready.", icon=":material/hourglass_top:")
+    example_note(ctx, photo, shown.hits, app_state().rank)  # a labelled example missed: what it is, and the fix
     hidden_row(ctx, shown.hidden)
     if shown.missing:
         st.caption("Liked, not among these results (filters or minimum similarity): "
@@ -152,22 +158,25 @@ def results(ctx: Context, q: Query, k: int, min_score: float, where: list[str], 
     return res.preparing
 
 
-def main() -> None:
-    use_app_navigation()
-    st.set_page_config(page_title="Search · Visual product search", page_icon="🔎", layout="wide")
-    ctx = sidebar()
+def main(frame: Frame) -> None:
+    """The page below its first paint: the sidebar loads the model and the index (progress in ``frame.status``),
+    the query column, then the results in place of the skeleton."""
+    with frame.status:
+        ctx = sidebar()
     if ctx is None:
+        frame.shown()
         st.stop()
     try:
-        types = catalog_column_types(ctx.catalog_dir, {p: ctx.index.products[p] for p in ctx.index.live_products()})
-        k, min_score, where, rank = search_settings(ctx, types)
+        types = catalog_types(ctx)
+        where = search_settings(ctx, types)
     except USER_ERRORS as e:
+        frame.shown()
         show_error(e)
         st.stop()
-    st.title(":material/image_search: Visual product search")
-    st.caption(f"{len(ctx.index)} products · embedder {md(ctx.spec)} ({ctx.embedder.dim}-d) · "
-               "give a photo of a product; the most similar catalog products come first.")
-    left, right = st.columns([1, 3], gap="large")
+    frame.describe(f"{md(key_label(app_state().catalog))} · {len(ctx.index)} products · embedder "
+                   f"{md(ctx.spec)} ({ctx.embedder.dim}-d) · give a photo of a product; the most similar "
+                   "catalog products come first.")
+    left, right = frame.left, frame.right
     with left:
         try:
             photo = photo_picker(ctx)
@@ -181,13 +190,16 @@ def main() -> None:
         sync_url(app_state())
     with right:
         if photo is None and not text.strip():
+            frame.shown()
             st.info("Choose an example photo, upload one or take one with the camera to search the catalog.")
             return
         try:
             q = embedded_query(ctx, photo, crop, text, weight)
             forget_votes_on_new_query(query_key(ctx, photo, crop, text, weight))
-            preparing = results(ctx, q, k, min_score, where, rank, types)
+            frame.shown()
+            preparing = results(ctx, q, where, types, photo)
         except USER_ERRORS as e:
+            frame.shown()
             show_error(e)
             return
     if preparing:  # the results are on screen; wait for the filters, then draw the full ranking
@@ -203,4 +215,4 @@ def main() -> None:
     warm_up_in_background()  # the map's UMAP compiles while the user reads the results
 
 
-main()
+main(FRAME)

@@ -4,16 +4,23 @@ the current query (and the query refined by feedback) among its neighbours."""
 from __future__ import annotations
 
 import streamlit as st
+from streamlit.delta_generator import DeltaGenerator
+
+from ui.frame import Frame, first_paint
+from ui.nav import use_app_navigation
+
+use_app_navigation()
+st.set_page_config(page_title="Embedding map", layout="wide")
+FRAME = first_paint("Embedding map", cards=0)  # before the engine is imported
 
 from core.embedding.decode import Crop
 from core.explore.map_view import PlacedQuery, colour_columns, map_table, place_query
 from core.explore.projection import Projection, UmapParams
 from ui.auth import can_edit
-from ui.common import USER_ERRORS, Context, md, show_error, sidebar, thumbnail_bytes
+from ui.common import USER_ERRORS, Context, key_label, md, show_error, sidebar, thumbnail_bytes
 from ui.explore import get_projection, umap_controls
 from ui.feedback import refined_vector
 from ui.hover_map import hover_map
-from ui.nav import use_app_navigation
 from ui.query import crop_picker, embedded_query, photo_picker, query_key, state_text
 from ui.state import app_state, sync_url
 
@@ -28,20 +35,20 @@ def size_note(proj: Projection) -> str:
             f"(first projection took {m['fit_seconds']} s){how}")
 
 
-def placed_query(ctx: Context, proj: Projection) -> tuple[PlacedQuery | None, PlacedQuery | None]:
+def placed_query(ctx: Context, proj: Projection) -> tuple[PlacedQuery | None, PlacedQuery | None, DeltaGenerator]:
     """The current query (the search page's, or another photo chosen here) placed on the map on request, and the
-    same query refined by the thumbs given on the search page (None when there are none)."""
+    same query refined by the thumbs given on the search page (None when there are none); and where the map goes:
+    beside the query's column (a tall photo never pushes the map down), or the whole width."""
     if not st.toggle("Place the query on the map", key="map_place",
                      help="The search page's query (same photo and crop); choosing another here changes it there."):
-        return None, None
-    left, right = st.columns([1, 2], gap="large")
-    with right:
+        return None, None, st.container()
+    left, right = st.columns([1, 3], gap="medium")
+    with left:
         k = st.slider("Neighbours to join", 1, 20, 5, key="map_k")
         st.caption("The star is placed with UMAP `transform`; the lines join it to its k nearest products in the "
                    "**full embedding space**. 2D distances only approximate the real ones, so a line may cross "
                    "the map to a point that looks far away. A red diamond is the query refined by your thumbs on "
                    "the search page.")
-    with left:
         try:
             photo = photo_picker(ctx)
             crop = (crop_picker(photo, ctx) if photo else None) or Crop()
@@ -49,14 +56,14 @@ def placed_query(ctx: Context, proj: Projection) -> tuple[PlacedQuery | None, Pl
             text, weight = state_text(ctx)
             if photo is None and not text.strip():
                 st.info("Choose a photo to place it on the map.")
-                return None, None
+                return None, None, right
             q = embedded_query(ctx, photo, crop, text, weight)
             refined = refined_vector(ctx.index, q.vector, query_key(ctx, photo, crop, text, weight))
             return (place_query(ctx.index, proj, q.vector, k),
-                    place_query(ctx.index, proj, refined, k) if refined is not None else None)
+                    place_query(ctx.index, proj, refined, k) if refined is not None else None, right)
         except USER_ERRORS as e:
             show_error(e)
-            return None, None
+            return None, None, right
 
 
 def map_params() -> UmapParams:
@@ -68,13 +75,13 @@ def map_params() -> UmapParams:
     return UmapParams()
 
 
-def main() -> None:
-    use_app_navigation()
-    st.set_page_config(page_title="Embedding map", layout="wide")
-    st.title("Embedding map")
-    ctx = sidebar()
+def main(frame: Frame) -> None:
+    with frame.status:
+        ctx = sidebar()
     if ctx is None:
         st.stop()
+    frame.describe(f"{md(key_label(app_state().catalog))} · {len(ctx.index)} products · embedder "
+                   f"{md(ctx.spec)}")
     st.caption("Each point is one catalog image, placed by UMAP so that images with similar embeddings land close "
                "together. Hover a point to see its picture; click it for its details below. The projection is "
                "computed once per index and settings and cached on disk.")
@@ -87,9 +94,10 @@ def main() -> None:
     st.caption(size_note(proj))
     rows = map_table(ctx.index, proj)
     colour = st.selectbox("Colour by", colour_columns(rows), key="map_colour")
-    query, refined = placed_query(ctx, proj)
+    query, refined, area = placed_query(ctx, proj)
     try:
-        clicked = hover_map(rows, colour or "category", query=query, refined=refined, key="map_chart")
+        with area:
+            clicked = hover_map(rows, colour or "category", query=query, refined=refined, key="map_chart")
     except USER_ERRORS as e:
         show_error(e)
         st.stop()
@@ -112,4 +120,4 @@ def main() -> None:
                                           width=160)
 
 
-main()
+main(FRAME)

@@ -3,30 +3,37 @@ dynamic weights, and each result's score split into its contributions."""
 
 from __future__ import annotations
 
-import plotly.graph_objects as go
 import streamlit as st
+
+from ui.frame import Frame, first_paint
+from ui.nav import use_app_navigation
+
+use_app_navigation()
+st.set_page_config(page_title="Why these results", layout="wide")
+FRAME = first_paint("Why these results", cards=0)  # before the engine is imported
+
+import plotly.graph_objects as go
 
 from core.data.text import plain
 from core.embedding.decode import Crop
 from core.explore.map_view import esc
-from core.search.engine import Searcher, SearchOptions, SearchResult
+from core.search.engine import Searcher, SearchResult
 from core.search.explain import score_parts, scorer_rows, shared_range, top_attributes
-from core.search.ranking import SIMILARITY, RankingError, default_weights, load_presets, save_preset
+from core.search.feedback import Arranged
+from core.search.ranking import SIMILARITY, RankingError, load_presets, save_preset
 from ui.auth import can_edit
-from ui.bounded import bounded
-from ui.common import USER_ERRORS, Context, get_searcher, md, show_error, sidebar
-from ui.nav import use_app_navigation
-from ui.query import crop_picker, embedded_query, photo_picker, state_text
-from ui.state import app_state, sync_url
-
-RANKINGS = ["static", "dynamic", "distance"]
+from ui.common import USER_ERRORS, Context, get_searcher, key_label, md, show_error, sidebar
+from ui.feedback import forget_votes_on_new_query, summary, votes
+from ui.query import crop_picker, embedded_query, photo_picker, query_key, state_text
+from ui.state import RANKS, app_state, bind, sync_url
+from ui.view import catalog_facets, catalog_types, view_results, view_where
 
 
 def static_weights(searcher: Searcher) -> dict[str, float]:
     """Preset and per-dimension sliders; a preset can be saved."""
     presets = load_presets()
     name = st.selectbox("Preset", ["default", *presets], key="why_preset")
-    base = default_weights(searcher.dims) if name == "default" else presets[name]
+    base = searcher.default_weights if name == "default" else presets[name]
     cols = st.columns(len(searcher.dims))
     weights = {d: c.slider(md(d), 0.0, 3.0, float(base.get(d, 0.0)), 0.05, key=f"w_{name}_{d}")
                for d, c in zip(searcher.dims, cols)}
@@ -69,38 +76,52 @@ def explanation(res: SearchResult) -> None:
                       for d, top in top_attributes(res.query_attributes).items()], hide_index=True)
 
 
-def result_rows(res: SearchResult) -> None:
-    """Each result with its contributions; every chart on one x-axis range, so bars compare across results."""
-    lo, hi = shared_range(res.hits)
-    for h in res.hits:
+def result_rows(res: SearchResult, shown: Arranged) -> None:
+    """Each result as the search page shows it (liked pinned first, disliked hidden) with its contributions;
+    every chart on one x-axis range, so bars compare across results."""
+    v = votes()
+    if shown.pinned or shown.hidden:
+        st.caption(f"As on the search page, {summary(v)}: liked products pinned first, disliked ones hidden.")
+    if shown.missing:
+        st.caption("Liked, not among these results (filters or minimum similarity): " + md(", ".join(shown.missing)))
+    lo, hi = shared_range(shown.hits)
+    for h in shown.hits:
         a, b = st.columns([1, 3])
         a.image(h.image, width="stretch")
-        a.caption(f"#{h.rank} {md(h.product_id)} · {md(h.fields.get('title', ''))}")
+        mark = " · liked, pinned" if v.get(h.product_id, 0) > 0 else ""
+        a.caption(f"#{h.rank} {md(h.product_id)} · {md(h.fields.get('title', ''))}{mark}")
         parts = score_parts(h, res.weights)
-        fig = go.Figure(go.Bar(x=[p.contribution for p in parts], y=[esc(p.dimension) for p in parts],
+        fig = go.Figure(go.Bar(x=[p.contribution for p in parts], y=[esc(p.dimension.replace("_", " ")) for p in parts],
                                orientation="h", text=[p.label for p in parts], hoverinfo="x+y",
+                               textposition="outside", cliponaxis=False, textfont={"size": 13},
                                marker_color=["#888" if p.dimension == SIMILARITY else "#1f77b4" for p in parts]))
-        fig.update_layout(height=160, margin=dict(l=0, r=0, t=20, b=0), title=f"score {h.score:.3f}")
+        fig.update_layout(height=70 + 28 * len(parts), margin=dict(l=0, r=90, t=30, b=0),  # room for the labels
+                          title=f"score {h.score:.3f}", font={"size": 13})
+        fig.update_yaxes(automargin=True, tickfont={"size": 13})
         fig.update_xaxes(range=[lo, hi * 1.05], title_text="contribution to the score (one scale for all results)")
         b.plotly_chart(fig, width="stretch", key=f"bar{h.rank}")
 
 
-def main() -> None:
-    use_app_navigation()
-    st.set_page_config(page_title="Why these results", layout="wide")
-    st.title("Why these results")
-    ctx = sidebar()
+def view_note(where: list[str], weights: dict[str, float] | None) -> None:
+    """What the results share with the search page's (its filters, count, minimum similarity) and where they differ
+    (weights moved here)."""
+    state = app_state()
+    parts = [f"{state.k} result(s)"] + ([f"minimum similarity {state.min_score:.2f}"] if state.min_score else []) \
+        + ([f"filters: {md(' & '.join(where))}"] if where else [])
+    st.caption("The search page's view: " + " · ".join(parts) + " (set in its sidebar).")
+    if weights is not None:
+        st.caption("Your weights here differ from the catalog's defaults, which the search page uses: the order "
+                   "may differ from its.")
+
+
+def main(frame: Frame) -> None:
+    with frame.status:
+        ctx = sidebar()
     if ctx is None:
         st.stop()
-    try:
-        searcher = get_searcher(ctx)
-        rows = scorer_rows(searcher.ranker)
-    except USER_ERRORS as e:
-        show_error(e)
-        st.stop()
-    with st.expander("Attribute scorers"):
-        st.table([{k: plain(v) if isinstance(v, str) else v for k, v in r.items()} for r in rows])
-    left, right = st.columns([1, 2], gap="large")
+    frame.describe(f"{md(key_label(app_state().catalog))} · {len(ctx.index)} products · embedder "
+                   f"{md(ctx.spec)}")
+    left, right = frame.left, frame.right  # where the search page has its query and results
     with left:
         st.caption("The search page's query (same photo and crop); choosing another here changes it there too.")
         try:
@@ -115,20 +136,36 @@ def main() -> None:
         left.info("Choose a photo (here or on the search page) to see how it is ranked.")
         st.stop()
     with right:
-        mode = st.radio("Ranking", RANKINGS, horizontal=True, key="why_rank",
-                        help="static: your weights; dynamic: weights predicted per query; distance: similarity only")
+        try:
+            searcher = get_searcher(ctx)
+            rows = scorer_rows(searcher.ranker)
+        except USER_ERRORS as e:
+            show_error(e)
+            st.stop()
+        with st.expander("Attribute scorers"):
+            st.table([{k: plain(v) if isinstance(v, str) else v for k, v in r.items()} for r in rows])
+        state = app_state()
+        bind("why_rank", state.rank, RANKS.__contains__)
+        state.rank = mode = st.radio("Ranking", RANKS, horizontal=True, key="why_rank",
+                                     help="static: your weights; dynamic: weights predicted per query; distance: "
+                                          "similarity only. The search page ranks the same way.")
+        sync_url(state)
         weights = static_weights(searcher) if mode == "static" else None
+        if weights is not None and weights == searcher.default_weights:
+            weights = None
         if mode == "dynamic" and not dynamic_ready(ctx, searcher):
             st.stop()
         try:
+            where = view_where(catalog_facets(ctx, catalog_types(ctx)))
             query = embedded_query(ctx, photo, crop, text, weight)
-            res = bounded(searcher.search, query, SearchOptions.make(k=10, rank=mode, weights=weights))
+            forget_votes_on_new_query(query_key(ctx, photo, crop, text, weight))
+            res, shown = view_results(ctx, searcher, query, where, weights=weights)
         except USER_ERRORS as e:
             show_error(e)
             st.stop()
         explanation(res)
-    st.subheader("Results")
-    result_rows(res)
+        view_note(where, weights)
+        st.subheader("Results")
+        result_rows(res, shown)
 
-
-main()
+main(FRAME)

@@ -14,7 +14,7 @@ from core.embedding.head import head_specs
 from core.evaluation.evaluate import Evaluation, Failure, evaluate, failure_details, query_files_near
 from core.explore.map_view import map_figure, map_table
 from core.explore.projection import UmapParams
-from core.metric.train import TrainConfig, train_head
+from core.metric.train import FROM_CATALOG, TrainConfig, train_head
 from ui.auth import edit_gate
 from ui.common import (
     USER_ERRORS,
@@ -125,7 +125,7 @@ def maps(ctx: Context, specs: list[str], label: str) -> None:
                 show_error(e)
 
 
-NO_VIEWS = "none: the catalog's own images only"
+NO_VIEWS = "none: made-up shop photos of the catalog's own pictures"
 
 
 def train_form(ctx: Context, evaluated_on: str) -> None:
@@ -135,7 +135,9 @@ def train_form(ctx: Context, evaluated_on: str) -> None:
         if not edit_gate("training a head"):
             return
         st.caption(f"Fits a projection head on {METRIC_BASE_SPEC} features so that distance means \"same product\" "
-                   "(the same as `python -m core train-metric`); a few minutes on 2 CPU cores.")
+                   "(the same as `python -m core train-metric`); a few minutes on 2 CPU cores. Without labelled "
+                   "photos it learns from made-up shop photos of each catalog picture (close-ups, several copies, "
+                   "other products behind, other light, a hand or a price tag over it: `--from-catalog`).")
         sets = [str(p) for p in query_files_near(ctx.catalog_dir)]
         views = st.selectbox("Labelled photos to learn from", [*sets, NO_VIEWS], key="tr_views",
                              help="Photos of catalog products (image,product_id); pick another set than the one you "
@@ -147,16 +149,24 @@ def train_form(ctx: Context, evaluated_on: str) -> None:
         if not st.button("Train", key="tr_go", type="primary"):
             return
         out = cache_dir() / "heads" / slug(str(ctx.catalog_dir)) / f"e{epochs}-{slug(Path(views).stem)}"
-        bar = st.progress(0.0, text="Reading the catalog and the photos (one backbone pass each, cached)…")
+        bar = st.progress(0.0, text="Listing the catalog and the photos…")
+        cfg = TrainConfig(epochs=epochs, **(FROM_CATALOG if views == NO_VIEWS else {}))
         try:
             res = train_head(get_embedder(METRIC_BASE_SPEC), ctx.catalog_dir, None if views == NO_VIEWS else views,
-                             out, TrainConfig(epochs=epochs),
-                             progress=lambda i, n: bar.progress(i / max(n, 1), text=f"Training: epoch {i} of {n}…"))
+                             out, cfg,
+                             progress=lambda stage, i, n: bar.progress(min(i / max(n, 1), 1.0),
+                                                                       text=f"{stage.capitalize()} {i} of {n}…"))
         except USER_ERRORS as e:
             bar.empty()
             show_error(e)
             return
         bar.empty()
+        if res.synthetic and not res.beats_base:
+            st.warning(f"Trained {len(res.history)} epoch(s) in {res.seconds:.0f} s, but the head does not find "
+                       f"the products of held-out made-up shop photos more often than {METRIC_BASE_SPEC} as it is "
+                       f"({res.best.get('recall@1', 0):.3f} vs {res.zero_shot.get('recall@1', 0):.3f} first-hit "
+                       "rate): keep the embedder you have.")
+            return
         flash(f"Trained {len(res.history)} epoch(s) in {res.seconds:.0f} s: {md(res.spec)} is now among "
               "\"Embedders to compare\"; press Evaluate to see it next to the base embedder.")
         st.session_state["tr_new_spec"] = res.spec
@@ -182,7 +192,8 @@ def main() -> None:
         return
     st.subheader("Metrics")
     st.caption(f"Ranking: {st.session_state.get('ev_rank_done', req.rank)}")
-    st.dataframe(pd.DataFrame({spec: ev.metrics for spec, (ev, _) in results.items()}).T, width="stretch")
+    st.dataframe(pd.DataFrame({spec: ev.metrics for spec, (ev, _) in results.items()}).T, width="stretch",
+                 column_config={"_index": st.column_config.TextColumn("embedder", width="large")})  # a spec whole
     for spec, (ev, _) in results.items():
         if ev.skipped:
             st.warning(f"{md(spec)}: {len(ev.skipped)} query row(s) skipped, e.g. {md(ev.skipped[0])}")

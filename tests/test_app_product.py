@@ -15,6 +15,7 @@ from streamlit.testing.v1 import AppTest
 
 from tests.test_app import errors, run
 from tests.test_app_state import mini_catalog
+from ui.common import md
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = str(ROOT / "app.py")
@@ -187,7 +188,7 @@ def test_import_a_folder_appears_in_the_sidebar(mini, tmp_path):
 
 def test_cards_show_the_catalogs_display_fields_not_raw_columns(mini):
     """A catalog with a code column and a long description (like GroceryStore's): cards show title, category and
-    price, the description behind an expander as plain text, and neither the code nor a filter for it."""
+    price, the start of the description as text (the whole of it on hover), and neither the code nor a filter for it."""
     cat = mini.parent.parent / "typed" / "catalog"
     shutil.copytree(mini, cat)
     with open(cat / "catalog.csv", newline="") as f:
@@ -207,8 +208,9 @@ def test_cards_show_the_catalogs_display_fields_not_raw_columns(mini):
     assert not any("class_id" in c.value or "class id" in c.value for c in at.caption)  # an id: not shown
     assert "filter_class_id" not in [w.key for w in at.sidebar.slider] + [w.key for w in at.sidebar.multiselect]
     shown = [pid for _, pid, _, _ in cards(at)]
-    assert [t.value for t in at.text] == [long.format(pid).strip() for pid in shown]  # as text, behind an expander each
-    assert [e.label for e in at.expander].count("Description") == 10
+    notes = [c for c in at.caption if c.value.startswith("Description: ")]  # its start (a narrow card), escaped
+    assert [c.proto.help for c in notes] == [md(long.format(pid).strip()) for pid in shown]  # the whole of it on hover
+    assert all(len(c.value) < len(md(long)) and c.value.endswith("…") for c in notes)
     assert not any("long** description" in c.value for c in at.caption)
 
 

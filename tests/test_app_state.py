@@ -211,6 +211,24 @@ def test_state_round_trips_through_the_url():
     assert AppState.from_params({}).to_params() == {"catalog": "sample", "spec": "efficientnet-lite0"}
 
 
+def test_the_view_round_trips_through_the_url():
+    """Results count, minimum similarity, ranking, filters (categorical, numeric) and thumbs travel in a link;
+    unusable values fall back to the defaults."""
+    s = AppState.from_params({"q": "a.jpg"})
+    s.k, s.min_score, s.rank = 7, 0.25, "distance"
+    s.filters = {"category": ["bag", "shoe, red"], "price": (10.0, 59.5)}
+    s.votes = {"P0029": 1, "P0003": -1, "P0007": 1}
+    params = s.to_params()
+    assert params["like"] == ["P0029", "P0007"] and params["dislike"] == ["P0003"]
+    back = AppState.from_params(params)
+    assert (back.k, back.min_score, back.rank, back.filters, back.votes) == (
+        s.k, s.min_score, s.rank, s.filters, s.votes)
+    assert back.votes_for is None  # a link's thumbs belong to the first query it shows
+    bad = AppState.from_params({"k": "0", "min": "2", "rank": "nope", "f.": "x", "like": ""})
+    assert (bad.k, bad.min_score, bad.rank, bad.filters, bad.votes) == (10, 0.0, "static", {}, {})
+    assert set(AppState.from_params({"k": "10", "min": "0", "rank": "static"}).to_params()) == {"catalog", "spec"}
+
+
 def test_catalog_text_is_escaped_for_markdown():
     from ui.common import md
 

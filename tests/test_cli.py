@@ -23,7 +23,7 @@ def run(*args, ok=True):
 
 def test_sample_is_reproduced_byte_for_byte(tmp_path):
     run("sample", "--out", tmp_path / "s")
-    cmp = filecmp.dircmp(SAMPLE, tmp_path / "s")
+    cmp = filecmp.dircmp(SAMPLE, tmp_path / "s", ignore=["prepared"])  # the vectors `prepare` writes (test_prepared)
     assert not cmp.diff_files and not cmp.left_only and not cmp.right_only
     for sub in ("images", "queries"):
         c = filecmp.cmpfiles(SAMPLE / sub, tmp_path / "s" / sub, [p.name for p in (SAMPLE / sub).iterdir()],
@@ -92,3 +92,34 @@ def test_search_with_a_non_image_is_one_line(sample_index, tmp_path):
 def test_every_verb_has_help():
     for verb in ("sample", "index", "search", "add", "remove", "compact", "evaluate"):
         assert "usage:" in run(verb, "--help").stdout
+
+
+def test_search_says_what_it_loads_at_once_on_a_terminal(sample_index):
+    """On a terminal, ``search`` prints a progress line before it loads the model and the index (the first search
+    of a new index is seconds of loading); piped, stderr keeps only errors and progress bars."""
+    import os
+    import pty
+
+    q = ROOT / "sample_catalog" / "queries" / "q000_P0000.jpg"
+    leader, follower = pty.openpty()
+    p = subprocess.Popen([sys.executable, "-m", "core", "search", "--index", str(sample_index.root), str(q), "--k",
+                          "1"], cwd=ROOT, stdout=subprocess.PIPE, stderr=follower, text=True)
+    os.close(follower)
+    err = b""
+    while b"\n" not in err:
+        err += os.read(leader, 1024)
+    first = err.decode().splitlines()[0]
+
+    def drain() -> None:  # progress bars after it must not fill the terminal's buffer
+        try:
+            while os.read(leader, 4096):
+                pass
+        except OSError:
+            pass
+
+    import threading
+
+    threading.Thread(target=drain, daemon=True).start()
+    out, _ = p.communicate(timeout=300)
+    assert first.startswith(f"loading the index {sample_index.root}")
+    assert p.returncode == 0 and "P0000" in out

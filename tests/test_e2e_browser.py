@@ -119,7 +119,9 @@ def page():
 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
-        yield browser.new_page(viewport={"width": 1400, "height": 1000})
+        pg = browser.new_page(viewport={"width": 1400, "height": 1000})
+        pg.set_default_timeout(120_000)  # actions on a page that a rerun is redrawing, on a busy machine
+        yield pg
         browser.close()
 
 
@@ -268,6 +270,70 @@ def _hover_a_point(page) -> str:
                             "document.getElementById('pic').complete && "
                             "document.getElementById('pic').naturalWidth > 0", timeout=30_000)
     return frame.evaluate("document.getElementById('panel').dataset.shown")
+
+
+def _slide(page, label: str, key: str, values: list[str]) -> None:
+    """Move the sidebar slider ``label`` one keyboard step (``key``: ArrowLeft / ArrowRight) at a time through
+    ``values``: each step reruns the page, which redraws the slider, so each is awaited before the next."""
+    from playwright.sync_api import expect
+
+    knob = page.get_by_test_id("stSidebar").get_by_test_id("stSlider").filter(has_text=label).get_by_role(
+        "slider").first
+    for value in values:
+        _settled(page)
+        knob.focus(timeout=WAIT)
+        knob.press(key, timeout=WAIT)
+        expect(knob).to_have_value(value, timeout=WAIT)
+    _settled(page)
+
+
+def test_a_link_keeps_the_whole_view_and_why_follows_the_thumbs(server, page, shots, sample_index, embedder):
+    """Filters, number of results, minimum similarity and a thumb survive a reload of the page's link; "Why
+    these results" then shows the same results, the liked product pinned at #1."""
+    from playwright.sync_api import expect
+
+    photo, pid = _found_query(sample_index, embedder)
+    category = sample_index.products[pid]["category"]
+    page.goto(f"{server}/?catalog=sample&q={photo.name}", timeout=120_000)
+    sidebar = page.get_by_test_id("stSidebar")
+    expect(page.get_by_text(re.compile(r"^#1 · "))).to_contain_text(f"#1 · {pid} ·", timeout=WAIT)
+    _settled(page)
+    sidebar.get_by_test_id("stMultiSelect").filter(has_text="Category").click()
+    page.get_by_role("option", name=category, exact=True).click()
+    page.keyboard.press("Escape")
+    expect(page.get_by_text(f"category={category}", exact=False).first).to_be_visible(timeout=WAIT)
+    _settled(page)
+    _slide(page, "How many products", "ArrowLeft", ["9", "8", "7"])
+    expect(page.get_by_text("7 product(s)", exact=False).first).to_be_visible(timeout=WAIT)
+    _settled(page)
+    _slide(page, "Minimum similarity", "ArrowRight", ["0.01", "0.02", "0.03", "0.04", "0.05"])
+    expect(page).to_have_url(re.compile(r"min=0\.05"), timeout=WAIT)
+    _settled(page)
+    third = _card(page, 3)
+    liked = third.get_by_text(re.compile(r"^#3 · ")).inner_text().split(" · ")[1]
+    third.get_by_role("button", name="More").click()
+    expect(page.get_by_text(re.compile(rf"^#1 · {re.escape(liked)} · .*liked, pinned"))).to_be_visible(timeout=WAIT)
+    expect(page).to_have_url(re.compile(rf"like={re.escape(liked)}"), timeout=WAIT)
+    url = page.url
+    assert all(part in url for part in ("k=7", "min=0.05", f"f.category={category}", f"q={photo.name}")), url
+
+    page.goto(url, timeout=120_000)  # the link, opened again: a new session
+    expect(page.get_by_text(re.compile(rf"^#1 · {re.escape(liked)} · .*liked, pinned"))).to_be_visible(timeout=WAIT)
+    expect(page.get_by_text("7 product(s)", exact=False).first).to_be_visible(timeout=WAIT)
+    expect(page.get_by_text(f"category={category}", exact=False).first).to_be_visible(timeout=WAIT)
+    knob = sidebar.get_by_test_id("stSlider").filter(has_text="Minimum similarity").get_by_role("slider").first
+    expect(knob).to_have_value("0.05", timeout=WAIT)
+    expect(sidebar.get_by_test_id("stMultiSelect").filter(has_text="Category")).to_contain_text(category)
+    expect(page.locator("[data-testid=stBaseButton-primary]:visible").filter(has_text="More")).to_have_count(1)
+    _shot(page, shots / "12-link-view.png")
+
+    sidebar.get_by_role("link", name="Why these results").click()
+    main = page.get_by_test_id("stMain")
+    expect(page.get_by_role("heading", name="Why these results")).to_be_visible(timeout=WAIT)
+    expect(main.get_by_text(re.compile(rf"^#1 {re.escape(liked)} · .*liked, pinned"))).to_be_visible(timeout=WAIT)
+    expect(main.get_by_text(re.compile(r"^#7 "))).to_have_count(1, timeout=WAIT)  # the same 7 results
+    expect(main.get_by_text(re.compile(r"^#8 "))).to_have_count(0)
+    _shot(page, shots / "13-why-after-thumb.png")
 
 
 def test_three_users_paths(server, page, shots, sample_index, embedder):

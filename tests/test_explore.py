@@ -27,8 +27,8 @@ def check_against_direct(rep, index: ProductIndex, label: str) -> None:
     live = np.flatnonzero(index.alive)
     sims = rep.query_vectors @ np.asarray(index.vectors[live]).T
     nn_pid = [index.items[live[j]]["product_id"] for j in sims.argmax(1)]
-    proba = rep.head.score_many(rep.query_vectors)
-    clf = [rep.head.values[i] for i in proba.argmax(1)]
+    proba = rep.classifier.score_many(rep.query_vectors)
+    clf = [rep.classifier.values[i] for i in proba.argmax(1)]
     truth = [c.label for c in rep.cases]
     assert [c.nn_product for c in rep.cases] == nn_pid
     assert [c.nn_label for c in rep.cases] == [labels[p] for p in nn_pid]
@@ -62,7 +62,7 @@ def test_sample_report_matches_direct_computation(sample_report, sample_index):
     rows = list(csv.DictReader(open(SAMPLE / "queries.csv")))
     assert [c.label for c in sample_report.cases] == [r["product_id"] for r in rows]
     check_against_direct(sample_report, sample_index, "product_id")
-    assert sample_report.head.report["n"] == int(sample_index.alive.sum())
+    assert sample_report.classifier.report["n"] == int(sample_index.alive.sum())
 
 
 def test_sample_has_both_kinds_of_case(sample_report):
@@ -84,7 +84,7 @@ def test_category_label_from_product_ids_with_root(tmp_path, sample_index, embed
     rep = compare(sample_index, embedder, q, "category", root=SAMPLE)
     assert [c.label for c in rep.cases] == [sample_index.products[r["product_id"]]["category"] for r in rows]
     check_against_direct(rep, sample_index, "category")
-    assert set(rep.head.values) == {f["category"] for f in sample_index.products.values()}
+    assert set(rep.classifier.values) == {f["category"] for f in sample_index.products.values()}
 
 
 def test_bad_label_and_escaping_paths_are_refused(tmp_path, sample_index, embedder):
@@ -305,5 +305,17 @@ def test_classifier_page(app_cache, tmp_path):
     assert not at.exception, at.exception
     assert not at.error, [e.value for e in at.error]
     names = [m.label for m in at.metric]
-    assert "Classifier accuracy" in names and "Nearest-neighbour accuracy" in names
+    assert names == ["Classifier", "Closest catalog picture (pretrained)"]  # the sample ships no trained head
     assert at.get("plotly_chart")
+
+
+def test_map_colours_group_the_rare_values():
+    """43 categories cannot be told apart by colour: the 11 most frequent keep theirs, the rest are one "other"."""
+    from core.explore.map_view import MAX_GROUPS, point_groups
+
+    rows = [{"c": f"v{i % 43}"} for i in range(43 * 2)] + [{"c": "v42"}] * 5
+    groups = point_groups(rows, "c")
+    assert len(groups) == MAX_GROUPS and "v42" in groups and list(groups)[-1] == "other (32 values)"
+    assert sorted(i for idx in groups.values() for i in idx) == list(range(len(rows)))  # every point, once
+    few = point_groups(rows[:10], "c")
+    assert list(few) == [f"v{i}" for i in range(10)]  # few values: each its own colour, first-seen order

@@ -8,14 +8,14 @@ import json
 import pytest
 from PIL import Image
 
-from core.config.paths import SAMPLE_CATALOG
+from core.config.paths import DEMO_CATALOG, SAMPLE_CATALOG
 from core.data.catalog import load_catalog
 from core.data.queries import labelled_query_sets
 from core.embedding.head import CONFIG, WEIGHTS, head_specs
 from core.explore.disagreements import label_choices
 from core.explore.map_view import colour_columns
 from core.index.product_index import Hit, ProductIndex
-from core.index.workspace import SAMPLE_KEY, catalog_keys, catalog_label
+from core.index.workspace import DEMO_KEY, SAMPLE_KEY, catalog_keys, catalog_label
 from core.search.explain import score_parts, top_attributes
 from tests.helpers import PixelEmbedder
 
@@ -33,14 +33,15 @@ def catalog(tmp_path):
 
 def test_catalog_keys_name_the_sample_and_imports(tmp_path, monkeypatch, catalog):
     monkeypatch.setenv("VPS_CACHE", str(tmp_path / "cache"))
-    assert catalog_keys() == {SAMPLE_KEY: SAMPLE_CATALOG}
+    assert catalog_keys() == {SAMPLE_KEY: SAMPLE_CATALOG, DEMO_KEY: DEMO_CATALOG}  # the bundled real-photo demo
     imp = tmp_path / "cache" / "imports"
     (imp / "grocery" / "catalog").mkdir(parents=True)
     (imp / "grocery" / "catalog" / "catalog.csv").write_text("image,product_id\n")
     (imp / "half-imported").mkdir()  # no catalog.csv: not offered
-    assert list(catalog_keys()) == [SAMPLE_KEY, "grocery"]
+    assert list(catalog_keys()) == [SAMPLE_KEY, DEMO_KEY, "grocery"]
     assert {catalog_label(k): p for k, p in catalog_keys().items()} == {
-        "Sample catalog": SAMPLE_CATALOG, "Dataset: grocery": imp / "grocery" / "catalog"}
+        "Sample catalog": SAMPLE_CATALOG, "Grocery shop photos (real)": DEMO_CATALOG,
+        "Dataset: grocery": imp / "grocery" / "catalog"}
 
 
 def test_labelled_query_sets_next_to_a_catalog(catalog):

@@ -363,14 +363,15 @@ def test_evaluate_cli_reports_the_weights_used(sample_index, capsys):
 
 
 # ---------------------------------------------------------------- "no close match"
-def test_threshold_separates_matches_from_non_matches_but_spares_matches():
-    from core.search.calibration import MATCH_QUANTILE, threshold_from
+def test_threshold_lies_between_foreign_pictures_and_matches_but_spares_matches():
+    from core.search.calibration import FOREIGN_QUANTILE, MATCH_QUANTILE, threshold_from
 
-    pos, neg = np.linspace(0.7, 0.95, 100), np.linspace(0.2, 0.5, 100)
-    assert 0.5 <= threshold_from(pos, neg) <= 0.7
+    pos, foreign = np.linspace(0.7, 0.95, 100), np.linspace(0.2, 0.5, 100)
+    hi, lo = np.quantile(pos, MATCH_QUANTILE), np.quantile(foreign, FOREIGN_QUANTILE)
+    assert threshold_from(pos, foreign) == pytest.approx((hi + lo) / 2, abs=1e-4)  # halfway in the gap
     rng = np.random.default_rng(0)
-    pos, neg = rng.uniform(0.5, 0.95, 200), rng.uniform(0.6, 0.9, 200)  # overlapping: at most 3% of matches lost
-    assert threshold_from(pos, neg) == pytest.approx(np.quantile(pos, MATCH_QUANTILE), abs=1e-4)
+    pos, foreign = rng.uniform(0.5, 0.95, 200), rng.uniform(0.6, 0.9, 200)  # overlapping: at most 3% of matches lost
+    assert threshold_from(pos, foreign) == pytest.approx(np.quantile(pos, MATCH_QUANTILE), abs=1e-4)
     assert threshold_from(pos, np.array([np.nan])) == pytest.approx(np.quantile(pos, MATCH_QUANTILE), abs=1e-4)
 
 
@@ -419,8 +420,8 @@ def test_app_bench_table_marks_each_goal(tmp_path, monkeypatch):
 
 
 def test_app_bench_section_is_offered():
+    from benchmarks.cli import SECTIONS
     from core.cli import build_parser
-    from core.cli.evaluation import SECTIONS
 
     assert "app" in SECTIONS
     assert build_parser("bench").parse_args(["bench", "--sections", "app"]).sections == "app"

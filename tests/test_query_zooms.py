@@ -167,21 +167,29 @@ def _tiny_training_set(root):
     return root / "cat", root / "views.csv"
 
 
-def test_train_metric_chooses_and_saves_query_zooms_with_one_progress_bar(tmp_path):
+def test_train_metric_chooses_and_saves_query_zooms_and_names_each_stage(tmp_path):
     from core.metric.train import TrainConfig, train_head
 
     cat, views = _tiny_training_set(tmp_path)
     calls = []
     cfg = TrainConfig(epochs=3, patience=3, catalog_augs=1, view_augs=1, batch_size=16, holdout=0.35)
-    res = train_head(PixelEmbedder(), cat, views, tmp_path / "m", cfg, progress=lambda i, n: calls.append((i, n)))
+    res = train_head(PixelEmbedder(), cat, views, tmp_path / "m", cfg,
+                     progress=lambda stage, i, n: calls.append((stage, i, n)))
     saved = json.loads((tmp_path / "m" / "config.json").read_text())
     assert tuple(saved["query_zooms"]) == res.query_zooms and res.query_zooms in ZOOM_CANDIDATES
     assert set(saved["query_zoom_scores"]) == {"1", "1,0.8,0.65", "0.8,0.65,0.5"}
     assert saved["query_zoom_split"] == "appearance" and saved["train"]["split"] == "listed"
     assert HeadEmbedder(PixelEmbedder(), tmp_path / "m").query_zooms == res.query_zooms
-    # the zoom-choosing run and the kept run report as one bar: 2 x the epochs, never going back
-    assert calls and all(n == 2 * cfg.epochs for _, n in calls)
-    assert [i for i, _ in calls] == sorted(i for i, _ in calls) and calls[-1][0] > cfg.epochs
+    # each stage says what it does with true counts: photos listed and features read first, then each run's
+    # epochs, counting up to at most the configured epochs
+    stages = list(dict.fromkeys(stage for stage, _, _ in calls))
+    assert stages[0] == "listing the labelled photos" and stages[1].startswith("reading features")
+    assert stages[-1] == "training (run 2 of 2): epoch"
+    assert "choosing the query zooms (run 1 of 2): epoch" in stages
+    for stage in stages:
+        counts = [(i, n) for s, i, n in calls if s == stage]
+        assert [i for i, _ in counts] == sorted(i for i, _ in counts) and all(0 < i <= n for i, n in counts)
+    assert all(n == cfg.epochs for s, _, n in calls if s.endswith("epoch"))
 
     off = train_head(PixelEmbedder(), cat, views, tmp_path / "m1", TrainConfig(**{**cfg.__dict__, "query_zooms": "1"}))
     saved = json.loads((tmp_path / "m1" / "config.json").read_text())

@@ -63,8 +63,9 @@ def test_secrets_are_read_after_the_environment_and_never_quoted(monkeypatch):
     assert settings.get("search_workers", {"search_workers": 3}) == 5
     assert settings.get("admin_token", {"admin_token": "s3cret"}) == "s3cret"
     with pytest.raises(SettingError) as e:
-        settings.get("max_pixels", {"max_pixels": "big"})
-    assert "VPS_MAX_PIXELS='big'" in str(e.value)
+        settings.get("search_timeout", {"search_timeout": "soon"})
+    assert "VPS_SEARCH_TIMEOUT='soon'" in str(e.value)
+    assert settings.get("max_pixels", {"max_pixels": "big"}) == 64_000_000  # an engine setting: environment only
     assert "s3cret" not in "".join(settings.problems({"admin_token": "s3cret"}))
 
 
@@ -86,6 +87,7 @@ def test_nothing_is_read_at_import(tmp_path):
                                              ("max_pixels", "abc"), ("search_timeout", "x")])
 def test_the_app_shows_a_bad_setting_in_one_line_on_the_page_and_in_the_terminal(monkeypatch, capfd, name, value):
     monkeypatch.setenv(f"VPS_{name.upper()}", value)
+    monkeypatch.setattr("ui.settings._told", set())  # each line is printed once per process
     at = AppTest.from_file(APP, default_timeout=120)
     at.run()
     assert not at.exception, [e.value for e in at.exception]
@@ -94,3 +96,12 @@ def test_the_app_shows_a_bad_setting_in_one_line_on_the_page_and_in_the_terminal
     assert not at.get("selectbox")  # nothing else ran
     line = f"VPS_{name.upper()}={value!r} is not accepted"
     assert sum(line in x for x in capfd.readouterr().err.splitlines()) >= 1
+
+
+def test_the_command_line_says_a_bad_setting_in_one_line(tmp_path):
+    env = {"PATH": "/usr/bin:/bin", "VPS_MAX_PIXELS": "abc", "VPS_CACHE": str(tmp_path), "PYTHONPATH": str(ROOT)}
+    out = subprocess.run([sys.executable, "-m", "core", "search", "--index", str(tmp_path), "x.jpg"],
+                         capture_output=True, text=True, timeout=120, env=env, cwd=ROOT)
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert out.stderr.strip().splitlines() == [
+        f"error: VPS_MAX_PIXELS='abc' is not accepted: use {VARS['max_pixels'].accepts}"]

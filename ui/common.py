@@ -14,6 +14,7 @@ from core.data.catalog import CatalogError, load_catalog
 from core.data.images import ImageError
 from core.data.text import markdown
 from core.embedding import DEFAULT_SPEC, Embedder, load_embedder
+from core.embedding.available import shipped_head_spec
 from core.index import IndexBackend, IndexStateError, backend_for, open_index
 from core.index.allowlist import catalog_roots, catalogs_under
 from core.index.eviction import evict_indexes, touch
@@ -21,6 +22,7 @@ from core.index.workspace import SAMPLE_KEY, catalog_keys, catalog_label, ensure
 from core.search.engine import Searcher
 from ui.auth import can_edit, sign_in_box
 from ui.bounded import TooSlow
+from ui.network import adopt_typed_head, network_switch
 from ui.settings import settings
 from ui.state import EMBEDDER_CHOICES, AppState, app_state, bind, sync_url
 
@@ -50,6 +52,11 @@ def offered_indexes(wanted: str = "") -> dict[str, str]:
 def key_label(key: str) -> str:
     """How the sidebar names a catalog key."""
     return f"Index: {key[len(INDEX_PREFIX):]}" if key.startswith(INDEX_PREFIX) else catalog_label(key)
+
+
+def shipped_head(catalog_dir: Path | None) -> str | None:
+    """The spec of the trained head an offered catalog ships beside itself (the demo's), if any."""
+    return shipped_head_spec(catalog_dir) if catalog_dir is not None else None
 
 
 def embedder_choices() -> list[str]:
@@ -123,7 +130,7 @@ def get_index(catalog_dir: Path, embedder: Embedder, *, recheck: bool = True) ->
     if not st.session_state.get(state_key):
         state, reason = index_state(load_catalog(catalog_dir), embedder)
         if state != "ok":
-            if settings().served and embedder.spec != DEFAULT_SPEC and not can_edit():
+            if settings().served and embedder.spec not in (DEFAULT_SPEC, shipped_head(catalog_dir)) and not can_edit():
                 raise IndexStateError(f"this catalog has no index for {embedder.spec} on this server yet; "
                                       f"pick {DEFAULT_SPEC}, or sign in to build it")
             msg = "Building the search index" + (f" ({reason})" if state == "stale" else "") + "…"
@@ -176,7 +183,9 @@ def sidebar() -> Context | None:
     keys |= dict.fromkeys(indexes)  # an index's catalog folder is known once it is opened
     labels = {key_label(k): k for k in keys}
     options = [*labels] if served else [*labels, OTHER]
-    choices = embedder_choices()
+    head = shipped_head(keys.get(state.catalog))  # the catalog's own trained head (the demo's), offered too
+    adopt_typed_head(state, head)
+    choices = [*embedder_choices(), *([head] if head else [])]
     with st.sidebar:
         if served:
             if not keys:
@@ -198,6 +207,13 @@ def sidebar() -> Context | None:
                                           placeholder="/path/to/catalog").strip()
         else:
             state.catalog = labels[label]
+        if head != (new_head := shipped_head(keys.get(state.catalog))):  # another catalog, another head
+            if head and state.spec_choice == head:  # a head trained for one catalog is not another's
+                state.spec_choice = new_head or DEFAULT_SPEC
+            head = new_head
+            adopt_typed_head(state, head)
+            choices = [*embedder_choices(), *([head] if head else [])]
+        network_switch(state, head)
         if state.spec_choice not in choices:
             choices = [*choices, state.spec_choice]
         bind("vps_spec", state.spec_choice, choices.__contains__)

@@ -1,4 +1,5 @@
-"""Cached projection and disagreement report for the exploration pages (progress shown while computing)."""
+"""Cached projection and classifier-versus-neighbour report for the exploration pages (progress shown while
+computing)."""
 
 from __future__ import annotations
 
@@ -6,11 +7,15 @@ from pathlib import Path
 
 import streamlit as st
 
-from core.explore.disagreements import DisagreementReport, compare
+from core.embedding import Embedder
+from core.explore.disagreements import DisagreementReport, compare, embedders_to_compare
+from core.explore.photo_sets import PhotoVectors
 from core.explore.projection import MAX_FIT, Projection, UmapParams, project, projection_dir
 from core.index import IndexBackend
 
-from .common import Context
+from .common import USER_ERRORS, Context, get_embedder, index_for
+
+Compared = tuple[IndexBackend, Embedder]  # an embedder with its index of the catalog
 
 
 @st.cache_resource(show_spinner=False, max_entries=6)
@@ -36,21 +41,78 @@ def index_projection(index: IndexBackend, params: UmapParams) -> Projection:
     return _projection(str(index.root), index.fingerprint, params, index)
 
 
-@st.cache_resource(show_spinner=False, max_entries=6)
-def _report(root: str, fingerprint: str, queries: str, qroot: str | None, label: str, stamp: float,
-            _ctx: Context) -> DisagreementReport:
-    bar = st.progress(0.0, text="Training the classifier and embedding the queries…")
+@st.cache_resource(show_spinner=False)
+def _photo_vectors() -> PhotoVectors:
+    """Photos embedded once per process and embedder: every label, photo set and visitor reuses them."""
+    return PhotoVectors()
+
+
+class _Bar:
+    """A progress bar that appears on the first tick (nothing shows when everything was cached)."""
+
+    def __init__(self, text: str):
+        self.text, self.bar = text, None
+
+    def __call__(self, i: int, n: int, what: str = "") -> None:
+        if self.bar is None:
+            self.bar = st.progress(0.0)
+        self.bar.progress(min(1.0, i / max(n, 1)), text=f"{what or self.text} {i}/{n}…")
+
+    def empty(self) -> None:
+        if self.bar is not None:
+            self.bar.empty()
+
+
+@st.cache_resource(show_spinner=False, max_entries=12)
+def _report(root: str, fingerprint: str, queries: str, qroot: str | None, train: str | None, label: str,
+            stamps: tuple, trained_key: tuple, _pre: Compared, _trained: Compared | None) -> DisagreementReport:
+    bar = _Bar("Embedding photos")
+    memo = _photo_vectors()
+
+    def vectors(embedder, paths, desc, _progress):
+        return memo(embedder, paths, desc, lambda i, n: bar(i, n, f"Embedding the {desc}"))
+
     try:
-        return compare(_ctx.index, _ctx.embedder, queries, label, root=qroot,
-                       progress=lambda i, t: bar.progress(i / max(t, 1), text=f"Embedding queries {i}/{t}…"))
+        what = "product" if label == "product_id" else label
+        with st.spinner(f"Training the classifier to name each photo's {what}, and comparing…"):
+            return compare(_pre[0], _pre[1], queries, label, root=qroot, train=train, trained=_trained,
+                           vectors=vectors)
     finally:
         bar.empty()
 
 
-def get_report(ctx: Context, queries: Path, label: str, root: Path | None = None) -> DisagreementReport:
-    stamp = queries.stat().st_mtime if queries.exists() else 0.0
-    return _report(str(ctx.index.root), ctx.index.fingerprint, str(queries), str(root) if root else None, label,
-                   stamp, ctx)
+def _stamp(p: Path | None) -> float:
+    return p.stat().st_mtime if p is not None and p.exists() else 0.0
+
+
+def get_report(pre: Compared, queries: Path, label: str, root: Path | None = None, *, train: Path | None = None,
+               trained: Compared | None = None) -> DisagreementReport:
+    """The classifier-versus-neighbour report (cached per index generation, photo sets and label; the photos'
+    vectors are kept per embedder across labels and sets)."""
+    index = pre[0]
+    trained_key = (trained[1].spec, trained[0].fingerprint) if trained else ()
+    return _report(str(index.root), index.fingerprint, str(queries), str(root) if root else None,
+                   str(train) if train else None, label, (_stamp(queries), _stamp(train)), trained_key, pre, trained)
+
+
+def compared_embedders(ctx: Context) -> tuple[Compared, Compared | None, str]:
+    """(the pretrained embedder with its index of the catalog, the trained head's or None, why there is none):
+    the sidebar's head and its base, or the sidebar's embedder and the head the catalog ships."""
+    pre_spec, head_spec = embedders_to_compare(ctx.spec, ctx.catalog_dir)
+    if ctx.location:  # an index opened as it is: only its own embedder
+        return (ctx.index, ctx.embedder), None, "this index is opened as it is, so no other embedder is compared"
+    try:
+        pre_emb = get_embedder(pre_spec)
+        pre = (index_for(ctx, pre_emb), pre_emb)
+    except USER_ERRORS as e:
+        return (ctx.index, ctx.embedder), None, f"the pretrained embedder {pre_spec} is not available ({e})"
+    if head_spec is None:
+        return pre, None, "this catalog ships no trained head and the sidebar's embedder is not one"
+    try:
+        emb = get_embedder(head_spec)
+        return pre, (index_for(ctx, emb), emb), ""
+    except USER_ERRORS as e:
+        return pre, None, str(e).splitlines()[0] if str(e) else type(e).__name__
 
 
 def umap_controls(prefix: str) -> UmapParams:

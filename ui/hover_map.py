@@ -23,12 +23,13 @@ import streamlit.components.v1 as components
 from core.config.paths import cache_dir
 from core.data.images import ImageError, open_image, thumbnail
 from core.data.text import plain
-from core.explore.map_view import PlacedQuery, esc, hover_text, point_groups
+from core.explore.map_view import MAX_GROUPS, PlacedQuery, esc, hover_text, point_groups
 
 SOURCE = Path(__file__).parent / "hover_map" / "index.html"
 PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
 THUMB = 160
 HEIGHT = 680
+OTHER_COLOUR = "#b8b8b8"
 
 
 def component_dir() -> Path:
@@ -93,8 +94,11 @@ def map_data(rows: list[dict], colour: str, thumbs: dict[str, str], query: Place
     points = [{"x": r["x"], "y": r["y"], "product_id": plain(r["product_id"]), "title": plain(r.get("title") or ""),
                "category": plain(r.get("category") or ""), "hover": hover_text(r),
                "thumb": f"thumbs/{thumbs[r['image']]}" if r["image"] in thumbs else ""} for r in rows]
-    groups = [{"name": esc(name), "idx": idx, "colour": palette[i % len(palette)]}
-              for i, (name, idx) in enumerate(point_groups(rows, colour).items())]
+    by = point_groups(rows, colour)
+    grouped = len(by) == MAX_GROUPS and next(reversed(by)).startswith("other (")  # the rarer values, in grey
+    groups = [{"name": esc(name), "idx": idx,
+               "colour": OTHER_COLOUR if grouped and i == len(by) - 1 else palette[i % len(palette)]}
+              for i, (name, idx) in enumerate(by.items())]
     index_of = {r["image"]: i for i, r in enumerate(rows)}
     data = {"points": points, "groups": groups, "legend": esc(colour), "height": HEIGHT,
             "query": _placed(query, index_of), "refined": _placed(refined, index_of)}

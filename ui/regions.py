@@ -18,6 +18,7 @@ from ui.common import Context, get_searcher, md
 from ui.state import Photo, app_state, keep
 
 SHOWN = 640  # the preview's longer side, pixels
+CHIP_TEXT = 22  # characters of a product's title on its chip
 
 
 @st.cache_resource(show_spinner=False, max_entries=4)
@@ -107,6 +108,7 @@ def region_picker(ctx: Context, photo: Photo) -> None:
     def label(i: int) -> str:
         r = found.regions[i]
         best = r.hits[0].fields.get("title") or r.hits[0].product_id if r.hits else "?"
+        best = best if len(best) <= CHIP_TEXT else best[:CHIP_TEXT - 1].rstrip() + "…"  # a chip stays one line
         return f"{i + 1} · {best}" + (" (no close match)" if r.no_close_match else "")
 
     def picked() -> None:

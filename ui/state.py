@@ -1,5 +1,6 @@
-"""The app's one state, shared by every page: the catalog, the embedder spec and the current query (its photo and
-crop, and text), kept in ``st.session_state`` and mirrored into the URL so that a link reopens the same view.
+"""The app's one state, shared by every page: the catalog, the embedder spec, the current query (its photo and
+crop, and text) and the view of its results (how many, minimum similarity, ranking, filters, thumbs), kept in
+``st.session_state`` and mirrored into the URL so that a link reopens the same view.
 
 Streamlit forgets a keyed widget's value when a page that does not draw the widget runs. The state lives under a
 non-widget key; :func:`bind` re-seeds a widget from it just before the widget is drawn (and takes the widget's
@@ -25,6 +26,9 @@ STATE_KEY = "vps_app"
 KEPT_KEY = "vps_kept"
 Box = tuple[int, int, int, int]  # left, top, right, bottom, in % of the photo
 FULL: Box = (0, 0, 100, 100)
+RANKS = ("static", "dynamic", "distance")
+DEFAULT_K, MAX_K = 10, 30
+Selection = list[str] | tuple[float, float]  # a categorical filter's values, or a numeric filter's range
 
 
 @dataclass(frozen=True)
@@ -63,6 +67,13 @@ class AppState:
     boxed_for: str = ""
     text: str = ""
     text_weight: float = 0.5
+    k: int = DEFAULT_K  # results shown
+    min_score: float = 0.0  # minimum similarity (0 = none)
+    rank: str = "static"  # one of RANKS
+    filters: dict[str, Selection] = field(default_factory=dict)  # column -> selection
+    votes: dict[str, int] = field(default_factory=dict)  # product_id -> +1 liked / -1 disliked
+    #: the query (``ui.query.query_key``) the votes were given on; None = from a link: the first query shown
+    votes_for: tuple | None = None
 
     def crop_box(self, photo: Photo) -> Box:
         """The crop of ``photo``: the one chosen for it, else the whole photo."""
@@ -72,21 +83,34 @@ class AppState:
         """Whether ``photo``'s crop is a found product's box (searched letterboxed)."""
         return photo.id == self.crop_for == self.boxed_for and self.crop != FULL
 
-    def to_params(self) -> dict[str, str]:
-        """The URL's query parameters: catalog, embedder spec and (for an example photo) its name and crop."""
-        out = {"catalog": self.catalog, "spec": self.spec}
+    def to_params(self) -> dict[str, str | list[str]]:
+        """The URL's query parameters: catalog, embedder spec, (for an example photo) its name and crop, and the
+        view where it is not the default: ``k``, ``min``, ``rank``, ``f.<column>`` (a filter's values, repeated;
+        a numeric one as ``low,high``) and ``like`` / ``dislike`` (repeated product ids)."""
+        out: dict[str, str | list[str]] = {"catalog": self.catalog, "spec": self.spec}
         if self.source == "example" and self.example:
             out["q"] = self.example
             if self.crop_for == f"example:{self.example}" and self.crop != FULL and box_crop(self.crop):
                 out["crop"] = ",".join(map(str, self.crop))
                 if self.boxed_for == self.crop_for:
                     out["boxed"] = "1"
+        if self.k != DEFAULT_K:
+            out["k"] = str(self.k)
+        if self.min_score:
+            out["min"] = f"{self.min_score:g}"
+        if self.rank != RANKS[0]:
+            out["rank"] = self.rank
+        for col, sel in self.filters.items():
+            out[f"f.{col}"] = list(sel) if isinstance(sel, list) else f"{sel[0]:g},{sel[1]:g}"
+        out["like"] = [p for p, v in self.votes.items() if v > 0]
+        out["dislike"] = [p for p, v in self.votes.items() if v < 0]
         return {k: v for k, v in out.items() if v}
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> AppState:
         """The state a link describes; unusable values are left at their defaults (the pages say why)."""
-        p = {k: (v[-1] if isinstance(v, list) and v else v) for k, v in params.items()}
+        every = {k: ([str(x) for x in v] if isinstance(v, list) else [str(v)]) for k, v in params.items()}
+        p = {k: v[-1] for k, v in every.items() if v}
         state = cls()
         if isinstance(p.get("catalog"), str) and p["catalog"].strip():
             state.catalog = p["catalog"].strip()
@@ -101,7 +125,37 @@ class AppState:
                 state.crop, state.crop_for = box, f"example:{q}"
                 if str(p.get("boxed") or "") == "1":
                     state.boxed_for = state.crop_for
+        state.k = _number(p.get("k"), int, state.k, 1, MAX_K)
+        state.min_score = _number(p.get("min"), float, state.min_score, 0.0, 1.0)
+        state.rank = p["rank"] if p.get("rank") in RANKS else state.rank
+        for key, values in every.items():
+            col = key[2:]
+            if key.startswith("f.") and col and values:  # checked against the catalog's columns by the page
+                rng = values[-1].split(",")
+                if len(values) == 1 and len(rng) == 2 and all(_is_float(x) for x in rng):
+                    state.filters[col] = (float(rng[0]), float(rng[1]))
+                else:
+                    state.filters[col] = values
+        for key, sign in (("like", 1), ("dislike", -1)):
+            state.votes.update(dict.fromkeys((x for x in every.get(key, []) if x), sign))
         return state
+
+
+def _is_float(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _number(text: str | None, kind: type, default, low, high):
+    """``text`` as ``kind`` within [low, high], else ``default``."""
+    try:
+        value = kind(text)
+    except (TypeError, ValueError):
+        return default
+    return value if low <= value <= high else default
 
 
 def parse_box(text: str) -> Box:
@@ -127,14 +181,19 @@ def app_state() -> AppState:
     """The session's app state; on the session's first run it is restored from the URL."""
     ss = st.session_state
     if STATE_KEY not in ss:
-        ss[STATE_KEY] = AppState.from_params(st.query_params.to_dict())
+        ss[STATE_KEY] = AppState.from_params(url_params())
     return ss[STATE_KEY]
+
+
+def url_params() -> dict[str, list[str]]:
+    """The URL's query parameters, each with every value it is given."""
+    return {k: st.query_params.get_all(k) for k in st.query_params}
 
 
 def sync_url(state: AppState) -> None:
     """Mirror the state into the URL (only when it changed)."""
     want = state.to_params()
-    if st.query_params.to_dict() != want:
+    if url_params() != {k: v if isinstance(v, list) else [v] for k, v in want.items()}:
         st.query_params.from_dict(want)
 
 

@@ -56,3 +56,10 @@ def rank_args(p) -> None:
                         "neighbours only")
     p.add_argument("--weights", default=None, metavar="DIM=W,...",
                    help="static weights, e.g. similarity=1,pixel_colour=0.5 (dimensions not named keep 1 / 0.25)")
+
+
+def status(message: str) -> None:
+    """A progress line on a terminal, at once, before slow work that has no counter yet (on a pipe, nothing:
+    stderr keeps only errors and progress bars)."""
+    if sys.stderr.isatty():
+        print(message, file=sys.stderr, flush=True)

@@ -1,4 +1,5 @@
-"""Verbs of the evaluation stage: ``evaluate``, ``evaluate-ranking``, ``evaluate-regions``, ``bench``."""
+"""Verbs of the evaluation stage: ``evaluate``, ``evaluate-ranking``, ``evaluate-regions``, ``evaluate-no-match``,
+``bench``."""
 
 from __future__ import annotations
 
@@ -125,4 +126,38 @@ def run_evaluate_regions(a) -> int:
     else:
         for k, v in metrics.items():
             print(f"{k:>22}  {v:.4f}" if isinstance(v, float) else f"{k:>22}  {v}")
+    return 0
+
+
+def args_evaluate_no_match(p) -> None:
+    p.add_argument("--index", required=True, help=INDEX_HELP)
+    p.add_argument("--photos", required=True,
+                   help="photos of products the catalog sells (a query CSV with an image column, or a folder); "
+                        "kept out of the calibration")
+    p.add_argument("--foreign", required=True, action="append",
+                   help="photos of things the catalog does not sell (CSV or folder; may be repeated)")
+    p.add_argument("--leave-out", action="append", default=[], metavar="CATALOG",
+                   help="a bundled catalog (sample, demo) to keep out of the calibration's foreign pictures, e.g. "
+                        "one that shares a domain with --foreign (may be repeated)")
+    embedder_arg(p)
+    p.add_argument("--json", action="store_true", help="print the rates as JSON")
+
+
+def run_evaluate_no_match(a) -> int:
+    from dataclasses import asdict
+
+    from core.evaluation.nomatch_eval import evaluate_no_match
+
+    idx, emb = open_index(a.index, a.model)
+    r = evaluate_no_match(idx, emb, a.photos, a.foreign, leave_out=tuple(a.leave_out), progress=not a.json)
+    print_skipped(r.skipped)
+    if a.json:
+        print(json.dumps(asdict(r) | {"skipped": len(r.skipped)}))
+        return 0
+    print(f"catalog photos not flagged  {r.catalog_not_flagged:.3f}  ({r.n_catalog} photos; goal >= 0.90)")
+    print(f"foreign photos flagged      {r.foreign_flagged:.3f}  ({r.n_foreign} photos; goal >= 0.90)")
+    print(f"threshold {r.threshold:.3f}; closeness 5/50/95%: catalog photos {r.closeness['catalog']}, "
+          f"foreign {r.closeness['foreign']}")
+    print(f"calibrated on {r.calibrated_on} and foreign pictures: "
+          + ", ".join(f"{g} {n}" for g, n in r.negatives.items()))
     return 0

@@ -22,9 +22,20 @@ def args_map(p) -> None:
 
 def args_disagreements(p) -> None:
     p.add_argument("--index", required=True, help=INDEX_HELP)
-    p.add_argument("--queries", required=True, help="queries CSV, or a <category>/<image> folder tree")
+    p.add_argument("--queries", default=None,
+                   help="held-out photos to test on: a CSV, or a <category>/<image> folder tree (default: the "
+                        "catalog's first labelled set not marked train, e.g. queries-val.csv)")
     p.add_argument("--root", default=None, help="folder the CSV's image paths are relative to (default: its own)")
-    p.add_argument("--label", default="category", help="product_id or a catalog column (default category)")
+    p.add_argument("--train", default="auto",
+                   help="labelled photos the classifier learns from: a CSV or folder tree, 'catalog' (the "
+                        "catalog's own pictures) or auto (default: the catalog's queries-train.csv, else 'catalog')")
+    p.add_argument("--train-root", default=None, help="folder the --train CSV's image paths are relative to")
+    p.add_argument("--label", default="auto",
+                   help="product_id or a catalog column (default auto: the first of product_id, category, ... on "
+                        "which the classifier is right where the nearest product is wrong for some photo)")
+    p.add_argument("--head", default="auto", metavar="SPEC",
+                   help="trained-head embedder whose nearest products are compared too: a +head: spec, none, or "
+                        "auto (default: --model's head if it is one, else the head the catalog ships)")
     p.add_argument("--limit", type=int, default=10, help="cases of each kind to print (default 10)")
     embedder_arg(p)
     p.add_argument("--json", action="store_true", help="print the report as JSON")
@@ -55,23 +66,66 @@ def run_map(a) -> int:
     return 0
 
 
+def _compared(idx, emb, head: str):
+    """(pretrained index and embedder, trained head's or None) for ``--head``."""
+    from core.embedding import load_embedder
+    from core.explore.disagreements import embedders_to_compare
+    from core.index.workspace import ensure_index
+
+    pre_spec, head_spec = embedders_to_compare(emb.spec, idx.catalog_root)
+    if head != "auto":
+        head_spec = None if head == "none" else head
+    if pre_spec != emb.spec:  # --model is a head: its base is the pretrained one
+        emb = load_embedder(pre_spec)
+        idx = ensure_index(idx.catalog_root, emb, progress=True)
+    if head_spec is None:
+        return (idx, emb), None
+    t_emb = load_embedder(head_spec)
+    t_idx = idx if t_emb.spec == emb.spec else ensure_index(idx.catalog_root, t_emb, progress=True)
+    return (idx, emb), (t_idx, t_emb)
+
+
 def run_disagreements(a) -> int:
-    from core.explore.disagreements import compare
+    from core.explore.disagreements import compare, default_label_order, first_with_cases, label_choices
+    from core.explore.photo_sets import PhotoVectors, held_out_sets, training_sets
 
     idx, emb = open_index(a.index, a.model)
-    rep = compare(idx, emb, a.queries, a.label, root=a.root, progress=not a.json)
+    (idx, emb), trained = _compared(idx, emb, a.head)
+    queries = a.queries or next((str(s.path) for s in held_out_sets(idx.catalog_root)), None)
+    if queries is None:
+        raise ValueError(f"{idx.catalog_root} has no labelled photos to test on: give --queries")
+    train = a.train
+    if train == "auto":
+        train = next((str(s.path) for s in training_sets(idx.catalog_root)), "catalog")
+    memo = PhotoVectors()
+
+    def report(label: str):
+        return compare(idx, emb, queries, label, root=a.root, train=None if train == "catalog" else train,
+                       train_root=a.train_root, trained=trained, progress=not a.json, vectors=memo)
+
+    if a.label == "auto":
+        rep = first_with_cases([c for c in default_label_order(idx) if c in label_choices(idx)], report)
+    else:
+        rep = report(a.label)
     if a.json:
         print(json.dumps(rep.to_dict(), indent=1))
         return 0
     print_skipped(rep.skipped)
-    print(f"{len(rep.cases)} queries, label {a.label!r}, {len(rep.head.values)} classes")
-    print(f"  classifier accuracy       {rep.accuracy_classifier:.4f}")
-    print(f"  nearest-neighbour accuracy {rep.accuracy_neighbour:.4f}")
+    print(f"{len(rep.cases)} held-out photos ({rep.tested_on}), label {rep.label!r}, {len(rep.classifier.values)} "
+          f"classes; the classifier learned from {rep.n_train} photos ({rep.trained_on})")
+    print(f"  classifier accuracy                     {rep.accuracy_classifier:.4f}")
+    print(f"  nearest-neighbour accuracy (pretrained) {rep.accuracy_neighbour:.4f}  {emb.spec}")
+    if rep.accuracy_trained is not None:
+        print(f"  nearest-neighbour accuracy (trained)    {rep.accuracy_trained:.4f}  {rep.trained_spec}")
     for k, v in rep.counts().items():
         print(f"  {k:<16} {v}")
+    if rep.trained_spec:
+        print(f"  the trained head fixes {len(rep.fixed())} of {rep.counts()['classifier_only']} "
+              "'classifier right, neighbour wrong' photos")
     for kind in ("classifier_only", "neighbour_only"):
         print(f"{kind.replace('_', ' ')} right:")
         for c in rep.of_kind(kind)[: a.limit]:
             print(f"  {c.image}  true={c.label}  classifier={c.clf_label} ({c.clf_prob:.2f})  "
-                  f"neighbour={c.nn_product}/{c.nn_label} (distance {c.nn_distance:.3f})")
+                  f"neighbour={c.nn_product}/{c.nn_label} (distance {c.nn_distance:.3f})"
+                  + (f"  trained={c.trained_product}/{c.trained_label}" if c.trained_product else ""))
     return 0

@@ -1,10 +1,11 @@
-"""Verbs of the index stage: ``index``, ``add``, ``remove``, ``compact``, ``add-product``, ``remove-product``."""
+"""Verbs of the index stage: ``index``, ``info``, ``add``, ``remove``, ``compact``, ``add-product``,
+``remove-product``."""
 
 from __future__ import annotations
 
 import sys
 
-from core.cli.common import INDEX_HELP, embedder_arg, open_index, print_skipped
+from core.cli.common import INDEX_HELP, embedder_arg, open_index, print_skipped, status
 from core.config.defaults import DEFAULT_SPEC
 
 
@@ -38,6 +39,46 @@ def run_index(a) -> int:
                            ray_address=a.ray_address, shards=a.shards)
     print_skipped(rep.skipped)
     print(f"indexed {len(idx)} products ({rep.added} images) with {idx.spec} -> {a.out}")
+    print(idx.summary)
+    return 0
+
+
+def args_info(p) -> None:
+    p.add_argument("--index", required=True, help=INDEX_HELP)
+
+
+def run_info(a) -> int:
+    from core.index.factory import open_index as open_at
+
+    idx = open_at(a.index)
+    m = idx.manifest
+    print(f"{a.index}: {idx.summary}")
+    print(f"embedder {idx.spec} ({idx.dim}-d); catalog {m.get('catalog_root')}; written {m.get('created', '?')}")
+    return 0
+
+
+def args_prepare(p) -> None:
+    p.add_argument("--catalog", default="sample_catalog", help="catalog folder (default: sample_catalog)")
+    embedder_arg(p, when_none=DEFAULT_SPEC)
+    p.add_argument("--no-regions", dest="regions", action="store_false",
+                   help="skip the productness head of box finding (trained on 120 generated scenes, ~1 min)")
+
+
+def run_prepare(a) -> int:
+    from core.data.catalog import load_catalog
+    from core.embedding import load_embedder
+    from core.index.prepared import write_prepared
+
+    status("loading the catalog and the model…")
+    cat, emb = load_catalog(a.catalog), load_embedder(a.model or DEFAULT_SPEC)
+    path = write_prepared(cat, emb, progress=True)
+    print(f"wrote the prepared vectors -> {path} ({path.stat().st_size / 1e6:.1f} MB)")
+    if a.regions:
+        from core.search.region_head import write_prepared_head
+        from core.search.regions import maps_embedder
+
+        path = write_prepared_head(cat.root, cat.fingerprint(), maps_embedder(emb), progress=True)
+        print(f"wrote the productness head of box finding -> {path}")
     return 0
 
 

@@ -13,6 +13,13 @@ from core.config.defaults import LOSSES, METRIC_BASE_SPEC, SPLITS
 def args_train_metric(p) -> None:
     p.add_argument("--catalog", required=True, help="catalog folder (its images are training samples too)")
     p.add_argument("--views", default=None, help="folder with views.csv (image,product_id[,category]) or a CSV")
+    p.add_argument("--from-catalog", action="store_true",
+                   help="train on synthetic shop photos of every catalog picture (crops, copies, backgrounds, "
+                        "light, blur, a hand or a price tag): no labelled photos needed; with --views, on both")
+    p.add_argument("--shop-views", type=int, default=None,
+                   help="synthetic shop photos per catalog picture (default with --from-catalog: 12)")
+    p.add_argument("--shop-augs", default=None,
+                   help="effects of the synthetic photos: all (default) or a list such as crop,pile,light")
     p.add_argument("--out", required=True, help="model folder to write (model.safetensors + config.json)")
     embedder_arg(p, METRIC_BASE_SPEC)
     p.add_argument("--loss", choices=LOSSES, default=None, help="default supcon")
@@ -21,6 +28,7 @@ def args_train_metric(p) -> None:
     p.add_argument("--batch-size", type=int, default=None, help="samples per batch")
     p.add_argument("--lr", type=float, default=None, help="learning rate")
     p.add_argument("--out-dim", type=int, default=None, help="size of the trained vectors")
+    p.add_argument("--hidden", type=int, default=None, help="width of the head's hidden layer (default 1024)")
     p.add_argument("--catalog-augs", type=int, default=None, help="augmented copies per catalog image (default 5)")
     p.add_argument("--view-augs", type=int, default=None, help="augmented copies per training view (default 2)")
     p.add_argument("--view-flip", action=argparse.BooleanOptionalAction, default=None,
@@ -63,19 +71,32 @@ def args_experiment(p) -> None:
 
 def run_train_metric(a) -> int:
     from core.embedding import load_embedder
-    from core.metric.train import TrainConfig, train_head, zoom_key
+    from core.metric.train import FROM_CATALOG, TrainConfig, train_head, zoom_key
 
     cfg = TrainConfig()
     for f in fields(TrainConfig):
         v = getattr(a, f.name, None)
         if v is not None:
             setattr(cfg, f.name, v)
+    if a.from_catalog:
+        for k, v in FROM_CATALOG.items():
+            if getattr(a, k, None) is None:
+                setattr(cfg, k, v)
     emb = load_embedder(a.model)
     res = train_head(emb, a.catalog, a.views, a.out, cfg, progress=True)
     b, z = res.best, res.zero_shot
     if cfg.tune and not res.tune:
         print(f"backbone frozen (fine-tuning stages needs an efficientnet-lite*:ms base, not {emb.spec})")
-    if res.n_heldout:
+    if res.synthetic:
+        print(f"held-out synthetic shop photos ({res.n_heldout}): recall@1 {z.get('recall@1', 0):.3f} with "
+              f"{emb.spec} as it is -> {b.get('recall@1', 0):.3f} with the head (best epoch {b.get('epoch')}, "
+              f"{res.seconds:.0f}s)")
+        if not res.beats_base:
+            print(f"the head does not beat {emb.spec} on held-out synthetic photos: keep searching with it "
+                  f"(the head is saved in {a.out} all the same)")
+            print(f"embedder spec: {emb.spec}")
+            return 0
+    elif res.n_heldout:
         print(f"held-out recall@1 {z.get('recall@1', 0):.3f} -> {b.get('recall@1', 0):.3f} "
               f"(recall@5 {z.get('recall@5', 0):.3f} -> {b.get('recall@5', 0):.3f}) on {res.n_heldout} views, "
               f"best epoch {b.get('epoch')}, {res.seconds:.0f}s")

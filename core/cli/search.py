@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import sys
 
-from core.cli.common import INDEX_HELP, embedder_arg, open_index, print_skipped, rank_args
+from core.cli.common import INDEX_HELP, embedder_arg, open_index, print_skipped, rank_args, status
 
 
 def args_search(p) -> None:
@@ -52,6 +52,8 @@ def _weights(a, searcher) -> dict[str, float] | None:
 
 
 def run_search(a) -> int:
+    if not a.json:  # at once: the model, the index and a new index's attribute filters take seconds to load
+        status(f"loading the index {a.index} and its embedder…")
     from core.data.images import ImageError
     from core.embedding.query import embed_query
     from core.search.engine import Searcher, SearchOptions
@@ -82,9 +84,8 @@ def run_search(a) -> int:
                 top = sorted(probs.items(), key=lambda kv: -kv[1])[:2]
                 print(f"    query {d}: " + ", ".join(f"{v} {p:.2f}" for v, p in top))
         if r.no_close_match:
-            best = max((h.similarity for h in r.hits), default=None)
-            print("  no close match: " + (f"the best similarity {best:.3f} is" if best is not None else "nothing is")
-                  + f" below this catalog's threshold {r.threshold:.3f}; these are the nearest products anyway")
+            print(f"  no close match: the photo's closeness {r.closeness:.3f} is below this catalog's threshold "
+                  f"{r.threshold:.3f}; these are the nearest products anyway")
         for h in r.hits:
             line = f"  {h.rank:>3}  {h.score:.4f}  {h.product_id}  {h.fields.get('title', '')}"
             if a.explain:

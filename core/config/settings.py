@@ -1,7 +1,7 @@
 """Every ``VPS_*`` setting in one place: its name, type, default and what it accepts.
 
-A setting is read when it is used (never when a module is imported), from the environment, else from a mapping of
-secrets the caller passes (the app passes ``st.secrets``), else its default. A bad value raises
+A setting is read when it is used (never when a module is imported), from the environment, else (an app setting)
+from a mapping of secrets the caller passes (the app passes ``st.secrets``), else its default. A bad value raises
 :class:`SettingError`, one line naming the variable and what it accepts; :func:`problems` lists every bad one.
 """
 
@@ -29,6 +29,7 @@ class Var:
     default: Any
     accepts: str
     secret: bool = False  # never quoted in a message
+    app: bool = False  # an app setting: may also be given in the secrets (``.streamlit/secrets.toml``)
 
     @property
     def env(self) -> str:
@@ -73,15 +74,15 @@ def _locations(s: str) -> tuple[str, ...]:
 
 
 VARS: dict[str, Var] = {v.name: v for v in (
-    Var("mode", _choice("local", "served"), "", "'local' or 'served' (unset: from the listening address)"),
-    Var("admin_token", str, "", "any text (the password that unlocks editing)", secret=True),
-    Var("catalog_roots", str, "", f"folders separated by {os.pathsep!r}"),
-    Var("index", _locations, (), "index locations separated by ','"),
+    Var("mode", _choice("local", "served"), "", "'local' or 'served' (unset: from the listening address)", app=True),
+    Var("admin_token", str, "", "any text (the password that unlocks editing)", secret=True, app=True),
+    Var("catalog_roots", str, "", f"folders separated by {os.pathsep!r}", app=True),
+    Var("index", _locations, (), "index locations separated by ','", app=True),
     Var("cache", Path, _ROOT / ".cache", "a folder"),
     Var("datasets", Path, _ROOT.parent / "shared" / "datasets", "a folder"),
-    Var("cache_max_indexes", _whole(0, 10_000), None, "a whole number from 0 (no limit) to 10000"),
-    Var("search_timeout", _number(1, 3600), 30.0, "a number of seconds from 1 to 3600"),
-    Var("search_workers", _whole(1, 64), 2, "a whole number from 1 to 64"),
+    Var("cache_max_indexes", _whole(0, 10_000), None, "a whole number from 0 (no limit) to 10000", app=True),
+    Var("search_timeout", _number(1, 3600), 30.0, "a number of seconds from 1 to 3600", app=True),
+    Var("search_workers", _whole(1, 64), 2, "a whole number from 1 to 64", app=True),
     Var("max_pixels", _whole(1), 64_000_000, "a whole number of pixels, at least 1"),
     Var("max_bytes", _whole(1), 50 * 1024 * 1024, "a whole number of bytes, at least 1"),
     Var("max_decoded_bytes", _whole(1), 128_000_000, "a whole number of bytes, at least 1"),
@@ -91,10 +92,11 @@ VARS: dict[str, Var] = {v.name: v for v in (
 
 
 def raw(name: str, secrets: Mapping[str, Any] | None = None) -> str | None:
-    """The text set for ``name`` (environment first, then ``secrets``), stripped; None when unset or blank."""
+    """The text set for ``name`` (environment first, then ``secrets`` for an app setting), stripped; None when
+    unset or blank."""
     var = VARS[name]
     value: Any = os.environ.get(var.env)
-    if (value is None or not str(value).strip()) and secrets is not None:
+    if (value is None or not str(value).strip()) and secrets is not None and var.app:
         try:
             value = secrets.get(name)
         except Exception:  # noqa: BLE001 - an unreadable secrets file: the setting is unset

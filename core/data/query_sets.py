@@ -92,12 +92,16 @@ def _rows(qs: QuerySet) -> list[tuple[Path, str]]:
 
 
 def example_photos(catalog_root: str | Path, n: int = 12) -> list[Path]:
-    """Example shopper photos: every image in the catalog's flat ``queries/`` folder, sorted by name; else up
-    to ``n`` from its query sets (validation sets first), one per label, spread over the labels."""
+    """Example shopper photos: every image in the catalog's flat ``queries/`` folder, sorted by name; else every
+    row of a ``queries-examples.csv`` beside it, in file order (the demo's); else up to ``n`` from its query sets
+    (validation sets first), one per label, spread over the labels."""
     d = Path(catalog_root) / "queries"
     flat = sorted(p for p in d.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTS) if d.is_dir() else []
     if flat:
         return flat
+    chosen = [s for s in query_sets(catalog_root) if s.split == "examples"]  # the demo's: all, in file order
+    if chosen and (rows := _rows(chosen[0])):
+        return [p for p, _ in rows]
     sets = sorted(query_sets(catalog_root), key=lambda s: (s.split == "train", s.name))
     for qs in sets:
         first: dict[str, Path] = {}
@@ -108,3 +112,15 @@ def example_photos(catalog_root: str | Path, n: int = 12) -> list[Path]:
             step = max(1, len(picks) // n)
             return picks[::step][:n]
     return []
+
+
+def example_labels(catalog_root: str | Path) -> dict[str, str]:
+    """File name -> product of each labelled example photo of a ``queries-examples.csv`` beside the catalog (the
+    demo's), so that a page can tell whether an example was found; empty when there is none."""
+    chosen = [s for s in query_sets(catalog_root) if s.split == "examples" and "product_id" in s.labels]
+    if not chosen:
+        return {}
+    with open(chosen[0].path, newline="", encoding="utf-8-sig") as f:
+        rows = [(Path((r.get("image") or "").strip()).name, (r.get("product_id") or "").strip())
+                for r in csv.DictReader(f)]
+    return {name: pid for name, pid in rows if name and pid}

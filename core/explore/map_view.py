@@ -56,12 +56,26 @@ def hover_text(row: dict) -> str:
     return "<br>".join(esc(p) for p in dict.fromkeys(parts) if p)
 
 
-def point_groups(rows: list[dict], colour: str) -> dict[str, list[int]]:
-    """Row indices by their value of ``colour`` (the map's legend entries), in first-seen order."""
+MAX_GROUPS = 12  # colours a person can tell apart on one map; rarer values share one grey "other" group
+
+
+def point_groups(rows: list[dict], colour: str, max_groups: int = MAX_GROUPS) -> dict[str, list[int]]:
+    """Row indices by their value of ``colour`` (the map's legend entries), in first-seen order; beyond
+    ``max_groups`` values, the most frequent ``max_groups - 1`` keep their own entry and the rest are one last
+    entry, ``other (N values)``."""
     groups: dict[str, list[int]] = {}
     for i, r in enumerate(rows):
         groups.setdefault(str(r.get(colour, "")), []).append(i)
-    return groups
+    if len(groups) <= max_groups:
+        return groups
+    kept = set(sorted(groups, key=lambda g: -len(groups[g]))[:max_groups - 1])
+    rest = sorted(i for g, idx in groups.items() if g not in kept for i in idx)
+    return {g: idx for g, idx in groups.items() if g in kept} | {f"{other_label(len(groups) - len(kept))}": rest}
+
+
+def other_label(n: int) -> str:
+    """The legend entry of the rarer values grouped together."""
+    return f"other ({n} values)"
 
 
 def map_figure(rows: list[dict], colour: str = "category", title: str = "", query: PlacedQuery | None = None,
@@ -138,5 +152,5 @@ def regions_figure(coords: np.ndarray, regions: Regions, cases: list[Case], case
 
 def disagreements_figure(index: IndexBackend, proj: Projection, rep: DisagreementReport, title: str = ""):
     """The classifier's decision regions on the map of ``index``, with the report's queries placed on it."""
-    regions = decision_regions(rep.head, proj.coords, index.vectors[proj.vector_ids])
+    regions = decision_regions(rep.classifier, proj.coords, index.vectors[proj.vector_ids])
     return regions_figure(proj.coords, regions, rep.cases, proj.transform(rep.query_vectors), title)

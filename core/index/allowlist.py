@@ -1,8 +1,8 @@
 """Which catalogs an app may open: those found under an allow-list of root folders (``VPS_CATALOG_ROOTS``).
 
 A root is a catalog itself (it has ``catalog.csv``), or holds catalogs one level down: ``<name>/catalog.csv``
-or an import's ``<name>/catalog/catalog.csv``. The default roots are the bundled sample catalog and the imports
-in the cache, i.e. exactly what :func:`core.index.workspace.catalog_keys` offers.
+or an import's ``<name>/catalog/catalog.csv``. The default roots are the bundled sample catalog, the real-photo demo
+and the imports in the cache, i.e. exactly what :func:`core.index.workspace.catalog_keys` offers.
 """
 
 from __future__ import annotations
@@ -11,17 +11,17 @@ import os
 from pathlib import Path
 
 from core.config import settings
-from core.config.paths import SAMPLE_CATALOG, cache_dir, slug
+from core.config.paths import DEMO_ROOT, SAMPLE_CATALOG, cache_dir, slug
 from core.data.catalog import CSV_NAME
-from core.index.workspace import SAMPLE_KEY
+from core.index.workspace import DEMO_KEY, SAMPLE_KEY
 
 
 def catalog_roots(text: str | None = None) -> list[Path]:
     """The allow-list: ``text`` (or ``$VPS_CATALOG_ROOTS``), folders separated by ``os.pathsep``; by default the
-    sample catalog and the cache's imports."""
+    sample catalog, the real-photo demo and the cache's imports."""
     text = settings.get("catalog_roots") if text is None else text
     roots = [Path(p).expanduser() for p in text.split(os.pathsep) if p.strip()]
-    return roots or [SAMPLE_CATALOG, cache_dir() / "imports"]
+    return roots or [SAMPLE_CATALOG, DEMO_ROOT, cache_dir() / "imports"]
 
 
 def _inside(path: Path, real_root: str) -> bool:
@@ -48,7 +48,8 @@ def catalogs_under(roots: list[Path]) -> dict[str, Path]:
             continue
         real_root = os.path.realpath(root)
         if (found := _catalog_in(root, real_root)) is not None:
-            key = SAMPLE_KEY if root.resolve() == SAMPLE_CATALOG.resolve() else slug(root.name)
+            key = {SAMPLE_CATALOG.resolve(): SAMPLE_KEY, DEMO_ROOT.resolve(): DEMO_KEY}.get(root.resolve(),
+                                                                                        slug(root.name))
             out.setdefault(key, found)
             continue
         for d in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):

@@ -6,12 +6,13 @@ import hashlib
 import threading
 from pathlib import Path
 
-from core.config.paths import SAMPLE_CATALOG, cache_dir, slug
+from core.config.paths import DEMO_CATALOG, SAMPLE_CATALOG, cache_dir, slug
 from core.config.progress import Progress
 from core.config.runtime import release_memory
 from core.config.store import StoreError
 from core.data.catalog import Catalog, load_catalog
 from core.embedding import Embedder
+from core.index.prepared import prepared_vectors
 from core.index.product_index import IndexStateError, ProductIndex
 
 
@@ -23,12 +24,17 @@ def index_dir_for(catalog_root: str | Path, spec: str) -> Path:
 
 #: the key of the bundled sample catalog (an imported dataset's key is its name)
 SAMPLE_KEY = "sample"
+#: the key of the bundled real-photo demo (``demo_catalog/``)
+DEMO_KEY = "demo"
+LABELS = {SAMPLE_KEY: "Sample catalog", DEMO_KEY: "Grocery shop photos (real)"}
 
 
 def catalog_keys() -> dict[str, Path]:
-    """Catalogs the app offers by short key (what a link names): ``sample``, plus each imported dataset
-    found in the cache under its name."""
+    """Catalogs the app offers by short key (what a link names): ``sample``, the real-photo ``demo`` where it is
+    bundled, plus each imported dataset found in the cache under its name."""
     out = {SAMPLE_KEY: SAMPLE_CATALOG}
+    if (DEMO_CATALOG / "catalog.csv").is_file():
+        out[DEMO_KEY] = DEMO_CATALOG
     imports = cache_dir() / "imports"
     if imports.is_dir():
         for d in sorted(imports.iterdir()):
@@ -39,7 +45,7 @@ def catalog_keys() -> dict[str, Path]:
 
 def catalog_label(key: str) -> str:
     """How the app names the catalog of ``key``."""
-    return "Sample catalog" if key == SAMPLE_KEY else f"Dataset: {key}"
+    return LABELS.get(key) or f"Dataset: {key}"
 
 
 def index_state(catalog: Catalog, spec: str | Embedder) -> tuple[str, str]:
@@ -94,7 +100,9 @@ def ensure_index(catalog_root: str | Path, embedder: Embedder, progress: Progres
         if not rebuild and index_state(catalog, embedder)[0] == "ok":  # built meanwhile by a flight now over
             flight.index = ProductIndex.load(d, embedder)
         else:
-            flight.index, _ = ProductIndex.build(catalog, embedder, d, progress=_relay(flight, progress))
+            prepared = prepared_vectors(catalog, embedder)  # the sample's vectors, shipped: no image embedded
+            flight.index, _ = ProductIndex.build(catalog, embedder, d, vectors=prepared,
+                                                 progress=False if prepared is not None else _relay(flight, progress))
         return flight.index
     except BaseException as e:
         flight.error = e

@@ -1,8 +1,9 @@
 """Frozen backbone features, cached under ``cache_dir()/features`` keyed by embedder spec, view and file digest.
 
 A *view* is ``orig`` (the image as the embedder sees it), ``flip`` (its input tensor mirrored), ``aug<k>``
-(the k-th seeded random augmentation: crop, flip, colour jitter) or ``zoom<NN>`` (the centre NN% of the photo,
-a query zoom: :func:`core.embedding.decode.zoom`). Caching a few augmented copies per image
+(the k-th seeded random augmentation: crop, flip, colour jitter), ``shop<k>`` (the k-th synthetic shop photo of
+a catalog picture, :mod:`core.data.shop_views`; the caller keys it by what made it) or ``zoom<NN>`` (the centre
+NN% of the photo, a query zoom: :func:`core.embedding.decode.zoom`). Caching a few augmented copies per image
 lets a CPU train a head with augmentation without running the backbone in the training loop.
 """
 
@@ -37,8 +38,8 @@ def cache_root(embedder: Embedder) -> Path:
 
 
 def check_view(view: str) -> None:
-    if view not in ("orig", "flip") and not view.startswith("aug") and zoom_of(view) is None:
-        raise ValueError(f"unknown view {view!r} (orig, flip, aug<k>, zoom<NN>)")
+    if view not in ("orig", "flip") and not view.startswith(("aug", "shop")) and zoom_of(view) is None:
+        raise ValueError(f"unknown view {view!r} (orig, flip, aug<k>, shop<k>, zoom<NN>)")
 
 
 def zoom_view(z: float) -> str:
@@ -108,24 +109,38 @@ class FeatureStore:
                 np.savez(tmp, digests=np.array(keys), vecs=vecs.astype(dtype))
 
 
-def view_options(embedder: Embedder, view: str, digest_of: Callable[[int], str]) -> dict:
+#: makes a view of a decoded image, seeded by its cache key: ``transform(image, key)``
+Transform = Callable[[Image.Image, str], Image.Image]
+
+
+def view_options(embedder: Embedder, view: str, digest_of: Callable[[int], str],
+                 transform: Transform | None = None) -> dict:
     """The :func:`embed_sources` arguments that embed its sources seen as ``view``: ``orig`` exactly what it
     always does, ``flip`` that input tensor mirrored (the test-time flip), ``aug<k>`` the k-th augmentation of
-    the image decoded at twice the input size (seeded by ``digest_of(source number)``)."""
+    the image decoded at twice the input size (seeded by ``digest_of(source number)``), ``shop<k>``
+    ``transform`` of that image (seeded the same way)."""
     check_view(view)
+    if view.startswith("shop") and transform is None:
+        raise ValueError(f"view {view!r} needs the transform that makes it")
 
     def prep(i: int, img: Image.Image) -> torch.Tensor:
-        t = embedder.preprocess(img if not view.startswith("aug") else augment(img, view, digest_of(i)))
+        if view.startswith("aug"):
+            img = augment(img, view, digest_of(i))
+        elif view.startswith("shop"):
+            img = transform(img, f"{digest_of(i)}:{view}")
+        t = embedder.preprocess(img)
         return t.flip(-1) if view == "flip" else t
 
     return {"preprocess": None if view == "orig" or zoom_of(view) else prep,
-            "decode_size": embedder.image_size * (2 if view.startswith("aug") else 1)}
+            "decode_size": embedder.image_size * (2 if view.startswith(("aug", "shop")) else 1)}
 
 
 def cached_features(embedder: Embedder, paths: Sequence[str | Path], view: str = "orig", *,
                     batch_size: int = 32, progress: Progress | bool = False,
-                    digests: Sequence[str] | None = None) -> tuple[np.ndarray, dict[int, str]]:
+                    digests: Sequence[str] | None = None, transform: Transform | None = None
+                    ) -> tuple[np.ndarray, dict[int, str]]:
     """(N, dim) unit vectors of ``paths`` seen as ``view`` (rows of unusable images are zero) and errors.
+    ``digests`` are the cache keys (default: each file's digest); ``transform`` makes ``shop<k>`` views.
 
     Images not in the cache are embedded by :func:`embed_sources`, ``SAVE_EVERY`` at a time, each part saved."""
     check_view(view)
@@ -147,7 +162,8 @@ def cached_features(embedder: Embedder, paths: Sequence[str | Path], view: str =
             z = zoom_of(view)
             vecs, errs = embed_sources(embedder, [paths[i] for i in part], batch_size=batch_size, progress=report,
                                        crops=[zoom(z)] * len(part) if z else None,
-                                       **view_options(embedder, view, lambda j, part=part: digests[part[j]]))
+                                       **view_options(embedder, view, lambda j, part=part: digests[part[j]],
+                                                      transform))
             errors.update({part[j]: e for j, e in errs.items()})
             dtype = getattr(embedder, "store_dtype", np.float32)
             for i, v in zip([i for j, i in enumerate(part) if j not in errs], vecs):

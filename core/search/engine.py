@@ -7,8 +7,9 @@ baseline; see docs/ranking.md), with the weights fitted on the catalog's known q
 the filters do not help; :mod:`core.search.tuning`), or the weights given. ``rank="dynamic"`` takes the
 weights per query from the trained :class:`~core.search.ranking.WeightNet` (``rank-train``).
 ``rank="distance"`` is plain nearest-neighbour search. Each hit carries the score it is ranked by, its visual
-similarity and the weight x score per dimension that sum to that score. A result whose best similarity is
-below the index's calibrated threshold (:mod:`core.search.calibration`) says ``no_close_match``. Options are
+similarity and the weight x score per dimension that sum to that score. A photo whose closeness to the catalog
+(its best similarity to the catalog's pictures and known shopper photos) is below the index's calibrated
+threshold (:mod:`core.search.calibration`) says ``no_close_match``. Options are
 arguments: nothing shared between requests is changed by one.
 """
 
@@ -78,8 +79,9 @@ class SearchResult:
     weights: dict[str, float]  # the weight of each ranking dimension used for this query
     query_attributes: dict[str, dict[str, float]] = field(default_factory=dict)  # predicted, per attribute
     seconds: float = 0.0
-    threshold: float | None = None  # the index's calibrated "close match" similarity (None: not calibrated)
-    no_close_match: bool = False  # the best similarity is below ``threshold``: nothing in the catalog is close
+    threshold: float | None = None  # the index's calibrated "close match" closeness (None: not calibrated)
+    closeness: float | None = None  # the photo's closeness to the catalog (see core.search.calibration)
+    no_close_match: bool = False  # ``closeness`` is below ``threshold``: nothing in the catalog is close
     #: ranked by distance for now: the requested ranking's attribute filters are still being prepared
     preparing: bool = False
 
@@ -185,9 +187,10 @@ class Searcher:
             return res
         res = self._search(query, options)
         cal = self.calibration
-        if cal is not None:
+        if cal is not None and not (query.text and query.image is None):  # calibrated on photos, not on texts
             res.threshold = cal.threshold
-            res.no_close_match = max((h.similarity for h in res.hits), default=-1.0) < cal.threshold
+            res.closeness = round(cal.closeness(query.vector, max((h.similarity for h in res.hits), default=-1.0)), 6)
+            res.no_close_match = res.closeness < cal.threshold
         res.seconds = time.perf_counter() - t0
         return res
 

@@ -1,9 +1,11 @@
 """Queries whose right answers are known, for fitting the ranking weights and calibrating "no close match".
 
 A catalog's own labelled query set (see :mod:`core.data.query_sets`) when it has one: the first usable of its
-train, validation and other sets (never a test set), labelled by ``product_id`` where those name indexed
-products, else by ``category``. Otherwise self-generated queries: augmented copies (crop, tilt, light, mirror)
-of one image of each of up to :data:`MAX_QUERIES` products, each relevant to its own product.
+train, validation and other sets (never a test set, nor a set ``held_out`` names: the one an evaluation
+measures), labelled by ``product_id`` where those name indexed products, else by ``category``. Otherwise
+self-generated queries: augmented copies (crop, tilt, light, mirror) of one image of each of up to
+:data:`MAX_QUERIES` products, each relevant to its own product's other images or, for a product with one image,
+to the other products of its category (its own image would be a match no shopper's photo gets).
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ class KnownQueries:
     label: str  # product_id | category
     queries: list[Query]
     relevant: list[set[str]]  # product ids relevant to each query
-    own_image: list[int | None]  # self-generated: the catalog vector each query was made from
+    own_image: list[int | None]  # self-generated: the catalog vector each query was made from (never its match)
 
 
 def _rows_of(qs: QuerySet, label: str, index: IndexBackend) -> list[tuple[Path, str]]:
@@ -59,11 +61,13 @@ def _stamp(qs: QuerySet) -> tuple:
     return str(qs.path.resolve()), st.st_size, st.st_mtime_ns
 
 
-def choose_rows(index: IndexBackend) -> tuple[str, str, str, list[tuple[Path, str]], set[str]] | None:
+def choose_rows(index: IndexBackend, held_out: tuple[Path, ...] = ()
+                ) -> tuple[str, str, str, list[tuple[Path, str]], set[str]] | None:
     """(name, key, label, rows, labels known to the catalog) of the catalog's best labelled query set, or None when
     it has none usable. The rows (at most :data:`MAX_QUERIES`, spread over the file) and the key depend on the
     query set only, so adding or removing a product changes neither. Remembered per index generation."""
-    sets = [s for s in query_sets(index.catalog_root) if s.split != "test"]
+    skip = {p.resolve() for p in held_out}
+    sets = [s for s in query_sets(index.catalog_root) if s.split != "test" and s.path.resolve() not in skip]
     memo = (str(index.root), index.fingerprint, tuple(map(_stamp, sets)))
     with _lock:
         if memo in _choices:
@@ -87,9 +91,9 @@ def choose_rows(index: IndexBackend) -> tuple[str, str, str, list[tuple[Path, st
     return found
 
 
-def known_queries_key(index: IndexBackend) -> str:
+def known_queries_key(index: IndexBackend, held_out: tuple[Path, ...] = ()) -> str:
     """The key :func:`known_queries` would return, without embedding anything."""
-    chosen = choose_rows(index)
+    chosen = choose_rows(index, held_out)
     return chosen[1] if chosen else SELF
 
 
@@ -124,15 +128,25 @@ def augment(img: Image.Image, seed: int) -> Image.Image:
 def _self_generated(index: IndexBackend, embedder: Embedder) -> KnownQueries:
     products = index.live_products()
     picks = products[:: max(1, math.ceil(len(products) / MAX_QUERIES))][:MAX_QUERIES]
+    by_cat: dict[str, set[str]] = {}
+    for p in products:
+        by_cat.setdefault(index.products.get(p, {}).get("category", ""), set()).add(p)
     images, relevant, own = [], [], []
     for n, p in enumerate(picks):
         i = index.vector_ids[p][0]
+        cat = index.products.get(p, {}).get("category", "")
+        if len(index.vector_ids[p]) > 1:
+            rel = {p}
+        elif cat and len(by_cat[cat]) > 1:
+            rel = by_cat[cat]
+        else:
+            continue  # one image and no category: nothing a shopper's photo of it could match
         try:
             img = open_image(index.image_path(i), draft_size=2 * embedder.image_size)
         except (ImageError, OSError):
             continue
         images.append(augment(img, n))
-        relevant.append({p})
+        relevant.append(rel)
         own.append(i)
     key = hashlib.sha1(json.dumps([index.root.name, picks]).encode()).hexdigest()[:12]
     got = _embedded(embedder, images, f"{SELF}:{index.root.resolve()}:{key}")
@@ -141,9 +155,9 @@ def _self_generated(index: IndexBackend, embedder: Embedder) -> KnownQueries:
                         [got[j] for j in ok], [relevant[j] for j in ok], [own[j] for j in ok])
 
 
-def known_queries(index: IndexBackend, embedder: Embedder) -> KnownQueries:
+def known_queries(index: IndexBackend, embedder: Embedder, held_out: tuple[Path, ...] = ()) -> KnownQueries:
     """The catalog's labelled queries (embedded), else self-generated ones; see the module doc."""
-    chosen = choose_rows(index)
+    chosen = choose_rows(index, held_out)
     if chosen is None:
         return _self_generated(index, embedder)
     name, key, label, rows, known = chosen

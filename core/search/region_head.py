@@ -26,6 +26,7 @@ from core.config.store import atomic_write
 from core.data.scenes import generate
 from core.embedding.efficientnet import EfficientNetLiteEmbedder
 from core.index import IndexBackend
+from core.index.prepared import FOLDER, producer
 
 HEAD_VERSION = 1
 TRAIN_SEED = 1000
@@ -83,31 +84,54 @@ def cell_targets(owner: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return cells.reshape(2, -1).T
 
 
+class RidgeSums:
+    """The sums ridge regression needs (count, sums, ``XᵀX``, ``Xᵀy``), added one scene at a time: memory stays
+    one ``F×F`` matrix instead of every cell of every scene, and the work is spread over the progress bar."""
+
+    def __init__(self) -> None:
+        self.n, self.sx, self.sy, self.xtx, self.xty = 0, 0.0, 0.0, 0.0, 0.0
+
+    def add(self, x: np.ndarray, y: np.ndarray) -> None:
+        x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+        self.n += len(x)
+        self.sx = self.sx + x.sum(0)
+        self.sy = self.sy + y.sum(0)
+        self.xtx = self.xtx + x.T @ x
+        self.xty = self.xty + x.T @ y
+
+    def fit(self, alpha: float) -> tuple[np.ndarray, np.ndarray]:
+        """Ridge regression (``alpha`` per sample) on standardised features, returned as raw-feature weights and
+        bias."""
+        n = self.n
+        mu, ym = self.sx / n, self.sy / n
+        sd = np.sqrt(np.maximum(np.diag(self.xtx) / n - mu * mu, 0.0)) + 1e-6
+        ztz = (self.xtx / n - np.outer(mu, mu)) / np.outer(sd, sd)
+        zty = (self.xty / n - np.outer(mu, ym)) / sd[:, None]
+        w = np.linalg.solve(ztz + alpha * np.eye(len(mu)), zty) / sd[:, None]
+        return w, ym - mu @ w
+
+
 def fit_ridge(x: np.ndarray, y: np.ndarray, alpha: float) -> tuple[np.ndarray, np.ndarray]:
-    """Ridge regression (``alpha`` per sample) on standardised features, returned as raw-feature weights and
-    bias."""
-    mu, sd = x.mean(0), x.std(0) + 1e-6
-    z = (x - mu) / sd
-    n = len(z)
-    w = np.linalg.solve(z.T @ z / n + alpha * np.eye(z.shape[1]), z.T @ (y - y.mean(0)) / n)
-    w = w / sd[:, None]
-    return w, y.mean(0) - mu @ w
+    """Ridge regression on all rows at once (:class:`RidgeSums` in one step)."""
+    sums = RidgeSums()
+    sums.add(x, y)
+    return sums.fit(alpha)
 
 
 def train_head(catalog_root: str | Path, backbone: EfficientNetLiteEmbedder, *, seed: int = TRAIN_SEED,
                scenes: int = PARAMS["scenes"], side: int = PARAMS["side"], alpha: float = PARAMS["ridge"],
                progress: Progress | bool = False) -> ProductnessHead:
-    """Fit the head on ``scenes`` generated scenes of the catalog's products."""
-    xs, ys = [], []
+    """Fit the head on ``scenes`` generated scenes of the catalog's products; progress counts the scenes, each
+    read and added to the regression (the solve at the end is a fraction of a second)."""
+    sums = RidgeSums()
     gen = generate(catalog_root, seed=seed, n=scenes)
     for i, (img, _, owner, _) in enumerate(tqdm(gen, total=scenes, desc="productness head",
                                                 disable=progress is not True)):
         s5, fin = backbone.photo_maps(img, side)
-        xs.append(cell_features(s5, fin))
-        ys.append(cell_targets(owner, s5.shape[1:]))
+        sums.add(cell_features(s5, fin), cell_targets(owner, s5.shape[1:]))
         if callable(progress):
             progress(i + 1, scenes)
-    w, b = fit_ridge(np.concatenate(xs).astype(np.float64), np.concatenate(ys).astype(np.float64), alpha)
+    w, b = sums.fit(alpha)
     c5 = len(s5)
     return ProductnessHead(w[:c5].astype(np.float32), w[c5:].astype(np.float32), b.astype(np.float32))
 
@@ -120,7 +144,8 @@ def head_path(index: IndexBackend, backbone: EfficientNetLiteEmbedder) -> Path:
 
 def productness_head(index: IndexBackend, backbone: EfficientNetLiteEmbedder, *,
                      progress: Progress | bool = False) -> ProductnessHead:
-    """The cached head for ``index``'s catalog, trained (about a minute on 2 cores) when missing."""
+    """The cached head for ``index``'s catalog: the one prepared beside the catalog while it matches (the
+    sample's ships), else trained (about a minute on 2 cores) when missing."""
     path = head_path(index, backbone)
     if path.is_file():
         return ProductnessHead.load(path)
@@ -129,5 +154,46 @@ def productness_head(index: IndexBackend, backbone: EfficientNetLiteEmbedder, *,
     path.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(path) + ".lock"):
         if not path.is_file():
-            train_head(index.catalog_root, backbone, progress=progress).save(path)
+            head = prepared_head(index.catalog_root, index.manifest.get("catalog_fingerprint"), backbone)
+            (head or train_head(index.catalog_root, backbone, progress=progress)).save(path)
     return ProductnessHead.load(path)
+
+
+def head_producer(catalog_fingerprint: str | None, backbone: EfficientNetLiteEmbedder) -> dict:
+    """What a head depends on: its version, training settings and seed, the backbone and the catalog."""
+    return {"version": HEAD_VERSION, "params": PARAMS, "seed": TRAIN_SEED, "backbone": producer(backbone),
+            "catalog_fingerprint": catalog_fingerprint}
+
+
+def prepared_head_path(catalog_root: str | Path, backbone: EfficientNetLiteEmbedder) -> Path:
+    return Path(catalog_root) / FOLDER / f"productness-{slug(backbone.spec)}.npz"
+
+
+def write_prepared_head(catalog_root: str | Path, catalog_fingerprint: str, backbone: EfficientNetLiteEmbedder,
+                        progress: Progress | bool = False) -> Path:
+    """Train the catalog's head and write it beside the catalog with what produced it (``python -m core
+    prepare``)."""
+    head = train_head(catalog_root, backbone, progress=progress)
+    path = prepared_head_path(catalog_root, backbone)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    buf = io.BytesIO()
+    np.savez(buf, w5=head.w5, wf=head.wf, bias=head.bias,
+             meta=np.array(json.dumps(head_producer(catalog_fingerprint, backbone))))
+    atomic_write(path, buf.getvalue())
+    return path
+
+
+def prepared_head(catalog_root: str | Path, catalog_fingerprint: str | None,
+                  backbone: EfficientNetLiteEmbedder) -> ProductnessHead | None:
+    """The head prepared beside the catalog, or None when there is none or it was made for another catalog,
+    backbone or training setting."""
+    path = prepared_head_path(catalog_root, backbone)
+    if not catalog_fingerprint or not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            if json.loads(str(z["meta"])) != head_producer(catalog_fingerprint, backbone):
+                return None
+            return ProductnessHead(z["w5"], z["wf"], z["bias"])
+    except (OSError, ValueError, KeyError):
+        return None

@@ -1,0 +1,277 @@
+"""Real-browser latency of the app, as a person meets it: ``streamlit run app.py`` on 127.0.0.1 (a free port) with
+a fresh cache, driven by headless Chromium (Playwright), through the rows of issue 26's table. For each step: the
+seconds until the page first shows something (never blank), until the first result, until it settles, and the
+longest stretch in which nothing on the page changed (progress that moves: the goal is 2 s at most).
+
+Prints one JSON object on its last line (rows: step, figure, seconds, goal), and saves a screenshot every second
+of the first 10 s of the first open under ``--shots``. Talks only to 127.0.0.1; the server is always stopped.
+
+    python scripts/bench_browser.py --shots /tmp/first-open
+    python -m core bench --sections browser   # the same, as a benchmark table
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pty
+import re
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = os.environ.get("VPS_CHROMIUM", "/usr/bin/chromium")
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--no-first-run"]
+IDLE = "document.querySelector('[data-test-script-state]')?.getAttribute('data-test-script-state') === 'notRunning'"
+#: every change of the page's content, timed (performance.now(), ms), from the first byte of the document on
+WATCH = """(() => { window.__changes = [];
+  const note = () => window.__changes.push(performance.now());
+  new MutationObserver(note).observe(document, {subtree: true, childList: true, characterData: true,
+                                                attributes: true, attributeFilter: ['value', 'aria-valuenow']});
+})();"""
+SHOWN = "document.querySelector('[data-testid=stMain] h1') !== null"  # the page's frame: its title drawn
+RESULT = re.compile(r"^#1 · ")
+PREPARING = "Nearest products by similarity for now"
+GOALS = {  # step -> (figure -> goal in seconds)
+    "first open, fresh cache": {"first paint": 1.0, "first result": 10.0, "longest still": 2.0},
+    "open after a server restart": {"first paint": 1.0, "first result": 3.0},
+    "Find each product, first use": {"boxes shown": 10.0, "longest still": 2.0},
+    "Classifier vs neighbours": {"settled": 10.0, "longest still": 2.0},
+    "switch the embedder to a trained head": {"settled": 20.0, "longest still": 2.0},
+    "CLI: first search on a new index": {"first line": 1.0},
+}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """``streamlit run app.py`` (local mode) on a free port with ``cache``; stopped on exit."""
+
+    def __init__(self, cache: Path):
+        self.port = free_port()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port",
+             str(self.port), "--browser.gatherUsageStats", "false"], cwd=ROOT,
+            env={**os.environ, "VPS_CACHE": str(cache), "VPS_MODE": "local"}, stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL)
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1):
+                    return
+            except OSError:
+                time.sleep(0.2)
+        raise RuntimeError("streamlit did not start")
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+def longest_still(page, start_ms: float, end_ms: float) -> float:
+    """The longest stretch (s) between ``start_ms`` and ``end_ms`` (page clock) in which the page did not change."""
+    times = [t for t in page.evaluate("window.__changes || []") if start_ms <= t <= end_ms]
+    marks = [start_ms, *times, end_ms]
+    return max(b - a for a, b in zip(marks, marks[1:])) / 1000
+
+
+def now_ms(page) -> float:
+    return page.evaluate("performance.now()")
+
+
+def wait_for(page, check, timeout_s: float, poll_s: float = 0.1) -> float | None:
+    """Seconds until ``check()`` is true (None after ``timeout_s``)."""
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < timeout_s:
+        try:
+            if check():
+                return time.perf_counter() - t0
+        except Exception:  # noqa: BLE001 - the page is being redrawn; look again
+            pass
+        time.sleep(poll_s)
+    return None
+
+
+def text_shown(page, pattern: re.Pattern | str) -> bool:
+    loc = page.get_by_text(pattern) if isinstance(pattern, re.Pattern) else page.get_by_text(pattern, exact=False)
+    return loc.count() > 0 and loc.first.is_visible()
+
+
+def settled(page) -> bool:
+    return page.evaluate(IDLE) and not text_shown(page, PREPARING)
+
+
+def first_open(browser, url: str, shots: Path | None, timeout_s: float) -> dict[str, float | None]:
+    """Open the app; screenshots each second of the first 10 s; first paint, first result, settled."""
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.add_init_script(WATCH)
+    t0 = time.perf_counter()
+    page.goto(url, wait_until="commit", timeout=timeout_s * 1000)
+    if shots:
+        shots.mkdir(parents=True, exist_ok=True)
+    out: dict[str, float | None] = {"first paint": None, "first result": None, "settled": None}
+    next_shot = 1.0
+    while time.perf_counter() - t0 < timeout_s:
+        el = time.perf_counter() - t0
+        if shots and el >= next_shot and next_shot <= 10:
+            page.screenshot(path=str(shots / f"first-open-{int(next_shot):02d}s.png"))
+            next_shot += 1
+        try:
+            if out["first paint"] is None and page.evaluate(SHOWN):
+                out["first paint"] = el
+            if out["first result"] is None and text_shown(page, RESULT):
+                out["first result"] = el
+            if out["first result"] is not None and settled(page):
+                out["settled"] = el
+                if not shots or next_shot > 10:
+                    break
+        except Exception:  # noqa: BLE001 - the page is being redrawn
+            pass
+        time.sleep(0.1)
+    end = now_ms(page)
+    out["longest still"] = longest_still(page, 0.0, end)
+    page.close()
+    return out
+
+
+def find_each_product(browser, url: str, photo: Path, timeout_s: float) -> dict[str, float | None]:
+    """Upload a photo of several products, switch on "Find each product": seconds until the boxes are shown."""
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.add_init_script(WATCH)
+    page.goto(url, timeout=timeout_s * 1000)
+    wait_for(page, lambda: text_shown(page, RESULT) and page.evaluate(IDLE), timeout_s)
+    page.get_by_text("Upload a photo").click()
+    page.locator("input[type=file]").first.set_input_files(str(photo))
+    wait_for(page, lambda: text_shown(page, RESULT) and page.evaluate(IDLE), timeout_s)
+    start = now_ms(page)
+    t0 = time.perf_counter()
+    page.get_by_text("Find each product").click()
+    shown = wait_for(page, lambda: text_shown(page, "product(s) found"), timeout_s)
+    out = {"boxes shown": shown, "longest still": longest_still(page, start, now_ms(page))}
+    out["settled"] = wait_for(page, lambda: page.evaluate(IDLE), timeout_s) and time.perf_counter() - t0
+    page.close()
+    return out
+
+
+def open_page(browser, url: str, ready: str, timeout_s: float) -> dict[str, float | None]:
+    """Open a page of the app (a fresh session): seconds until ``ready`` is shown and the page has settled."""
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.add_init_script(WATCH)
+    t0 = time.perf_counter()
+    page.goto(url, wait_until="commit", timeout=timeout_s * 1000)
+    first = wait_for(page, lambda: page.evaluate(SHOWN), timeout_s)
+    done = wait_for(page, lambda: text_shown(page, ready) and page.evaluate(IDLE), timeout_s)
+    out = {"first paint": first, "settled": done and time.perf_counter() - t0,
+           "longest still": longest_still(page, 0.0, now_ms(page))}
+    page.close()
+    return out
+
+
+def switch_embedder(browser, url: str, spec: str, timeout_s: float) -> dict[str, float | None]:
+    """Type a trained head's spec in the sidebar: seconds until its results are shown and the page settled."""
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.add_init_script(WATCH)
+    page.goto(url, timeout=timeout_s * 1000)
+    wait_for(page, lambda: text_shown(page, RESULT) and page.evaluate(IDLE), timeout_s)
+    start = now_ms(page)
+    t0 = time.perf_counter()
+    box = page.get_by_test_id("stSidebar").get_by_role("textbox", name="…or an embedder spec")
+    box.fill(spec)
+    box.press("Enter")
+    done = wait_for(page, lambda: text_shown(page, spec.split(":")[0]) and text_shown(page, RESULT)
+                    and settled(page), timeout_s)
+    out = {"settled": done and time.perf_counter() - t0, "longest still": longest_still(page, start, now_ms(page))}
+    page.close()
+    return out
+
+
+def cli_first_search(cache: Path, timeout_s: float) -> dict[str, float | None]:
+    """``python -m core index`` then ``search`` on a terminal: seconds to its first line and to its results."""
+    index = cache / "cli-index"
+    subprocess.run([sys.executable, "-m", "core", "index", "--catalog", "sample_catalog", "--out", str(index)],
+                   cwd=ROOT, env={**os.environ, "VPS_CACHE": str(cache)}, capture_output=True, timeout=timeout_s)
+    leader, follower = pty.openpty()
+    t0 = time.perf_counter()
+    p = subprocess.Popen([sys.executable, "-m", "core", "search", "--index", str(index),
+                          "sample_catalog/queries/q000_P0000.jpg"], cwd=ROOT, stdout=subprocess.DEVNULL,
+                         stderr=follower, env={**os.environ, "VPS_CACHE": str(cache)})
+    os.close(follower)
+    first = None
+    try:
+        while True:
+            chunk = os.read(leader, 4096)
+            if not chunk:
+                break
+            if first is None and chunk.strip():
+                first = time.perf_counter() - t0
+    except OSError:
+        pass
+    p.wait(timeout_s)
+    os.close(leader)
+    return {"first line": first, "results": time.perf_counter() - t0}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--shots", default=None, help="folder for the screenshots of the first 10 s of the first open")
+    ap.add_argument("--head", default=None, help="a trained head's embedder spec (efficientnet-lite0+head:DIR) for "
+                                                 "the embedder switch (left out without it)")
+    ap.add_argument("--timeout", type=float, default=600, help="seconds one step may take")
+    a = ap.parse_args(argv)
+    from playwright.sync_api import sync_playwright
+
+    from core.data.scenes import read_scenes, write_scenes
+
+    load = os.getloadavg()
+    steps: dict[str, dict[str, float | None]] = {}
+    with tempfile.TemporaryDirectory(prefix="vps-bench-browser-") as tmp:
+        cache = Path(tmp) / "cache"
+        scene = read_scenes(write_scenes(ROOT / "sample_catalog", Path(tmp) / "scenes", seed=7, n=1))[0].image
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+            server = Server(cache)
+            try:
+                steps["first open, fresh cache"] = first_open(browser, server.url, Path(a.shots) if a.shots else None,
+                                                              a.timeout)
+                steps["Find each product, first use"] = find_each_product(browser, server.url, scene, a.timeout)
+                steps["Classifier vs neighbours"] = open_page(browser, f"{server.url}/Classifier_vs_neighbours",
+                                                              "Classifier accuracy", a.timeout)
+                if a.head:
+                    steps["switch the embedder to a trained head"] = switch_embedder(browser, server.url, a.head,
+                                                                                     a.timeout)
+            finally:
+                server.stop()
+            server = Server(cache)
+            try:
+                steps["open after a server restart"] = first_open(browser, server.url, None, a.timeout)
+            finally:
+                server.stop()
+            browser.close()
+        steps["CLI: first search on a new index"] = cli_first_search(Path(tmp) / "cli", a.timeout)
+    rows = [{"step": step, "figure": fig, "seconds": None if s is None else round(s, 2),
+             "goal": GOALS.get(step, {}).get(fig)} for step, figures in steps.items() for fig, s in figures.items()]
+    print(json.dumps({"load_at_start": [round(x, 1) for x in load], "load_at_end": [round(x, 1) for x in
+                                                                                    os.getloadavg()],
+                      "cpus": os.cpu_count(), "rows": rows}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
