@@ -18,6 +18,8 @@ def args_bench(p) -> None:
                         "browser load test of the served app; browser: the app's latency in headless Chromium from "
                         "a fresh cache, against its goals)")
     p.add_argument("--workdir", default=None, help="scratch folder for synthetic data (default: a temp dir)")
+    p.add_argument("--query-sizes", default=None, metavar="N,N",
+                   help="catalog sizes of the query section (default 10000,100000,1000000; --quick: 5000)")
     p.add_argument("--ann-budget", type=float, default=900.0, help="seconds after which ANN cases are skipped")
 
 
@@ -29,5 +31,12 @@ def run_bench(a) -> int:
     unknown = sorted(set(sections) - set(SECTIONS))
     if unknown:
         raise ValueError(f"unknown section {unknown[0]!r}; choose from {', '.join(SECTIONS)}")
-    run(quick=a.quick, out=a.out, workdir=a.workdir, sections=sections, ann_budget_s=a.ann_budget)
+    try:
+        sizes = tuple(int(x) for x in a.query_sizes.split(",")) if a.query_sizes else None
+    except ValueError:
+        raise ValueError(f"--query-sizes {a.query_sizes!r}: give catalog sizes such as 100000,1000000") from None
+    if sizes and min(sizes) < 100:
+        raise ValueError("--query-sizes: each size must be at least 100")
+    run(quick=a.quick, out=a.out, workdir=a.workdir, sections=sections, ann_budget_s=a.ann_budget,
+        query_sizes=sizes)
     return 0

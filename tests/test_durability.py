@@ -161,7 +161,7 @@ def _disk_full(monkeypatch, where: str) -> None:
     if where == "json":
         monkeypatch.setattr(pi, "write_json", fail)
     else:
-        monkeypatch.setattr(pi.np, "save", fail)
+        monkeypatch.setattr(pi, "_save_vectors", fail)
 
 
 @pytest.mark.parametrize("where", ["vectors", "json"])

@@ -198,3 +198,53 @@ def test_large_catalogs_get_a_pca_reduced_forest_rescored_on_full_vectors(tmp_pa
     monkeypatch.setattr(core.index.product_index, "PCA_MIN_VECTORS", 10**9)
     small = ProductIndex.from_arrays(tmp_path / "small", vecs, items, products, info)
     assert small.pca is None and small.manifest["annoy_dim"] == 512
+
+
+def test_vectors_are_read_by_row_like_an_array(sample_index):
+    v, whole = sample_index.vectors, np.asarray(sample_index.vectors)
+    assert whole.shape == v.shape == (len(sample_index.items), sample_index.dim) and len(v) == len(whole)
+    n = len(whole)
+    for key in (0, -1, n - 1, slice(3, 9), slice(None, None, 7), slice(5, 2), [4, 1, 4, n - 1], np.array([], int),
+                np.arange(0, n, 2), np.arange(n) % 3 == 0, (slice(0, 4), slice(0, 5)), (2, slice(0, 5)),
+                np.array([[1, 2], [3, 4]])):
+        np.testing.assert_array_equal(v[key], whole[key])
+    with pytest.raises(IndexError):
+        v[[n]]
+    assert sample_index.intact()
+
+
+def test_search_settings_are_chosen_at_build_and_recorded_with_their_recall(tmp_path):
+    vecs = _low_rank_unit_vectors(4_000, rank=96)
+    items = [{"product_id": f"p{i // 2}", "image": f"{i}.jpg"} for i in range(len(vecs))]  # two views each
+    products = {it["product_id"]: {} for it in items}
+    idx = ProductIndex.from_arrays(tmp_path / "t", vecs, items, products, {"spec": "synthetic", "dim": 512})
+    t = idx.settings
+    assert t["k"] == 10 and t["queries"] == 200 and 0 <= t["recall"] <= 1 and t["target"] == 0.98
+    assert t["reached"] == (t["recall"] >= t["target"]) and t["search_k"] > 0 and t["candidates"] > 0
+    assert f"recall@10 {t['recall']:.3f}" in idx.summary
+    # what search gets with them on other queries near the catalog is close to what the build measured
+    rng = np.random.default_rng(5)
+    q = vecs[rng.choice(len(vecs), 60, replace=False)] + 0.02 * rng.normal(size=(60, 512)).astype(np.float32)
+    approx, exact = _results(idx, q), _results(idx, q, exact=True)
+    recall = np.mean([len({h[0] for h in a} & {h[0] for h in b}) / 10 for a, b in zip(approx, exact)])
+    assert recall >= t["recall"] - 0.05
+    # writes that keep the forest keep its settings; compact chooses them again
+    assert idx.remove(["p3"]).settings == t
+    assert idx.remove(["p3"]).compact().settings["queries"] == 200
+
+
+@pytest.mark.timeout(120)
+def test_info_verb_shows_the_search_settings(sample_index):
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    r = subprocess.run([sys.executable, "-m", "core", "info", "--index", str(sample_index.root)], cwd=ROOT,
+                       capture_output=True, text=True, timeout=100)
+    t = sample_index.settings
+    assert r.returncode == 0, r.stderr
+    assert f"search_k {t['search_k']:,}" in r.stdout and f"recall@10 {t['recall']:.3f}" in r.stdout
+    bad = subprocess.run([sys.executable, "-m", "core", "info", "--index", str(sample_index.root / "nope")],
+                         cwd=ROOT, capture_output=True, text=True, timeout=100)
+    assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1 and "Traceback" not in bad.stderr

@@ -22,6 +22,7 @@ pytest.importorskip("pymilvus")
 #: backend -> (a fresh location of it in a folder, named; the class that opens it)
 BACKENDS = {
     "annoy": (lambda folder, name: str(folder / name), "ProductIndex"),
+    "hnsw": (lambda folder, name: f"hnsw:{folder / name}", "HnswIndex"),
     "milvus-lite": (lambda folder, name: milvus_location("milvus-lite", folder, name), "MilvusIndex"),
     "milvus-server": (lambda folder, name: milvus_location("milvus-server", folder, name), "MilvusIndex"),
 }

@@ -115,6 +115,10 @@ CASES = {
     "manifest missing embedder": (lambda g: _manifest(g, embedder=None), "manifest.json"),
     "manifest n_base > n_vectors": (lambda g: _manifest(g, n_base=N + 10), "manifest.json"),
     "manifest dim as text": (lambda g: _manifest(g, dim="1280"), "manifest.json"),
+    "manifest search settings as text": (lambda g: _manifest(g, search="fast"), "manifest.json"),
+    "manifest search_k negative": (lambda g: _manifest(g, search={"k": 10, "search_k": -5, "candidates": 40,
+                                                                  "recall": 1.0, "target": 0.98, "queries": 3}),
+                                   "manifest.json"),
     "manifest not JSON": (lambda g: (g / "manifest.json").write_text("{not json"), "manifest.json"),
     "CURRENT escapes the index": (_escape, "CURRENT"),
     "CURRENT names a symlinked generation": (_linked_generation, "CURRENT"),
@@ -228,3 +232,34 @@ def test_cli_with_a_bad_head_config_is_one_line(pristine, tmp_path):
     _, err = p.communicate(timeout=240)
     assert p.returncode == 2 and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
     assert "in_dim" in err
+
+
+HNSW_CASES = {
+    "graph missing": lambda g: (g / "hnsw.bin").unlink(),
+    "graph garbage of the same size": lambda g: (g / "hnsw.bin").write_bytes(
+        os.urandom((g / "hnsw.bin").stat().st_size)),
+    "graph truncated": lambda g: os.truncate(g / "hnsw.bin", 100),
+    "graph header rewritten": lambda g: _json(g / "manifest.json", {
+        **json.loads((g / "manifest.json").read_text()), "hnsw_digest": "0" * 32}),
+    "graph symlink to /dev/zero": lambda g: _replace_with_link(g / "hnsw.bin", Path("/dev/zero")),
+    "manifest forest unknown": lambda g: _manifest(g, forest="faiss"),
+}
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("case", sorted(HNSW_CASES))
+def test_tampered_hnsw_graph_is_one_line(tmp_path, embedder, case):
+    """hnswlib trusts the header of the file it loads: a graph whose bytes differ from what the manifest records
+    is refused before hnswlib reads it."""
+    from core.index.hnsw_index import HnswIndex
+
+    rng = np.random.default_rng(0)
+    vecs = rng.normal(size=(N, DIM)).astype(np.float32)
+    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+    items = [{"product_id": f"p{i}", "image": f"images/{i}.jpg"} for i in range(N)]
+    idx = HnswIndex.from_arrays(tmp_path / "g", vecs, items, {f"p{i}": {} for i in range(N)}, embedder.info())
+    assert idx.graph is not None and idx.search(vecs[3], 3)[0][0].product_id == "p3"
+    HNSW_CASES[case](_gen(tmp_path / "g"))
+    with pytest.raises(IndexStateError) as e:
+        HnswIndex.load(tmp_path / "g")
+    assert "\n" not in str(e.value) and ("hnsw.bin" in str(e.value) or "manifest.json" in str(e.value))

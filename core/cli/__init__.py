@@ -19,6 +19,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "import": ("core.cli.data", "import a public dataset (grocery, clothing) as a catalog + query CSVs"),
     "folder-queries": ("core.cli.data", "write a queries CSV (image,category) for a <category>/<image> tree"),
     "index": ("core.cli.index", "embed a catalog (progress bar) and build its index"),
+    "info": ("core.cli.index", "what an index holds, and the search settings chosen for it with their recall"),
     "prepare": ("core.cli.index", "embed a shipped catalog ahead (prepared/<spec>.npz): its index builds without "
                                   "embedding while catalog and weights match"),
     "add": ("core.cli.index", "index catalog rows that are not in the index yet (no rebuild)"),

@@ -1,4 +1,5 @@
-"""Verbs of the index stage: ``index``, ``add``, ``remove``, ``compact``, ``add-product``, ``remove-product``."""
+"""Verbs of the index stage: ``index``, ``info``, ``add``, ``remove``, ``compact``, ``add-product``,
+``remove-product``."""
 
 from __future__ import annotations
 
@@ -38,6 +39,21 @@ def run_index(a) -> int:
                            ray_address=a.ray_address, shards=a.shards)
     print_skipped(rep.skipped)
     print(f"indexed {len(idx)} products ({rep.added} images) with {idx.spec} -> {a.out}")
+    print(idx.summary)
+    return 0
+
+
+def args_info(p) -> None:
+    p.add_argument("--index", required=True, help=INDEX_HELP)
+
+
+def run_info(a) -> int:
+    from core.index.factory import open_index as open_at
+
+    idx = open_at(a.index)
+    m = idx.manifest
+    print(f"{a.index}: {idx.summary}")
+    print(f"embedder {idx.spec} ({idx.dim}-d); catalog {m.get('catalog_root')}; written {m.get('created', '?')}")
     return 0
 
 

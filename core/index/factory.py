@@ -1,4 +1,5 @@
-"""Open or build an index wherever it lives: a folder is the Annoy backend (the default); ``milvus-lite:PATH``,
+"""Open or build an index wherever it lives: a folder is the Annoy backend (the default; an hnswlib graph from
+``HNSW_MIN_VECTORS`` vectors), ``hnsw:FOLDER`` the same folder with a graph at any size; ``milvus-lite:PATH``,
 a ``*.db`` path or ``http(s)://host:19530`` is Milvus (:mod:`core.index.milvus_index`)."""
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from core.config.progress import Progress
 from core.data.catalog import Catalog
 from core.embedding import Embedder
 from core.index.backend import BuildReport, IndexBackend, embed_rows
+from core.index.hnsw_index import HnswIndex, parse_hnsw
 from core.index.milvus_index import MilvusIndex, parse_location
 from core.index.product_index import ProductIndex
 
@@ -20,7 +22,9 @@ ENGINES = ("local", "ray")
 
 def backend_for(location: str | Path) -> type[IndexBackend]:
     """The backend class that stores ``location``."""
-    return MilvusIndex if parse_location(location) is not None else ProductIndex
+    if parse_location(location) is not None:
+        return MilvusIndex
+    return HnswIndex if parse_hnsw(location) is not None else ProductIndex
 
 
 def open_index(location: str | Path, embedder: Embedder | str | None = None) -> IndexBackend:

@@ -7,6 +7,7 @@ checked for type, shape, range and agreement with the manifest before use. Anyth
 from __future__ import annotations
 
 import errno
+import hashlib
 import json
 import os
 import stat
@@ -27,6 +28,7 @@ MAX_DIM = 1 << 16
 MAX_VECTORS = 1 << 31
 PCA_BYTES = 256 << 20
 _SCALARS = {str, int, float, bool, type(None)}
+FORESTS = ("annoy", "hnsw")
 
 
 class IndexStateError(ValueError):
@@ -104,6 +106,22 @@ def read_manifest(gen: Path) -> dict:
             raise ValueError("catalog_root and catalog_fingerprint must be text")
         if "annoy_bytes" in m:
             _int(m, "annoy_bytes", 0, 1 << 62)
+        if m.get("forest", "annoy") not in FORESTS:
+            raise ValueError(f"forest must be one of {', '.join(FORESTS)}")
+        if m.get("forest") == "hnsw":
+            _int(m, "hnsw_bytes", 0, 1 << 62)
+            if not isinstance(m.get("hnsw_digest"), str):
+                raise ValueError("hnsw_digest must be text")
+        t = m.get("search")
+        if t is not None:
+            if not isinstance(t, dict):
+                raise ValueError("search must be an object of settings")
+            _int(t, "k", 1, 1 << 20)
+            _int(t, "search_k", 1, 1 << 40)
+            _int(t, "candidates", 1, MAX_VECTORS)
+            if not all(type(t.get(key)) in (int, float) for key in ("recall", "target")) or not isinstance(
+                    t.get("queries"), int):
+                raise ValueError("search must record its recall, target and queries as numbers")
     except ValueError as e:
         raise damaged(gen, "manifest.json", f"is inconsistent: {e}") from None
     return m
@@ -138,15 +156,20 @@ class VectorFile:
             return False
 
     def _read(self, a: int, b: int) -> np.ndarray:
-        """Rows ``a:b`` as a new array."""
-        want = (b - a) * self._row
-        try:
-            buf = os.pread(self._f.fileno(), want, self._offset + a * self._row) if want else b""
-        except (OSError, ValueError) as e:
-            raise damaged(self._gen, "vectors.npy", f"cannot be read ({e})") from None
-        if len(buf) != want:
-            raise damaged(self._gen, "vectors.npy", "was truncated while the index was in use")
-        return np.frombuffer(buf, np.float32).reshape(b - a, self.shape[1]).copy()
+        """Rows ``a:b`` read into a new array."""
+        out = np.empty((b - a, self.shape[1]), np.float32)
+        if not out.size:
+            return out
+        view, done, start = memoryview(out).cast("B"), 0, self._offset + a * self._row
+        while done < len(view):
+            try:
+                got = os.preadv(self._f.fileno(), [view[done:done + (1 << 30)]], start + done)
+            except (OSError, ValueError) as e:
+                raise damaged(self._gen, "vectors.npy", f"cannot be read ({e})") from None
+            if got <= 0:
+                raise damaged(self._gen, "vectors.npy", "was truncated while the index was in use")
+            done += got
+        return out
 
     def rows(self, ids) -> np.ndarray:
         """Rows ``ids`` (any order, repeats allowed): one read per run of consecutive rows."""
@@ -159,15 +182,16 @@ class VectorFile:
         if not len(uniq):
             return np.zeros((0, self.shape[1]), np.float32)
         starts = np.flatnonzero(np.diff(uniq) != 1) + 1
-        runs = np.split(uniq, starts)
-        if len(runs) > 2048:  # many scattered rows: read their span in chunks instead
+        if len(starts) >= 2048:  # many scattered rows: read their span in chunks instead
             lo, hi = int(uniq[0]), int(uniq[-1]) + 1
             step = max(1, (64 << 20) // self._row)
             block = np.concatenate([self._read(a, min(hi, a + step))[uniq[(uniq >= a) & (uniq < a + step)] - a]
                                     for a in range(lo, hi, step)])
+        elif not len(starts):
+            block = self._read(int(uniq[0]), int(uniq[-1]) + 1)
         else:
-            block = np.concatenate([self._read(int(r[0]), int(r[-1]) + 1) for r in runs])
-        return block[np.searchsorted(uniq, ids)]
+            block = np.concatenate([self._read(int(r[0]), int(r[-1]) + 1) for r in np.split(uniq, starts)])
+        return block if len(uniq) == len(ids) and np.array_equal(uniq, ids) else block[np.searchsorted(uniq, ids)]
 
     def __getitem__(self, key):
         if isinstance(key, tuple):
@@ -345,3 +369,49 @@ def read_annoy(gen: Path, m: dict) -> AnnoyIndex | None:
         ann.unload()
         raise damaged(gen, name, f"holds {got:,} items, the manifest says {n_base:,}")
     return ann
+
+
+def file_digest(fd: int, size: int) -> str:
+    """BLAKE2b-128 of the first ``size`` bytes of an open file (the manifest's check of a graph file)."""
+    h, done = hashlib.blake2b(digest_size=16), 0
+    while done < size:
+        chunk = os.pread(fd, min(size - done, 16 << 20), done)
+        if not chunk:
+            break
+        h.update(chunk)
+        done += len(chunk)
+    return h.hexdigest()
+
+
+def read_hnsw(gen: Path, m: dict):
+    """The hnswlib graph over the first ``n_base`` vectors, or None when empty. hnswlib reads the whole file into
+    memory and trusts its header, so it reads a private copy whose digest matched the manifest's first."""
+    n_base, dim = m["n_base"], m["annoy_dim"]
+    if not n_base:
+        return None
+    import hnswlib
+
+    name = "hnsw.bin"
+    with _open_regular(gen, name) as f:
+        size = os.fstat(f.fileno()).st_size
+        if size != m["hnsw_bytes"]:
+            raise damaged(gen, name, f"is {size:,} bytes, the manifest says {m['hnsw_bytes']:,}")
+        try:
+            fd, path = _private_copy(f, size, [gen, gen.parent, Path(tempfile.gettempdir())])
+        except OSError as e:
+            raise damaged(gen, name, f"cannot be copied for reading ({e.strerror or e})") from None
+    try:
+        if file_digest(fd, size) != m["hnsw_digest"]:
+            raise damaged(gen, name, "does not match the digest the manifest records")
+        graph = hnswlib.Index(space="ip", dim=dim)
+        try:
+            graph.load_index(path, max_elements=n_base)
+        except (RuntimeError, ValueError, MemoryError) as e:
+            raise damaged(gen, name, f"is not an hnswlib graph of {dim}-d vectors ({str(e)[:80]})") from None
+    finally:
+        if not path.startswith("/proc/"):
+            os.unlink(path)
+        os.close(fd)
+    if graph.get_current_count() != n_base:
+        raise damaged(gen, name, f"holds {graph.get_current_count():,} items, the manifest says {n_base:,}")
+    return graph
