@@ -542,10 +542,11 @@ def _umap(i: Inputs) -> list[Table]:
 
 
 def _milvus(i: Inputs) -> list[Table]:
-    from benchmarks.scale import bench_milvus
+    from benchmarks.scale import bench_backends_sample, bench_milvus
 
     v = i.vectors()
-    return [timed(bench_milvus, i.quick, v["real"], v["real_q"], i.tmp, v["spec"])]
+    return [timed(bench_backends_sample, i.quick, i.tmp, v["spec"]),
+            timed(bench_milvus, i.quick, v["real"], v["real_q"], i.tmp, v["spec"])]
 
 
 def _ray(i: Inputs) -> list[Table]:

@@ -171,13 +171,14 @@ def find_each_product(browser, url: str, photo: Path, timeout_s: float) -> dict[
 
 
 def open_page(browser, url: str, ready: str, timeout_s: float) -> dict[str, float | None]:
-    """Open a page of the app (a fresh session): seconds until ``ready`` is shown and the page has settled."""
+    """Open a page of the app (a fresh session): seconds until an element matching the CSS selector ``ready`` is
+    shown and the page has settled."""
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     page.add_init_script(WATCH)
     t0 = time.perf_counter()
     page.goto(url, wait_until="commit", timeout=timeout_s * 1000)
     first = wait_for(page, lambda: page.evaluate(SHOWN), timeout_s)
-    done = wait_for(page, lambda: text_shown(page, ready) and page.evaluate(IDLE), timeout_s)
+    done = wait_for(page, lambda: page.locator(ready).count() > 0 and page.evaluate(IDLE), timeout_s)
     out = {"first paint": first, "settled": done and time.perf_counter() - t0,
            "longest still": longest_still(page, 0.0, now_ms(page))}
     page.close()
@@ -237,6 +238,7 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
     from playwright.sync_api import sync_playwright
 
+    sys.path.insert(0, str(ROOT))  # run as a script: the project's engine, for the scene photo
     from core.data.scenes import read_scenes, write_scenes
 
     load = os.getloadavg()
@@ -252,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
                                                               a.timeout)
                 steps["Find each product, first use"] = find_each_product(browser, server.url, scene, a.timeout)
                 steps["Classifier vs neighbours"] = open_page(browser, f"{server.url}/Classifier_vs_neighbours",
-                                                              "Classifier accuracy", a.timeout)
+                                                              "[data-testid=stMetric]", a.timeout)
                 if a.head:
                     steps["switch the embedder to a trained head"] = switch_embedder(browser, server.url, a.head,
                                                                                      a.timeout)

@@ -106,3 +106,12 @@ def test_the_map_hover_legend_and_side_panel_show_text(cells):
         for label in [trace.get("name") or "", *(trace.get("text") or []), *(trace.get("hovertext") or [])]:
             assert "<" not in label.replace("<br>", "") and ">" not in label.replace("<br>", "")
     assert all(hover_text(r).count("<br>") <= 2 for r in rows)
+
+
+@settings(max_examples=200, deadline=None)
+@given(hostile)
+def test_long_text_keeps_its_lines_and_nothing_else(s):
+    out = plain(s, lines=True)
+    for line in out.split("\n"):
+        assert line == plain(line)
+        no_hidden_effects(line)

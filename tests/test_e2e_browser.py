@@ -377,8 +377,8 @@ def test_three_users_paths(server, page, shots, sample_index, embedder):
 
     sidebar.get_by_role("link", name="Classifier vs neighbours").click()
     expect(page.get_by_role("heading", name="Classifier versus nearest neighbour")).to_be_visible(timeout=WAIT)
-    expect(page.get_by_text("Classifier accuracy")).to_be_visible(timeout=WAIT)
-    expect(page.get_by_text("The same cases on the map")).to_be_visible(timeout=WAIT)
+    expect(page.get_by_test_id("stMetric").filter(has_text="Classifier").first).to_be_visible(timeout=WAIT)
+    expect(page.get_by_text("The same photos on the map")).to_be_visible(timeout=WAIT)
     expect(page.get_by_test_id("stPlotlyChart").first).to_be_visible(timeout=WAIT)
     page.get_by_test_id("stPlotlyChart").first.scroll_into_view_if_needed()
     _shot(page, shots / "8-classifier.png")

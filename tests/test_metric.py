@@ -269,3 +269,18 @@ def test_a_catalog_smaller_than_a_batch_trains_without_views(tmp_path):
     res = train_head(PixelEmbedder(), cat_dir, None, tmp_path / "model",
                      TrainConfig(epochs=2, catalog_augs=1, query_zooms="1"))
     assert len(res.history) == 2 and (tmp_path / "model" / "model.safetensors").is_file()
+
+
+def test_a_views_csv_without_one_usable_photo_is_a_clear_error(tmp_path):
+    """Labelled photos that all fail to resolve (here: absolute paths, refused) are one line, not a silent
+    catalog-only training."""
+    cat_dir = tmp_path / "cat"
+    cat_dir.mkdir()
+    rows = ["image,product_id"]
+    for n in range(3):
+        Image.effect_noise((32, 32), 20 + 10 * n).convert("RGB").save(cat_dir / f"p{n}.jpg")
+        rows.append(f"p{n}.jpg,P{n}")
+    (cat_dir / "catalog.csv").write_text("\n".join(rows) + "\n")
+    (tmp_path / "views.csv").write_text(f"image,product_id\n{cat_dir / 'p0.jpg'},P0\n")
+    with pytest.raises(ValueError, match="no usable labelled photo"):
+        train_head(PixelEmbedder(), cat_dir, tmp_path / "views.csv", tmp_path / "model", TrainConfig(epochs=1))

@@ -12,6 +12,9 @@ import threading
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hyp_settings
+from hypothesis import strategies as st
 from streamlit.testing.v1 import AppTest
 
 from core.data.text import BIDI_CONTROLS, html_text, plain
@@ -19,7 +22,7 @@ from core.index.allowlist import catalog_roots, catalogs_under, is_allowed
 from core.index.eviction import STAMP, cached_indexes, evict_indexes
 from tests.test_app import _png_header_only, errors, run
 from tests.test_app_state import mini_catalog
-from tests.test_catalog_text import EMOJI, LINK
+from tests.test_catalog_text import EMOJI, FRAGMENTS, LINK
 from ui.common import md
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -88,11 +91,17 @@ def assert_shown_as_text(at: AppTest, expect_shown: bool = True) -> None:
     for h in HOSTILE:
         assert not [t for t in seen if h in t], f"{h!r} reached Markdown unescaped"
     for t in [t for t in seen if re.search("evil|smile|alert|gpj", t)]:  # the hostile titles' words, wherever
-        text = re.sub(r"\\(.)", r"\1", t)
-        assert not EMOJI.search(text) and ":material/" not in t and not LINK.search(text), t
-        assert not set(t) & set(BIDI_CONTROLS), repr(t)  # no link, shortcode or reordering formed
+        inert_markdown_text(t)
     if expect_shown:
         assert any(md(HOSTILE[0]) in t for t in seen), "the hostile title is not shown (escaped) at all"
+
+
+def inert_markdown_text(t: str) -> None:
+    """No link, shortcode or reordering forms in this Markdown (the page's own markup aside)."""
+    text = re.sub(r"\\(.)", r"\1", t)
+    assert not EMOJI.search(text) and ":material/" not in t and not LINK.search(text), t
+    inner = [c for c in t if c in BIDI_CONTROLS]
+    assert inner.count("\u2068") == inner.count("\u2069") and set(inner) <= {"\u2068", "\u2069"}, repr(t)
 
 
 def start(query: dict | None = None) -> AppTest:
@@ -385,3 +394,33 @@ def test_index_cache_keeps_the_most_recently_used(tmp_path, monkeypatch):
     assert not umap.exists() and keep_umap.exists()  # the map of a deleted index goes with it
     assert evict_indexes(0) == []  # 0: no limit
     assert sorted(p.name for p in evict_indexes(2)) == ["i1", "i2"]
+
+
+@pytest.mark.slow
+@hyp_settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.lists(st.one_of(st.sampled_from(FRAGMENTS), st.text(min_size=1, max_size=4)), min_size=2,
+                         max_size=6).map("".join).filter(lambda s: len(md(s)) > 2), min_size=3, max_size=3))
+def test_generated_catalog_text_stays_text_on_the_result_pages(served, monkeypatch, generated):
+    """Hypothesis-generated hostile titles and categories (tests/test_catalog_text.py) on the results' cards,
+    captions, tables and charts of the Search and Why pages: no link, shortcode, markup or reordering forms."""
+    import dataclasses
+
+    from core.search.engine import Searcher
+
+    real = Searcher.search
+
+    def hostile_hits(self, *a, **kw):
+        res = real(self, *a, **kw)
+        hits = [dataclasses.replace(h, fields={**h.fields, "title": generated[i % 3], "category": generated[
+            (i + 1) % 3]}) for i, h in enumerate(res.hits)]
+        return dataclasses.replace(res, hits=hits)
+
+    monkeypatch.setattr(Searcher, "search", hostile_hits)
+    for at in (start(), page(start(), "why")):
+        shown = [t for t in texts(at) if "\\" in t or "\u2060" in t or any(len(g) > 2 and md(g) in t
+                                                                         for g in generated)]
+        assert any(md(generated[0]) in t for t in shown), "the generated title is not shown at all"
+        for t in shown:
+            inert_markdown_text(t)
+        for chart in at.get("plotly_chart"):
+            assert not set(chart.proto.spec) & set(BIDI_CONTROLS)

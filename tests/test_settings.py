@@ -87,6 +87,7 @@ def test_nothing_is_read_at_import(tmp_path):
                                              ("max_pixels", "abc"), ("search_timeout", "x")])
 def test_the_app_shows_a_bad_setting_in_one_line_on_the_page_and_in_the_terminal(monkeypatch, capfd, name, value):
     monkeypatch.setenv(f"VPS_{name.upper()}", value)
+    monkeypatch.setattr("ui.settings._told", set())  # each line is printed once per process
     at = AppTest.from_file(APP, default_timeout=120)
     at.run()
     assert not at.exception, [e.value for e in at.exception]

@@ -19,6 +19,10 @@ CARD = ('<div style="border:1px solid rgba(49,51,63,.15);border-radius:.5rem;pad
         '<div style="background:rgba(49,51,63,.06);height:8%;width:55%;margin-top:5%;border-radius:.25rem"></div>'
         '</div>')
 
+#: the placeholders pulse while the page loads: something on screen moves before the first counter exists
+PULSE = ("<style>@keyframes vps-pulse{0%,100%{opacity:.45}50%{opacity:1}}"
+         ".vps-skeleton div div{animation:vps-pulse 1.4s ease-in-out infinite}</style>")
+
 
 @dataclass
 class Frame:
@@ -56,9 +60,8 @@ def catalog_name() -> str:
 
 def skeleton_html(cards: int = 10, columns: int = 5, height: int = 300) -> str:
     """Grey placeholder cards in a grid, the size the result cards will take (no catalog text in it)."""
-    grid = (f'<div style="display:grid;grid-template-columns:repeat({columns},1fr);gap:1rem">'
-            + CARD.format(h=height) * cards + "</div>")
-    return grid
+    return (PULSE + f'<div class="vps-skeleton" style="display:grid;grid-template-columns:repeat({columns},1fr);'
+            f'gap:1rem">' + CARD.format(h=height) * cards + "</div>")
 
 
 def first_paint(title: str, *, cards: int = 10, note: str = "loading the model and the catalog…",

@@ -102,8 +102,13 @@ def settings_ok() -> bool:
     lines = core_settings.problems(SECRETS)
     for line in lines:
         st.error(f"This server is misconfigured: {line}. Its operator must fix it and restart it.")
-        print(f"visual-product-search: {line}", file=sys.stderr, flush=True)
+        if line not in _told:  # once in the terminal, not on every run of every session
+            _told.add(line)
+            print(f"visual-product-search: {line}", file=sys.stderr, flush=True)
     return not lines
+
+
+_told: set[str] = set()
 
 
 def admin_token() -> str:

@@ -23,11 +23,15 @@ def _rtl(text: str) -> bool:
     return any(unicodedata.bidirectional(c) in ("R", "AL") for c in text)
 
 
-def plain(value: object) -> str:
-    """``value`` as one line of plain text: line breaks and tabs become spaces, control characters (bidirectional
-    overrides and isolates among them) are dropped, and text holding right-to-left letters is isolated
-    (FSI ... PDI) so it cannot reorder what is shown around it."""
-    text = _DROP.sub("", _SPACES.sub(" ", str(value)))
+def plain(value: object, *, lines: bool = False) -> str:
+    """``value`` as one line of plain text (``lines``: its line breaks kept, as ``\\n``): line breaks and tabs
+    become spaces, control characters (bidirectional overrides and isolates among them) are dropped, and text
+    holding right-to-left letters is isolated (FSI ... PDI) so it cannot reorder what is shown around it."""
+    text = str(value)
+    if lines:
+        text = "\n".join(plain(line) for line in re.split(r"\r\n|[\n\r\v\f\x85\u2028\u2029]", text))
+        return text
+    text = _DROP.sub("", _SPACES.sub(" ", text))
     return f"{FSI}{text}{PDI}" if _rtl(text) else text
 
 

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from core.config.defaults import METRIC_BASE_SPEC
+from core.config.defaults import DEFAULT_SPEC, METRIC_BASE_SPEC
 from core.config.progress import Progress
 from core.config.store import atomic_path, atomic_write
 from core.data.catalog import file_digest, load_catalog
@@ -115,8 +115,10 @@ class TrainResult:
         return self.best.get("recall@1", 0.0) > self.zero_shot.get("recall@1", 0.0)
 
 
-#: what ``train-metric --from-catalog`` changes in :class:`TrainConfig` (docs/metric_learning.md: how chosen)
-FROM_CATALOG = {"shop_views": 12, "query_zooms": "1"}
+#: what ``train-metric --from-catalog`` changes in :class:`TrainConfig`, and its base: the pretrained search
+#: default, which the identity-initialised head starts as (docs/metric_learning.md: how chosen)
+FROM_CATALOG = {"shop_views": 12, "query_zooms": "1", "head_init": "identity"}
+FROM_CATALOG_BASE = DEFAULT_SPEC
 
 #: progress(stage, done, total): what a training stage is doing ("reading features (orig)", "training: epoch"),
 #: with true counts
@@ -133,8 +135,10 @@ def training_samples(catalog_dir: str | Path, views: str | Path | None, label: s
     view_samples = []
     if views:
         v = Path(views)
-        rows, _ = read_queries(v / "views.csv" if v.is_dir() else v, label)
+        rows, skipped = read_queries(v / "views.csv" if v.is_dir() else v, label)
         rows = [(p, lab) for p, lab in rows if lab and p.is_file()]
+        if not rows:
+            raise ValueError(f"{views}: no usable labelled photo" + (f" ({skipped[0]})" if skipped else ""))
         for n, (p, lab) in enumerate(rows):
             view_samples.append(Sample(p, lab, False, file_digest(p)))
             if progress and (n % 64 == 63 or n == len(rows) - 1):
@@ -355,7 +359,8 @@ class FeatureTable:
                                            progress=stage_progress(progress, f"reading features ({view})"),
                                            digests=[shop.key(samples[i]) if view.startswith("shop") else
                                                     samples[i].digest for i in ids],
-                                           transform=shop.transform if shop else None)
+                                           transform=shop.transform if shop else None,
+                                           batch_size=8 if view.startswith("shop") else 32)  # drawn: slower
             keep = [j for j in range(len(ids)) if j not in errors]
             chunks.append(vecs[keep])
             for r, j in enumerate(keep):
