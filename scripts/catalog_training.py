@@ -26,7 +26,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from core.data.catalog import load_catalog  # noqa: E402
-from core.data.queries import read_queries  # noqa: E402
+from core.data.query_sets import read_queries  # noqa: E402
 from core.data.shop_views import AUGMENTATIONS  # noqa: E402
 from core.embedding import load_embedder  # noqa: E402
 from core.embedding.query import embed_queries  # noqa: E402

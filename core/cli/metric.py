@@ -7,7 +7,7 @@ import json
 from dataclasses import fields
 
 from core.cli.common import embedder_arg
-from core.config.defaults import DEFAULT_SPEC, LOSSES, METRIC_BASE_SPEC, SPLITS
+from core.config.defaults import DEFAULT_SPEC, HOLDOUT_SPLITS, LOSSES, METRIC_BASE_SPEC
 
 
 def args_train_metric(p) -> None:
@@ -45,7 +45,7 @@ def args_train_metric(p) -> None:
                    help="embed each image with its mirror image too (default on)")
     p.add_argument("--holdout", type=float, default=None,
                    help="share of views held out for early stopping and the query zooms (default 0.1)")
-    p.add_argument("--split", choices=SPLITS, default=None,
+    p.add_argument("--split", choices=HOLDOUT_SPLITS, default=None,
                    help="which views early stopping holds out: listed (default: the last listed of each product) "
                         "or appearance (per product, the look-alike groups least like its catalog image, as "
                         "photos of another store visit would be)")
@@ -53,7 +53,7 @@ def args_train_metric(p) -> None:
                    help="whole-photo queries are embedded as the mean of these centre zooms: auto (default: "
                         "picked by a first head, trained with --zoom-split views held out), 1 (the photo as it "
                         "is) or a list such as 0.8,0.65,0.5")
-    p.add_argument("--zoom-split", choices=SPLITS, default=None,
+    p.add_argument("--zoom-split", choices=HOLDOUT_SPLITS, default=None,
                    help="the held-out views auto chooses the zooms on (default appearance)")
     p.add_argument("--tune", type=int, default=None,
                    help="last backbone stages fine-tuned after the head, on cached activations "

@@ -15,7 +15,7 @@ import numpy as np
 
 from core.config.progress import Progress
 from core.data.catalog import numeric_columns, product_columns
-from core.data.queries import load_labelled_queries
+from core.data.query_sets import load_labelled_queries
 from core.embedding import DEFAULT_SPEC, Embedder
 from core.embedding.available import shipped_head_spec
 from core.explore.photo_sets import PhotoVectors, VectorFn, same_photos

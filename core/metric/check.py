@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from core.data.catalog import load_catalog
-from core.data.queries import read_queries
+from core.data.query_sets import read_queries
 from core.embedding import Embedder
 from core.metric.features import embed_cached
 from core.metric.train import recall_at

@@ -34,7 +34,7 @@ from core.metric.features import cached_features, zoom_view
 from core.metric.losses import make_loss
 from core.metric.miners import make_miner
 from core.metric.samplers import m_per_class
-from core.metric.splits import SPLITS, appearance_holdout, listed_holdout
+from core.metric.splits import HOLDOUT_SPLITS, appearance_holdout, listed_holdout
 from core.metric.stopping import EarlyStopping
 
 #: frozen base a head is trained on by default: multi-scale read-out of efficientnet-lite0 (stages 5-7 and the
@@ -129,7 +129,7 @@ def training_samples(catalog_dir: str | Path, views: str | Path | None, label: s
                      progress: StageProgress | None = None) -> list[Sample]:
     """Catalog images and labelled views (``views.csv`` with ``image`` and the ``label`` column); ``progress``
     counts the labelled photos read."""
-    from core.data.queries import read_queries
+    from core.data.query_sets import read_queries
 
     cat = load_catalog(catalog_dir)
     view_samples = []
@@ -252,8 +252,8 @@ def check_config(cfg: TrainConfig) -> tuple[tuple[float, ...], ...]:
     """The query-zoom candidates of ``cfg``; a bad value or split fails here, before any work."""
     zooms = zoom_candidates(cfg.query_zooms)
     for split in (cfg.split, cfg.zoom_split):
-        if split not in SPLITS:
-            raise ValueError(f"unknown held-out split {split!r}; choose from {', '.join(SPLITS)}")
+        if split not in HOLDOUT_SPLITS:
+            raise ValueError(f"unknown held-out split {split!r}; choose from {', '.join(HOLDOUT_SPLITS)}")
     if cfg.head_init not in ("random", "identity"):
         raise ValueError(f"head_init is random or identity, not {cfg.head_init!r}")
     return zooms
