@@ -39,7 +39,7 @@ def sample_photos(out: Path, n: int = N_SAMPLE_PHOTOS, seed: int = SAMPLE_PHOTO_
 
 def bench_nomatch(quick: bool, workdir: Path) -> Table:
     from core.data.catalog import load_catalog
-    from core.data.importers import import_clothing, import_grocery
+    from core.data.import_datasets import import_clothing, import_grocery
     from core.embedding import DEFAULT_SPEC, load_embedder
     from core.evaluation.nomatch_eval import evaluate_no_match
     from core.index import IndexBackend, build_index, open_index

@@ -187,6 +187,7 @@ def bench_query(quick: bool, real: np.ndarray, real_items: list[dict], queries: 
         t.add(n, r["p50"], r["p99"], r["embed_p50"], r["search_p50"], build_s, r["load_s"], r["anon"], r["file"],
               r["backend"], r["forest"], r["annoy_dim"], r["settings"], r["tuned_recall"], r["recall"], r["exact_ms"],
               r["exact_ms"] / max(r["search_p50"], 1e-3))
+        print(f"query {n:,}: " + ", ".join(f"{c} {v}" for c, v in zip(t.columns, t.rows[-1])), flush=True)
         (d / "BUILD_SECONDS").write_text(f"{build_s:.1f}")  # the ANN section reuses this index
     t.notes += ["One query at a time in a fresh process that loads the embedder and the index as the app does; "
                 "RSS after the queries: anon = private memory, file = memory-mapped index pages (page cache, "
@@ -541,10 +542,11 @@ def _umap(i: Inputs) -> list[Table]:
 
 
 def _milvus(i: Inputs) -> list[Table]:
-    from benchmarks.scale import bench_milvus
+    from benchmarks.scale import bench_backends_sample, bench_milvus
 
     v = i.vectors()
-    return [timed(bench_milvus, i.quick, v["real"], v["real_q"], i.tmp, v["spec"])]
+    return [timed(bench_backends_sample, i.quick, i.tmp, v["spec"]),
+            timed(bench_milvus, i.quick, v["real"], v["real_q"], i.tmp, v["spec"])]
 
 
 def _ray(i: Inputs) -> list[Table]:

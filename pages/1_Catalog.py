@@ -9,8 +9,8 @@ import pandas as pd
 import streamlit as st
 
 from core.data.catalog import load_catalog
+from core.data.import_datasets import IMPORTERS
 from core.data.import_folder import check_name, import_folder
-from core.data.importers import IMPORTERS
 from core.data.text import plain
 from core.index.catalog_edit import add_product, remove_products
 from core.index.workspace import catalog_label

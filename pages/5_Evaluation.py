@@ -14,7 +14,7 @@ from core.embedding.head import head_specs
 from core.evaluation.evaluate import Evaluation, Failure, evaluate, failure_details, query_files_near
 from core.explore.map_view import map_figure, map_table
 from core.explore.projection import UmapParams
-from core.metric.train import FROM_CATALOG, TrainConfig, train_head
+from core.metric.train import FROM_CATALOG, FROM_CATALOG_BASE, TrainConfig, train_head
 from ui.auth import edit_gate
 from ui.common import (
     USER_ERRORS,
@@ -151,9 +151,9 @@ def train_form(ctx: Context, evaluated_on: str) -> None:
         out = cache_dir() / "heads" / slug(str(ctx.catalog_dir)) / f"e{epochs}-{slug(Path(views).stem)}"
         bar = st.progress(0.0, text="Listing the catalog and the photos…")
         cfg = TrainConfig(epochs=epochs, **(FROM_CATALOG if views == NO_VIEWS else {}))
+        base = FROM_CATALOG_BASE if views == NO_VIEWS else METRIC_BASE_SPEC
         try:
-            res = train_head(get_embedder(METRIC_BASE_SPEC), ctx.catalog_dir, None if views == NO_VIEWS else views,
-                             out, cfg,
+            res = train_head(get_embedder(base), ctx.catalog_dir, None if views == NO_VIEWS else views, out, cfg,
                              progress=lambda stage, i, n: bar.progress(min(i / max(n, 1), 1.0),
                                                                        text=f"{stage.capitalize()} {i} of {n}…"))
         except USER_ERRORS as e:
@@ -163,12 +163,14 @@ def train_form(ctx: Context, evaluated_on: str) -> None:
         bar.empty()
         if res.synthetic and not res.beats_base:
             st.warning(f"Trained {len(res.history)} epoch(s) in {res.seconds:.0f} s, but the head does not find "
-                       f"the products of held-out made-up shop photos more often than {METRIC_BASE_SPEC} as it is "
+                       f"the products of held-out made-up shop photos more often than {base} as it is "
                        f"({res.best.get('recall@1', 0):.3f} vs {res.zero_shot.get('recall@1', 0):.3f} first-hit "
                        "rate): keep the embedder you have.")
             return
+        check = (" Made-up photos alone are weak evidence: use it only if it beats the base embedder on your "
+                 "labelled photos here." if res.synthetic else "")
         flash(f"Trained {len(res.history)} epoch(s) in {res.seconds:.0f} s: {md(res.spec)} is now among "
-              "\"Embedders to compare\"; press Evaluate to see it next to the base embedder.")
+              f"\"Embedders to compare\"; press Evaluate to see it next to the base embedder.{check}")
         st.session_state["tr_new_spec"] = res.spec
         st.rerun()
 

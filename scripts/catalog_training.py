@@ -26,15 +26,22 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from core.data.catalog import load_catalog  # noqa: E402
-from core.data.queries import read_queries  # noqa: E402
+from core.data.query_sets import read_queries  # noqa: E402
 from core.data.shop_views import AUGMENTATIONS  # noqa: E402
 from core.embedding import load_embedder  # noqa: E402
 from core.embedding.query import embed_queries  # noqa: E402
 from core.metric.features import embed_cached  # noqa: E402
-from core.metric.train import FROM_CATALOG, TrainConfig, recall_at, train_head, training_samples  # noqa: E402
+from core.metric.train import (  # noqa: E402
+    FROM_CATALOG,
+    FROM_CATALOG_BASE,
+    TrainConfig,
+    recall_at,
+    train_head,
+    training_samples,
+)
 
-BASE = "efficientnet-lite0:ms"
-CATALOG = {**FROM_CATALOG}  # what --from-catalog trains with
+BASE = "efficientnet-lite0:ms"  # with labelled photos (train-metric's default)
+CATALOG = {**FROM_CATALOG}  # what --from-catalog alone trains with, on FROM_CATALOG_BASE
 
 
 def runs() -> dict[str, tuple[object, dict, float]]:
@@ -55,11 +62,14 @@ def runs() -> dict[str, tuple[object, dict, float]]:
                                     0.0)
     for k in (1, 3, 10):
         out[f"labels{k}+shop"] = (k, {"shop_views": CATALOG["shop_views"]}, 0.0)
+        out[f"labels{k}"] = (k, {}, 0.0)
+    out["heldout-products-labelled"] = ("all", {}, 0.2)
     return out
 
 
 def first_per_label(views_csv: Path, k: int, out: Path) -> Path:
-    """The first ``k`` labelled photos of each product of ``views_csv``, as a CSV at ``out``."""
+    """The first ``k`` labelled photos of each product of ``views_csv``, as a CSV at ``out`` (in the same
+    folder: image paths stay relative)."""
     with open(views_csv, newline="") as f:
         rows = list(csv.DictReader(f))
     seen: dict[str, int] = {}
@@ -67,7 +77,7 @@ def first_per_label(views_csv: Path, k: int, out: Path) -> Path:
     for r in rows:
         if seen.get(r["product_id"], 0) < k:
             seen[r["product_id"]] = seen.get(r["product_id"], 0) + 1
-            keep.append({**r, "image": str((views_csv.parent / r["image"]).resolve())})
+            keep.append(r)
     out.parent.mkdir(parents=True, exist_ok=True)
     with open(out, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(rows[0]))
@@ -103,7 +113,7 @@ def run(name: str, seed: int, data: Path, work: Path) -> dict:
     if views == "all":
         views_arg = data / "views"
     elif views is not None:
-        views_arg = first_per_label(data / "views" / "views.csv", int(views), work / f"views-{views}.csv")
+        views_arg = first_per_label(data / "views" / "views.csv", int(views), data / "views" / f"first{views}.csv")
     samples = training_samples(data / "catalog", views_arg, cfg.label)
     subsets = None
     if held_share:
@@ -111,7 +121,7 @@ def run(name: str, seed: int, data: Path, work: Path) -> dict:
         held = set(labels[:: round(1 / held_share)])  # every 5th product: never seen in training
         samples = [s for s in samples if s.label not in held]
         subsets = {"seen": set(labels) - held, "unseen": held}
-    base = load_embedder(BASE)
+    base = load_embedder(FROM_CATALOG_BASE if views is None else BASE)
     t = time.time()
     res = train_head(base, data / "catalog", None, work / f"{name}-s{seed}", cfg, samples=samples)
     seconds = time.time() - t
@@ -136,7 +146,7 @@ def main() -> None:
     for name in a.runs.split(","):
         if name == "base":
             lines = [{"run": "base", "embedder": spec, "val": val_recall(load_embedder(spec), data)}
-                     for spec in ("efficientnet-lite0", BASE)]
+                     for spec in (FROM_CATALOG_BASE, BASE)]
         else:
             lines = [run(name, int(seed), data, work) for seed in a.seeds.split(",")]
         for line in lines:

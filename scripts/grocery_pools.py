@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from core.config.paths import cache_dir
-from core.data.queries import read_queries
+from core.data.query_sets import read_queries
 from core.embedding import Embedder, load_embedder
 from core.embedding.batch import embed_sources
 from core.embedding.efficientnet import POOLS, pooled_maps

@@ -56,7 +56,9 @@ def milvus_server_uri() -> str:
 
     uri = os.environ.get("VPS_MILVUS_URI", "").strip()
     if not uri:
-        pytest.skip("no Milvus server: VPS_MILVUS_URI is not set (run the tests under .ci/with-milvus, which "
+        why = os.environ.get("VPS_MILVUS_UNAVAILABLE", "").strip()
+        pytest.skip(f"no Milvus server: .ci/with-milvus could not start one: {why}" if why else
+                    "no Milvus server: VPS_MILVUS_URI is not set (run the tests under .ci/with-milvus, which "
                     "starts one, or point it at a server of your own: docs/scaling.md)")
     return uri
 

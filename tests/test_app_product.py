@@ -235,6 +235,27 @@ def test_train_a_head_from_the_evaluation_page_then_compare_it(mini):
     assert list(at.dataframe[0].value.index) == chosen
 
 
+def test_train_a_head_from_the_catalog_alone_on_the_evaluation_page(mini):
+    """Without labelled photos the page trains on made-up shop photos of the catalog's pictures (issue 25): the
+    head is offered with the advice to check it on labelled photos, or, if it does not beat the base on held-out
+    made-up photos, the page says so and keeps the base."""
+    at = start()
+    at.switch_page("pages/5_Evaluation.py")
+    run(at)
+    none = [o for o in at.selectbox(key="tr_views").options if o.startswith("none")]
+    assert none and "made-up shop photos" in none[0]
+    at.selectbox(key="tr_views").set_value(none[0])
+    at.slider(key="tr_epochs").set_value(2)
+    at.button(key="tr_go").click()
+    run(at)
+    assert not errors(at), errors(at)
+    offered = [s.value for s in at.success if s.value.startswith("Trained ")]
+    kept = [w.value for w in at.warning if "keep the embedder you have" in w.value]
+    assert len(offered) + len(kept) == 1, (offered, kept)
+    if offered:
+        assert "weak evidence" in offered[0] and "+head:" in at.multiselect(key="ev_specs").value[-1]
+
+
 def test_a_head_with_query_zooms_says_how_the_whole_photo_is_searched(mini):
     """A shopper searching with a trained head that zooms a whole photo toward its centre is told so under the
     photo; cropping by hand searches the crop as it is, and the note goes."""

@@ -228,7 +228,7 @@ def test_fingerprint_hashes_only_changed_files(tmp_path, monkeypatch):
 
 
 def test_queries_csv_quoting_errors_cost_one_row(tmp_path):
-    from core.data.queries import read_queries
+    from core.data.query_sets import read_queries
 
     _rows_csv(tmp_path, "")
     (tmp_path / "q.csv").write_text(f'image,product_id\ni1.jpg,"P1\ni2.jpg,P2\ni3.jpg,{"x" * 140_000}\ni4.jpg,P4\n')

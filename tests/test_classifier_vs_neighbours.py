@@ -110,6 +110,15 @@ def test_trained_on_one_set_tested_on_another_and_fixed_cases_counted(toy):
     assert d["produced_by"]["index"] == idx.fingerprint and json.dumps(d)
 
 
+def test_training_progress_moves_and_ends(toy):
+    idx, emb = toy["pre"]
+    ticks = []
+    rep = compare(idx, emb, toy["held"], "product_id", train=toy["train"], vectors=toy["vectors"],
+                  progress=lambda i, n: ticks.append((i, n)))
+    assert ticks[0] == (0, 500) and ticks[-1] == (500, 500) and ticks == sorted(ticks)
+    assert rep.counts()["classifier_only"] == 3
+
+
 def test_catalog_pictures_alone_give_another_classifier(toy):
     """Without training photos the classifier learns from the catalog's pictures, and then it agrees with the
     nearest product: no "classifier right, neighbour wrong" case, so the photos are what make the argument. One

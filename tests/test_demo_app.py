@@ -52,6 +52,8 @@ def test_a_person_compares_pretrained_and_trained_on_the_first_example(tmp_path,
     assert at.sidebar.radio(key=KEY).value == TRAINED and at.session_state["vps_spec"] == head
     assert at.query_params["spec"] == head
     assert results(at)[0][0] == product and not note(at)
+    assert [s.value for s in at.success] == [f"This photo is **{title}**: the network trained for this catalog puts "
+                                             "it first."]
 
     at.sidebar.radio(key=KEY).set_value(PRETRAINED)  # one click back
     run(at)
@@ -66,3 +68,21 @@ def test_a_person_compares_pretrained_and_trained_on_the_first_example(tmp_path,
     at.sidebar.selectbox(key="vps_catalog").set_value("Sample catalog")  # the demo's head stays with the demo
     run(at)
     assert at.session_state["vps_spec"] == DEFAULT_SPEC and KEY not in [r.key for r in at.sidebar.radio]
+
+
+@pytest.mark.slow
+def test_served_visitors_get_the_demo_and_its_trained_network_without_signing_in(tmp_path, monkeypatch):
+    """Served with the default allow-list: the demo is offered, and a visitor (not signed in) switches to the
+    network trained for it, whose index is built on first use (81 pictures), as the default embedder's is."""
+    for k, v in {"VPS_MODE": "served", "VPS_CACHE": str(tmp_path / "cache")}.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.delenv("VPS_CATALOG_ROOTS", raising=False)
+    name, product = first_example()
+    at = AppTest.from_file(str(ROOT / APP), default_timeout=600)
+    at.query_params.update({"catalog": "demo"})
+    run(at)
+    assert at.sidebar.selectbox(key="vps_catalog").value == DEMO and not at.error
+    at.sidebar.radio(key=KEY).set_value(TRAINED)
+    run(at)
+    assert not at.error and at.session_state["vps_spec"] == shipped_head_spec(DEMO_CATALOG)
+    assert results(at)[0][0] == product

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from core.data.catalog import Catalog, load_catalog
-from core.data.queries import folder_queries, load_labelled_queries, write_folder_queries
+from core.data.query_sets import folder_queries, load_labelled_queries, write_folder_queries
 from core.explore.disagreements import KINDS, compare, decision_regions, train_classifier
 from core.explore.projection import UmapParams, project, projection_dir
 from core.index.product_index import ProductIndex

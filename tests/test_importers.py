@@ -9,8 +9,8 @@ import pytest
 
 from core.cli import main
 from core.data.catalog import load_catalog
-from core.data.importers import download, import_clothing, import_grocery
-from core.data.queries import read_queries
+from core.data.import_datasets import download, import_clothing, import_grocery
+from core.data.query_sets import read_queries
 from tests.conftest import dataset
 
 

@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 
 from core.data.catalog import load_catalog
-from core.data.importers import import_grocery
+from core.data.import_datasets import import_grocery
 from core.embedding import load_embedder
 from core.embedding.head import HeadEmbedder
 from core.index.product_index import ProductIndex
@@ -70,7 +70,7 @@ def trained(grocery_subset, embedder, tmp_path_factory):
 
 
 def _val_recall(emb, data) -> dict:
-    from core.data.queries import read_queries
+    from core.data.query_sets import read_queries
 
     cat = load_catalog(data / "catalog")
     ref, _ = embed_cached(emb, [cat.path(r) for r in cat.rows])
@@ -269,3 +269,29 @@ def test_a_catalog_smaller_than_a_batch_trains_without_views(tmp_path):
     res = train_head(PixelEmbedder(), cat_dir, None, tmp_path / "model",
                      TrainConfig(epochs=2, catalog_augs=1, query_zooms="1"))
     assert len(res.history) == 2 and (tmp_path / "model" / "model.safetensors").is_file()
+
+
+def test_a_views_csv_without_one_usable_photo_is_a_clear_error(tmp_path):
+    """Labelled photos that all fail to resolve (here: absolute paths, refused) are one line, not a silent
+    catalog-only training."""
+    cat_dir = tmp_path / "cat"
+    cat_dir.mkdir()
+    rows = ["image,product_id"]
+    for n in range(3):
+        Image.effect_noise((32, 32), 20 + 10 * n).convert("RGB").save(cat_dir / f"p{n}.jpg")
+        rows.append(f"p{n}.jpg,P{n}")
+    (cat_dir / "catalog.csv").write_text("\n".join(rows) + "\n")
+    (tmp_path / "views.csv").write_text(f"image,product_id\n{cat_dir / 'p0.jpg'},P0\n")
+    with pytest.raises(ValueError, match="no usable labelled photo"):
+        train_head(PixelEmbedder(), cat_dir, tmp_path / "views.csv", tmp_path / "model", TrainConfig(epochs=1))
+
+
+def test_one_list_of_loss_names():
+    """``core.config.defaults.LOSSES`` (what the CLI offers) and ``make_loss`` (what builds them) name the same."""
+    from core.config.defaults import LOSSES
+    from core.metric.losses import make_loss
+
+    for name in LOSSES:
+        assert make_loss(name, num_classes=3, dim=8) is not None
+    with pytest.raises(ValueError, match="unknown loss"):
+        make_loss("not-a-loss", 3, 8)

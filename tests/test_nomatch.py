@@ -167,7 +167,7 @@ def test_evaluate_no_match_cli_reports_both_rates(sample_index, tmp_path):
 def test_clothing_photos_are_no_close_match_on_the_grocery_catalog(grocery_index, embedder):
     """The issue's case: 30 clothing photos on the grocery catalog (6 were flagged by the similarity threshold),
     while 30 grocery val photos are searched without the notice."""
-    from core.data.queries import read_queries
+    from core.data.query_sets import read_queries
     from core.embedding.query import embed_queries
     from core.search.engine import Searcher, SearchOptions
 
@@ -188,7 +188,7 @@ def test_clothing_photos_are_no_close_match_on_the_grocery_catalog(grocery_index
 @pytest.fixture(scope="module")
 def grocery_index(tmp_path_factory, embedder):
     from core.data.catalog import load_catalog
-    from core.data.importers import import_grocery
+    from core.data.import_datasets import import_grocery
     from core.index import build_index
 
     out = tmp_path_factory.mktemp("grocery")

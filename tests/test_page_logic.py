@@ -10,7 +10,7 @@ from PIL import Image
 
 from core.config.paths import DEMO_CATALOG, SAMPLE_CATALOG
 from core.data.catalog import load_catalog
-from core.data.queries import labelled_query_sets
+from core.data.query_sets import query_sets
 from core.embedding.head import CONFIG, WEIGHTS, head_specs
 from core.explore.disagreements import label_choices
 from core.explore.map_view import colour_columns
@@ -45,11 +45,11 @@ def test_catalog_keys_name_the_sample_and_imports(tmp_path, monkeypatch, catalog
 
 
 def test_labelled_query_sets_next_to_a_catalog(catalog):
-    assert labelled_query_sets(catalog) == []
+    assert query_sets(catalog) == []
     (catalog / "queries.csv").write_text("image,product_id\nred.png,R\n")
     (catalog.parent / "validation" / "red").mkdir(parents=True)  # a held-out <category>/<image> tree
     Image.new("RGB", (8, 8), "red").save(catalog.parent / "validation" / "red" / "r1.png")
-    assert labelled_query_sets(catalog) == [catalog / "queries.csv", catalog.parent / "validation"]
+    assert [s.path for s in query_sets(catalog)] == [catalog / "queries.csv", catalog.parent / "validation"]
 
 
 def test_label_and_colour_choices(tmp_path, catalog):

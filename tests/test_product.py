@@ -20,7 +20,7 @@ from tests.conftest import SAMPLE, dataset
 
 @pytest.fixture(scope="module")
 def grocery_import(tmp_path_factory):
-    from core.data.importers import import_grocery
+    from core.data.import_datasets import import_grocery
 
     out = tmp_path_factory.mktemp("grocery-import")
     import_grocery(dataset("grocery") / "dataset", out)

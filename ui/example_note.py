@@ -32,11 +32,12 @@ def trained_rank(ctx: Context, head: str, photo: Photo, rank: str) -> int | None
 
 
 def example_note(ctx: Context, photo: Photo | None, hits: list[Hit], rank: str) -> None:
-    """The note, when ``photo`` is a labelled example and the first of ``hits`` is not its product."""
+    """The note, when ``photo`` is a labelled example: found first (one line), or missed (what came first, and
+    whether the trained network finds it, with a button that switches)."""
     if photo is None or photo.source != "example" or not hits:
         return
     want = _labels(str(ctx.catalog_dir)).get(photo.name)
-    if not want or hits[0].product_id == want:
+    if not want:
         return
     head = shipped_head(ctx.catalog_dir)
     trained = ctx.spec == head
@@ -44,8 +45,11 @@ def example_note(ctx: Context, photo: Photo | None, hits: list[Hit], rank: str) 
     def title(pid: str) -> str:
         return md(ctx.index.products.get(pid, {}).get("title") or pid)
 
-    where = next((f" (the right product is #{h.rank})" for h in hits if h.product_id == want), "")
     network = "network trained for this catalog" if trained else "pretrained network"
+    if hits[0].product_id == want:
+        st.success(f"This photo is **{title(want)}**: the {network} puts it first.", icon=":material/check:")
+        return
+    where = next((f" (the right product is #{h.rank})" for h in hits if h.product_id == want), "")
     text = f"This photo is **{title(want)}**; the {network} puts **{title(hits[0].product_id)}** first{where}."
     if not head or trained:
         st.warning(text, icon=":material/help:")

@@ -76,7 +76,7 @@ def _report(root: str, fingerprint: str, queries: str, qroot: str | None, train:
         what = "product" if label == "product_id" else label
         with st.spinner(f"Training the classifier to name each photo's {what}, and comparing…"):
             return compare(_pre[0], _pre[1], queries, label, root=qroot, train=train, trained=_trained,
-                           vectors=vectors)
+                           vectors=vectors, progress=lambda i, n: bar(i, n, "Training the classifier, steps"))
     finally:
         bar.empty()
 

@@ -50,7 +50,7 @@ def args_import(p) -> None:
 def run_import(a) -> int:
     from pathlib import Path
 
-    from core.data.importers import IMPORTERS, download
+    from core.data.import_datasets import IMPORTERS, download
 
     if a.download:
         src = download(a.name)
@@ -75,7 +75,7 @@ def args_folder_queries(p) -> None:
 
 
 def run_folder_queries(a) -> int:
-    from core.data.queries import write_folder_queries
+    from core.data.query_sets import write_folder_queries
 
     out = write_folder_queries(a.tree, a.out)
     print(f"wrote {out} (read it with --root {a.tree})")

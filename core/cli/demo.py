@@ -12,7 +12,8 @@ from __future__ import annotations
 HEAD_FLAGS = ["--model", "efficientnet-lite0:ms", "--label", "product_id", "--loss", "supcon", "--epochs", "40",
               "--batch-size", "128", "--lr", "0.001", "--out-dim", "128", "--hidden", "256",
               "--catalog-augs", "5", "--view-augs", "2", "--no-view-flip", "--tta-flip", "--holdout", "0.1",
-              "--split", "listed", "--query-zooms", "1,0.8,0.65", "--tune", "0", "--device", "cpu", "--seed", "0"]
+              "--split", "listed", "--query-zooms", "1,0.8,0.65", "--shop-views", "0", "--tune", "0", "--device", "cpu",
+              "--seed", "0"]
 
 
 def args_demo(p) -> None:

@@ -101,7 +101,7 @@ def args_evaluate_regions(p) -> None:
 
 
 def run_evaluate_regions(a) -> int:
-    from core.data.queries import read_queries
+    from core.data.query_sets import read_queries
     from core.evaluation.regions_eval import evaluate_region_photos, evaluate_regions
     from core.search.engine import Searcher
     from core.search.regions import RegionSearcher

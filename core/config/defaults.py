@@ -8,7 +8,7 @@ DEFAULT_SPEC = "efficientnet-lite0"
 METRIC_BASE_SPEC = "efficientnet-lite0:ms"
 #: metric-learning losses by name (core.metric.losses builds them)
 LOSSES = ("proxy-anchor", "triplet", "supcon", "norm-softmax", "arcface")
-SPLITS = ("appearance", "listed")  # held-out splits of train-metric (core.metric.splits)
+HOLDOUT_SPLITS = ("appearance", "listed")  # held-out splits of train-metric (core.metric.splits)
 #: search rankings: attribute re-ranking with fixed or per-query weights, or plain nearest neighbours
 RANKS = ("static", "dynamic", "distance")
 DEFAULT_RANK = "static"

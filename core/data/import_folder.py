@@ -10,7 +10,7 @@ from pathlib import Path
 
 from core.config.progress import Progress
 from core.data.catalog import CSV_NAME, CatalogError, load_catalog, read_csv_catalog
-from core.data.importers import ImportReport, _write_csv, default_out, place
+from core.data.import_datasets import ImportReport, _write_csv, default_out, place
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}$")
 

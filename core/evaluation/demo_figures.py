@@ -63,11 +63,10 @@ def nn_accuracy(index: IndexBackend, embedder: Embedder, examples: Path,
 
 
 def classifier_accuracy(embedder: Embedder, root: Path, train: list[dict], examples: list[dict]) -> dict[str, float]:
-    """A logistic-regression classifier on the embedder's vectors of the training photos, scored on the
-    examples, per label."""
-    from sklearn.linear_model import LogisticRegression
-
+    """The classifier of Classifier vs neighbours (:func:`core.explore.disagreements.train_on_vectors`) on the
+    embedder's vectors of the training photos, scored on the examples, per label."""
     from core.embedding.batch import embed_sources
+    from core.explore.disagreements import train_on_vectors
 
     def vectors(rows: list[dict]) -> np.ndarray:
         vecs, errors = embed_sources(embedder, [root / r["image"] for r in rows])
@@ -78,8 +77,8 @@ def classifier_accuracy(embedder: Embedder, root: Path, train: list[dict], examp
     X, Xe = vectors(train), vectors(examples)
     out = {}
     for label in LABELS:
-        clf = LogisticRegression(C=10.0, max_iter=2000).fit(X, [r[label] for r in train])
-        out[label] = float(np.mean(clf.predict(Xe) == np.array([r[label] for r in examples])))
+        clf = train_on_vectors(label, X, [r[label] for r in train], [r["image"] for r in train])
+        out[label] = float(np.mean(np.array(clf.predict(Xe)[0]) == np.array([r[label] for r in examples])))
     return out
 
 

@@ -10,8 +10,7 @@ from tqdm.auto import tqdm
 
 from core.config.defaults import DEFAULT_RANK
 from core.config.progress import Progress
-from core.data.queries import read_queries
-from core.data.query_sets import query_sets
+from core.data.query_sets import query_sets, read_queries
 from core.embedding import Embedder
 from core.embedding.query import embed_queries
 from core.evaluation.metrics import average_precision, first_relevant, mean, precision_at, relevance, summary

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core.data.queries import read_queries
+from core.data.query_sets import read_queries
 from core.embedding import Embedder
 from core.embedding.query import embed_queries
 from core.evaluation.metrics import average_precision, first_relevant, relevance, summary

@@ -15,7 +15,7 @@ import numpy as np
 
 from core.config.progress import Progress
 from core.data.catalog import numeric_columns, product_columns
-from core.data.queries import load_labelled_queries
+from core.data.query_sets import load_labelled_queries
 from core.embedding import DEFAULT_SPEC, Embedder
 from core.embedding.available import shipped_head_spec
 from core.explore.photo_sets import PhotoVectors, VectorFn, same_photos
@@ -58,25 +58,46 @@ def display_name(index: IndexBackend, label: str, value: str) -> str:
     return (index.products.get(value, {}).get("title") or value) if label == "product_id" else value
 
 
+def _steps(progress: Progress | bool) -> Progress:
+    """The classifier's training progress: the callback given, a tqdm bar for ``True``, else nothing shown."""
+    if callable(progress):
+        return progress
+    if progress is not True:
+        return lambda i, n: None
+    from tqdm.auto import tqdm
+
+    bar = tqdm(desc="training the classifier", unit="iteration")
+
+    def tick(i: int, n: int) -> None:
+        bar.total = n
+        bar.update(i - bar.n)
+        if i >= n:
+            bar.close()
+
+    return tick
+
+
 def train_on_vectors(label: str, X: np.ndarray, y: list[str], groups: list[str], *, C: float = 1.0,
-                     max_iter: int = 500) -> LinearHead:
-    """Fit the classifier on labelled vectors (all of them, no cross-validation); ``report["train_accuracy"]``
-    is its accuracy on them."""
+                     max_iter: int = 500, progress: Progress | bool = False) -> LinearHead:
+    """Fit the classifier on labelled vectors (all of them, no cross-validation; always in the warm-started steps
+    that report progress, so every caller gets the same classifier); ``report["train_accuracy"]`` is its
+    accuracy on them."""
     if len(set(y)) < 2:
         raise ValueError(f"a classifier needs at least 2 values of {label!r} among its training photos")
     if len(y) < MIN_PER_CLASS * len(set(y)):
         raise ValueError(f"{len(set(y))} values of {label!r} for {len(y)} training photos: a classifier needs "
                          f"{MIN_PER_CLASS} or more photos of each on average; pick a coarser label or more photos")
     return train_head(label, sorted(set(y)), np.asarray(X, np.float32), y, groups, C=C, folds=0, standardise=True,
-                      max_iter=max_iter)
+                      max_iter=max_iter, progress=_steps(progress))
 
 
-def train_classifier(index: IndexBackend, label: str, *, C: float = 1.0, max_iter: int = 500) -> LinearHead:
+def train_classifier(index: IndexBackend, label: str, *, C: float = 1.0, max_iter: int = 500,
+                     progress: Progress | bool = False) -> LinearHead:
     """The classifier fitted on every live catalog vector (all views of each product) labelled by ``label``."""
     labels = index.labels(label)
     ids = np.array([i for i in np.flatnonzero(index.alive) if labels[index.item_pid[i]]], np.int64)
     return train_on_vectors(label, index.vectors[ids], [labels[index.item_pid[i]] for i in ids],
-                            index.item_pid[ids].tolist(), C=C, max_iter=max_iter)
+                            index.item_pid[ids].tolist(), C=C, max_iter=max_iter, progress=progress)
 
 
 @dataclass
@@ -237,8 +258,9 @@ def compare(index: IndexBackend, embedder: Embedder, queries: str | Path, label:
         used = [r for r, k in zip(train_rows, tok) if k]
         if not used:
             raise ValueError(f"none of the training photos of {Path(train).name} could be used")
-        classifier = train_on_vectors(label, tv[tok], [y for _, y in used], [str(p) for p, _ in used])
-    classifier = classifier or train_classifier(index, label)
+        classifier = train_on_vectors(label, tv[tok], [y for _, y in used], [str(p) for p, _ in used],
+                                      progress=progress)
+    classifier = classifier or train_classifier(index, label, progress=progress)
     qv, ok, errors = _rows_with_vectors(vectors, embedder, rows, "held-out photos", progress)
     if trained is not None:
         t_index, t_emb = trained

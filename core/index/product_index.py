@@ -337,8 +337,8 @@ def _build_forest(tmp: Path, base, pids: np.ndarray, dim: int, trees: int, fores
         def nearest(aq, n, ef):
             return hnsw_nearest(graph, aq, n, ef, lock, -1)
 
-        return annoy_dim, tuning.choose(nearest, [e for e in tuning.HNSW_EFFORTS if e <= max(20, 2 * n_base)],
-                                        pca, base, pids)
+        efforts = [e for e in tuning.HNSW_EFFORTS if e <= max(tuning.HNSW_EFFORTS[0], 2 * n_base)]
+        return annoy_dim, tuning.choose(nearest, efforts, pca, base, pids)
     ann = AnnoyIndex(annoy_dim, METRIC)
     ann.set_seed(1234)
     for a in range(0, n_base, 65_536):

@@ -13,8 +13,8 @@ from pathlib import Path
 from core.config.paths import DATASETS, cache_dir, slug
 from core.config.store import atomic_write
 from core.data.catalog import load_catalog
-from core.data.importers import IMPORTERS
-from core.data.queries import read_queries
+from core.data.import_datasets import IMPORTERS
+from core.data.query_sets import read_queries
 from core.embedding import DEFAULT_SPEC, Embedder, load_embedder
 from core.embedding.head import HeadEmbedder
 from core.evaluation.evaluate import Evaluation, evaluate_vectors

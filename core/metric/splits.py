@@ -15,7 +15,7 @@ from typing import Protocol
 
 import numpy as np
 
-from core.config.defaults import SPLITS
+from core.config.defaults import HOLDOUT_SPLITS
 
 
 class Labelled(Protocol):
@@ -76,4 +76,4 @@ def appearance_holdout(samples: Sequence[Labelled], vectors: np.ndarray, frac: f
     return out
 
 
-__all__ = ["SPLITS", "appearance_holdout", "listed_holdout"]
+__all__ = ["HOLDOUT_SPLITS", "appearance_holdout", "listed_holdout"]

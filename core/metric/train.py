@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from core.config.defaults import METRIC_BASE_SPEC
+from core.config.defaults import DEFAULT_SPEC, METRIC_BASE_SPEC
 from core.config.progress import Progress
 from core.config.store import atomic_path, atomic_write
 from core.data.catalog import file_digest, load_catalog
@@ -34,7 +34,7 @@ from core.metric.features import cached_features, zoom_view
 from core.metric.losses import make_loss
 from core.metric.miners import make_miner
 from core.metric.samplers import m_per_class
-from core.metric.splits import SPLITS, appearance_holdout, listed_holdout
+from core.metric.splits import HOLDOUT_SPLITS, appearance_holdout, listed_holdout
 from core.metric.stopping import EarlyStopping
 
 #: frozen base a head is trained on by default: multi-scale read-out of efficientnet-lite0 (stages 5-7 and the
@@ -115,8 +115,10 @@ class TrainResult:
         return self.best.get("recall@1", 0.0) > self.zero_shot.get("recall@1", 0.0)
 
 
-#: what ``train-metric --from-catalog`` changes in :class:`TrainConfig` (docs/metric_learning.md: how chosen)
-FROM_CATALOG = {"shop_views": 12, "query_zooms": "1"}
+#: what ``train-metric --from-catalog`` changes in :class:`TrainConfig`, and its base: the pretrained search
+#: default, which the identity-initialised head starts as (docs/metric_learning.md: how chosen)
+FROM_CATALOG = {"shop_views": 12, "query_zooms": "1", "head_init": "identity"}
+FROM_CATALOG_BASE = DEFAULT_SPEC
 
 #: progress(stage, done, total): what a training stage is doing ("reading features (orig)", "training: epoch"),
 #: with true counts
@@ -127,14 +129,16 @@ def training_samples(catalog_dir: str | Path, views: str | Path | None, label: s
                      progress: StageProgress | None = None) -> list[Sample]:
     """Catalog images and labelled views (``views.csv`` with ``image`` and the ``label`` column); ``progress``
     counts the labelled photos read."""
-    from core.data.queries import read_queries
+    from core.data.query_sets import read_queries
 
     cat = load_catalog(catalog_dir)
     view_samples = []
     if views:
         v = Path(views)
-        rows, _ = read_queries(v / "views.csv" if v.is_dir() else v, label)
+        rows, skipped = read_queries(v / "views.csv" if v.is_dir() else v, label)
         rows = [(p, lab) for p, lab in rows if lab and p.is_file()]
+        if not rows:
+            raise ValueError(f"{views}: no usable labelled photo" + (f" ({skipped[0]})" if skipped else ""))
         for n, (p, lab) in enumerate(rows):
             view_samples.append(Sample(p, lab, False, file_digest(p)))
             if progress and (n % 64 == 63 or n == len(rows) - 1):
@@ -248,8 +252,8 @@ def check_config(cfg: TrainConfig) -> tuple[tuple[float, ...], ...]:
     """The query-zoom candidates of ``cfg``; a bad value or split fails here, before any work."""
     zooms = zoom_candidates(cfg.query_zooms)
     for split in (cfg.split, cfg.zoom_split):
-        if split not in SPLITS:
-            raise ValueError(f"unknown held-out split {split!r}; choose from {', '.join(SPLITS)}")
+        if split not in HOLDOUT_SPLITS:
+            raise ValueError(f"unknown held-out split {split!r}; choose from {', '.join(HOLDOUT_SPLITS)}")
     if cfg.head_init not in ("random", "identity"):
         raise ValueError(f"head_init is random or identity, not {cfg.head_init!r}")
     return zooms
@@ -355,7 +359,8 @@ class FeatureTable:
                                            progress=stage_progress(progress, f"reading features ({view})"),
                                            digests=[shop.key(samples[i]) if view.startswith("shop") else
                                                     samples[i].digest for i in ids],
-                                           transform=shop.transform if shop else None)
+                                           transform=shop.transform if shop else None,
+                                           batch_size=8 if view.startswith("shop") else 32)  # drawn: slower
             keep = [j for j in range(len(ids)) if j not in errors]
             chunks.append(vecs[keep])
             for r, j in enumerate(keep):

@@ -22,8 +22,7 @@ import numpy as np
 from PIL import Image, ImageEnhance, ImageOps
 
 from core.data.images import ImageError, open_image
-from core.data.queries import load_labelled_queries
-from core.data.query_sets import QuerySet, query_sets
+from core.data.query_sets import QuerySet, load_labelled_queries, query_sets
 from core.embedding import Embedder
 from core.embedding.query import Query, embed_queries
 from core.index import IndexBackend

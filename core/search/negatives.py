@@ -27,8 +27,7 @@ from PIL import Image, ImageDraw, ImageFilter
 from core.config.paths import DEMO_CATALOG, SAMPLE_CATALOG, cache_dir, slug
 from core.config.store import atomic_path, new_generation, read_current, stale_key, write_json, writer_lock
 from core.data.catalog import IMAGE_EXTS, load_catalog
-from core.data.queries import read_queries
-from core.data.query_sets import SPLITS, query_sets
+from core.data.query_sets import HELD_OUT_FOLDERS, query_sets, read_queries
 from core.data.scenes import background
 from core.embedding import Embedder
 from core.embedding.batch import embed_sources
@@ -91,7 +90,7 @@ def _photos(root: Path) -> list[Path]:
     """The photos of a catalog's labelled query sets, but for held-out splits (val, validation, test)."""
     out: list[Path] = []
     for qs in query_sets(root):
-        if qs.split in SPLITS:
+        if qs.split in HELD_OUT_FOLDERS:
             continue
         if qs.kind == "folder":
             out += sorted(p for p in qs.path.glob("*/*") if p.suffix.lower() in IMAGE_EXTS and p.is_file())

@@ -7,10 +7,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from core.config.progress import Progress
 from core.data.catalog import column_values, numeric_columns
 from core.search.attributes.base import beats_chance, softmax
 
 MIN_PER_CLASS = 5
+STEP = 25  # solver iterations between progress reports
 MAX_CLASSES = 50
 OTHER = "(other)"  # the pooled rare values of a column, when they are numerous enough to learn
 
@@ -71,12 +73,35 @@ def categorical_columns(products: dict[str, dict[str, str]], columns: list[str],
     return out
 
 
+def _fit_in_steps(model, lr, X, y, max_iter: int, progress: Progress) -> None:
+    """``model.fit`` in warm-started steps of :data:`STEP` iterations, reporting the iterations done, until the
+    solver converges (a step ends early) or ``max_iter`` is reached."""
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+
+    lr.set_params(warm_start=True, max_iter=STEP)
+    done = 0
+    progress(0, max_iter)
+    while done < max_iter:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            model.fit(X, y)
+        step = int(np.max(lr.n_iter_))
+        done += step
+        progress(min(done, max_iter), max_iter)
+        if step < STEP:
+            break
+    progress(max_iter, max_iter)
+
+
 def train_head(column: str, values: list[str], X: np.ndarray, labels: list[str], groups: list[str],
                *, C: float = 1.0, folds: int = 5, seed: int = 0, standardise: bool = False,
-               max_iter: int = 2000) -> LinearHead:
+               max_iter: int = 2000, progress: Progress | None = None) -> LinearHead:
     """Fit a logistic regression on rows whose label is one of ``values``; cross-validate by product (``groups``)
     unless ``folds`` < 2, and offer the head only when it beats chance. ``standardise`` scales each feature to
-    zero mean and unit variance first (folded into the head's weights)."""
+    zero mean and unit variance first (folded into the head's weights). ``progress(iterations, max_iter)`` is
+    called as the final fit goes (it then runs in warm-started steps of :data:`STEP` iterations)."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import StratifiedGroupKFold, cross_val_score
     from sklearn.pipeline import make_pipeline
@@ -95,8 +120,11 @@ def train_head(column: str, values: list[str], X: np.ndarray, labels: list[str],
     if n_splits >= 2:
         cv = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
         acc = float(cross_val_score(model, X, y, groups=g, cv=cv).mean())
-    model.fit(X, y)
     lr = model[-1] if standardise else model
+    if progress is None:
+        model.fit(X, y)
+    else:
+        _fit_in_steps(model, lr, X, y, max_iter, progress)
     coef, intercept = lr.coef_.astype(np.float64), lr.intercept_.astype(np.float64)
     if standardise:  # w.(x - mean)/scale + b == (w/scale).x + (b - (w/scale).mean)
         coef = coef / model[0].scale_
