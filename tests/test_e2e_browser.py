@@ -355,10 +355,12 @@ def test_three_users_paths(server, page, shots, sample_index, embedder):
     for _ in range(5):
         edge.press("ArrowRight")
     expect(page.get_by_text("searching the outlined region", exact=False)).to_be_visible(timeout=WAIT)
+    _settled(page)  # the crop's reruns are over: the sidebar's filters are drawn once
     sidebar.get_by_test_id("stMultiSelect").filter(has_text="Category").click()
     page.get_by_role("option", name=category, exact=True).click()
     page.keyboard.press("Escape")
     expect(page.get_by_text(f"category={category}", exact=False).first).to_be_visible(timeout=WAIT)
+    _settled(page)
     third = _card(page, 3)
     liked = third.get_by_text(re.compile(r"^#3 · ")).inner_text().split(" · ")[1]
     third.get_by_role("button", name="More").click()
