@@ -129,9 +129,10 @@ class _PageStopped(BaseException):
 
 
 def test_an_interrupted_build_releases_its_flight_and_a_waiting_caller_takes_it_over(small_catalog, monkeypatch):
-    """The leading session's page is stopped mid-build (its progress bar raises): the flight is released, the
-    session waiting on it neither waits forever nor gets the other page's interruption, but builds the index
-    itself; a later request finds it."""
+    """Streamlit's fast reruns (a page switch mid-build) stop the old run (StopException from its progress bar)
+    while the new run of the same session already waits on that build: the new run must not inherit the stop (it
+    would end silently, leaving "Building the search index…" frozen) but build the index itself; a later
+    request finds it."""
     import threading
 
     emb = PixelEmbedder()
