@@ -23,7 +23,7 @@ from core.explore.projection import warm_up_in_background
 from core.index import Hit
 from core.search.explain import shared_range
 from core.search.facets import Facet
-from ui.common import USER_ERRORS, Context, get_searcher, key_label, md, show_error, sidebar, thumbnail_bytes
+from ui.common import USER_ERRORS, Context, describe, get_searcher, md, show_error, sidebar, thumbnail_bytes
 from ui.example_note import example_note
 from ui.feedback import forget_votes_on_new_query, reset_votes, summary, undo, vote, votes
 from ui.query import crop_picker, embedded_query, photo_picker, query_key, text_picker
@@ -173,9 +173,7 @@ def main(frame: Frame) -> None:
         frame.shown()
         show_error(e)
         st.stop()
-    frame.describe(f"{md(key_label(app_state().catalog))} · {len(ctx.index)} products · embedder "
-                   f"{md(ctx.spec)} ({ctx.embedder.dim}-d) · give a photo of a product; the most similar "
-                   "catalog products come first.")
+    frame.describe(f"{describe(ctx)} · give a photo of a product; the most similar catalog products come first.")
     left, right = frame.left, frame.right
     with left:
         try:

@@ -17,7 +17,7 @@ from core.embedding.decode import Crop
 from core.explore.map_view import PlacedQuery, colour_columns, map_table, place_query
 from core.explore.projection import Projection, UmapParams
 from ui.auth import can_edit
-from ui.common import USER_ERRORS, Context, key_label, md, show_error, sidebar, thumbnail_bytes
+from ui.common import USER_ERRORS, Context, describe, md, show_error, sidebar, thumbnail_bytes
 from ui.explore import get_projection, umap_controls
 from ui.feedback import refined_vector
 from ui.hover_map import hover_map
@@ -80,8 +80,7 @@ def main(frame: Frame) -> None:
         ctx = sidebar()
     if ctx is None:
         st.stop()
-    frame.describe(f"{md(key_label(app_state().catalog))} · {len(ctx.index)} products · embedder "
-                   f"{md(ctx.spec)}")
+    frame.describe(describe(ctx))
     st.caption("Each point is one catalog image, placed by UMAP so that images with similar embeddings land close "
                "together. Hover a point to see its picture; click it for its details below. The projection is "
                "computed once per index and settings and cached on disk.")

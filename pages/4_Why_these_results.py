@@ -22,7 +22,7 @@ from core.search.explain import score_parts, scorer_rows, shared_range, top_attr
 from core.search.feedback import Arranged
 from core.search.ranking import SIMILARITY, RankingError, load_presets, save_preset
 from ui.auth import can_edit
-from ui.common import USER_ERRORS, Context, get_searcher, key_label, md, show_error, sidebar
+from ui.common import USER_ERRORS, Context, describe, get_searcher, md, show_error, sidebar
 from ui.feedback import forget_votes_on_new_query, summary, votes
 from ui.query import crop_picker, embedded_query, photo_picker, query_key, state_text
 from ui.state import RANKS, app_state, bind, sync_url
@@ -119,8 +119,7 @@ def main(frame: Frame) -> None:
         ctx = sidebar()
     if ctx is None:
         st.stop()
-    frame.describe(f"{md(key_label(app_state().catalog))} · {len(ctx.index)} products · embedder "
-                   f"{md(ctx.spec)}")
+    frame.describe(describe(ctx))
     left, right = frame.left, frame.right  # where the search page has its query and results
     with left:
         st.caption("The search page's query (same photo and crop); choosing another here changes it there too.")

@@ -112,13 +112,17 @@ def test_add_product_never_writes_through_a_symlink(tmp_path, capsys):
     assert (outside / "victim.jpg").read_bytes() == b"keep me"
     added = [p for p in (cat / "images").iterdir() if not p.is_symlink()]
     assert len(added) == 1 and added[0].name.startswith("X1-") and added[0].name in (cat / "catalog.csv").read_text()
-    # catalog.csv itself a link: refused
-    real = tmp_path / "real.csv"
-    real.write_text((cat / "catalog.csv").read_text())
-    (cat / "catalog.csv").unlink()
-    (cat / "catalog.csv").symlink_to(real)
-    assert main(["add-product", "--catalog", str(cat), "--id", "X2", photo]) == 2
-    assert "symbolic link" in capsys.readouterr().err and "X2" not in real.read_text()
+    # catalog.csv itself a link: refused. One leading outside the catalog is not even read; one that stays
+    # inside is read, but never written through
+    capsys.readouterr()
+    for real in (tmp_path / "real.csv", cat / "real.csv"):
+        real.write_text((cat / "catalog.csv").read_text())
+        (cat / "catalog.csv").unlink()
+        (cat / "catalog.csv").symlink_to(real)
+        assert main(["add-product", "--catalog", str(cat), "--id", "X2", photo]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        said = "leads outside the catalog folder" if real.parent == tmp_path else "symbolic link; refusing to write"
+        assert len(err) == 1 and said in err[0] and "X2" not in real.read_text(), err
 
 
 def test_remove_products_keeps_every_other_line_verbatim(tmp_path):

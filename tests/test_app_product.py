@@ -1,6 +1,6 @@
 """The app as a product, driven headlessly with ``AppTest`` on a small imported catalog: scores on one shared scale,
 feedback you can see (pinned, hidden with an undo, pressed thumbs, the refined query on the map), one x-axis on the
-Why page, the classifier page's default tab and region legend, notes that apply, importing a catalog."""
+Why page, the classifier page's lead cases and region legend, notes that apply, importing a catalog."""
 
 from __future__ import annotations
 
@@ -138,23 +138,39 @@ def _tab_defaults(node, out: list[str]) -> list[str]:
     return out
 
 
-def test_classifier_page_opens_a_tab_with_cases_and_names_its_regions(mini):
+def _lead(at: AppTest) -> int:
+    """The count in the page's lead sentence: photos the classifier names right while the closest picture is wrong."""
+    found = re.search(r"On \*\*(\d+)\*\* of \d+ photos it never saw", " ".join(m.value for m in at.markdown))
+    assert found, [m.value for m in at.markdown]
+    return int(found.group(1))
+
+
+def _legend_matches(at: AppTest, mini: Path, column: str) -> None:
+    fig = json.loads(at.get("plotly_chart")[0].proto.spec)
+    legend = [t["name"] for t in fig["data"] if t.get("legendgroup") == "regions"]
+    with open(mini / "catalog.csv", newline="") as f:
+        classes = {r[column] for r in csv.DictReader(f)}
+    assert sorted(legend) == sorted(classes)  # one swatch per class the regions can take
+
+
+def test_classifier_page_leads_with_cases_and_names_its_regions(mini):
+    """The page leads with the classifier-right, neighbour-wrong cases (no longer a tab); the label picked is the
+    first, finest first (product_id), with such cases, else product_id; the other cases open in the first tab."""
     at = start()
     at.switch_page("pages/3_Classifier_vs_neighbours.py")
     run(at)
     assert not errors(at)
-    counts = at.dataframe[0].value.iloc[0]
-    tabs = {"classifier right, neighbour wrong": "Classifier right, neighbour wrong",
-            "neighbour right, classifier wrong": "Neighbour right, classifier wrong"}
-    with_cases = [label for col, label in tabs.items() if counts[col] > 0]
-    defaults = _tab_defaults(at._tree, [])
-    assert defaults == [with_cases[0] if with_cases else "Classifier right, neighbour wrong"]
-    fig = json.loads(at.get("plotly_chart")[0].proto.spec)
-    legend = [t["name"] for t in fig["data"] if t.get("legendgroup") == "regions"]
-    assert at.selectbox(key="cvn_label").value == "category"
-    with open(mini / "catalog.csv", newline="") as f:
-        classes = {r["category"] for r in csv.DictReader(f)}
-    assert sorted(legend) == sorted(classes)  # one swatch per class the regions can take
+    assert at.subheader[0].value == "Classifier right, neighbour wrong"
+    assert _tab_defaults(at._tree, []) == ["Neighbour right, classifier wrong"]
+    assert at.selectbox(key="cvn_label").value == "product_id"
+    n = _lead(at)
+    _legend_matches(at, mini, "product_id")
+    at.selectbox(key="cvn_label").set_value("category")
+    run(at)
+    assert not errors(at) and at.selectbox(key="cvn_label").value == "category"
+    if n == 0:  # product_id is the default only because no label has such a case
+        assert _lead(at) == 0
+    _legend_matches(at, mini, "category")
 
 
 def test_map_notes_apply_to_this_catalog(mini):

@@ -59,6 +59,25 @@ def shipped_head(catalog_dir: Path | None) -> str | None:
     return shipped_head_spec(catalog_dir) if catalog_dir is not None else None
 
 
+def network_label(ctx: Context) -> str:
+    """The embedder in a stakeholder's words: pretrained, trained for this catalog (the head it ships), or a trained
+    head by its folder's name; never a path on this server."""
+    spec = ctx.spec
+    if spec == DEFAULT_SPEC:
+        return "pretrained network"
+    if spec == shipped_head(ctx.catalog_dir):
+        return "network trained for this catalog"
+    if "+head:" in spec:
+        base, folder = spec.split("+head:", 1)
+        return f"trained head {Path(folder).name!r} on {base}"
+    return spec
+
+
+def describe(ctx: Context) -> str:
+    """The line under a page's title: catalog, size and network."""
+    return f"{md(key_label(app_state().catalog))} · {len(ctx.index)} products · {md(network_label(ctx))}"
+
+
 def embedder_choices() -> list[str]:
     """Embedder specs the sidebar offers: what loads on this machine where core can tell (``available_embedders``,
     not on every branch yet), else the fixed list."""
