@@ -230,7 +230,7 @@ def test_the_view_round_trips_through_the_url():
 
 
 def test_catalog_text_is_escaped_for_markdown():
-    from ui.common import md
+    from ui.messages import md
 
     assert md("Red *bold* [x](http://y) <b>$1$ :red[x]") == (
         r"Red \*bold\* \[x\](http\://y) \<b\>\$1\$ \:red\[x\]")
