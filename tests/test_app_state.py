@@ -232,7 +232,7 @@ def test_the_view_round_trips_through_the_url():
 
 def test_catalog_text_is_escaped_for_markdown():
     from core.data.text import WJ
-    from ui.common import md
+    from ui.messages import md
 
     # every Markdown character escaped, and a word joiner after ':' so no link or colour directive can form
     assert md("Red *bold* [x](http://y) <b>$1$ :red[x]") == (
