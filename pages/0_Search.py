@@ -23,13 +23,16 @@ from core.explore.projection import warm_up_in_background
 from core.index import Hit
 from core.search.explain import shared_range
 from core.search.facets import Facet
-from ui.common import USER_ERRORS, Context, describe, get_searcher, md, show_error, sidebar, thumbnail_bytes
+from ui.caches import Context, get_searcher
 from ui.example_note import example_note
 from ui.feedback import forget_votes_on_new_query, reset_votes, summary, undo, vote, votes
+from ui.messages import USER_ERRORS, md, show_error
 from ui.query import crop_picker, embedded_query, photo_picker, query_key, text_picker
 from ui.regions import region_picker
 from ui.scores import legend, score_bar
+from ui.sidebar import describe, sidebar
 from ui.state import MAX_K, Photo, app_state, bind, sync_url
+from ui.thumbnails import thumbnail_bytes
 from ui.view import catalog_facets, catalog_types, facet_range, set_filter, valid_selection, view_results, view_where
 
 COLUMNS = 5

@@ -15,10 +15,13 @@ from core.data.text import plain
 from core.index.catalog_edit import add_product, remove_products
 from core.index.workspace import catalog_label
 from ui.auth import edit_gate
-from ui.common import USER_ERRORS, Context, flash, get_index, md, show_error, sidebar, thumbnail_bytes
+from ui.caches import Context, get_index
+from ui.messages import USER_ERRORS, flash, md, show_error
 from ui.nav import use_app_navigation
 from ui.query import checked_upload
+from ui.sidebar import sidebar
 from ui.state import choose_catalog
+from ui.thumbnails import thumbnail_bytes
 
 IMAGE_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff"]
 KINDS = {"Any catalog folder or CSV": "folder", "GroceryStoreDataset folder": "grocery",

@@ -17,12 +17,15 @@ from core.embedding.decode import Crop
 from core.explore.map_view import PlacedQuery, colour_columns, map_table, place_query
 from core.explore.projection import Projection, UmapParams
 from ui.auth import can_edit
-from ui.common import USER_ERRORS, Context, describe, md, show_error, sidebar, thumbnail_bytes
+from ui.caches import Context
 from ui.explore import get_projection, umap_controls
 from ui.feedback import refined_vector
 from ui.hover_map import hover_map
+from ui.messages import USER_ERRORS, md, show_error
 from ui.query import crop_picker, embedded_query, photo_picker, query_key, state_text
+from ui.sidebar import describe, sidebar
 from ui.state import app_state, sync_url
+from ui.thumbnails import thumbnail_bytes
 
 
 def size_note(proj: Projection) -> str:

@@ -22,10 +22,13 @@ from core.explore.map_view import disagreements_figure
 from core.explore.photo_sets import held_out_sets, training_sets
 from core.explore.projection import UmapParams
 from ui.auth import can_edit
-from ui.common import USER_ERRORS, Context, md, show_error, sidebar, thumbnail_bytes
+from ui.caches import Context
 from ui.explore import Compared, compared_embedders, get_report, index_projection, umap_controls
+from ui.messages import USER_ERRORS, md, show_error
 from ui.nav import use_app_navigation
 from ui.settings import settings
+from ui.sidebar import sidebar
+from ui.thumbnails import thumbnail_bytes
 
 LIMIT = 12
 FOLDER, CSV = "A folder of <category>/<image> files", "A queries CSV"

@@ -22,9 +22,11 @@ from core.search.explain import score_parts, scorer_rows, shared_range, top_attr
 from core.search.feedback import Arranged
 from core.search.ranking import SIMILARITY, RankingError, load_presets, save_preset
 from ui.auth import can_edit
-from ui.common import USER_ERRORS, Context, describe, get_searcher, md, show_error, sidebar
+from ui.caches import Context, get_searcher
 from ui.feedback import forget_votes_on_new_query, summary, votes
+from ui.messages import USER_ERRORS, md, show_error
 from ui.query import crop_picker, embedded_query, photo_picker, query_key, state_text
+from ui.sidebar import describe, sidebar
 from ui.state import RANKS, app_state, bind, sync_url
 from ui.view import catalog_facets, catalog_types, view_results, view_where
 

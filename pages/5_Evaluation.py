@@ -16,20 +16,12 @@ from core.explore.map_view import map_figure, map_table
 from core.explore.projection import UmapParams
 from core.metric.train import FROM_CATALOG, FROM_CATALOG_BASE, TrainConfig, train_head
 from ui.auth import edit_gate
-from ui.common import (
-    USER_ERRORS,
-    Context,
-    flash,
-    get_embedder,
-    index_for,
-    index_searcher,
-    md,
-    show_error,
-    sidebar,
-)
+from ui.caches import Context, get_embedder, index_for, index_searcher
 from ui.explore import index_projection
+from ui.messages import USER_ERRORS, flash, md, show_error
 from ui.nav import use_app_navigation
 from ui.settings import settings
+from ui.sidebar import sidebar
 
 OTHER_CSV = "Other CSV…"
 

@@ -18,7 +18,7 @@ from core.data.images import open_image
 from core.embedding.query import embed_query
 from core.index.workspace import index_dir_for
 from core.search.engine import Searcher, SearchOptions
-from ui.common import md
+from ui.messages import md
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "sample_catalog"

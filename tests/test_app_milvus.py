@@ -30,7 +30,8 @@ from tests.test_app_state import (
     query_shown,
     results,
 )
-from ui.common import md, offered_indexes
+from ui.messages import md
+from ui.sidebar import offered_indexes
 
 pytest.importorskip("pymilvus")
 pytest.importorskip("milvus_lite")

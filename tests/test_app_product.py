@@ -15,7 +15,7 @@ from streamlit.testing.v1 import AppTest
 
 from tests.test_app import errors, run
 from tests.test_app_state import mini_catalog
-from ui.common import md
+from ui.messages import md
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = str(ROOT / "app.py")

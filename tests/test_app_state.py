@@ -131,8 +131,9 @@ def test_one_state_follows_a_person_across_every_page(cache, mini_searcher):
 
     page(at, PAGES[2])  # Classifier vs neighbours: the catalog's own labelled queries
     assert catalog_shown(at) == LABEL and not errors(at)
-    assert at.radio(key="cvn_source").value == "The catalog's queries.csv"
-    assert next(m.value for m in at.metric if m.label == "Queries") == "12"
+    assert at.radio(key="cvn_source").value == "queries.csv (12 photos)"
+    assert any(s.value == "Classifier right, neighbour wrong" for s in at.subheader)
+    assert any(c.value.startswith("Share of the 12 photos it never saw (queries.csv)") for c in at.caption)
 
     page(at, PAGES[3])  # Why these results: the same photo and crop, hence the same ranking
     assert catalog_shown(at) == LABEL and not errors(at)
@@ -230,8 +231,10 @@ def test_the_view_round_trips_through_the_url():
 
 
 def test_catalog_text_is_escaped_for_markdown():
-    from ui.common import md
+    from core.data.text import WJ
+    from ui.messages import md
 
+    # every Markdown character escaped, and a word joiner after ':' so no link or colour directive can form
     assert md("Red *bold* [x](http://y) <b>$1$ :red[x]") == (
-        r"Red \*bold\* \[x\](http\://y) \<b\>\$1\$ \:red\[x\]")
+        rf"Red \*bold\* \[x\](http\:{WJ}//y) \<b\>\$1\$ \:{WJ}red\[x\]")
     assert md("two\nlines") == "two lines"

@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 
 from core.data.text import BIDI_CONTROLS, FSI, PDI, WJ, html_text, markdown, plain
 from core.explore.map_view import hover_text, map_figure
-from ui.common import md
 from ui.hover_map import map_data
+from ui.messages import md
 
 FRAGMENTS = [
     "https://evil.example/a?b=c", "HTTP://x.y", "http://", "www.example.com", "WwW.x.org", "mail@host.example",

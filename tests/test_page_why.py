@@ -7,7 +7,7 @@ from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 
-from ui.common import md
+from ui.messages import md
 
 PAGE = Path(__file__).resolve().parent.parent / "pages" / "4_Why_these_results.py"
 

@@ -23,7 +23,7 @@ from core.index.eviction import STAMP, cached_indexes, evict_indexes
 from tests.test_app import _png_header_only, errors, run
 from tests.test_app_state import mini_catalog
 from tests.test_catalog_text import EMOJI, FRAGMENTS, LINK
-from ui.common import md
+from ui.messages import md
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = str(ROOT / "app.py")

@@ -11,7 +11,8 @@ from core.embedding.query import embed_query
 from core.index import Hit
 from core.search.engine import SearchOptions
 from ui.bounded import bounded
-from ui.common import USER_ERRORS, Context, get_embedder, get_index, index_searcher, md, shipped_head
+from ui.caches import Context, get_embedder, get_index, index_searcher, shipped_head
+from ui.messages import USER_ERRORS, md
 from ui.network import use_network
 from ui.state import Photo
 

@@ -12,8 +12,8 @@ from core.explore.disagreements import DisagreementReport, compare, embedders_to
 from core.explore.photo_sets import PhotoVectors
 from core.explore.projection import MAX_FIT, Projection, UmapParams, project, projection_dir
 from core.index import IndexBackend
-
-from .common import USER_ERRORS, Context, get_embedder, index_for
+from ui.caches import Context, get_embedder, index_for
+from ui.messages import USER_ERRORS
 
 Compared = tuple[IndexBackend, Embedder]  # an embedder with its index of the catalog
 

@@ -12,7 +12,8 @@ from core.data.query_sets import example_photos
 from core.embedding.decode import Crop, crop_preview
 from core.embedding.query import Query, embed_query, query_zooms
 from ui.bounded import bounded
-from ui.common import Context, md
+from ui.caches import Context
+from ui.messages import md
 from ui.settings import settings
 from ui.state import Photo, app_state, bind, box_crop
 

@@ -14,7 +14,8 @@ from core.data.images import open_image
 from core.search.engine import Searcher, SearchOptions
 from core.search.regions import Box, RegionSearch, RegionSearcher, draw_regions, region_at
 from ui.bounded import bounded
-from ui.common import Context, get_searcher, md
+from ui.caches import Context, get_searcher
+from ui.messages import md
 from ui.state import Photo, app_state, keep
 
 SHOWN = 640  # the preview's longer side, pixels

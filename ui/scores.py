@@ -7,7 +7,7 @@ import streamlit as st
 
 from core.index import Hit
 from core.search.ranking import SIMILARITY
-from ui.common import md
+from ui.messages import md
 
 #: Streamlit's Markdown colour names and the colours its light theme draws them in, for the bars (similarity is
 #: always grey), so the legend line and the bars match

@@ -13,7 +13,7 @@ from core.search.engine import Searcher, SearchOptions, SearchResult
 from core.search.facets import Facet, facets, where_clauses
 from core.search.feedback import Arranged, arrange, refine
 from ui.bounded import bounded
-from ui.common import Context
+from ui.caches import Context
 from ui.state import Selection, app_state
 
 
