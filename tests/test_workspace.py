@@ -122,3 +122,66 @@ def test_a_failed_shared_build_is_one_error_for_every_caller(small_catalog, monk
     for t in threads:
         t.join(30)
     assert errors == ["no catalog image could be embedded (3 skipped)"] * 3
+
+
+class _PageStopped(BaseException):
+    """Like Streamlit's StopException / RerunException: a run stopped by a rerun or a page switch."""
+
+
+def test_an_interrupted_build_releases_its_flight_and_a_waiting_caller_takes_it_over(small_catalog, monkeypatch):
+    """Streamlit's fast reruns (a page switch mid-build) stop the old run (StopException from its progress bar)
+    while the new run of the same session already waits on that build: the new run must not inherit the stop (it
+    would end silently, leaving "Building the search index…" frozen) but build the index itself; a later
+    request finds it."""
+    import threading
+
+    emb = PixelEmbedder()
+    real, builds, started, waiting = ProductIndex.build, [], threading.Event(), threading.Event()
+
+    def build(*a, progress=False, **kw):
+        builds.append(threading.current_thread().name)
+        progress(1, 3)
+        return real(*a, progress=progress, **kw)
+
+    monkeypatch.setattr(ProductIndex, "build", build)
+    out: dict[str, object] = {}
+
+    def stopped_page(i, n):
+        started.set()
+        waiting.wait(5)  # the other session is waiting on this build when this page is stopped
+        raise _PageStopped
+
+    def leader():
+        try:
+            ensure_index(small_catalog, emb, progress=stopped_page)
+        except _PageStopped as e:
+            out["leader"] = e
+
+    def follower():
+        try:
+            out["follower"] = ensure_index(small_catalog, emb, progress=lambda i, n: waiting.set())
+        except BaseException as e:  # noqa: BLE001 - recorded for the assertion
+            out["follower"] = e
+
+    threads = [threading.Thread(target=leader, name="leader"), threading.Thread(target=follower, name="follower")]
+    threads[0].start()
+    started.wait(5)
+    threads[1].start()
+    for t in threads:
+        t.join(30)
+    assert not any(t.is_alive() for t in threads), "a caller waits forever"
+    assert isinstance(out["leader"], _PageStopped)
+    assert isinstance(out["follower"], ProductIndex), out["follower"]  # built, not the leader's interruption
+    assert builds == ["leader", "follower"]
+    assert ensure_index(small_catalog, emb).fingerprint == out["follower"].fingerprint and len(builds) == 2
+
+
+def test_a_build_interrupted_with_nobody_waiting_leaves_nothing_in_flight(small_catalog, monkeypatch):
+    emb = PixelEmbedder()
+
+    def stopped(i, n):
+        raise _PageStopped
+
+    with pytest.raises(_PageStopped):
+        ensure_index(small_catalog, emb, progress=stopped)
+    assert ensure_index(small_catalog, emb, progress=lambda i, n: None).fingerprint  # built, no wait

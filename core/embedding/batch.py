@@ -92,15 +92,19 @@ def embed_sources(
                     yield start, (loaded, embedder.embed_tensors(torch.stack(tensors)) if tensors else None)
 
             results = pipelined()
-        for start, (loaded, vecs) in results:
-            for i, t in enumerate(loaded):
-                if isinstance(t, str):
-                    errors[start + i] = t
-            if vecs is not None:
-                out.append(vecs)
-            bar.update(len(loaded))
-            if callable(progress):
-                progress(min(start + batch_size, len(sources)), len(sources))
+        try:
+            for start, (loaded, vecs) in results:
+                for i, t in enumerate(loaded):
+                    if isinstance(t, str):
+                        errors[start + i] = t
+                if vecs is not None:
+                    out.append(vecs)
+                bar.update(len(loaded))
+                if callable(progress):
+                    progress(min(start + batch_size, len(sources)), len(sources))
+        except BaseException:  # failed or interrupted (a stopped page): the batches not started are dropped
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
     bar.close()
     vecs = np.concatenate(out) if out else np.zeros((0, embedder.dim), np.float32)
     return vecs.astype(np.float32, copy=False), errors

@@ -64,10 +64,11 @@ def index_state(catalog: Catalog, spec: str | Embedder) -> tuple[str, str]:
 
 
 class _Flight:
-    """One build under way: its progress so far, then its index or its error."""
+    """One build under way: who leads it, its progress so far, then its index or its error."""
 
     def __init__(self) -> None:
         self.done = threading.Event()
+        self.leader = threading.current_thread()
         self.progress = (0, 0)
         self.index: ProductIndex | None = None
         self.error: BaseException | None = None
@@ -83,19 +84,25 @@ def ensure_index(catalog_root: str | Path, embedder: Embedder, progress: Progres
 
     One build per index at a time in this process, whatever the number of callers (single flight): a caller that
     finds a build of the same index under way waits for it (its ``progress`` follows that build's) and gets its
-    index, or its error."""
+    index, or its error. A build that fails or is interrupted (its page stopped or rerun) always releases its
+    flight; a caller waiting on an interrupted build takes it over rather than inheriting the interruption."""
     catalog = load_catalog(catalog_root)
     d = index_dir_for(catalog.root, embedder.spec)
     state, _ = index_state(catalog, embedder)
     if state == "ok" and not rebuild:
         return ProductIndex.load(d, embedder)
-    with _flights_lock:
-        flight = _flights.get(str(d))
-        leader = flight is None
-        if leader:
-            flight = _flights[str(d)] = _Flight()
-    if not leader:
-        return _follow(flight, progress)
+    while True:
+        with _flights_lock:
+            flight = _flights.get(str(d))
+            if flight is None:
+                flight = _flights[str(d)] = _Flight()
+                break
+        idx = _follow(flight, progress)
+        if idx is not None:
+            return idx
+        with _flights_lock:  # its leader is gone without finishing: release it, then lead or follow anew
+            if _flights.get(str(d)) is flight:
+                del _flights[str(d)]
     try:
         if not rebuild and index_state(catalog, embedder)[0] == "ok":  # built meanwhile by a flight now over
             flight.index = ProductIndex.load(d, embedder)
@@ -109,7 +116,8 @@ def ensure_index(catalog_root: str | Path, embedder: Embedder, progress: Progres
         raise
     finally:
         with _flights_lock:
-            _flights.pop(str(d), None)
+            if _flights.get(str(d)) is flight:
+                del _flights[str(d)]
         flight.done.set()
         release_memory()  # the build's batches are freed: give the pages back to the system
 
@@ -125,12 +133,14 @@ def _relay(flight: _Flight, progress: Progress | bool) -> Progress | bool:
     return report
 
 
-def _follow(flight: _Flight, progress: Progress | bool) -> ProductIndex:
-    """Wait for another caller's build, showing its progress; its index, or its error raised again."""
+def _follow(flight: _Flight, progress: Progress | bool) -> ProductIndex | None:
+    """Wait for another caller's build, showing its progress: its index, or its error raised again; None when the
+    build was interrupted (a stopped page: not this caller's error) or its leader is gone, so the caller retries."""
     while not flight.done.wait(0.25):
+        if not flight.leader.is_alive():
+            return None
         if callable(progress) and flight.progress[1]:
             progress(*flight.progress)
-    if flight.error is not None:
+    if isinstance(flight.error, Exception):
         raise flight.error
-    assert flight.index is not None
     return flight.index
