@@ -397,11 +397,14 @@ def test_three_users_paths(server, page, shots, sample_index, embedder):
     expect(page.get_by_text(re.compile(r"^#1 · E2E-1 · "))).to_be_visible(timeout=WAIT)  # found first
     _shot(page, shots / "10-search-finds-new.png")
     sidebar.get_by_role("link", name="Catalog").click()
+    expect(page.get_by_role("heading", name="Catalog")).to_be_visible(timeout=WAIT)
+    _settled(page)  # the page's run is over: a rerun would redraw the list and drop the pick under the click
     page.get_by_role("tab", name="Remove / compact").click(timeout=WAIT)
     page.get_by_test_id("stMultiSelect").filter(has_text="Products to remove").click()
     page.get_by_role("option", name=re.compile(r"^E2E-1")).click()
     page.keyboard.press("Escape")
-    page.get_by_role("button", name="Remove from the catalog").click()
+    _settled(page)  # the pick's rerun enables the button
+    page.get_by_role("button", name="Remove from the catalog").click(timeout=WAIT)
     expect(page.get_by_text("Removed E2E-1", exact=False)).to_be_visible(timeout=WAIT)
     expect(page.get_by_test_id("stMetric").first).to_contain_text("12", timeout=WAIT)
 
