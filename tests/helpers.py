@@ -72,3 +72,20 @@ def milvus_location(kind: str, folder: Path, name: str = "idx") -> str:
         return f"milvus-lite:{folder / name}.db"
     assert kind == "milvus-server", kind
     return f"{milvus_server_uri()}?collection={name}_{uuid.uuid4().hex[:10]}"
+
+
+def cache_with_index(cache: Path, catalog_dir: Path, index) -> None:
+    """Put a built index into an app cache as the app's own index of ``catalog_dir`` (so the app does not rebuild
+    it): its generation copied under :func:`core.index.workspace.index_dir_for`, named by ``CURRENT``."""
+    import shutil
+
+    import pytest
+
+    from core.index.workspace import index_dir_for
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("VPS_CACHE", str(cache))
+        d = index_dir_for(catalog_dir, index.spec)
+    d.mkdir(parents=True)
+    shutil.copytree(index.gen, d / index.gen.name)
+    (d / "CURRENT").write_text(index.gen.name)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import csv
 import os
 import re
-import shutil
 import socket
 import subprocess
 import sys
@@ -19,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from core.embedding.query import embed_query
+from tests.helpers import cache_with_index
 from tests.test_app_state import mini_catalog
 
 pytestmark = pytest.mark.e2e
@@ -89,15 +89,8 @@ def _need_browser() -> None:
 def server(sample_index, tmp_path_factory):
     """The app on its own cache: the session's sample index (not rebuilt) and an imported dataset ``mini``."""
     _need_browser()
-    from core.index.workspace import index_dir_for
-
     cache = tmp_path_factory.mktemp("e2e-cache")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("VPS_CACHE", str(cache))
-        d = index_dir_for(SAMPLE, sample_index.spec)
-    d.mkdir(parents=True)
-    shutil.copytree(sample_index.gen, d / sample_index.gen.name)
-    (d / "CURRENT").write_text(sample_index.gen.name)
+    cache_with_index(cache, SAMPLE, sample_index)
     mini_catalog(cache / "imports" / "mini" / "catalog")
     yield from _serve(cache, {"VPS_MODE": "local"})
 

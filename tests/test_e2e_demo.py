@@ -10,12 +10,12 @@ from __future__ import annotations
 import csv
 import os
 import re
-import shutil
 from pathlib import Path
 
 import pytest
 
 from core.config.paths import DEMO_ROOT
+from tests.helpers import cache_with_index
 from tests.test_e2e_browser import ARGS, CHROMIUM, SAMPLE, WAIT, _choose, _need_browser, _serve, _settled, _shot
 
 pytestmark = pytest.mark.e2e
@@ -52,15 +52,8 @@ def page():
 def server(sample_index, tmp_path_factory):
     """The app on a cache holding only the sample's index (the default start is not rebuilt)."""
     _need_browser()
-    from core.index.workspace import index_dir_for
-
     cache = tmp_path_factory.mktemp("e2e-demo-cache")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("VPS_CACHE", str(cache))
-        d = index_dir_for(SAMPLE, sample_index.spec)
-    d.mkdir(parents=True)
-    shutil.copytree(sample_index.gen, d / sample_index.gen.name)
-    (d / "CURRENT").write_text(sample_index.gen.name)
+    cache_with_index(cache, SAMPLE, sample_index)
     yield from _serve(cache, {"VPS_MODE": "local"})
 
 
