@@ -12,7 +12,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given
+from hypothesis import HealthCheck, example, given
 from hypothesis import settings as hyp_settings
 from hypothesis import strategies as st
 from streamlit.testing.v1 import AppTest
@@ -400,6 +400,7 @@ def test_index_cache_keeps_the_most_recently_used(tmp_path, monkeypatch):
 @hyp_settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(st.lists(st.one_of(st.sampled_from(FRAGMENTS), st.text(min_size=1, max_size=4)), min_size=2,
                          max_size=6).map("".join).filter(lambda s: len(md(s)) > 2), min_size=3, max_size=3))
+@example(["https://evil.example/a?b=c\n", *["https://evil.example/a?b=c" * 2] * 2])  # once failed: a trailing newline
 def test_generated_catalog_text_stays_text_on_the_result_pages(served, monkeypatch, generated):
     """Hypothesis-generated hostile titles and categories (tests/test_catalog_text.py) on the results' cards,
     captions, tables and charts of the Search and Why pages: no link, shortcode, markup or reordering forms."""
@@ -419,7 +420,8 @@ def test_generated_catalog_text_stays_text_on_the_result_pages(served, monkeypat
     for at in (start(), page(start(), "why")):
         shown = [t for t in texts(at) if "\\" in t or "\u2060" in t or any(len(g) > 2 and md(g) in t
                                                                          for g in generated)]
-        assert any(md(generated[0]) in t for t in shown), "the generated title is not shown at all"
+        # whitespace at a title's ends (a generated trailing newline) is not shown; everything between is
+        assert any(md(generated[0]).strip() in t for t in shown), "the generated title is not shown at all"
         for t in shown:
             inert_markdown_text(t)
         for chart in at.get("plotly_chart"):
