@@ -132,6 +132,19 @@ def _settled(page) -> None:
     expect(page.get_by_test_id("stStatusWidget")).to_be_hidden(timeout=WAIT)
 
 
+def _filter_category(page, category: str) -> None:
+    """Set the sidebar's Category filter to ``category`` (once the rerun that replaced the filter has removed the
+    old copy) and wait for the results to say so."""
+    from playwright.sync_api import expect
+
+    category_filter = page.get_by_test_id("stSidebar").get_by_test_id("stMultiSelect").filter(has_text="Category")
+    expect(category_filter).to_have_count(1, timeout=WAIT)
+    category_filter.click()
+    page.get_by_role("option", name=category, exact=True).click()
+    page.keyboard.press("Escape")
+    expect(page.get_by_text(f"category={category}", exact=False).first).to_be_visible(timeout=WAIT)
+
+
 def _choose(page, select, option: str) -> None:
     """Pick ``option`` in a Streamlit selectbox, once the page has settled (a second try if a rerun that started
     meanwhile, such as the re-ranking once the filters are ready, closed the list under the click). While a
@@ -291,12 +304,7 @@ def test_a_link_keeps_the_whole_view_and_why_follows_the_thumbs(server, page, sh
     sidebar = page.get_by_test_id("stSidebar")
     expect(page.get_by_text(re.compile(r"^#1 · "))).to_contain_text(f"#1 · {pid} ·", timeout=WAIT)
     _settled(page)
-    category_filter = sidebar.get_by_test_id("stMultiSelect").filter(has_text="Category")
-    expect(category_filter).to_have_count(1, timeout=WAIT)  # a rerun may still show the replaced copy
-    category_filter.click()
-    page.get_by_role("option", name=category, exact=True).click()
-    page.keyboard.press("Escape")
-    expect(page.get_by_text(f"category={category}", exact=False).first).to_be_visible(timeout=WAIT)
+    _filter_category(page, category)
     _settled(page)
     _slide(page, "How many products", "ArrowLeft", ["9", "8", "7"])
     expect(page.get_by_text("7 product(s)", exact=False).first).to_be_visible(timeout=WAIT)
@@ -351,12 +359,7 @@ def test_three_users_paths(server, page, shots, sample_index, embedder):
         edge.press("ArrowRight")
     expect(page.get_by_text("searching the outlined region", exact=False)).to_be_visible(timeout=WAIT)
     _settled(page)  # the crop's reruns are over: the sidebar's filters are drawn once
-    category_filter = sidebar.get_by_test_id("stMultiSelect").filter(has_text="Category")
-    expect(category_filter).to_have_count(1, timeout=WAIT)  # a rerun may still show the replaced copy
-    category_filter.click()
-    page.get_by_role("option", name=category, exact=True).click()
-    page.keyboard.press("Escape")
-    expect(page.get_by_text(f"category={category}", exact=False).first).to_be_visible(timeout=WAIT)
+    _filter_category(page, category)
     _settled(page)
     third = _card(page, 3)
     liked = third.get_by_text(re.compile(r"^#3 · ")).inner_text().split(" · ")[1]
