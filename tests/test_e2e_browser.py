@@ -286,9 +286,21 @@ def _slide(page, label: str, key: str, values: list[str]) -> None:
     knob = page.get_by_test_id("stSidebar").get_by_test_id("stSlider").filter(has_text=label).get_by_role(
         "slider").first
     for value in values:
-        _settled(page)
-        knob.focus(timeout=WAIT)
-        knob.press(key, timeout=WAIT)
+        before = None
+        for _ in range(5):  # a key pressed while a rerun redraws the slider can be lost: press again, never twice
+            _settled(page)
+            now = knob.input_value(timeout=WAIT)
+            if now == value:
+                break
+            if before is None or now == before:
+                before = now
+                knob.focus(timeout=WAIT)
+                knob.press(key, timeout=WAIT)
+            try:
+                expect(knob).to_have_value(value, timeout=20_000)
+                break
+            except AssertionError:
+                continue
         expect(knob).to_have_value(value, timeout=WAIT)
     _settled(page)
 
