@@ -238,7 +238,7 @@ def test_train_a_head_from_the_evaluation_page_then_compare_it(mini):
     at.switch_page("pages/5_Evaluation.py")
     run(at)
     assert at.selectbox(key="tr_views").value == str(mini / "queries.csv")
-    assert any("also the queries evaluated above" in w.value for w in at.warning)  # the same set: said so
+    assert any("also the test photos above" in w.value for w in at.warning)  # the same set: said so
     at.slider(key="tr_epochs").set_value(2)
     at.button(key="tr_go").click()
     run(at)
