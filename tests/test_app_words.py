@@ -48,7 +48,7 @@ def helps(at: AppTest) -> str:
 
 
 @pytest.mark.slow
-def test_a_stakeholder_reads_the_map_and_the_evaluation_in_plain_words(cache):
+def test_a_stakeholder_reads_the_map_and_the_evaluation_in_plain_words(cache):  # noqa: F811 - the fixture
     at = AppTest.from_file(str(ROOT / APP), default_timeout=TIMEOUT)
     at.query_params["catalog"] = "mini"
     run(at)
