@@ -191,6 +191,7 @@ def test_one_visitor_cannot_lock_the_administrator_out(served, monkeypatch):
     import ui.auth as auth
 
     monkeypatch.setattr(auth, "CHECK_DELAY_S", 0.01)
+    monkeypatch.setattr(auth, "address_limits", auth.AddressLimits())  # this test's tries only
     attacker = start()
     for i in range(auth.FREE_TRIES + 1):
         attacker.sidebar.text_input(key="vps_token").set_value(f"guess-{i}")
@@ -209,6 +210,73 @@ def test_one_visitor_cannot_lock_the_administrator_out(served, monkeypatch):
     attacker.sidebar.text_input(key="vps_token").set_value(TOKEN)  # the right token works then
     run(attacker)
     assert any("Signed in" in c.value for c in attacker.sidebar.caption), errors(attacker)
+
+
+@pytest.mark.slow
+def test_wrong_tokens_from_one_address_slow_that_address_not_the_administrator(served, monkeypatch):
+    """Wrong tokens from address A over several sessions: a new session from A gets no fresh tries (its try waits
+    before it is checked), the right token from address B signs in without that wait, and from A after a bounded
+    one."""
+    import ui.auth as auth
+
+    address, paused = ["203.0.113.7"], []
+    monkeypatch.setattr(auth, "address_limits", auth.AddressLimits())
+    monkeypatch.setattr(auth, "visitor_address", lambda: address[0])
+    monkeypatch.setattr(auth, "_pause", paused.append)  # record the waits instead of sleeping them
+    monkeypatch.setattr(auth, "_fails", [])
+    for s in range(2):  # two sessions from A, each up to its own limit
+        attacker = start()
+        for i in range(auth.FREE_TRIES):
+            attacker.sidebar.text_input(key="vps_token").set_value(f"guess-{s}-{i}")
+            run(attacker)
+    assert any("Too many wrong tokens from your address" in e for e in errors(attacker)), errors(attacker)
+
+    fresh = start()  # a new session from A: slowed from its first try
+    fresh.sidebar.text_input(key="vps_token").set_value("guess-fresh")
+    run(fresh)
+    slowed = paused[-1]
+    assert slowed >= auth.FIRST_WAIT_S + auth.CHECK_DELAY_S, paused
+    assert "Wrong token." in errors(fresh)[0]
+
+    address[0] = "198.51.100.1"  # the administrator, elsewhere: only the server-wide check delay
+    admin = start()
+    admin.sidebar.text_input(key="vps_token").set_value(TOKEN)
+    run(admin)
+    assert any("Signed in" in c.value for c in admin.sidebar.caption), errors(admin)
+    assert paused[-1] <= auth.MAX_CHECK_DELAY_S and slowed - paused[-1] >= auth.FIRST_WAIT_S, paused  # no wait of A's
+
+    address[0] = "203.0.113.7"  # the administrator behind A's address: in, after a bounded wait
+    admin_a = start()
+    admin_a.sidebar.text_input(key="vps_token").set_value(TOKEN)
+    run(admin_a)
+    assert any("Signed in" in c.value for c in admin_a.sidebar.caption), errors(admin_a)
+    assert auth.FIRST_WAIT_S < paused[-1] <= auth.MAX_WAIT_S + auth.MAX_CHECK_DELAY_S
+
+
+def test_address_limits_are_bounded_and_thread_safe(monkeypatch):
+    import ui.auth as auth
+
+    limits = auth.AddressLimits()
+    assert limits.wait("a", now=0.0) == 0.0
+    for _ in range(1000):
+        limits.wrong("a", now=1.0)
+    assert limits.wait("a", now=2.0) == auth.MAX_WAIT_S  # a wait at most, never a refusal
+    assert limits.wait("b", now=2.0) == 0.0  # other addresses are not touched
+    assert limits.wait("a", now=2.0 + auth.ADDRESS_MEMORY_S) == 0.0  # forgotten after a while
+
+    def in_threads(work) -> None:
+        threads = [threading.Thread(target=work, args=(k,)) for k in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+
+    limits = auth.AddressLimits()
+    in_threads(lambda k: [(limits.wrong("shared", now=1.0), limits.wait("shared", now=1.0)) for _ in range(5)])
+    assert len(limits._fails["shared"]) == 40  # none lost
+    monkeypatch.setattr(auth, "MAX_ADDRESSES", 50)
+    in_threads(lambda k: [limits.wrong(f"10.0.{k}.{i}", now=2.0 + i) for i in range(40)])
+    assert len(limits._fails) <= 50  # bounded: the addresses whose last wrong try is oldest are forgotten
 
 
 def test_sign_in_delays_are_bounded_whatever_other_sessions_do(monkeypatch):

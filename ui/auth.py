@@ -1,10 +1,17 @@
 """Signing in to edit (served mode): the token of ``VPS_ADMIN_TOKEN`` / ``st.secrets["admin_token"]``, compared in
 constant time. In local mode editing needs no sign-in.
 
-Wrong tries are limited per visitor (browser session): after each, that session waits longer before its next try
-is checked (doubling, at most :data:`MAX_WAIT_S`). Across all sessions, wrong tries only slow every check down
-(:func:`check_delay`, at most :data:`MAX_CHECK_DELAY_S`), never refuse it: whatever other sessions do, the right
-token typed in a session of its own signs in after a bounded delay."""
+Wrong tries are limited three ways, and none of them ever refuses the right token for long:
+
+- per browser session: after its wrong tries, that session's next try is refused unchecked for a while (doubling,
+  at most :data:`MAX_WAIT_S`);
+- per visitor address (``st.context.ip_address``): every try from an address with recent wrong tries waits before
+  it is checked (doubling, at most :data:`MAX_WAIT_S`), so opening new sessions gives no fresh tries; a wait, never
+  a refusal, so the right token from that address signs in within :data:`MAX_WAIT_S` whatever else it sends;
+- server-wide: wrong tries only slow every check down (:func:`check_delay`, at most :data:`MAX_CHECK_DELAY_S`).
+
+The right token typed in a session of its own thus signs in within :data:`MAX_CHECK_DELAY_S` from an address
+with no wrong tries, and within :data:`MAX_CHECK_DELAY_S` + :data:`MAX_WAIT_S` from the attacker's own."""
 
 from __future__ import annotations
 
@@ -24,6 +31,60 @@ CHECK_DELAY_S, MAX_CHECK_DELAY_S = 0.5, 3.0  # every check's delay; it grows wit
 _WINDOW_S = 60.0
 _fails: list[float] = []  # server-wide wrong tries in the last minute (they only slow checks down)
 _fails_lock = threading.Lock()
+ADDRESS_FREE_TRIES = 5  # wrong tries an address gets (over all its sessions) before its tries wait
+ADDRESS_MEMORY_S = 15 * 60.0  # an address's wrong tries count for this long
+MAX_ADDRESSES = 10_000  # addresses remembered at once (the oldest are forgotten first)
+
+
+class AddressLimits:
+    """Wrong tries per visitor address, shared by every session of the server (thread-safe, bounded in size)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._fails: dict[str, list[float]] = {}  # address -> its wrong tries' times, oldest first
+
+    def _recent(self, address: str, now: float) -> list[float]:
+        times = [t for t in self._fails.get(address, []) if now - t < ADDRESS_MEMORY_S]
+        if times:
+            self._fails[address] = times
+        else:
+            self._fails.pop(address, None)
+        return times
+
+    def wait(self, address: str, now: float | None = None) -> float:
+        """Seconds a try from ``address`` waits before it is checked: 0 for its first
+        :data:`ADDRESS_FREE_TRIES` wrong tries, then doubling from :data:`FIRST_WAIT_S`, at most :data:`MAX_WAIT_S`."""
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            n = len(self._recent(address, now))
+        return 0.0 if n < ADDRESS_FREE_TRIES else min(MAX_WAIT_S, FIRST_WAIT_S * 2 ** (n - ADDRESS_FREE_TRIES))
+
+    def wrong(self, address: str, now: float | None = None) -> None:
+        """Count a wrong try from ``address``."""
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            times = self._recent(address, now)
+            self._fails[address] = (times + [now])[-64:]  # enough to stay at the cap
+            if len(self._fails) > MAX_ADDRESSES:  # forget the tenth whose last wrong try is oldest
+                drop = len(self._fails) - MAX_ADDRESSES * 9 // 10
+                for old in sorted(self._fails, key=lambda a: self._fails[a][-1])[:drop]:
+                    del self._fails[old]
+
+
+address_limits = AddressLimits()
+
+
+def visitor_address() -> str:
+    """The visitor's address as the server sees it (``"local"`` on loopback, where Streamlit gives none)."""
+    try:
+        ip = st.context.ip_address
+    except Exception:  # noqa: BLE001 - no session context (bare mode)
+        ip = None
+    return ip if isinstance(ip, str) and ip else "local"
+
+
+def _pause(seconds: float) -> None:
+    time.sleep(seconds)
 
 
 def check_token(given: str, expected: str) -> bool:
@@ -54,7 +115,8 @@ def _sign_in() -> None:
     if left > 0:
         st.session_state["vps_auth_msg"] = f"Too many wrong tokens from this browser; try again in {math.ceil(left)} s."
         return
-    time.sleep(check_delay(now))  # the same for a right and a wrong token
+    address = visitor_address()
+    _pause(address_limits.wait(address, now) + check_delay(now))  # the same for a right and a wrong token
     if check_token(given, admin_token()):
         st.session_state[SIGNED_IN] = True
         st.session_state["vps_auth_msg"] = ""
@@ -62,11 +124,14 @@ def _sign_in() -> None:
         return
     with _fails_lock:
         _fails.append(time.monotonic())
+    address_limits.wrong(address)
     fails = st.session_state.get("vps_auth_fails", 0) + 1
     st.session_state["vps_auth_fails"] = fails
-    wait = session_wait(fails)
+    wait, slowed = session_wait(fails), address_limits.wait(address)
     st.session_state["vps_auth_until"] = time.monotonic() + wait
-    st.session_state["vps_auth_msg"] = "Wrong token." + (f" Next try in {math.ceil(wait)} s." if wait else "")
+    st.session_state["vps_auth_msg"] = "Wrong token." + (f" Next try in {math.ceil(wait)} s." if wait else "") + (
+        f" Too many wrong tokens from your address: each try now waits {math.ceil(slowed)} s before it is checked."
+        if slowed else "")
 
 
 def can_edit() -> bool:
