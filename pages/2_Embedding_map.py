@@ -26,16 +26,17 @@ from ui.query import crop_picker, embedded_query, photo_picker, query_key, state
 from ui.sidebar import describe, sidebar
 from ui.state import app_state, sync_url
 from ui.thumbnails import thumbnail_bytes
+from ui.words import MAP_HELP, column_name
 
 
 def size_note(proj: Projection) -> str:
     """How the map was made; the note on sampling only where the catalog was sampled."""
     m = proj.manifest
     n = m["n_points"]
-    how = (f" · UMAP was fitted on a random {m['n_fit']:,} of the {n:,} images and the others were placed with "
-           "`transform`." if m["n_fit"] < n else "")
+    how = (f" · the map was laid out from a random {m['n_fit']:,} of the {n:,} images and the others were placed "
+           "on it." if m["n_fit"] < n else "")
     return (f"{n:,} images · {'loaded from cache' if proj.reused else 'computed now'} "
-            f"(first projection took {m['fit_seconds']} s){how}")
+            f"(first drawing took {m['fit_seconds']} s){how}")
 
 
 def placed_query(ctx: Context, proj: Projection) -> tuple[PlacedQuery | None, PlacedQuery | None, DeltaGenerator]:
@@ -48,10 +49,11 @@ def placed_query(ctx: Context, proj: Projection) -> tuple[PlacedQuery | None, Pl
     left, right = st.columns([1, 3], gap="medium")
     with left:
         k = st.slider("Neighbours to join", 1, 20, 5, key="map_k")
-        st.caption("The star is placed with UMAP `transform`; the lines join it to its k nearest products in the "
-                   "**full embedding space**. 2D distances only approximate the real ones, so a line may cross "
-                   "the map to a point that looks far away. A red diamond is the query refined by your thumbs on "
-                   "the search page.")
+        st.caption("The star is your photo; the lines join it to the products the search finds closest. The map "
+                   "flattens many dimensions into two, so a line may cross the map to a point that looks far "
+                   "away. A red diamond is the photo refined by your thumbs on the search page.",
+                   help="The star is placed with UMAP `transform`; its neighbours are its k nearest products in the "
+                        "full embedding space (cosine similarity).")
         try:
             photo = photo_picker(ctx)
             crop = (crop_picker(photo, ctx) if photo else None) or Crop()
@@ -74,7 +76,8 @@ def map_params() -> UmapParams:
     new setting is minutes of CPU."""
     if can_edit():
         return umap_controls("map")
-    st.caption("Map settings are fixed on this shared server (n_neighbors 15, min_dist 0.1, cosine).")
+    st.caption("Map settings are fixed on this shared server.",
+               help="UMAP with n_neighbors 15, min_dist 0.1 and the cosine metric.")
     return UmapParams()
 
 
@@ -84,9 +87,9 @@ def main(frame: Frame) -> None:
     if ctx is None:
         st.stop()
     frame.describe(describe(ctx))
-    st.caption("Each point is one catalog image, placed by UMAP so that images with similar embeddings land close "
-               "together. Hover a point to see its picture; click it for its details below. The projection is "
-               "computed once per index and settings and cached on disk.")
+    st.caption("Each point is one catalog picture; pictures the network finds alike land close together. Hover a "
+               "point to see its picture; click it for its details below. The map is drawn once per catalog and "
+               "settings, then kept.", help=MAP_HELP)
     params = map_params()
     try:
         proj = get_projection(ctx, params)
@@ -95,7 +98,7 @@ def main(frame: Frame) -> None:
         st.stop()
     st.caption(size_note(proj))
     rows = map_table(ctx.index, proj)
-    colour = st.selectbox("Colour by", colour_columns(rows), key="map_colour")
+    colour = st.selectbox("Colour by", colour_columns(rows), key="map_colour", format_func=column_name)
     query, refined, area = placed_query(ctx, proj)
     try:
         with area:

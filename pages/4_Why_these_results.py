@@ -29,6 +29,7 @@ from ui.query import crop_picker, embedded_query, photo_picker, query_key, state
 from ui.sidebar import describe, sidebar
 from ui.state import RANKS, app_state, bind, sync_url
 from ui.view import catalog_facets, catalog_types, view_results, view_where
+from ui.words import RANKING_HELP, ranking_name
 
 
 def static_weights(searcher: Searcher) -> dict[str, float]:
@@ -147,9 +148,8 @@ def main(frame: Frame) -> None:
             st.table([{k: plain(v) if isinstance(v, str) else v for k, v in r.items()} for r in rows])
         state = app_state()
         bind("why_rank", state.rank, RANKS.__contains__)
-        state.rank = mode = st.radio("Ranking", RANKS, horizontal=True, key="why_rank",
-                                     help="static: your weights; dynamic: weights predicted per query; distance: "
-                                          "similarity only. The search page ranks the same way.")
+        state.rank = mode = st.radio("Ranking", RANKS, horizontal=True, key="why_rank", format_func=ranking_name,
+                                     help=f"{RANKING_HELP} The search page ranks the same way.")
         sync_url(state)
         weights = static_weights(searcher) if mode == "static" else None
         if weights is not None and weights == searcher.default_weights:

@@ -16,12 +16,13 @@ from core.explore.map_view import map_figure, map_table
 from core.explore.projection import UmapParams
 from core.metric.train import FROM_CATALOG, FROM_CATALOG_BASE, TrainConfig, train_head
 from ui.auth import edit_gate
-from ui.caches import Context, get_embedder, index_for, index_searcher
+from ui.caches import Context, get_embedder, index_for, index_searcher, shipped_head
 from ui.explore import index_projection
 from ui.messages import USER_ERRORS, flash, md, show_error
 from ui.nav import use_app_navigation
 from ui.settings import settings
 from ui.sidebar import sidebar
+from ui.words import MAP_HELP, RANKING_HELP, embedder_name, label_name, metrics_table, ranking_name
 
 OTHER_CSV = "Other CSV…"
 
@@ -38,24 +39,27 @@ def request(ctx: Context) -> Request:
     """What to evaluate: labelled queries, relevance label, embedders and ranking."""
     found = query_files_near(ctx.catalog_dir)
     served = settings().served  # a shared server reads no path or spec a visitor types
-    choice = st.selectbox("Labelled queries", [str(p) for p in found] + ([] if served else [OTHER_CSV]),
-                          key="ev_queries",
-                          help="CSV with image,<label> columns; `python -m core import` writes queries-<split>.csv")
+    choice = st.selectbox("Labelled test photos", [str(p) for p in found] + ([] if served else [OTHER_CSV]),
+                          key="ev_queries", format_func=lambda p: p if p == OTHER_CSV else Path(p).name,
+                          help="A CSV with image,<label> columns (the queries); `python -m core import` writes "
+                               "queries-<split>.csv")
     queries = st.text_input("Queries CSV", key="ev_queries_path") if choice == OTHER_CSV else choice
-    label = st.selectbox("Relevant when the same", ["product_id", "category"], key="ev_label",
-                         help="product_id: the exact product; category: any product of the query's category")
+    label = st.selectbox("A result is right when it is", ["product_id", "category"], key="ev_label",
+                         format_func=label_name, help="The relevance label: product_id (the exact product) or "
+                                                      "category (any product of the photo's category).")
     offered = list(dict.fromkeys([ctx.spec, *head_specs(ctx.spec)]))
     chosen = [s for s in st.session_state.get("ev_specs", [ctx.spec]) if s in offered] or [ctx.spec]
     trained = st.session_state.pop("tr_new_spec", None)  # a head trained below: compared next to the others
     st.session_state["ev_specs"] = list(dict.fromkeys([*chosen, *([trained] if trained in offered else [])]))
-    specs = st.multiselect("Embedders to compare", offered, key="ev_specs",
-                           help="Trained heads found in the cache are listed; train one below, or with "
-                                "`python -m core train-metric`")
-    extra = "" if served else st.text_input("…and another embedder spec", key="ev_extra")
+    shipped = shipped_head(ctx.catalog_dir)
+    specs = st.multiselect("Networks to compare", offered, key="ev_specs",
+                           format_func=lambda s: embedder_name(s, shipped),
+                           help="The embedders: the pretrained network and the trained heads found (metric "
+                                "learning); train one below, or with `python -m core train-metric`")
+    extra = "" if served else st.text_input("…and another network (embedder spec)", key="ev_extra")
     specs = list(dict.fromkeys([*specs, *([extra.strip()] if extra.strip() else [])]))
-    rank = st.radio("Ranking", ["static", "distance"], horizontal=True, key="ev_rank",
-                    help="static: the app's default search (nearest neighbours re-ranked by the attribute filters, "
-                         "see Why these results); distance: nearest neighbours only")
+    rank = st.radio("Ranking", ["static", "distance"], horizontal=True, key="ev_rank", format_func=ranking_name,
+                    help=RANKING_HELP)
     return Request(queries or "", label, specs, rank)
 
 
@@ -67,9 +71,10 @@ def run(ctx: Context, req: Request) -> dict[str, tuple[Evaluation, list[Failure]
             emb = get_embedder(spec)
             index = index_for(ctx, emb)
             searcher = index_searcher(index, emb) if req.rank == "static" else None
-            bar = st.progress(0.0, text=f"Evaluating {md(spec)}…")
+            what = f"Searching each test photo with {md(embedder_name(spec, shipped_head(ctx.catalog_dir)))}"
+            bar = st.progress(0.0, text=f"{what}…")
             ev = evaluate(index, emb, Path(req.queries), label=req.label, rank=req.rank, searcher=searcher,
-                          progress=lambda i, n, b=bar, s=spec: b.progress(i / max(n, 1), text=f"Evaluating {md(s)}…"))
+                          progress=lambda i, n, b=bar, w=what: b.progress(i / max(n, 1), text=f"{w}: {i} of {n}…"))
             bar.empty()
             results[spec] = (ev, failure_details(ev, index, req.label))
         except USER_ERRORS as e:
@@ -77,32 +82,34 @@ def run(ctx: Context, req: Request) -> dict[str, tuple[Evaluation, list[Failure]
     return results
 
 
-def misses(results: dict[str, tuple[Evaluation, list[Failure]]]) -> None:
+def misses(ctx: Context, results: dict[str, tuple[Evaluation, list[Failure]]]) -> None:
     st.subheader("Missed queries")
-    spec = st.selectbox("Embedder", list(results), key="ev_fail_spec")
+    shipped = shipped_head(ctx.catalog_dir)
+    spec = st.selectbox("Network", list(results), key="ev_fail_spec", format_func=lambda s: embedder_name(s, shipped))
     fails = results[spec][1]
     if not fails:
         st.success("Every query found its product first.")
         return
-    i = st.number_input(f"Miss (1–{len(fails)})", 1, len(fails), 1, key="ev_fail_i") - 1
+    i = st.number_input(f"Missed photo (1–{len(fails)})", 1, len(fails), 1, key="ev_fail_i") - 1
     f = fails[int(i)]
-    where = f"ranked {f.rank}" if f.rank else "not in the top 10"
-    st.markdown(f"**Query** {md(Path(f.query).name)} — expected **{md(f.expected)}**, {where}"
-                + (f" (score {f.expected_score:.3f})" if f.expected_score is not None else ""))
+    where = f"found at place {f.rank}" if f.rank else "not in the first 10"
+    st.markdown(f"**Photo** {md(Path(f.query).name)} — expected **{md(f.expected)}**, {where}"
+                + (f" (similarity {f.expected_score:.3f})" if f.expected_score is not None else ""))
     cols = st.columns(2 + min(len(f.above), 5))
-    cols[0].image(f.query, caption="query", width="stretch")
+    cols[0].image(f.query, caption="photo", width="stretch")
     if f.expected_image:
         cols[1].image(f.expected_image, caption=f"expected: {md(f.expected)}", width="stretch")
     for c, (pid, score, img) in zip(cols[2:], f.above):
         if img:
             c.image(img, caption=f"{md(pid)} · {score:.3f}", width="stretch")
-    st.dataframe(pd.DataFrame(f.above, columns=["product_id", "score", "image"]), width="stretch")
+    st.caption("Ranked above the expected product:")
+    st.dataframe(pd.DataFrame(f.above, columns=["Product", "Similarity", "Picture"]), width="stretch")
 
 
 def maps(ctx: Context, specs: list[str], label: str) -> None:
     st.subheader("Embedding map before and after")
-    st.caption("The catalog of each embedder projected with UMAP (cosine, cached per index), coloured by the "
-               "relevance label: after metric learning the views of one label should gather.")
+    st.caption("The catalog as each network sees it, coloured by what counts as right: after metric learning the "
+               "pictures of one product (or category) should gather.", help=MAP_HELP)
     if not st.toggle("Show the maps (the first projection of a catalog takes a while)", key="ev_maps"):
         return
     cols = st.columns(min(len(specs), 2))
@@ -111,7 +118,8 @@ def maps(ctx: Context, specs: list[str], label: str) -> None:
             try:
                 index = index_for(ctx, get_embedder(spec))
                 rows = map_table(index, index_projection(index, UmapParams()))
-                st.plotly_chart(map_figure(rows, label if rows and label in rows[0] else "product_id", title=spec),
+                st.plotly_chart(map_figure(rows, label if rows and label in rows[0] else "product_id",
+                                           title=embedder_name(spec, shipped_head(ctx.catalog_dir))),
                                 key=f"ev_map_{spec}")
             except USER_ERRORS as e:
                 show_error(e)
@@ -126,18 +134,22 @@ def train_form(ctx: Context, evaluated_on: str) -> None:
     with st.expander("Train a head on this catalog (metric learning)", icon=":material/model_training:"):
         if not edit_gate("training a head"):
             return
-        st.caption(f"Fits a projection head on {METRIC_BASE_SPEC} features so that distance means \"same product\" "
-                   "(the same as `python -m core train-metric`); a few minutes on 2 CPU cores. Without labelled "
-                   "photos it learns from made-up shop photos of each catalog picture (close-ups, several copies, "
-                   "other products behind, other light, a hand or a price tag over it: `--from-catalog`).")
+        st.caption("Teaches a small addition to the pretrained network, from this catalog's photos, so that photos "
+                   "of one product land close together; a few minutes on 2 CPU cores. Without labelled photos it "
+                   "learns from made-up shop photos of each catalog picture (close-ups, several copies, other "
+                   "products behind, other light, a hand or a price tag over it).",
+                   help=f"Metric learning: a projection head on {METRIC_BASE_SPEC} features, the same as `python -m "
+                        "core train-metric` (`--from-catalog` without labelled photos).")
         sets = [str(p) for p in query_files_near(ctx.catalog_dir)]
         views = st.selectbox("Labelled photos to learn from", [*sets, NO_VIEWS], key="tr_views",
+                             format_func=lambda p: p if p == NO_VIEWS else Path(p).name,
                              help="Photos of catalog products (image,product_id); pick another set than the one you "
                                   "evaluate on (e.g. queries-train.csv, then evaluate on queries-val.csv).")
         if views == evaluated_on:
-            st.warning("These are also the queries evaluated above: the head will have seen them, so its "
+            st.warning("These are also the test photos above: the head will have seen them, so its "
                        "figures on them will be too good. Evaluate on another set.")
-        epochs = st.slider("Epochs at most", 1, TrainConfig().epochs, TrainConfig().epochs, key="tr_epochs")
+        most = TrainConfig().epochs
+        epochs = st.slider("Passes over the photos at most (epochs)", 1, most, most, key="tr_epochs")
         if not st.button("Train", key="tr_go", type="primary"):
             return
         out = cache_dir() / "heads" / slug(str(ctx.catalog_dir)) / f"e{epochs}-{slug(Path(views).stem)}"
@@ -155,14 +167,15 @@ def train_form(ctx: Context, evaluated_on: str) -> None:
         bar.empty()
         if res.synthetic and not res.beats_base:
             st.warning(f"Trained {len(res.history)} epoch(s) in {res.seconds:.0f} s, but the head does not find "
-                       f"the products of held-out made-up shop photos more often than {base} as it is "
-                       f"({res.best.get('recall@1', 0):.3f} vs {res.zero_shot.get('recall@1', 0):.3f} first-hit "
-                       "rate): keep the embedder you have.")
+                       "the products of held-out made-up shop photos more often than the "
+                       f"{embedder_name(base).lower()} as it is (right product first "
+                       f"{res.best.get('recall@1', 0):.0%} vs "
+                       f"{res.zero_shot.get('recall@1', 0):.0%}): keep the network you have.")
             return
-        check = (" Made-up photos alone are weak evidence: use it only if it beats the base embedder on your "
+        check = (" Made-up photos alone are weak evidence: use it only if it beats the pretrained network on your "
                  "labelled photos here." if res.synthetic else "")
-        flash(f"Trained {len(res.history)} epoch(s) in {res.seconds:.0f} s: {md(res.spec)} is now among "
-              f"\"Embedders to compare\"; press Evaluate to see it next to the base embedder.{check}")
+        flash(f"Trained {len(res.history)} epoch(s) in {res.seconds:.0f} s: {md(embedder_name(res.spec))} is now "
+              f"among \"Networks to compare\"; press Evaluate to see it next to the pretrained network.{check}")
         st.session_state["tr_new_spec"] = res.spec
         st.rerun()
 
@@ -185,13 +198,14 @@ def main() -> None:
     if not results or done_on != str(ctx.catalog_dir):  # results belong to the catalog they were computed on
         return
     st.subheader("Metrics")
-    st.caption(f"Ranking: {st.session_state.get('ev_rank_done', req.rank)}")
-    st.dataframe(pd.DataFrame({spec: ev.metrics for spec, (ev, _) in results.items()}).T, width="stretch",
-                 column_config={"_index": st.column_config.TextColumn("embedder", width="large")})  # a spec whole
+    st.caption(f"Ranking: {ranking_name(st.session_state.get('ev_rank_done', req.rank))}")
+    table, columns = metrics_table({spec: ev.metrics for spec, (ev, _) in results.items()},
+                                   shipped_head(ctx.catalog_dir))
+    st.dataframe(table, width="stretch", column_config=columns)
     for spec, (ev, _) in results.items():
         if ev.skipped:
-            st.warning(f"{md(spec)}: {len(ev.skipped)} query row(s) skipped, e.g. {md(ev.skipped[0])}")
-    misses(results)
+            st.warning(f"{md(embedder_name(spec))}: {len(ev.skipped)} photo row(s) skipped, e.g. {md(ev.skipped[0])}")
+    misses(ctx, results)
     maps(ctx, list(results), req.label)
 
 

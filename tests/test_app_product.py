@@ -16,6 +16,7 @@ from streamlit.testing.v1 import AppTest
 from tests.test_app import errors, run
 from tests.test_app_state import mini_catalog
 from ui.messages import md
+from ui.words import embedder_name
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = str(ROOT / "app.py")
@@ -237,7 +238,7 @@ def test_train_a_head_from_the_evaluation_page_then_compare_it(mini):
     at.switch_page("pages/5_Evaluation.py")
     run(at)
     assert at.selectbox(key="tr_views").value == str(mini / "queries.csv")
-    assert any("also the queries evaluated above" in w.value for w in at.warning)  # the same set: said so
+    assert any("also the test photos above" in w.value for w in at.warning)  # the same set: said so
     at.slider(key="tr_epochs").set_value(2)
     at.button(key="tr_go").click()
     run(at)
@@ -248,7 +249,7 @@ def test_train_a_head_from_the_evaluation_page_then_compare_it(mini):
     at.button(key="ev_run").click()
     run(at)
     assert not errors(at), errors(at)
-    assert list(at.dataframe[0].value.index) == chosen
+    assert list(at.dataframe[0].value.index) == [embedder_name(s) for s in chosen]
 
 
 def test_train_a_head_from_the_catalog_alone_on_the_evaluation_page(mini):
@@ -266,7 +267,7 @@ def test_train_a_head_from_the_catalog_alone_on_the_evaluation_page(mini):
     run(at)
     assert not errors(at), errors(at)
     offered = [s.value for s in at.success if s.value.startswith("Trained ")]
-    kept = [w.value for w in at.warning if "keep the embedder you have" in w.value]
+    kept = [w.value for w in at.warning if "keep the network you have" in w.value]
     assert len(offered) + len(kept) == 1, (offered, kept)
     if offered:
         assert "weak evidence" in offered[0] and "+head:" in at.multiselect(key="ev_specs").value[-1]

@@ -8,6 +8,8 @@ import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
+from ui.words import METRICS, embedder_name
+
 PAGE = str(Path(__file__).resolve().parent.parent / "pages" / "5_Evaluation.py")
 TINY = "open_clip:vps-tiny-vit:random"
 
@@ -48,10 +50,10 @@ def test_evaluation_page_compares_embedders_and_browses_misses(colour_catalog, t
     assert not at.exception
     assert any("unknown embedder spec" in e.value for e in at.error)
     table = at.dataframe[0].value
-    assert list(table.index) == [TINY]
-    assert {"recall@1", "recall@5", "recall@10", "map@10", "n_queries"} <= set(table.columns)
-    assert table.loc[TINY, "n_queries"] == 6
-    misses = 6 - round(table.loc[TINY, "recall@1"] * 6)
+    assert list(table.index) == [embedder_name(TINY)]
+    assert {METRICS[k][0] for k in ("recall@1", "recall@5", "recall@10", "map@10", "n_queries")} <= set(table.columns)
+    assert table.loc[embedder_name(TINY), "Photos tested"] == 6
+    misses = 6 - round(table.loc[embedder_name(TINY), "Right product first"] * 6)
     if misses:
         assert at.number_input(key="ev_fail_i").max == misses
         assert any("expected" in m.value for m in at.markdown)
@@ -67,7 +69,7 @@ def test_evaluation_page_category_label_adds_precision(colour_catalog, tiny_clip
     at.selectbox(key="ev_label").select("category").run()
     at.button(key="ev_run").click().run()
     assert not at.exception
-    assert "precision@10" in at.dataframe[0].value.columns
+    assert METRICS["precision@10"][0] in at.dataframe[0].value.columns
 
 
 def test_failure_details_and_category_precision(colour_catalog, tmp_path):
@@ -102,9 +104,9 @@ def test_evaluation_page_ranking_matches_core_and_shows_maps(colour_catalog, tin
         assert not at.exception
         want = evaluate(ensure_index(colour_catalog, tiny_clip), tiny_clip, colour_catalog / "queries.csv",
                         rank=rank).metrics
-        got = at.dataframe[0].value.loc[TINY]
+        got = at.dataframe[0].value.loc[embedder_name(TINY)]
         for k in ("recall@1", "recall@5", "map@10"):
-            assert got[k] == pytest.approx(want[k])
+            assert got[METRICS[k][0]] == pytest.approx(want[k])
     at.toggle(key="ev_maps").set_value(True).run()
     assert not at.exception and not at.error
     assert len(at.get("plotly_chart")) == 1

@@ -14,6 +14,7 @@ from core.explore.projection import MAX_FIT, Projection, UmapParams, project, pr
 from core.index import IndexBackend
 from ui.caches import Context, get_embedder, index_for
 from ui.messages import USER_ERRORS
+from ui.words import MAP_SETTINGS
 
 Compared = tuple[IndexBackend, Embedder]  # an embedder with its index of the catalog
 
@@ -116,11 +117,10 @@ def compared_embedders(ctx: Context) -> tuple[Compared, Compared | None, str]:
 
 
 def umap_controls(prefix: str) -> UmapParams:
-    """n_neighbors / min_dist / metric widgets."""
+    """The map's settings in words; UMAP's own names (n_neighbors, min_dist, metric) behind the help icons."""
     a, b, c = st.columns(3)
-    nn = a.slider("n_neighbors", 2, 100, 15, key=f"{prefix}_nn",
-                  help="Larger keeps more global structure; smaller shows finer local clusters.")
-    md = b.slider("min_dist", 0.0, 1.0, 0.1, 0.05, key=f"{prefix}_md", help="How tightly points may pack.")
-    metric = c.selectbox("metric", ["cosine", "euclidean", "correlation", "manhattan"], key=f"{prefix}_metric",
-                         help="Search uses cosine similarity, so cosine matches it best.")
+    nn = a.slider(MAP_SETTINGS["nn"][0], 2, 100, 15, key=f"{prefix}_nn", help=MAP_SETTINGS["nn"][1])
+    md = b.slider(MAP_SETTINGS["md"][0], 0.0, 1.0, 0.1, 0.05, key=f"{prefix}_md", help=MAP_SETTINGS["md"][1])
+    metric = c.selectbox(MAP_SETTINGS["metric"][0], ["cosine", "euclidean", "correlation", "manhattan"],
+                         key=f"{prefix}_metric", help=MAP_SETTINGS["metric"][1])
     return UmapParams(nn, md, metric)

@@ -24,6 +24,7 @@ from core.config.paths import cache_dir
 from core.data.images import ImageError, open_image, thumbnail
 from core.data.text import plain
 from core.explore.map_view import MAX_GROUPS, PlacedQuery, esc, hover_text, point_groups
+from ui.words import column_name
 
 SOURCE = Path(__file__).parent / "hover_map" / "index.html"
 PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
@@ -100,7 +101,7 @@ def map_data(rows: list[dict], colour: str, thumbs: dict[str, str], query: Place
                "colour": OTHER_COLOUR if grouped and i == len(by) - 1 else palette[i % len(palette)]}
               for i, (name, idx) in enumerate(by.items())]
     index_of = {r["image"]: i for i, r in enumerate(rows)}
-    data = {"points": points, "groups": groups, "legend": esc(colour), "height": HEIGHT,
+    data = {"points": points, "groups": groups, "legend": esc(column_name(colour)), "height": HEIGHT,
             "query": _placed(query, index_of), "refined": _placed(refined, index_of)}
     data["version"] = hashlib.sha1(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
     return data

@@ -23,6 +23,10 @@ def map_table(index: IndexBackend, proj: Projection) -> list[dict]:
     return rows
 
 
+#: a map's axes: UMAP's two directions have no units, so no titles or numbers (only closeness means something)
+AXIS = {"showticklabels": False, "zeroline": False, "title_text": None}
+
+
 def colour_columns(rows: list[dict]) -> list[str]:
     """Columns the map can be coloured by: ``category`` first, then every other field of the products."""
     if not rows:
@@ -91,7 +95,8 @@ def map_figure(rows: list[dict], colour: str = "category", title: str = "", quer
             x=[rows[i]["x"] for i in idx], y=[rows[i]["y"] for i in idx], mode="markers", name=esc(name),
             customdata=idx, text=[hover_text(rows[i]) for i in idx], hovertemplate="%{text}<extra></extra>",
             marker={"size": 6, "opacity": 0.8}))
-    for q, name, symbol in ((query, "query", "star"), (refined, "query refined by feedback", "star-diamond")):
+    for q, name, symbol in ((query, "your photo", "star"),
+                            (refined, "your photo refined by your thumbs", "star-diamond")):
         if q is None:
             continue
         for _h, (x, y) in q.neighbours:
@@ -100,14 +105,15 @@ def map_figure(rows: list[dict], colour: str = "category", title: str = "", quer
                                      hoverinfo="skip"))
         fig.add_trace(go.Scatter(
             x=[x for _, (x, _) in q.neighbours], y=[y for _, (_, y) in q.neighbours], mode="markers",
-            name=f"{name}: full-space neighbours", marker={"size": 11, "symbol": "circle-open", "color": "black"},
+            name=f"{name}: closest products", marker={"size": 11, "symbol": "circle-open", "color": "black"},
             text=[f"#{h.rank} {esc(h.product_id)} (similarity {h.score:.3f})" for h, _ in q.neighbours],
             hoverinfo="text"))
         fig.add_trace(go.Scatter(x=[q.xy[0]], y=[q.xy[1]], mode="markers", name=name, hoverinfo="name",
                                  marker={"size": 18, "symbol": symbol,
                                          "color": "black" if q is query else "#d62728"}))
-    fig.update_layout(title=esc(title) if title else None, xaxis_title="UMAP 1", yaxis_title="UMAP 2",
-                      legend_title_text=esc(colour), height=650)
+    fig.update_layout(title=esc(title) if title else None, legend_title_text=esc(colour), height=650)
+    fig.update_xaxes(**AXIS)
+    fig.update_yaxes(**AXIS)
     return fig
 
 
@@ -146,7 +152,9 @@ def regions_figure(coords: np.ndarray, regions: Regions, cases: list[Case], case
             text=[f"true {esc(cases[i].label)}; classifier {esc(cases[i].clf_label)} ({cases[i].clf_prob:.2f}); "
                   f"neighbour {esc(cases[i].nn_label)} (distance {cases[i].nn_distance:.3f})" for i in sel],
             hoverinfo="text"))
-    fig.update_layout(title=esc(title) if title else None, xaxis_title="UMAP 1", yaxis_title="UMAP 2", height=650)
+    fig.update_layout(title=esc(title) if title else None, height=650)
+    fig.update_xaxes(**AXIS)
+    fig.update_yaxes(**AXIS)
     return fig
 
 
