@@ -7,6 +7,10 @@ picks another read-out of the same frozen network (``efficientnet-lite0:ms``):
 - ``ms``: multi-scale, the L2-normalised average-pooled outputs of the last blocks of stages 5, 6 and 7
   (112, 192 and 320 channels) and of the final map, concatenated (1904-d for lite0);
 - ``msgem``: ``ms`` with GeM pooling of every map.
+
+A final ``:int8`` (``efficientnet-lite0:int8``) runs the same read-out through an int8 model that ONNX Runtime
+quantized from the fp32 one (:mod:`core.embedding.int8`): less CPU per image, vectors close to the
+fp32 ones but not equal, so an index records which it was built with.
 """
 
 from __future__ import annotations
@@ -85,9 +89,12 @@ def photo_tensor(img: Image.Image, side: int) -> torch.Tensor:
     return torch.from_numpy((arr - 127.0) / 128.0).permute(2, 0, 1)[None]
 
 
+INT8 = ":int8"
+
+
 def parse_spec(spec: str) -> tuple[str, str]:
-    """``efficientnet-lite0[:pool]`` -> (variant name, pool)."""
-    name, _, pool = spec.partition(":")
+    """``efficientnet-lite0[:pool][:int8]`` -> (variant name, pool)."""
+    name, _, pool = spec.removesuffix(INT8).partition(":")
     pool = pool or "avg"
     if pool not in POOLS:
         raise ValueError(f"unknown pooling {pool!r} in {spec!r}; choose one of {', '.join(POOLS)}")
@@ -118,10 +125,14 @@ class EfficientNetLiteEmbedder(Embedder):
         backend = backend or settings.get("backend")
         if backend not in BACKENDS:
             raise ValueError(f"unknown inference backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+        self.int8 = name.endswith(INT8)
+        if self.int8 and backend == "torch":
+            raise ValueError(f"{name} runs on ONNX Runtime only; unset VPS_BACKEND=torch or drop {INT8}")
         name, self.pool = parse_spec(name)
         if name not in VARIANTS:
             raise ValueError(f"unknown EfficientNet-Lite variant {name!r}; known: {', '.join(VARIANTS)}")
-        self.spec = name if self.pool == "avg" else f"{name}:{self.pool}"
+        self.float_spec = name if self.pool == "avg" else f"{name}:{self.pool}"  # what the torch module computes
+        self.spec = self.float_spec + (INT8 if self.int8 else "")
         self.image_size = VARIANTS[name][0]
         net = EfficientNet.from_name(name)
         self.weights = weights or weights_path(name)
@@ -148,16 +159,21 @@ class EfficientNetLiteEmbedder(Embedder):
                     from core.embedding import onnx
 
                     if not onnx.available():
-                        if self.backend == "onnx":
-                            raise ValueError("VPS_BACKEND=onnx needs onnxruntime: pip install onnxruntime")
+                        if self.backend == "onnx" or self.int8:
+                            raise ValueError(f"{'VPS_BACKEND=onnx' if not self.int8 else self.spec} needs "
+                                             "onnxruntime: pip install onnxruntime")
                         self.backend = "torch"
                         return None
                     try:
-                        model = onnx.cached_model(self.spec, self.weights, self.net, self._features,
+                        model = onnx.cached_model(self.float_spec, self.weights, self.net, self._features,
                                                   self.image_size)
+                        if self.int8:
+                            from core.embedding import int8
+
+                            model = int8.cached_model(self.float_spec.replace(":", "-"), model, self._calibration)
                         self._ort, self.backend = onnx.OrtRunner(model, self.threads or 1), "onnx"
                     except Exception as e:  # noqa: BLE001 - auto falls back to the reference torch path
-                        if self.backend == "onnx":
+                        if self.backend == "onnx" or self.int8:  # int8 vectors are not torch's: no fall-back
                             msg = f"ONNX Runtime path failed: {type(e).__name__}: {e}".splitlines()[0]
                             raise ValueError(msg) from None
                         self.backend = "torch"
@@ -181,7 +197,7 @@ class EfficientNetLiteEmbedder(Embedder):
             if self._maps_ort is None:
                 from core.embedding import onnx
 
-                name = parse_spec(self.spec)[0]
+                name = parse_spec(self.float_spec)[0]
                 model = onnx.cached_model(f"{name}-maps", self.weights, self.net, lambda x: region_maps(self.net, x),
                                           self.image_size, outputs=("stage5", "final"), dynamic_hw=True)
                 self._maps_ort = onnx.OrtRunner(model, self.threads)
@@ -199,12 +215,18 @@ class EfficientNetLiteEmbedder(Embedder):
             s5, fin = region_maps(self.net, x.contiguous(memory_format=torch.channels_last))
         return s5[0].float().numpy(), fin[0].float().numpy()
 
+    def _calibration(self, path) -> np.ndarray:
+        """An int8 calibration image as the network sees a catalog image (CHW float32)."""
+        from core.embedding.decode import decode
+
+        return self.preprocess(decode(path, self.image_size)).numpy()
+
     def preprocess(self, img: Image.Image) -> torch.Tensor:
         arr = np.asarray(resize_center_crop(img, self.image_size), dtype=np.float32)
         return torch.from_numpy((arr - 127.0) / 128.0).permute(2, 0, 1)
 
     def forward_images(self, batch: torch.Tensor) -> torch.Tensor:
-        """The torch forward pass (differentiable; used for training and as the reference)."""
+        """The torch forward pass (differentiable; used for training and as the reference; fp32 for ``:int8``)."""
         return self._features(batch.contiguous(memory_format=torch.channels_last))
 
     def embed_tensors(self, batch: torch.Tensor) -> np.ndarray:
