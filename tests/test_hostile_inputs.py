@@ -251,20 +251,24 @@ def test_a_huge_image_is_decoded_at_a_working_size_and_previewed_small():
 
 @pytest.mark.timeout(600)
 def test_a_sixty_megapixel_one_bit_png_costs_about_an_ordinary_photo(tmp_path, embedder):
-    """It added ~450 MB per query (decoded at full size in RGB, then copied for the preview); now the query costs
-    no more than 1.5x a 12-megapixel PNG photo's (neither can be decoded at a reduced scale)."""
+    """It added ~450 MB per query (decoded at full size in RGB, then copied for the preview), then 59 MB (decoded
+    whole at 1 byte per pixel); now a large PNG is decoded a strip at a time and reduced as it goes, so the query
+    costs about what a 12-megapixel JPEG photo's does (decoded at a reduced scale), and less than a PNG photo's."""
     embedder.embed_images([Image.new("RGB", (64, 64))])
-    big, photo = tmp_path / "big1.png", tmp_path / "photo.png"
+    big, photo, jpeg = tmp_path / "big1.png", tmp_path / "photo.png", tmp_path / "photo.jpg"
     img = Image.new("1", (10000, 6000), 0)
     img.paste(1, (3000, 2000, 7000, 4000))
     img.save(big)
-    Image.fromarray((np.random.default_rng(0).random((3000, 4000, 3)) * 255).astype(np.uint8)).save(
-        photo, compress_level=1)
+    pixels = Image.fromarray((np.random.default_rng(0).random((3000, 4000, 3)) * 255).astype(np.uint8))
+    pixels.save(photo, compress_level=1)
+    pixels.save(jpeg, quality=90)
     growth = {}
-    for p in (big, photo):
+    for p in (big, photo, jpeg):
         r = subprocess.run([sys.executable, "-c", RSS_CHILD, str(p)], cwd=ROOT, capture_output=True, text=True,
                            timeout=240)
         assert r.returncode == 0 and r.stdout.strip() == "ok 1280", r.stderr[-2000:]
         growth[p.name] = int(r.stderr.strip().splitlines()[-1])
-    print(f"peak RSS growth of one query: {growth}")
-    assert growth["big1.png"] <= 1.5 * max(growth["photo.png"], 1), growth
+    print(f"peak RSS growth of one query, MB: {growth}")
+    # a bound with room for the allocator's noise (a few MB); the figure itself goes to BENCHMARKS.md
+    assert growth["big1.png"] <= max(1.5 * growth["photo.jpg"], growth["photo.jpg"] + 8), growth
+    assert growth["big1.png"] <= growth["photo.png"], growth

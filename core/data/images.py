@@ -12,6 +12,7 @@ import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from core.config import settings
+from core.data import png_strips
 
 ImageSource = str | os.PathLike | bytes | BinaryIO | Image.Image
 
@@ -127,6 +128,23 @@ def _to_rgb(img: Image.Image) -> Image.Image:
     return img
 
 
+def _png_reduced(data: bytes, header: Image.Image, factor: int, max_decoded: int) -> Image.Image | None:
+    """A large PNG decoded a strip at a time, reduced ``factor`` times and upright (see :mod:`core.data.png_strips`);
+    None for those read whole (interlaced, 16-bit colour)."""
+    try:
+        lay = png_strips.layout(data)
+        if lay is None or (lay.width, lay.height) != header.size:
+            return None
+        size = (-(-lay.width // factor), -(-lay.height // factor))
+        if decoded_bytes(size, "RGBA") > max_decoded:
+            return None  # the whole-image check refuses it in one line
+        return png_strips.decode_reduced(data, lay, factor)
+    except png_strips.PngError as e:
+        raise ImageError(f"corrupt or truncated image: {e}") from None
+    except Exception as e:  # noqa: BLE001 - PIL raises many types on hostile input
+        raise ImageError(f"corrupt or truncated image: {type(e).__name__}") from None
+
+
 def open_image(
     src: ImageSource,
     *,
@@ -148,6 +166,7 @@ def open_image(
     max_pixels = _limit("max_pixels", max_pixels)
     max_bytes = _limit("max_bytes", max_bytes)
     max_decoded = _limit("max_decoded_bytes", max_decoded)
+    streamed = None
     if isinstance(src, Image.Image):
         img = src
         if img.width * img.height > max_pixels:
@@ -171,6 +190,9 @@ def open_image(
             scale = _jpeg_scale(img.size, img.mode, work, max_decoded)
             if draft_size or scale > 1:
                 img.draft("RGB", (w // scale, h // scale))
+        elif img.format == "PNG" and work and min(w, h) // work >= 2:
+            streamed = _png_reduced(data, img, min(w, h) // work, max_decoded)
+            img = streamed or img
         need = decoded_bytes(img.size, img.mode)
         if need > max_decoded:
             raise ImageError(f"image is {w}x{h} ({img.mode}): decoding it takes {need / 1e6:.0f} MB, more than "
@@ -178,10 +200,11 @@ def open_image(
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            img.seek(0) if getattr(img, "is_animated", False) else None
-            img.load()
-            img = _shrink(img, work) if work else img
-            img = ImageOps.exif_transpose(img) or img
+            if streamed is None:  # a PNG read a strip at a time is already reduced and upright
+                img.seek(0) if getattr(img, "is_animated", False) else None
+                img.load()
+                img = _shrink(img, work) if work else img
+                img = ImageOps.exif_transpose(img) or img
             img = _to_rgb(img)
     except ImageError:
         raise
@@ -200,8 +223,10 @@ def image_size(src: ImageSource) -> tuple[int, int]:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            img = Image.open(io.BytesIO(_read_bytes(src, _limit("max_bytes", None))))
-            turned = img.getexif().get(0x0112, 1) in (5, 6, 7, 8)  # EXIF orientation: a quarter turn
+            data = _read_bytes(src, _limit("max_bytes", None))
+            img = Image.open(io.BytesIO(data))
+            lay = png_strips.layout(data) if img.format == "PNG" else None  # Pillow would decode a PNG for its EXIF
+            turned = (png_strips.orientation(lay) if lay else img.getexif().get(0x0112, 1)) in (5, 6, 7, 8)
     except Exception as e:  # noqa: BLE001 - PIL raises many types on hostile input
         raise ImageError(f"unreadable image: {type(e).__name__}".splitlines()[0]) from None
     return (img.height, img.width) if turned else img.size
