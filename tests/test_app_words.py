@@ -57,7 +57,7 @@ def test_a_stakeholder_reads_the_map_and_the_evaluation_in_plain_words(cache):  
     assert at.get("component_instance")  # the map is drawn
     labels = [s.label for s in at.slider]
     assert {"Neighbourhood size", "Spacing of points"} <= set(labels), labels
-    assert not jargon_in(at, sidebar=False), jargon_in(at, sidebar=False)
+    assert not jargon_in(at), jargon_in(at)  # the sidebar's too: its networks by name
     assert "n_neighbors" in helps(at) and "min_dist" in helps(at)  # the technical term, behind the help icon
     assert "product" in at.selectbox(key="map_colour").options  # a column named product_id, in words
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import streamlit as st
 
 from core.embedding import DEFAULT_SPEC
+from ui.links import TRAINED as TRAINED_LINK
 from ui.state import AppState, app_state
 
 PRETRAINED, TRAINED = "Pretrained", "Trained for this catalog"
@@ -17,10 +18,16 @@ HELP = ("Pretrained: a network trained on everyday photos (ImageNet), used as it
         "Both show in the Embedder list below.")
 
 
-def adopt_typed_head(state: AppState, head: str | None) -> None:
-    """A link that names the catalog's own head (typed spec) picks it as a choice, as the switch does."""
-    if head and state.spec_typed.strip() == head:
+def adopt_typed_head(state: AppState, head: str | None) -> bool:
+    """A link that names the catalog's own head (``trained``, or its spec typed) picks it as a choice, as the
+    switch does. False when it names ``trained`` and the catalog ships no head (the name is dropped)."""
+    typed = state.spec_typed.strip()
+    if head and typed in (head, TRAINED_LINK):
         state.spec_typed, state.spec_choice = "", head
+    elif typed == TRAINED_LINK:
+        state.spec_typed = ""
+        return False
+    return True
 
 
 def use_network(trained: bool, head: str) -> None:

@@ -17,6 +17,7 @@ from ui.messages import USER_ERRORS, md, show_error
 from ui.network import adopt_typed_head, network_switch
 from ui.settings import settings
 from ui.state import EMBEDDER_CHOICES, AppState, app_state, bind, sync_url
+from ui.words import embedder_name
 
 OTHER = "Other folder…"
 
@@ -50,15 +51,11 @@ def key_label(key: str) -> str:
 def network_label(ctx: Context) -> str:
     """The embedder in a stakeholder's words: pretrained, trained for this catalog (the head it ships), or a trained
     head by its folder's name; never a path on this server."""
-    spec = ctx.spec
-    if spec == DEFAULT_SPEC:
+    if ctx.spec == DEFAULT_SPEC:
         return "pretrained network"
-    if spec == shipped_head(ctx.catalog_dir):
+    if ctx.spec == shipped_head(ctx.catalog_dir):
         return "network trained for this catalog"
-    if "+head:" in spec:
-        base, folder = spec.split("+head:", 1)
-        return f"trained head {Path(folder).name!r} on {base}"
-    return spec
+    return embedder_name(ctx.spec)
 
 
 def describe(ctx: Context) -> str:
@@ -79,6 +76,24 @@ def embedder_choices() -> list[str]:
     return list(dict.fromkeys([*EMBEDDER_CHOICES, *specs]))
 
 
+LINK_NOTE = "vps_link_note"
+
+
+def link_notes(no_head: bool, refused: str, spec: str) -> None:
+    """One line for the embedder a link named that the sidebar could not follow, shown until another network is
+    picked (a page that reruns by itself keeps it)."""
+    if no_head:
+        st.session_state[LINK_NOTE] = ("This catalog ships no network trained for it; using the pretrained one.", spec)
+    if refused:
+        st.session_state[LINK_NOTE] = (f"The link names an embedder this app does not have ({md(repr(refused))}); "
+                                       f"using {md(embedder_name(spec))}.", spec)
+    note, for_spec = st.session_state.get(LINK_NOTE) or ("", "")
+    if note and for_spec == spec:
+        st.error(note)
+    else:
+        st.session_state.pop(LINK_NOTE, None)
+
+
 def sidebar() -> Context | None:
     """Catalog and embedder pickers, bound to the app state (so every page shows the same catalog and
     embedder, and the URL names them); returns None (after showing why) when nothing can be searched.
@@ -93,9 +108,11 @@ def sidebar() -> Context | None:
     labels = {key_label(k): k for k in keys}
     options = [*labels] if served else [*labels, OTHER]
     head = shipped_head(keys.get(state.catalog))  # the catalog's own trained head (the demo's), offered too
-    adopt_typed_head(state, head)
-    choices = [*embedder_choices(), *([head] if head else [])]
+    no_head = not adopt_typed_head(state, head)
+    refused, state.refused_spec = state.refused_spec, ""
+    choices = list(dict.fromkeys([*embedder_choices(), *([head] if head else [])]))
     with st.sidebar:
+        link_notes(no_head, refused, state.spec_choice)
         if served:
             if not keys:
                 st.error("This server offers no catalog (see VPS_CATALOG_ROOTS).")
@@ -106,7 +123,8 @@ def sidebar() -> Context | None:
                 state.catalog = next(iter(keys))
             if state.spec_typed or state.spec_choice not in choices:
                 wanted = state.spec_typed or state.spec_choice
-                st.error(f"Embedder {md(repr(wanted))} is not offered on this server; using {md(choices[0])}.")
+                st.error(f"Embedder {md(repr(wanted))} is not offered on this server; using "
+                         f"{md(embedder_name(choices[0], head))}.")
                 state.spec_typed, state.spec_choice, state.spec = "", choices[0], choices[0]
         bind("vps_catalog", key_label(state.catalog) if state.catalog in keys else OTHER, options.__contains__)
         label = st.selectbox("Catalog", options, key="vps_catalog")
@@ -121,14 +139,17 @@ def sidebar() -> Context | None:
                 state.spec_choice = new_head or DEFAULT_SPEC
             head = new_head
             adopt_typed_head(state, head)
-            choices = [*embedder_choices(), *([head] if head else [])]
+            choices = list(dict.fromkeys([*embedder_choices(), *([head] if head else [])]))
+        state.shipped_head = head or ""
         network_switch(state, head)
         if state.spec_choice not in choices:
             choices = [*choices, state.spec_choice]
         bind("vps_spec", state.spec_choice, choices.__contains__)
-        state.spec_choice = st.selectbox("Embedder", choices, key="vps_spec",
-                                         help="efficientnet-lite0 works offline; open_clip needs its weights on "
-                                              "this machine.")
+        state.spec_choice = st.selectbox("Network (embedder)", choices, key="vps_spec",
+                                         format_func=lambda s: embedder_name(s, head),
+                                         help="The embedder: the network that turns each picture into a vector. "
+                                              "efficientnet-lite0 works offline; open_clip needs its weights on "
+                                              "this machine; a trained head is metric learning on top of one.")
         if not served:
             bind("vps_spec_custom", state.spec_typed, _is_str)
             state.spec_typed = st.text_input("…or an embedder spec", key="vps_spec_custom",

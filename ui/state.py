@@ -20,6 +20,7 @@ import streamlit as st
 from core.embedding import DEFAULT_SPEC
 from core.embedding.decode import Crop
 from core.index.workspace import SAMPLE_KEY
+from ui.links import link_spec, read_link_spec
 
 EMBEDDER_CHOICES = [DEFAULT_SPEC, "efficientnet-lite2", "open_clip:ViT-B-32:laion2b_s34b_b79k"]
 STATE_KEY = "vps_app"
@@ -58,6 +59,10 @@ class AppState:
     spec: str = DEFAULT_SPEC
     spec_choice: str = DEFAULT_SPEC
     spec_typed: str = ""
+    #: the head the catalog ships (set by the sidebar): a link names it ``trained``
+    shipped_head: str = ""
+    #: an embedder a link named that this app does not read (a head folder outside its folders); the sidebar says so
+    refused_spec: str = ""
     source: str = "example"
     example: str = ""  # file name in the catalog's queries/ folder ("" = the first)
     photos: dict[str, tuple[str, bytes]] = field(default_factory=dict)  # (name, bytes) by upload / camera
@@ -84,10 +89,11 @@ class AppState:
         return photo.id == self.crop_for == self.boxed_for and self.crop != FULL
 
     def to_params(self) -> dict[str, str | list[str]]:
-        """The URL's query parameters: catalog, embedder spec, (for an example photo) its name and crop, and the
-        view where it is not the default: ``k``, ``min``, ``rank``, ``f.<column>`` (a filter's values, repeated;
-        a numeric one as ``low,high``) and ``like`` / ``dislike`` (repeated product ids)."""
-        out: dict[str, str | list[str]] = {"catalog": self.catalog, "spec": self.spec}
+        """The URL's query parameters: catalog, embedder spec (as :func:`ui.links.link_spec` names it), (for an
+        example photo) its name and crop, and the view where it is not the default: ``k``, ``min``, ``rank``,
+        ``f.<column>`` (a filter's values, repeated; a numeric one as ``low,high``) and ``like`` / ``dislike``
+        (repeated product ids)."""
+        out: dict[str, str | list[str]] = {"catalog": self.catalog, "spec": link_spec(self.spec, self.shipped_head)}
         if self.source == "example" and self.example:
             out["q"] = self.example
             if self.crop_for == f"example:{self.example}" and self.crop != FULL and box_crop(self.crop):
@@ -114,9 +120,13 @@ class AppState:
         state = cls()
         if isinstance(p.get("catalog"), str) and p["catalog"].strip():
             state.catalog = p["catalog"].strip()
-        spec = str(p.get("spec") or "").strip()
-        if spec:
-            state.spec_choice, state.spec_typed = (spec, "") if spec in EMBEDDER_CHOICES else (DEFAULT_SPEC, spec)
+        named = str(p.get("spec") or "").strip()
+        spec = read_link_spec(named) if named else ""
+        if named and spec is None:
+            state.refused_spec = named
+        elif spec:
+            offered = spec in EMBEDDER_CHOICES or spec != named  # a head in the cache, as the sidebar lists it
+            state.spec_choice, state.spec_typed = (spec, "") if offered else (DEFAULT_SPEC, spec)
         q = str(p.get("q") or "")
         if q and Path(q).name == q:
             state.example = q

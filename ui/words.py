@@ -43,10 +43,9 @@ MAP_SETTINGS = {
 MAP_HELP = ("Made with UMAP, which places images so that those the network finds alike land close together. The "
             "two directions have no meaning of their own (no units); only closeness does.")
 
-PRETRAINED_NAMES = {"efficientnet-lite0": "Pretrained network (EfficientNet-Lite0)",
-                    "efficientnet-lite0:ms": "Pretrained network, several scales (EfficientNet-Lite0)",
-                    "efficientnet-lite1": "Pretrained network, medium (EfficientNet-Lite1)",
-                    "efficientnet-lite2": "Pretrained network, larger (EfficientNet-Lite2)"}
+#: a pretrained network's spec -> its short name
+NETWORKS = {"efficientnet-lite0": "EfficientNet-Lite0", "efficientnet-lite0:ms": "EfficientNet-Lite0, several scales",
+            "efficientnet-lite1": "EfficientNet-Lite1", "efficientnet-lite2": "EfficientNet-Lite2, larger"}
 
 
 def column_name(column: str) -> str:
@@ -65,14 +64,14 @@ def label_name(key: str) -> str:
 def embedder_name(spec: str, shipped: str | None = None) -> str:
     """An embedder spec in words: the pretrained networks by what they are, the head the catalog ships as
     "Trained for this catalog", another trained head by its folder's name; never a path on this server."""
-    if spec in PRETRAINED_NAMES:
-        return PRETRAINED_NAMES[spec]
+    if spec in NETWORKS:
+        return f"Pretrained network ({NETWORKS[spec]})"
     if "+head:" in spec:
         base, folder = spec.split("+head:", 1)
         d = Path(folder)
         if shipped and spec == shipped:
             return f"Trained for this catalog (head: {d.parent.name if d.name == 'head' else d.name})"
-        return f"Trained head: {d.name} (on {PRETRAINED_NAMES.get(base, base)})"
+        return f"Trained head: {d.name} (on {NETWORKS.get(base, base)})"
     if spec.startswith("open_clip:"):
         parts = spec.split(":")
         return f"Image-and-text network (open_clip {parts[1] if len(parts) > 1 else ''})".replace(" )", ")")
