@@ -55,11 +55,12 @@ def bench_embedding(quick: bool, images: list[Path], source: str) -> Table:
     imgs = (images * (1 + n // max(1, len(images))))[:n]
     t = Table(f"Embedding throughput ({n} real JPEGs from {source}, decode + preprocessing included)",
               ["embedder", "backend", "pipeline", "batch", "intra-op threads", "img/s", "img per CPU-s",
-               "sys share"])
+               "sys share", "load (1 min)"])
     cores = cpu_count()
     threads = [cores] if quick else sorted({1, cores})
     # (spec, backend, batch, worker threads, intra-op threads: ONNX sessions use 1 and run batches in parallel)
-    cases = [("efficientnet-lite0", "onnx", b, th, 1) for b in ([32] if quick else [8, 32]) for th in threads]
+    cases = [(spec, "onnx", b, th, 1) for spec in ("efficientnet-lite0", "efficientnet-lite0:int8")
+             for b in ([32] if quick else [8, 32]) for th in threads]
     cases += [("efficientnet-lite0", "onnx", 32, cores, cores), ("efficientnet-lite0", "torch", 32, cores, cores)]
     if not quick:
         cases += [("efficientnet-lite2", "onnx", 32, cores, 1), ("efficientnet-lite2", "torch", 32, cores, cores)]
@@ -72,13 +73,14 @@ def bench_embedding(quick: bool, images: list[Path], source: str) -> Table:
         emb = models[key]
         torch.set_num_threads(intra)
         embed_sources(emb, imgs[:8], batch_size=8, workers=th)  # warm-up (and ONNX export, cached)
+        load = os.getloadavg()[0]
         r0, c0, w0 = resource.getrusage(resource.RUSAGE_SELF), cpu_seconds(), time.perf_counter()
         embed_sources(emb, imgs, batch_size=bs, workers=th)
         wall, cpu = time.perf_counter() - w0, cpu_seconds() - c0
         sys_s = resource.getrusage(resource.RUSAGE_SELF).ru_stime - r0.ru_stime
         how = (f"{th} batches in parallel, 1 thread each" if emb.parallel_batches
                else f"{th} decode threads, next batch decoded during the forward pass")
-        t.add(spec, emb.backend, how, bs, intra, n / wall, n / cpu, sys_s / max(cpu, 1e-9))
+        t.add(spec, emb.backend, how, bs, intra, n / wall, n / cpu, sys_s / max(cpu, 1e-9), load)
     # the plain per-image loop the issue started from: torch, one image at a time, default settings
     emb = models[("efficientnet-lite0", "torch", cores)]
     emb.backend = "torch"
@@ -88,12 +90,66 @@ def bench_embedding(quick: bool, images: list[Path], source: str) -> Table:
     for p in imgs[:m]:
         emb.embed_images([open_image(p)])
     wall, cpu = time.perf_counter() - w0, cpu_seconds() - c0
-    t.add("efficientnet-lite0", "torch", "per-image loop, full-size decode", 1, cores, m / wall, m / cpu, "")
+    t.add("efficientnet-lite0", "torch", "per-image loop, full-size decode", 1, cores, m / wall, m / cpu, "",
+          os.getloadavg()[0])
     torch.set_num_threads(torch_threads)
     t.notes += ["img/s is wall-clock on this machine as it was at the time (shared with other jobs); "
                 "img per CPU-s is throughput per busy core, less sensitive to contention than wall-clock but not "
                 f"immune (shared caches, preempted threads); x{cores} cores bounds what an idle machine reaches.",
-                "onnx = ONNX Runtime (exported from the torch model, equal within 1e-4: tests/test_bench.py)."]
+                "onnx = ONNX Runtime (exported from the torch model, equal within 1e-4: tests/test_bench.py); "
+                ":int8 = its int8 model (core/embedding/int8.py; vectors against fp32: next table)."]
+    return t
+
+
+def recall_sets(quick: bool) -> list[tuple[str, list[Path], list[str], list[Path], list[str]]]:
+    """(name, catalog images, their labels, query images, their labels): the sample catalog against its queries,
+    and grocery's train photos against its val photos where the dataset is here."""
+    import csv
+
+    from core.config.paths import DATASETS, SAMPLE_CATALOG
+
+    def rows(name: str) -> list[tuple[Path, str]]:
+        with open(SAMPLE_CATALOG / name, newline="") as f:
+            return [(SAMPLE_CATALOG / r["image"], r["product_id"]) for r in csv.DictReader(f)]
+
+    cat, qs = rows("catalog.csv"), rows("queries.csv")
+    out = [("sample catalog (product)", [p for p, _ in cat], [i for _, i in cat], [p for p, _ in qs],
+            [i for _, i in qs])]
+    g = DATASETS / "grocery" / "dataset"
+    if (g / "train").is_dir() and (g / "val").is_dir():
+        train = sorted(g.glob("train/**/*.jpg"))[:: 8 if quick else 1]
+        val = sorted(g.glob("val/**/*.jpg"))[:: 4 if quick else 1]
+        out.append(("grocery val (fine class)", train, labels_of(train, "grocery"), val, labels_of(val, "grocery")))
+    return out
+
+
+def bench_int8_recall(quick: bool) -> Table:
+    """recall@1 of the int8 embedder against fp32's: the nearest catalog image (exact search) of each query."""
+    from core.embedding.batch import embed_sources
+    from core.embedding.efficientnet import EfficientNetLiteEmbedder
+
+    t = Table("int8 against fp32: label recall@1 of the nearest catalog image (exact search)",
+              ["query set", "queries", "catalog images", "fp32 recall@1", "int8 recall@1", "int8 - fp32",
+               "same top-1 image", "cosine mean", "cosine min", "within 0.005"])
+    models = {k: EfficientNetLiteEmbedder(s, backend="onnx") for k, s in
+              (("fp32", "efficientnet-lite0"), ("int8", "efficientnet-lite0:int8"))}
+    for name, cat, cat_labels, qs, q_labels in recall_sets(quick):
+        vecs, r1, top = {}, {}, {}
+        for k, emb in models.items():
+            c, err = embed_sources(emb, cat, progress=True, desc=f"{k} {name} catalog")
+            q, qerr = embed_sources(emb, qs, progress=True, desc=f"{k} {name} queries")
+            if err or qerr:
+                raise ValueError(f"{name}: {len(err) + len(qerr)} unreadable images")
+            top[k] = (q @ c.T).argmax(1)
+            r1[k] = float(np.mean(np.array(cat_labels)[top[k]] == np.array(q_labels)))
+            vecs[k] = np.concatenate([c, q])
+        cos = (vecs["fp32"] * vecs["int8"]).sum(1)
+        diff = r1["int8"] - r1["fp32"]
+        same = float(np.mean(top["int8"] == top["fp32"]))
+        t.add(name, len(qs), len(cat), r1["fp32"], r1["int8"], f"{diff:+.3f}", same, float(cos.mean()),
+              float(cos.min()), "yes" if abs(diff) <= 0.005 else "**no**")
+    t.notes += ["Cosine: between the fp32 and int8 vectors of the same image, over catalog and query images.",
+                "The int8 model's activation ranges come from every 4th sample catalog image (no labels, no query)."]
     return t
 
 
@@ -516,7 +572,7 @@ def _served(i: Inputs) -> list[Table]:
 
 def _embed(i: Inputs) -> list[Table]:
     cat, _, source = i.images()
-    return [timed(bench_embedding, i.quick, cat, source)]
+    return [timed(bench_embedding, i.quick, cat, source), timed(bench_int8_recall, i.quick)]
 
 
 def _app(i: Inputs) -> list[Table]:

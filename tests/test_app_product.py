@@ -48,15 +48,13 @@ def cards(at: AppTest) -> list[tuple[int, str, float, str]]:
 
 
 def bars(at: AppTest) -> list[dict]:
-    """Each card's score bar: its Vega-Lite spec, with the parts Streamlit sent as Arrow data put back."""
-    from streamlit.dataframe_util import convert_arrow_bytes_to_pandas_df
-
+    """Each card's score bar: its Vega-Lite spec's one layer (data, mark, encoding), sent as it is (no Arrow data)."""
     out = []
     for e in at.get("vega_lite_chart"):
+        assert not e.proto.HasField("data") and not e.proto.datasets
         spec = json.loads(e.proto.spec)
-        raw = e.proto.data.data if e.proto.HasField("data") else e.proto.datasets[0].data.data
-        spec["data"] = {"values": convert_arrow_bytes_to_pandas_df(raw).to_dict("records")}
-        out.append(spec)
+        (layer,) = spec["layer"]
+        out.append(layer)
     return out
 
 

@@ -106,3 +106,17 @@ def test_cli_indexes_and_searches_with_the_int8_spec(tmp_path):
     img = cat / rows[1].split(",")[0]
     hits = json.loads(run("search", "--index", tmp_path / "idx", img, "--k", "1", "--json"))[str(img)]["hits"]
     assert hits[0]["product_id"] == rows[1].split(",")[1] and hits[0]["score"] > 0.99
+
+
+def test_bench_compares_int8_recall_with_fp32(monkeypatch):
+    """The bench's int8 table on a slice of the sample catalog: one row, figures in range (no timing)."""
+    from benchmarks import suite
+
+    name, cat, cat_labels, qs, q_labels = suite.recall_sets(quick=True)[0]
+    assert name.startswith("sample") and len(cat) == 480 and len(qs) == 120
+    monkeypatch.setattr(suite, "recall_sets", lambda quick: [(name, cat[:40], cat_labels[:40], qs[:10], q_labels[:10])])
+    t = suite.bench_int8_recall(True)
+    (row,) = [dict(zip(t.columns, r)) for r in t.rows]
+    assert row["queries"] == "10" and row["catalog images"] == "40"
+    assert 0 <= float(row["int8 recall@1"]) <= 1 and 0.9 < float(row["cosine mean"]) <= 1.0001
+    assert row["within 0.005"] == ("yes" if abs(float(row["int8 - fp32"])) <= 0.005 else "**no**")

@@ -22,10 +22,30 @@ IMAGE_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff"]
 PREVIEW = 480  # pixels across the crop preview
 
 
+def _stamp(folder: Path) -> tuple:
+    """The entries of ``folder`` with their modification times (a folder's changes when an entry is added or
+    removed, so ``queries/`` covers its photos): what the example photos are read from."""
+    try:
+        return tuple(sorted((p.name, p.stat().st_mtime_ns) for p in folder.iterdir()))
+    except OSError:
+        return ()
+
+
+@st.cache_resource(show_spinner=False, max_entries=64)
+def _examples(catalog_dir: str, stamp: tuple) -> tuple[Path, ...]:
+    return tuple(example_photos(catalog_dir))
+
+
+def cached_examples(catalog_dir: Path) -> list[Path]:
+    """The catalog's example photos (:func:`~core.data.query_sets.example_photos`), listed again when an entry of
+    its folder changes, not on every rerun."""
+    return list(_examples(str(catalog_dir), _stamp(Path(catalog_dir))))
+
+
 def photo_picker(ctx: Context) -> Photo | None:
     """Radio (example / upload / camera) and the chosen source's widget -> the current photo, or None."""
     state = app_state()
-    examples = example_photos(ctx.catalog_dir)
+    examples = cached_examples(ctx.catalog_dir)
     labels = {SOURCE_LABELS[s]: s for s in SOURCE_LABELS if s != "example" or examples}
     if state.source not in labels.values():
         state.source = next(iter(labels.values()))

@@ -4,8 +4,8 @@ Recipe (:data:`RECIPE`): the fp32 ONNX export is pre-processed (shape inference,
 convolutions, their ReLU6 clips and the residual adds are quantized in QDQ format, with per-channel int8 weights
 and uint8 activations whose ranges are the min/max seen on a fixed calibration set: every
 :data:`CALIBRATION_EVERY`-th image of the sample catalog, decoded and preprocessed as catalog images are. A fixed
-set makes the model, and so its vectors, a function of the spec
-alone: a query and the catalog it is searched against always go through the same model.
+set makes the model, and so its vectors, a function of the spec alone: a query and the catalog it is searched
+against always go through the same model.
 
 The file is cached under ``cache_dir()/onnx`` beside a JSON record of what produced it (the fp32 model's
 SHA-256, the calibration images' SHA-256, ONNX Runtime's and onnx's versions, the recipe); its name is a digest of
