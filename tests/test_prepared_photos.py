@@ -13,7 +13,7 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from core.config.defaults import DEFAULT_SPEC
-from core.config.paths import DEMO_CATALOG
+from core.config.paths import DEMO_CATALOG, SAMPLE_CATALOG
 from core.embedding import load_embedder
 from core.embedding.available import shipped_head_spec
 from core.explore.photo_sets import PhotoVectors, photo_vectors
@@ -66,14 +66,21 @@ def test_prepared_photos_are_used_only_while_they_match(shop):
     assert seen and seen[-1] == (1, 1)  # only the changed photo is embedded
 
 
+@pytest.mark.parametrize("catalog", [SAMPLE_CATALOG, DEMO_CATALOG])
+def test_the_shipped_photo_vectors_are_current(catalog):
+    """Rebuilt by ``python -m core prepare`` (``python -m core demo`` for the demo) whenever the photos or the
+    networks change: this fails until then."""
+    for spec in (DEFAULT_SPEC, shipped_head_spec(catalog)):
+        if spec:
+            emb = load_embedder(spec)
+            assert len(prepared_photos(catalog, emb)) == len(page_photos(catalog)) > 0, f"stale: {spec}"
+
+
 @pytest.mark.slow
 def test_a_person_opens_the_demo_classifier_page_without_embedding_a_photo(tmp_path, monkeypatch, bars):  # noqa: F811
     """The demo ships its photos' vectors for both networks (``python -m core demo`` writes them), still valid for
     the photos and networks in the repository: the page trains its classifier and compares at once."""
     monkeypatch.setenv("VPS_CACHE", str(tmp_path / "cache"))
-    for spec in (DEFAULT_SPEC, shipped_head_spec(DEMO_CATALOG)):
-        emb = load_embedder(spec)
-        assert len(prepared_photos(DEMO_CATALOG, emb)) == len(page_photos(DEMO_CATALOG)), spec
     at = AppTest.from_file(str(ROOT / "pages" / "3_Classifier_vs_neighbours.py"), default_timeout=TIMEOUT)
     at.query_params["catalog"] = "demo"
     run(at)
