@@ -34,5 +34,5 @@ def bench_browser(budget_s: float = 2400.0):
                 f"on {res['cpus']} CPUs; the browser runs on the same machine as the server.",
                 "first paint: the page's title drawn; longest still: the longest time in which nothing on the page "
                 "changed (a counter, a bar, a spinner each count as change). The Evaluation page's training is "
-                "left out here; the embedder switch needs a trained head (`scripts/bench_browser.py --head SPEC`)."]
+                "left out here; the embedder switch is the demo catalog's \"Trained for this catalog\"."]
     return t

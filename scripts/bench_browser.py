@@ -38,6 +38,7 @@ WATCH = """(() => { window.__changes = [];
 SHOWN = "document.querySelector('[data-testid=stMain] h1') !== null"  # the page's frame: its title drawn
 RESULT = re.compile(r"^#1 · ")
 PREPARING = "Nearest products by similarity for now"
+TRAINED = re.compile(r"network trained for this catalog|trained head '.+' on ")  # the caption: the network in use
 GOALS = {  # step -> (figure -> goal in seconds)
     "first open, fresh cache": {"first paint": 1.0, "first result": 10.0, "longest still": 2.0},
     "open after a server restart": {"first paint": 1.0, "first result": 3.0},
@@ -185,19 +186,27 @@ def open_page(browser, url: str, ready: str, timeout_s: float) -> dict[str, floa
     return out
 
 
-def switch_embedder(browser, url: str, spec: str, timeout_s: float) -> dict[str, float | None]:
-    """Type a trained head's spec in the sidebar: seconds until its results are shown and the page settled."""
+def switch_embedder(browser, url: str, spec: str | None, timeout_s: float) -> dict[str, float | None]:
+    """On the real-photo demo catalog, pick "Trained for this catalog" in the sidebar (or type ``spec``): seconds
+    until the trained head's results are shown and the page settled. An error shown on the page ends the step."""
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     page.add_init_script(WATCH)
-    page.goto(url, timeout=timeout_s * 1000)
-    wait_for(page, lambda: text_shown(page, RESULT) and page.evaluate(IDLE), timeout_s)
+    page.goto(f"{url}/?catalog=demo", timeout=timeout_s * 1000)
+    wait_for(page, lambda: text_shown(page, RESULT) and settled(page), timeout_s)
     start = now_ms(page)
     t0 = time.perf_counter()
-    box = page.get_by_test_id("stSidebar").get_by_role("textbox", name="…or an embedder spec")
-    box.fill(spec)
-    box.press("Enter")
-    done = wait_for(page, lambda: text_shown(page, spec.split(":")[0]) and text_shown(page, RESULT)
-                    and settled(page), timeout_s)
+    if spec:
+        box = page.get_by_test_id("stSidebar").get_by_role("textbox", name="…or an embedder spec")
+        box.fill(spec)
+        box.press("Enter")
+    else:
+        page.get_by_test_id("stSidebar").get_by_text("Trained for this catalog", exact=True).click()
+    failed = "[data-testid=stAlertContentError]"
+    done = wait_for(page, lambda: page.locator(failed).count() > 0 or (
+        text_shown(page, TRAINED) and text_shown(page, RESULT) and settled(page)), timeout_s)
+    if page.locator(failed).count():
+        print(f"switch failed: {page.locator(failed).first.inner_text()}", file=sys.stderr)
+        done = None
     out = {"settled": done and time.perf_counter() - t0, "longest still": longest_still(page, start, now_ms(page))}
     page.close()
     return out
@@ -232,8 +241,8 @@ def cli_first_search(cache: Path, timeout_s: float) -> dict[str, float | None]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--shots", default=None, help="folder for the screenshots of the first 10 s of the first open")
-    ap.add_argument("--head", default=None, help="a trained head's embedder spec (efficientnet-lite0+head:DIR) for "
-                                                 "the embedder switch (left out without it)")
+    ap.add_argument("--head", default=None, help="type this trained head's embedder spec (BASE+head:DIR) for the "
+                                                 "embedder switch, instead of the demo catalog's own trained head")
     ap.add_argument("--timeout", type=float, default=600, help="seconds one step may take")
     a = ap.parse_args(argv)
     from playwright.sync_api import sync_playwright
@@ -255,9 +264,8 @@ def main(argv: list[str] | None = None) -> int:
                 steps["Find each product, first use"] = find_each_product(browser, server.url, scene, a.timeout)
                 steps["Classifier vs neighbours"] = open_page(browser, f"{server.url}/Classifier_vs_neighbours",
                                                               "[data-testid=stMetric]", a.timeout)
-                if a.head:
-                    steps["switch the embedder to a trained head"] = switch_embedder(browser, server.url, a.head,
-                                                                                     a.timeout)
+                steps["switch the embedder to a trained head"] = switch_embedder(browser, server.url, a.head,
+                                                                                 a.timeout)
             finally:
                 server.stop()
             server = Server(cache)

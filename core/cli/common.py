@@ -27,7 +27,8 @@ def print_skipped(skipped: list[str], limit: int = 20) -> None:
 
 def embedder_arg(p, default: str | None = None, when_none: str = "the one the index was built with") -> None:
     p.add_argument("--model", default=default, metavar="SPEC",
-                   help=f"embedder spec (default: {default or when_none}), e.g. efficientnet-lite2 or "
+                   help=f"embedder spec (default: {default or when_none}), e.g. efficientnet-lite2, "
+                        "efficientnet-lite0:int8 (int8 ONNX Runtime: half the CPU, vectors close to fp32's) or "
                         "efficientnet-lite0:ms+head:MODEL_DIR (a head from train-metric)")
 
 

@@ -2,6 +2,7 @@
 
 Specs:
 - ``efficientnet-lite0`` (offline default), ``efficientnet-lite1``, ``efficientnet-lite2``
+- ``efficientnet-lite0:int8`` (any of them with ``:int8``): the same network quantized to int8 by ONNX Runtime
 - ``open_clip:<arch>:<pretrained tag | checkpoint path | random>``
 - ``<base spec>+head:<model dir>``: a trained projection head on top of a base embedder
 
