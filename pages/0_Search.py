@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 
 import streamlit as st
+from streamlit.delta_generator import DeltaGenerator
 
 from ui.frame import Frame, first_paint
 from ui.nav import use_app_navigation
@@ -23,7 +24,7 @@ from core.explore.projection import warm_up_in_background
 from core.index import Hit
 from core.search.explain import shared_range
 from core.search.facets import Facet
-from ui.caches import Context, get_searcher
+from ui.caches import Context, get_searcher, wait_prepared
 from ui.example_note import example_note
 from ui.feedback import forget_votes_on_new_query, reset_votes, summary, undo, vote, votes
 from ui.messages import USER_ERRORS, md, show_error
@@ -122,9 +123,11 @@ def hidden_row(ctx: Context, hidden: list[str]) -> None:
                                    icon=":material/undo:", help=f"Show {md(pid)} again")
 
 
-def results(ctx: Context, q: Query, where: list[str], types: ColumnTypes, photo: Photo | None = None) -> bool:
-    """Draw the results; True when they are ranked by distance only while the attribute filters are prepared
-    (a catalog's first search: results at once, the page re-ranks when the filters are ready)."""
+def results(ctx: Context, q: Query, where: list[str], types: ColumnTypes,
+            photo: Photo | None = None) -> DeltaGenerator | None:
+    """Draw the results; when they are ranked by distance only while the attribute filters are prepared (a
+    catalog's first search: results at once, the page re-ranks when the filters are ready), the place under the
+    note where the preparation's bar goes, else None."""
     v = votes()
     searcher = get_searcher(ctx, wait=False)
     t0 = time.perf_counter()
@@ -143,6 +146,7 @@ def results(ctx: Context, q: Query, where: list[str], types: ColumnTypes, photo:
         st.info("Nearest products by similarity for now: this catalog's attribute filters (colour, learned heads) "
                 "and its close-match threshold are being prepared, once. The results re-rank by themselves when "
                 "they are ready.", icon=":material/hourglass_top:")
+    bar = st.empty() if res.preparing else None
     example_note(ctx, photo, shown.hits, app_state().rank)  # a labelled example missed: what it is, and the fix
     hidden_row(ctx, shown.hidden)
     if shown.missing:
@@ -150,7 +154,7 @@ def results(ctx: Context, q: Query, where: list[str], types: ColumnTypes, photo:
                    + md(", ".join(shown.missing)))
     if not shown.hits:
         st.info("No product passes the filters and the minimum similarity; loosen them in the sidebar.")
-        return res.preparing
+        return bar
     dims = list(res.weights)
     x_range = shared_range(shown.hits)
     st.markdown(legend(dims))
@@ -158,7 +162,7 @@ def results(ctx: Context, q: Query, where: list[str], types: ColumnTypes, photo:
         for col, hit in zip(st.columns(COLUMNS), shown.hits[start:start + COLUMNS]):
             with col, st.container(border=True):
                 result_card(hit, v, dims, x_range, types)
-    return res.preparing
+    return bar
 
 
 def main(frame: Frame) -> None:
@@ -203,9 +207,10 @@ def main(frame: Frame) -> None:
             frame.shown()
             show_error(e)
             return
-    if preparing:  # the results are on screen; wait for the filters, then draw the full ranking
+    if preparing is not None:  # the results are on screen; wait for the filters (a moving bar), then re-rank
         try:
-            searcher = get_searcher(ctx)
+            searcher = get_searcher(ctx, wait=False)
+            wait_prepared(searcher, preparing)
             if not searcher.ready:  # the preparation failed: build here, so that its error is shown
                 searcher.ranker, searcher.calibration  # noqa: B018
         except USER_ERRORS as e:

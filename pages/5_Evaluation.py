@@ -11,7 +11,7 @@ import streamlit as st
 from core.config.defaults import METRIC_BASE_SPEC
 from core.config.paths import cache_dir, slug
 from core.embedding.head import head_specs
-from core.evaluation.evaluate import Evaluation, Failure, evaluate, failure_details, query_files_near
+from core.evaluation.evaluate import Evaluation, Failure, before_after, evaluate, failure_details, query_files_near
 from core.explore.map_view import map_figure, map_table
 from core.explore.projection import UmapParams
 from core.metric.train import FROM_CATALOG, FROM_CATALOG_BASE, TrainConfig, train_head
@@ -47,8 +47,12 @@ def request(ctx: Context) -> Request:
     label = st.selectbox("A result is right when it is", ["product_id", "category"], key="ev_label",
                          format_func=label_name, help="The relevance label: product_id (the exact product) or "
                                                       "category (any product of the photo's category).")
-    offered = list(dict.fromkeys([ctx.spec, *head_specs(ctx.spec)]))
-    chosen = [s for s in st.session_state.get("ev_specs", [ctx.spec]) if s in offered] or [ctx.spec]
+    first = [ctx.spec] if ctx.location else before_after(ctx.spec, ctx.catalog_dir)  # before and after
+    offered = list(dict.fromkeys([ctx.spec, *first, *head_specs(ctx.spec)]))
+    if st.session_state.get("ev_specs_for") != (where := (str(ctx.catalog_dir), ctx.spec)):  # another catalog
+        st.session_state["ev_specs_for"] = where
+        st.session_state.pop("ev_specs", None)
+    chosen = [s for s in st.session_state.get("ev_specs", first) if s in offered] or first
     trained = st.session_state.pop("tr_new_spec", None)  # a head trained below: compared next to the others
     st.session_state["ev_specs"] = list(dict.fromkeys([*chosen, *([trained] if trained in offered else [])]))
     shipped = shipped_head(ctx.catalog_dir)

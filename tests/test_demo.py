@@ -124,3 +124,24 @@ def test_read_products_never_opens_held_back_splits(tmp_path):
     products, skipped = read_products(root)
     assert [p.photos for p in products] == [(root / "train/A/a1.jpg",)] and products[0].category == "Fruit X"
     assert skipped == ["train.txt line 2: not a train photo"]
+
+
+@pytest.mark.parametrize("network", ["pretrained", "trained"])
+def test_the_shipped_demo_vectors_are_current(network):
+    """``python -m core demo`` writes the catalog's vectors for both networks beside it, named so that they hold
+    on any clone (the head by its weights, not its folder); the app then builds the demo's indexes from them.
+    This fails until they are rebuilt after a change of the catalog, the model or the head."""
+    import numpy as np
+
+    from core.config.defaults import DEFAULT_SPEC
+    from core.data.catalog import load_catalog
+    from core.embedding import load_embedder
+    from core.index.backend import embed_rows
+    from core.index.prepared import prepared_vectors
+
+    spec = DEFAULT_SPEC if network == "pretrained" else shipped_head_spec(DEMO_CATALOG)
+    cat, emb = load_catalog(DEMO_CATALOG), load_embedder(spec)
+    vecs = prepared_vectors(cat, emb)
+    assert vecs is not None, "stale or missing: run python -m core demo --head-only"
+    fresh, _, _ = embed_rows(cat, cat.rows[:8], emb, False)
+    assert float(np.min(np.sum(vecs[:8] * np.asarray(fresh), axis=1))) > 0.999  # float16, the same vectors

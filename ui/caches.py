@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import streamlit as st
+from streamlit.delta_generator import DeltaGenerator
 
 from core.data.catalog import load_catalog
 from core.embedding import DEFAULT_SPEC, Embedder, load_embedder
@@ -112,9 +113,24 @@ def index_searcher(index: IndexBackend, embedder: Embedder, *, wait: bool = True
     """The search entry point of any index (cached per index generation, shared read-only)."""
     searcher = _searcher(str(index.root), index.fingerprint, embedder.spec, index, embedder)
     if wait and not searcher.ready:
-        with st.spinner("Preparing the attribute filters (colour, learned heads; once per catalog)…"):
-            searcher.prepare_in_background().join()
+        wait_prepared(searcher)
     return searcher
+
+
+PREPARING = "Preparing the attribute filters (colour, learned heads; once per catalog)"
+
+
+def wait_prepared(searcher: Searcher, where: DeltaGenerator | None = None) -> None:
+    """Wait for the searcher's attribute filters with a bar (in ``where``) that moves with the preparation's true
+    counts (:attr:`Searcher.preparation`: it runs in a thread of its own, so the bar is drawn from here)."""
+    thread = searcher.prepare_in_background()
+    slot = (where if where is not None else st).empty()
+    while thread.is_alive():
+        what, done, total = searcher.preparation.latest()
+        slot.progress(min(done / total, 1.0) if total else 0.0,
+                      text=f"{PREPARING}: {what}, {done} of {total}…" if total else f"{PREPARING}…")
+        thread.join(0.25)
+    slot.empty()
 
 
 def shipped_head(catalog_dir: Path | None) -> str | None:

@@ -45,6 +45,7 @@ def run_demo(a) -> int:
     elif not (out / "queries-train.csv").is_file():
         raise ValueError(f"{out}: no demo photos (queries-train.csv) to train on; run python -m core demo first")
     print(f"head: {train_head(out)}")
+    prepare_vectors(out)
     if not a.head_only:
         from core.data.demo import write_example_order
         from core.evaluation.demo_figures import first_example_order
@@ -71,6 +72,21 @@ def train_head(out):
     if main(argv) != 0:
         raise ValueError("train-metric failed (see above)")
     return seal_head(out, HEAD_FLAGS)
+
+
+def prepare_vectors(out) -> None:
+    """The catalog's vectors for both networks (pretrained, its trained head), written beside it
+    (:mod:`core.index.prepared`): the app builds the demo's indexes without embedding a picture."""
+    from core.config.defaults import DEFAULT_SPEC
+    from core.data.catalog import load_catalog
+    from core.embedding import load_embedder
+    from core.embedding.available import shipped_head_spec
+    from core.index.prepared import write_prepared
+
+    cat = load_catalog(out / "catalog")
+    for spec in (DEFAULT_SPEC, shipped_head_spec(out / "catalog")):
+        if spec:
+            print(f"prepared vectors -> {write_prepared(cat, load_embedder(spec), progress=True)}")
 
 
 def figures(out):

@@ -11,7 +11,37 @@ model) says what it does before it starts: a spinner in the app, a status line i
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 
 #: progress(done, total) callback, e.g. a Streamlit progress bar; ``True`` elsewhere means a tqdm bar
 Progress = Callable[[int, int], None]
+
+
+class Stages:
+    """The counts of a long call that runs in another thread (a page cannot draw a bar from there): each stage
+    reports through its own ``progress(done, total)`` (:meth:`of`), and the page reads :meth:`latest` from its own
+    thread and draws it. Safe across threads (stages may run in parallel)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: dict[str, tuple[int, int]] = {}
+        self._last = ""
+
+    def of(self, what: str) -> Progress:
+        """The progress callback of the stage ``what`` (a person's words: "reading each picture's colours")."""
+        def report(done: int, total: int) -> None:
+            with self._lock:
+                self._counts[what] = (int(done), int(total))
+                self._last = what
+        return report
+
+    def latest(self) -> tuple[str, int, int]:
+        """(stage, done, total) of the stage that reported last; ("", 0, 0) before any."""
+        with self._lock:
+            return (self._last, *self._counts[self._last]) if self._last else ("", 0, 0)
+
+    def counts(self) -> dict[str, tuple[int, int]]:
+        """Every stage's last (done, total)."""
+        with self._lock:
+            return dict(self._counts)

@@ -14,6 +14,7 @@ from core.data.query_sets import query_sets, read_queries
 from core.embedding import Embedder
 from core.embedding.query import embed_queries
 from core.evaluation.metrics import average_precision, first_relevant, mean, precision_at, relevance, summary
+from core.explore.disagreements import embedders_to_compare
 from core.index import Hit, IndexBackend
 from core.search.engine import Searcher, SearchOptions
 
@@ -140,3 +141,11 @@ def failure_details(ev: Evaluation, index: IndexBackend, label: str = "product_i
 def query_files_near(catalog_dir: str | Path) -> list[Path]:
     """Query CSVs an importer wrote next to a catalog (``../queries-*.csv``) or inside it (``queries*.csv``)."""
     return [s.path for s in query_sets(catalog_dir) if s.kind == "csv"]
+
+
+def before_after(spec: str, catalog_root: str | Path) -> list[str]:
+    """The embedders an evaluation compares by default: before and after metric learning, i.e. the pretrained
+    network and the catalog's trained head (the one it ships, or ``spec`` when it is a head; see
+    :func:`core.explore.disagreements.embedders_to_compare`); ``spec`` alone when there is no head."""
+    pre, head = embedders_to_compare(spec, catalog_root)
+    return [pre, head] if head else [spec]

@@ -26,10 +26,19 @@ def prepared_path(catalog_root: str | Path, spec: str) -> Path:
     return Path(catalog_root) / FOLDER / f"{slug(spec)}.npz"
 
 
+def portable_spec(embedder: Embedder) -> str:
+    """The embedder's spec, with a trained head named by its base and weights digest instead of its folder: the
+    same on every clone, wherever the catalog (and the head it ships beside itself) lies."""
+    info = embedder.info()
+    if info.get("base") and info.get("weights"):
+        return f"{info['base']}+head-{info['weights']}"
+    return embedder.spec
+
+
 def producer(embedder: Embedder) -> dict:
-    """What produced a vector, as precisely as this machine can tell: the embedder's info and a digest of its
-    weights file (where it has one)."""
-    out = dict(embedder.info())
+    """What produced a vector, as precisely as this machine can tell: the embedder's info (its spec made
+    portable) and a digest of its weights file (where it has one)."""
+    out = {**embedder.info(), "spec": portable_spec(embedder)}
     weights = getattr(embedder, "weights", None)
     if isinstance(weights, str) and Path(weights).is_file():
         out["weights_sha256"] = hashlib.sha256(Path(weights).read_bytes()).hexdigest()[:16]
@@ -44,8 +53,8 @@ def write_prepared(catalog: Catalog, embedder: Embedder, progress: Progress | bo
                          f"{'; '.join(report.skipped[:3])}")
     meta = {"producer": producer(embedder), "catalog_fingerprint": catalog.fingerprint(),
             "images": [r.image for r in catalog.rows],
-            "made_by": MADE_BY.format(root=catalog.root.name, spec=embedder.spec)}
-    path = prepared_path(catalog.root, embedder.spec)
+            "made_by": MADE_BY.format(root=catalog.root.name, spec=portable_spec(embedder))}
+    path = prepared_path(catalog.root, portable_spec(embedder))
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp.npz")
     np.savez_compressed(tmp, vectors=np.asarray(vecs, np.float16), meta=np.array(json.dumps(meta)))
@@ -56,7 +65,7 @@ def write_prepared(catalog: Catalog, embedder: Embedder, progress: Progress | bo
 def prepared_vectors(catalog: Catalog, embedder: Embedder) -> np.ndarray | None:
     """The prepared unit vectors of every catalog row, or None when there are none or they are stale (another
     embedder or weights, a changed catalog) or unreadable."""
-    path = prepared_path(catalog.root, embedder.spec)
+    path = prepared_path(catalog.root, portable_spec(embedder))
     if not path.is_file():
         return None
     try:

@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from core.config.paths import cache_dir, slug
+from core.config.progress import Progress
 from core.config.store import atomic_path, new_generation, read_current, stale_key, write_json, writer_lock
 from core.embedding import Embedder
 from core.index import IndexBackend
@@ -144,11 +145,13 @@ def foreign_closeness(index: IndexBackend, reference: np.ndarray, vectors: np.nd
 
 
 def calibrate(index: IndexBackend, embedder: Embedder, kq: KnownQueries | None = None,
-              negatives: Negatives | None = None) -> Calibration:
-    """Calibrate "no close match" for ``index`` on its known queries and the foreign pictures (see the module doc)."""
-    kq = kq or known_queries(index, embedder)
+              negatives: Negatives | None = None, *, progress: Progress | bool = False,
+              negatives_progress: Progress | bool = False) -> Calibration:
+    """Calibrate "no close match" for ``index`` on its known queries and the foreign pictures (see the module doc);
+    ``progress`` while the queries are embedded, ``negatives_progress`` while the foreign pictures are."""
+    kq = kq or known_queries(index, embedder, progress=progress)
     negatives = negatives if negatives is not None else negatives_for(index.catalog_root, set(index.live_products()),
-                                                                      embedder)
+                                                                      embedder, negatives_progress)
     pos, neg = match_similarities(index, kq)
     if not len(pos):
         raise ValueError(f"{index.root}: no known query could be matched to a product; cannot calibrate")
@@ -189,8 +192,10 @@ def save_calibration(cal: Calibration, root: Path) -> None:
         write_json(tmp / "manifest.json", cal.to_dict())
 
 
-def calibration_for(index: IndexBackend, embedder: Embedder, *, recalibrate: bool = False) -> Calibration:
-    """The cached calibration of ``index``, or a fresh one (see the module doc for when it is redone)."""
+def calibration_for(index: IndexBackend, embedder: Embedder, *, recalibrate: bool = False,
+                    progress: Progress | bool = False, negatives_progress: Progress | bool = False) -> Calibration:
+    """The cached calibration of ``index``, or a fresh one (see the module doc for when it is redone; the
+    progress callbacks as :func:`calibrate`'s)."""
     d = calibration_dir(index)
     got = None if recalibrate else load_calibration(d)
     expected = _expected(index, embedder, negatives_key(index.catalog_root, set(index.live_products()), embedder))
@@ -198,6 +203,6 @@ def calibration_for(index: IndexBackend, embedder: Embedder, *, recalibrate: boo
         n0 = max(1, got.meta.get("n_products", 1))
         if abs(len(index) - n0) <= RECALIBRATE_SHARE * n0 and got.key == known_queries_key(index):
             return got
-    cal = calibrate(index, embedder)
+    cal = calibrate(index, embedder, progress=progress, negatives_progress=negatives_progress)
     save_calibration(cal, d)
     return cal

@@ -20,7 +20,7 @@ import time
 from dataclasses import asdict, dataclass, field, replace
 
 from core.config.defaults import DEFAULT_RANK, RANKS
-from core.config.progress import Progress
+from core.config.progress import Progress, Stages
 from core.embedding import Embedder
 from core.embedding.query import Query
 from core.index import Hit, IndexBackend
@@ -89,6 +89,11 @@ class SearchResult:
         return asdict(self)
 
 
+#: the preparation's stages, in a person's words
+COLOURS, QUERIES, OTHERS = ("reading each catalog picture's colours", "searching the catalog's labelled photos",
+                            "looking at pictures of other things")
+
+
 class Searcher:
     """An index with its embedder, and (built on first need, then shared read-only) the attribute ranker and
     the dynamic-weight model. Safe to share between threads and app sessions."""
@@ -102,6 +107,15 @@ class Searcher:
         self._lock = threading.Lock()
         self._preparing: threading.Thread | None = None
         self._prepare_lock = threading.Lock()  # not ``_lock``: the preparation holds that one while it builds
+        #: the counts of the preparation (a page draws them: it runs in a thread of its own)
+        self.preparation = Stages()
+
+    def _stage(self, what: str) -> Progress | bool:
+        """A stage's progress: tqdm bars where the searcher was given ``True`` (the CLI); a callback given counts
+        the pictures' colours (as it always has); everything else is counted in :attr:`preparation`."""
+        if self.progress is True or (callable(self.progress) and what == COLOURS):
+            return self.progress
+        return self.preparation.of(what)
 
     @property
     def ready(self) -> bool:
@@ -113,7 +127,8 @@ class Searcher:
         """The attribute ranker over the index's cached attribute artefact (built, with progress, if missing)."""
         with self._lock:
             if self._ranker is None:
-                self._ranker = Ranker(self.index, tuned_attributes(self.index, self.embedder, progress=self.progress))
+                self._ranker = Ranker(self.index, tuned_attributes(
+                    self.index, self.embedder, progress=self._stage(COLOURS), queries_progress=self._stage(QUERIES)))
             return self._ranker
 
     def prepare_in_background(self) -> threading.Thread:
@@ -147,7 +162,8 @@ class Searcher:
         with self._lock:
             if self._calibration is None:
                 try:
-                    self._calibration = calibration_for(self.index, self.embedder)
+                    self._calibration = calibration_for(self.index, self.embedder, progress=self._stage(QUERIES),
+                                                        negatives_progress=self._stage(OTHERS))
                 except ValueError:
                     self._calibration = False
             return self._calibration or None

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageEnhance, ImageOps
 
+from core.config.progress import Progress
 from core.data.images import ImageError, open_image
 from core.data.query_sets import QuerySet, load_labelled_queries, query_sets
 from core.embedding import Embedder
@@ -96,13 +97,13 @@ def known_queries_key(index: IndexBackend, held_out: tuple[Path, ...] = ()) -> s
     return chosen[1] if chosen else SELF
 
 
-def _embedded(embedder: Embedder, sources: list, key: str) -> list[Query | None]:
+def _embedded(embedder: Embedder, sources: list, key: str, progress: Progress | bool = False) -> list[Query | None]:
     """Queries embedded once per process (the weight fit and the calibration share them)."""
     k = (embedder.spec, json.dumps(embedder.info(), sort_keys=True), key)
     with _lock:
         if k in _cache:
             return _cache[k]
-    got, _ = embed_queries(embedder, sources)
+    got, _ = embed_queries(embedder, sources, progress=progress, desc="labelled photos")
     with _lock:
         while len(_cache) >= 4:
             _cache.pop(next(iter(_cache)))
@@ -124,7 +125,7 @@ def augment(img: Image.Image, seed: int) -> Image.Image:
     return ImageOps.mirror(out) if rng.random() < 0.5 else out
 
 
-def _self_generated(index: IndexBackend, embedder: Embedder) -> KnownQueries:
+def _self_generated(index: IndexBackend, embedder: Embedder, progress: Progress | bool = False) -> KnownQueries:
     products = index.live_products()
     picks = products[:: max(1, math.ceil(len(products) / MAX_QUERIES))][:MAX_QUERIES]
     by_cat: dict[str, set[str]] = {}
@@ -148,20 +149,23 @@ def _self_generated(index: IndexBackend, embedder: Embedder) -> KnownQueries:
         relevant.append(rel)
         own.append(i)
     key = hashlib.sha1(json.dumps([index.root.name, picks]).encode()).hexdigest()[:12]
-    got = _embedded(embedder, images, f"{SELF}:{index.root.resolve()}:{key}")
+    got = _embedded(embedder, images, f"{SELF}:{index.root.resolve()}:{key}", progress)
     ok = [j for j, q in enumerate(got) if q is not None]
     return KnownQueries(f"{SELF} ({len(ok)} augmented catalog images)", SELF, "product_id",
                         [got[j] for j in ok], [relevant[j] for j in ok], [own[j] for j in ok])
 
 
-def known_queries(index: IndexBackend, embedder: Embedder, held_out: tuple[Path, ...] = ()) -> KnownQueries:
-    """The catalog's labelled queries (embedded), else self-generated ones; see the module doc."""
+def known_queries(index: IndexBackend, embedder: Embedder, held_out: tuple[Path, ...] = (),
+                  progress: Progress | bool = False) -> KnownQueries:
+    """The catalog's labelled queries (embedded, with ``progress``), else self-generated ones; see the module
+    doc."""
     chosen = choose_rows(index, held_out)
     if chosen is None:
-        return _self_generated(index, embedder)
+        return _self_generated(index, embedder, progress)
     name, key, label, rows, known = chosen
     paths = [p for p, _ in rows]
-    got = _embedded(embedder, paths, f"{key}:{hashlib.sha1(json.dumps(list(map(str, paths))).encode()).hexdigest()}")
+    got = _embedded(embedder, paths, f"{key}:{hashlib.sha1(json.dumps(list(map(str, paths))).encode()).hexdigest()}",
+                    progress)
     if label == "product_id":
         rel_of = {lab: {lab} for _, lab in rows}
     else:

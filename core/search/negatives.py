@@ -25,6 +25,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
 from core.config.paths import DEMO_CATALOG, SAMPLE_CATALOG, cache_dir, slug
+from core.config.progress import Progress
 from core.config.store import atomic_path, new_generation, read_current, stale_key, write_json, writer_lock
 from core.data.catalog import IMAGE_EXTS, load_catalog
 from core.data.query_sets import HELD_OUT_FOLDERS, query_sets, read_queries
@@ -142,8 +143,10 @@ def negatives_key(own_root: Path, own_products: set[str], embedder: Embedder) ->
     return _key([p for ps in other_catalogs(own_root, own_products).values() for p in ps], embedder)
 
 
-def negatives_for(own_root: Path, own_products: set[str], embedder: Embedder) -> Negatives:
-    """The generated pictures and the other bundled catalogs' images, embedded by ``embedder`` (cached)."""
+def negatives_for(own_root: Path, own_products: set[str], embedder: Embedder,
+                  progress: Progress | bool = False) -> Negatives:
+    """The generated pictures and the other bundled catalogs' images, embedded by ``embedder`` (cached; with
+    ``progress`` while they are embedded)."""
     cats = other_catalogs(own_root, own_products)
     groups = [f"catalog:{n}" for n, ps in cats.items() for _ in ps]
     paths = [p for ps in cats.values() for p in ps]
@@ -159,7 +162,7 @@ def negatives_for(own_root: Path, own_products: set[str], embedder: Embedder) ->
     except (OSError, ValueError, KeyError, TypeError, RuntimeError):
         pass
     sources = [generated_image(i) for i in range(N_GENERATED)] + paths
-    vecs, errors = embed_sources(embedder, sources, desc="pictures of other things")
+    vecs, errors = embed_sources(embedder, sources, desc="pictures of other things", progress=progress)
     groups = [g for i, g in enumerate(["generated"] * N_GENERATED + groups) if i not in errors]
     vecs = np.asarray(vecs, np.float32)
     with writer_lock(d), new_generation(d) as tmp:

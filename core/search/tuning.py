@@ -94,19 +94,20 @@ def fit_static_weights(ranker: Ranker, kq: KnownQueries) -> dict:
                    "fitted_weights": {d: float(x) for d, x in zip(dims, fitted)}}
 
 
-def tuned_attributes(index: IndexBackend, embedder: Embedder, *, progress: Progress | bool = False) -> AttributeSet:
+def tuned_attributes(index: IndexBackend, embedder: Embedder, *, progress: Progress | bool = False,
+                     queries_progress: Progress | bool = False) -> AttributeSet:
     """The attribute artefact of ``index`` with its fitted default weights (fitted and stored when missing or
     when the catalog's query set changed). When a fit is due, the known queries are embedded in a thread while
-    the artefact is built."""
+    the artefact is built (``queries_progress`` counts them, ``progress`` the artefact's pictures)."""
     key = known_queries_key(index)
     cached = load_attributes(artefact_dir(index))
     due = cached is None or (cached.meta.get("static_weights") or {}).get("key") != key
     with ThreadPoolExecutor(1) as pool:
-        kq = pool.submit(known_queries, index, embedder) if due else None
+        kq = pool.submit(known_queries, index, embedder, (), queries_progress) if due else None
         aset = attributes_for(index, embedder, progress=progress)
         got = aset.meta.get("static_weights")
         if got is None or got.get("key") != key or set(got["weights"]) != {SIMILARITY, *aset.dims}:
-            kq = kq.result() if kq is not None else known_queries(index, embedder)
+            kq = kq.result() if kq is not None else known_queries(index, embedder, progress=queries_progress)
             aset.meta["static_weights"] = fit_static_weights(Ranker(index, aset), kq)
             save_attributes(aset, artefact_dir(index))
     return aset
