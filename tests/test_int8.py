@@ -78,6 +78,7 @@ def test_int8_model_records_what_produced_it_and_rebuilds_when_stale(int8_embedd
     fresh.embed_tensors(fresh.preprocess(decode(fewer[0], 224))[None])
     after = sorted(p.name for p in (cache_dir() / "onnx").glob("efficientnet-lite0-int8-*.onnx"))
     assert len(after) == 1 and after != before
+    assert fresh.info()["weights"] != int8_embedder.info()["weights"]  # an index of the old model is stale
     assert int8.record("efficientnet-lite0")["calibration_images"] == len(fewer)
 
 
@@ -103,6 +104,10 @@ def test_cli_indexes_and_searches_with_the_int8_spec(tmp_path):
 
     out = run("index", "--catalog", cat, "--out", tmp_path / "idx", "--model", SPEC)
     assert "indexed" in out and SPEC in out
+    from core.index import open_index
+
+    recorded = open_index(str(tmp_path / "idx")).manifest["embedder"]
+    assert recorded["spec"] == SPEC and recorded["weights"] == EfficientNetLiteEmbedder(SPEC).info()["weights"]
     img = cat / rows[1].split(",")[0]
     hits = json.loads(run("search", "--index", tmp_path / "idx", img, "--k", "1", "--json"))[str(img)]["hits"]
     assert hits[0]["product_id"] == rows[1].split(",")[1] and hits[0]["score"] > 0.99

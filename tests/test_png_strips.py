@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from core.data import png_strips
-from core.data.images import ImageError, _to_rgb, image_size, open_image
+from core.data.images import MAX_WORK_AREA, ImageError, _to_rgb, image_size, open_image, whole_decode_bytes
 
 W, H = 301, 203  # odd sizes: the last strip and the last column are partial
 
@@ -128,3 +128,28 @@ def test_fuzz_rows_under_valid_checksums(at, junk):
     ihdr = struct.pack(">IIBBBBB", W, H, 8, 0, 0, 0, 0)
     _one_line(png_strips.SIGNATURE + _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", zlib.compress(bytes(raw)))
               + _chunk(b"IEND", b""))
+
+
+def test_a_long_strip_of_an_image_is_reduced_to_a_bounded_area():
+    """450 x 142,000 pixels (64 MP, 1-bit, a few KB): keeping 480 pixels across would keep it whole (and 256 MB in
+    RGB); it is reduced to at most MAX_WORK_AREA x 480² pixels, a strip at a time."""
+    img = Image.new("1", (450, 142_000), 1)
+    buf = io.BytesIO()
+    img.save(buf, "PNG")
+    out = open_image(buf.getvalue(), draft_size=480)
+    assert out.mode == "RGB" and out.width * out.height <= MAX_WORK_AREA * 480 * 480 and out.height > out.width
+    assert out.getpixel((out.width // 2, out.height // 2)) == (255, 255, 255)
+
+
+def test_what_a_whole_decode_costs_is_known_from_the_header():
+    buf = io.BytesIO()
+    Image.new("RGB", (400, 300)).save(buf, "JPEG")
+    assert whole_decode_bytes(buf.getvalue()) == 0  # decoded at a reduced scale
+    assert whole_decode_bytes(_cases()["1-bit grey"]) == 0  # read a strip at a time
+    interlaced = _png(np.zeros((H, W), np.uint8), W, 8, 0, 1, interlace=1)
+    assert whole_decode_bytes(interlaced) == W * H  # decoded whole: 1 byte a pixel
+    gif = io.BytesIO()
+    Image.new("P", (10_000, 6_000)).save(gif, "GIF")
+    assert whole_decode_bytes(gif.getvalue()) == 60_000_000
+    with pytest.raises(ImageError, match="not an image file"):
+        whole_decode_bytes(b"not an image")

@@ -6,6 +6,7 @@ allow-list and index-cache eviction underneath."""
 from __future__ import annotations
 
 import csv
+import io
 import json
 import re
 import threading
@@ -15,6 +16,7 @@ import pytest
 from hypothesis import HealthCheck, example, given
 from hypothesis import settings as hyp_settings
 from hypothesis import strategies as st
+from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from core.data.text import BIDI_CONTROLS, html_text, plain
@@ -370,6 +372,11 @@ def test_uploads_are_bounded_in_bytes_and_pixels(served):
     at.file_uploader(key="upload").set_value(("bomb.png", _png_header_only(40_000, 40_000), "image/png"))
     run(at)
     assert len(errors(at)) == 1 and "pixel limit" in errors(at)[0]  # refused from the header, before decoding
+    gif = io.BytesIO()  # 45 KB, 60 megapixels, a format decoded whole: over VPS_MAX_UPLOAD_DECODE_BYTES
+    Image.new("P", (10_000, 6_000)).save(gif, "GIF")
+    at.file_uploader(key="upload").set_value(("bomb.gif", gif.getvalue(), "image/gif"))
+    run(at)
+    assert len(errors(at)) == 1 and "decoding this image takes 60 MB, more than the 32 MB" in errors(at)[0]
 
 
 @pytest.mark.slow

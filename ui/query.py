@@ -7,14 +7,14 @@ from pathlib import Path
 
 import streamlit as st
 
-from core.data.images import ImageError, image_size, open_image
+from core.data.images import ImageError, image_size, open_image, whole_decode_bytes
 from core.data.query_sets import example_photos
 from core.embedding.decode import Crop, crop_preview
 from core.embedding.query import Query, embed_query, query_zooms
 from ui.bounded import bounded
 from ui.caches import Context
 from ui.messages import md
-from ui.settings import settings
+from ui.settings import setting, settings
 from ui.state import Photo, app_state, bind, box_crop
 
 SOURCE_LABELS = {"example": "Example photo", "upload": "Upload a photo", "camera": "Camera"}
@@ -65,7 +65,7 @@ def photo_picker(ctx: Context) -> Photo | None:
     else:
         up = st.camera_input("Take a photo of the product", key=kind, on_change=_keep_photo, args=(kind,))
     if up is not None:
-        state.photos[kind] = (up.name, checked_upload(up.getvalue()))
+        state.photos[kind] = (up.name, checked_query_photo(up.getvalue()))
     kept = state.photos.get(kind)
     if kept and up is None:
         st.caption(f"Searching **{md(kept[0])}**, given before; give another photo to replace it.")
@@ -77,6 +77,17 @@ def checked_upload(data: bytes) -> bytes:
     limit = settings().max_upload_bytes
     if len(data) > limit:
         raise ImageError(f"the file is {len(data) / 1e6:.1f} MB; this server takes photos up to {limit / 1e6:.0f} MB")
+    return data
+
+
+def checked_query_photo(data: bytes) -> bytes:
+    """A shopper's uploaded photo (:func:`checked_upload`), also refused where decoding it whole (a format not
+    decoded at a reduced size) would take more than ``VPS_MAX_UPLOAD_DECODE_BYTES``; from its header."""
+    need, most = whole_decode_bytes(checked_upload(data)), setting("max_upload_decode_bytes")
+    if need > most:
+        raise ImageError(f"decoding this image takes {need / 1e6:.0f} MB, more than the {most / 1e6:.0f} MB this "
+                         "server allows for a format it cannot decode at a reduced size: send it as JPEG or as a "
+                         "non-interlaced PNG")
     return data
 
 

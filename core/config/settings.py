@@ -86,6 +86,7 @@ VARS: dict[str, Var] = {v.name: v for v in (
     Var("max_pixels", _whole(1), 64_000_000, "a whole number of pixels, at least 1"),
     Var("max_bytes", _whole(1), 50 * 1024 * 1024, "a whole number of bytes, at least 1"),
     Var("max_decoded_bytes", _whole(1), 128_000_000, "a whole number of bytes, at least 1"),
+    Var("max_upload_decode_bytes", _whole(1), 32_000_000, "a whole number of bytes, at least 1", app=True),
     Var("backend", _choice("auto", "onnx", "torch"), "auto", "'auto', 'onnx' or 'torch'"),
     Var("no_mallopt", _flag, False, "1/true/yes/on or 0/false/no/off"),
 )}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import math
 import os
 import warnings
 from pathlib import Path
@@ -26,6 +27,8 @@ _JPEG_SCALES = (1, 2, 4, 8)
 #: pixels kept across the shorter side when a caller asks for no size: larger images are reduced right after
 #: decoding (a JPEG while decoding), so a huge photo costs about what a 12-megapixel one does from then on
 WORK_SIZE = 2048
+#: an image is reduced to at most this many times the working size squared (see :func:`reduce_factor`)
+MAX_WORK_AREA = 4
 
 ImageFile.LOAD_TRUNCATED_IMAGES = False
 Image.MAX_IMAGE_PIXELS = None  # we enforce our own limit before decoding
@@ -82,9 +85,17 @@ def _jpeg_scale(size: tuple[int, int], mode: str, draft_size: int | None, max_de
     return max(fits, keeps)
 
 
+def reduce_factor(size: tuple[int, int], work: int) -> int:
+    """The integer factor an image of ``size`` is reduced by to work on it at ``work`` pixels: the largest that keeps
+    ``work`` pixels across its shorter side, more where that would leave over ``MAX_WORK_AREA`` x ``work``²
+    pixels (a long strip of an image: 450 x 142,000 pixels would otherwise stay 16 megapixels)."""
+    w, h = size
+    return max(min(w, h) // work, math.ceil(math.sqrt(w * h / (MAX_WORK_AREA * work * work))))
+
+
 def _shrink(img: Image.Image, at_least: int) -> Image.Image:
-    """``img`` reduced by the largest integer factor that keeps ``at_least`` pixels on both sides."""
-    f = min(img.size) // at_least
+    """``img`` reduced by :func:`reduce_factor` (``at_least`` pixels across, for all but very long images)."""
+    f = reduce_factor(img.size, at_least)
     if f < 2:
         return img
     size = (-(-img.width // f), -(-img.height // f))
@@ -173,14 +184,7 @@ def open_image(
             raise ImageError(f"image is {img.width}x{img.height}, more than the {max_pixels:,} pixel limit")
     else:
         data = _read_bytes(src, max_bytes)
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                img = Image.open(io.BytesIO(data))
-        except UnidentifiedImageError:
-            raise ImageError("not an image file (unrecognised format)") from None
-        except Exception as e:  # noqa: BLE001 - PIL raises many types on hostile input
-            raise ImageError(f"unreadable image: {type(e).__name__}: {e}".splitlines()[0]) from None
+        img = _header(data)
         w, h = img.size
         if w < 1 or h < 1:
             raise ImageError("image has no pixels")
@@ -190,8 +194,8 @@ def open_image(
             scale = _jpeg_scale(img.size, img.mode, work, max_decoded)
             if draft_size or scale > 1:
                 img.draft("RGB", (w // scale, h // scale))
-        elif img.format == "PNG" and work and min(w, h) // work >= 2:
-            streamed = _png_reduced(data, img, min(w, h) // work, max_decoded)
+        elif img.format == "PNG" and work and reduce_factor((w, h), work) >= 2:
+            streamed = _png_reduced(data, img, reduce_factor((w, h), work), max_decoded)
             img = streamed or img
         need = decoded_bytes(img.size, img.mode)
         if need > max_decoded:
@@ -213,6 +217,31 @@ def open_image(
     if min(img.size) < 1:
         raise ImageError("image has no pixels")
     return img
+
+
+def _header(data: bytes) -> Image.Image:
+    """``data`` opened (its header read, nothing decoded); :class:`ImageError` when it is not an image."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return Image.open(io.BytesIO(data))
+    except UnidentifiedImageError:
+        raise ImageError("not an image file (unrecognised format)") from None
+    except Exception as e:  # noqa: BLE001 - PIL raises many types on hostile input
+        raise ImageError(f"unreadable image: {type(e).__name__}: {e}".splitlines()[0]) from None
+
+
+def whole_decode_bytes(data: bytes) -> int:
+    """Memory decoding ``data`` takes where it cannot be decoded at a reduced size (every format but JPEG and a PNG
+    read a strip at a time), from its header; 0 where it can. :class:`ImageError` when it is not an image."""
+    img = _header(data)
+    try:
+        lay = png_strips.layout(data) if img.format == "PNG" else None
+    except png_strips.PngError as e:
+        raise ImageError(f"corrupt or truncated image: {e}") from None
+    if img.format == "JPEG" or (lay is not None and png_strips.reads_in_strips(lay)):
+        return 0
+    return decoded_bytes(img.size, img.mode)
 
 
 def image_size(src: ImageSource) -> tuple[int, int]:

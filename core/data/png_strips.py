@@ -131,17 +131,19 @@ def _open_png(ihdr: bytes, extra: list[bytes], raw: bytes) -> Image.Image:
     return img
 
 
+def reads_in_strips(lay: Layout) -> bool:
+    """Whether :func:`decode_reduced` reads this PNG a strip at a time (not interlaced; at most 4 bytes a pixel)."""
+    proxy_bpp = max(1, int(lay.pixel_bytes))
+    return not lay.interlaced and proxy_bpp in _PROXY_TYPE and lay.row_bytes % proxy_bpp == 0
+
+
 def decode_reduced(data: bytes, lay: Layout, factor: int) -> Image.Image | None:
     """The PNG ``data`` reduced ``factor`` times (box average; 1-bit and palette images become grey or RGBA first),
     decoded a strip at a time and upright; None for the PNGs it does not read this way (interlaced,
     16-bit colour), which the caller decodes whole. :class:`PngError` for damaged data."""
-    bpp = lay.pixel_bytes
-    if lay.interlaced or factor < 2 or max(1, bpp) not in _PROXY_TYPE:
+    if factor < 2 or not reads_in_strips(lay):
         return None
-    proxy_bpp = max(1, int(bpp))
-    rb = lay.row_bytes
-    if rb % proxy_bpp:
-        return None
+    proxy_bpp, rb = max(1, int(lay.pixel_bytes)), lay.row_bytes
     rows = max(factor, STRIP_PIXELS // lay.width // factor * factor)
     out, seed, y = None, b"", 0
     proxy_colour = _PROXY_TYPE[proxy_bpp]

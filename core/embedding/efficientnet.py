@@ -15,6 +15,7 @@ fp32 ones but not equal, so an index records which it was built with.
 
 from __future__ import annotations
 
+import hashlib
 import threading
 
 import numpy as np
@@ -171,6 +172,7 @@ class EfficientNetLiteEmbedder(Embedder):
                             from core.embedding import int8
 
                             model = int8.cached_model(self.float_spec.replace(":", "-"), model, self._calibration)
+                            self.int8_digest = hashlib.sha256(model).hexdigest()[:16]
                         self._ort, self.backend = onnx.OrtRunner(model, self.threads or 1), "onnx"
                     except Exception as e:  # noqa: BLE001 - auto falls back to the reference torch path
                         if self.backend == "onnx" or self.int8:  # int8 vectors are not torch's: no fall-back
@@ -220,6 +222,14 @@ class EfficientNetLiteEmbedder(Embedder):
         from core.embedding.decode import decode
 
         return self.preprocess(decode(path, self.image_size)).numpy()
+
+    def info(self) -> dict:
+        """For ``:int8`` also the digest of the int8 model it runs (built here if need be): a model rebuilt from
+        other inputs (e.g. another ONNX Runtime) gives other vectors, so what was built with the old one is stale."""
+        if not self.int8:
+            return super().info()
+        self._runner()
+        return {**super().info(), "weights": self.int8_digest}
 
     def preprocess(self, img: Image.Image) -> torch.Tensor:
         arr = np.asarray(resize_center_crop(img, self.image_size), dtype=np.float32)
