@@ -10,7 +10,8 @@ import streamlit as st
 from core.embedding import Embedder
 from core.explore.disagreements import DisagreementReport, compare, embedders_to_compare
 from core.explore.photo_sets import PhotoVectors
-from core.explore.projection import MAX_FIT, Projection, UmapParams, project, projection_dir
+from core.explore.prepared_photos import prepared_photos, prepared_photos_path
+from core.explore.projection import MAX_FIT, Projection, UmapParams, project, projection_dir, warm_up_in_background
 from core.index import IndexBackend
 from ui.caches import Context, get_embedder, index_for
 from ui.messages import USER_ERRORS
@@ -26,6 +27,9 @@ def _projection(root: str, fingerprint: str, params: UmapParams, _index: IndexBa
     msg = ("Loading the cached map…" if cached else
            f"Projecting {n:,} images with UMAP (first time for these settings; cached afterwards)"
            + (f" — fitting on a random {MAX_FIT:,} and placing the rest" if n > MAX_FIT else "") + "…")
+    if not cached and (warm := warm_up_in_background()).is_alive():  # no unit to count: say what it does
+        with st.spinner("Preparing the map's maths (once after the server starts)…"):
+            warm.join()
     bar = st.progress(0.0, text=msg)
     try:
         return project(_index, params, progress=lambda i, t: bar.progress(i / max(t, 1), text=msg))
@@ -46,6 +50,12 @@ def index_projection(index: IndexBackend, params: UmapParams) -> Projection:
 def _photo_vectors() -> PhotoVectors:
     """Photos embedded once per process and embedder: every label, photo set and visitor reuses them."""
     return PhotoVectors()
+
+
+@st.cache_resource(show_spinner=False, max_entries=16)
+def _seeded(catalog_root: str, spec: str, stamp: float, _embedder: Embedder) -> int:
+    """The photo vectors prepared beside a catalog for an embedder, remembered (once per file version)."""
+    return _photo_vectors().seed(_embedder, prepared_photos(catalog_root, _embedder))
 
 
 class _Bar:
@@ -69,6 +79,8 @@ def _report(root: str, fingerprint: str, queries: str, qroot: str | None, train:
             stamps: tuple, trained_key: tuple, _pre: Compared, _trained: Compared | None) -> DisagreementReport:
     bar = _Bar("Embedding photos")
     memo = _photo_vectors()
+    for index, emb in [_pre, *([_trained] if _trained else [])]:  # photos embedded ahead (the demo's)
+        _seeded(str(index.catalog_root), emb.spec, _stamp(prepared_photos_path(index.catalog_root, emb)), emb)
 
     def vectors(embedder, paths, desc, _progress):
         return memo(embedder, paths, desc, lambda i, n: bar(i, n, f"Embedding the {desc}"))

@@ -76,17 +76,21 @@ def train_head(out):
 
 def prepare_vectors(out) -> None:
     """The catalog's vectors for both networks (pretrained, its trained head), written beside it
-    (:mod:`core.index.prepared`): the app builds the demo's indexes without embedding a picture."""
+    (:mod:`core.index.prepared`): the app builds the demo's indexes without embedding a picture; and its labelled
+    photos' (:mod:`core.explore.prepared_photos`): the classifier page embeds none either."""
     from core.config.defaults import DEFAULT_SPEC
     from core.data.catalog import load_catalog
     from core.embedding import load_embedder
     from core.embedding.available import shipped_head_spec
+    from core.explore.prepared_photos import write_prepared_photos
     from core.index.prepared import write_prepared
 
     cat = load_catalog(out / "catalog")
     for spec in (DEFAULT_SPEC, shipped_head_spec(out / "catalog")):
         if spec:
-            print(f"prepared vectors -> {write_prepared(cat, load_embedder(spec), progress=True)}")
+            emb = load_embedder(spec)
+            print(f"prepared vectors -> {write_prepared(cat, emb, progress=True)}")
+            print(f"prepared photo vectors -> {write_prepared_photos(cat.root, emb, progress=True)}")
 
 
 def figures(out):

@@ -73,6 +73,10 @@ def run_prepare(a) -> int:
     cat, emb = load_catalog(a.catalog), load_embedder(a.model or DEFAULT_SPEC)
     path = write_prepared(cat, emb, progress=True)
     print(f"wrote the prepared vectors -> {path} ({path.stat().st_size / 1e6:.1f} MB)")
+    from core.explore.prepared_photos import write_prepared_photos
+
+    if photos := write_prepared_photos(cat.root, emb, progress=True):  # the classifier page's labelled photos
+        print(f"wrote the labelled photos' vectors -> {photos} ({photos.stat().st_size / 1e6:.1f} MB)")
     if a.regions:
         from core.search.region_head import write_prepared_head
         from core.search.regions import maps_embedder

@@ -93,6 +93,11 @@ def _rows(qs: QuerySet) -> list[tuple[Path, str]]:
     return [(p, lab) for p, lab in pairs if p.is_file() and p.resolve().is_relative_to(qs.root.resolve())]
 
 
+def set_photos(qs: QuerySet) -> list[Path]:
+    """The image paths of a set, in file order (rows whose image is missing are left out)."""
+    return [p for p, _ in _rows(qs)]
+
+
 def example_photos(catalog_root: str | Path, n: int = 12) -> list[Path]:
     """Example shopper photos: every image in the catalog's flat ``queries/`` folder, sorted by name; else every
     row of a ``queries-examples.csv`` beside it, in file order (the demo's); else up to ``n`` from its query sets

@@ -60,6 +60,16 @@ class PhotoVectors:
     def __len__(self) -> int:
         return len(self._done)
 
+    def seed(self, embedder: Embedder, vectors: dict[Path, np.ndarray]) -> int:
+        """Remember photos' vectors made ahead by ``embedder`` (:mod:`core.explore.prepared_photos`); returns
+        how many were new."""
+        who = (embedder.spec, json.dumps(embedder.info(), sort_keys=True, default=str))
+        with self._lock:
+            new = {(*who, *_stamp(p)): v for p, v in vectors.items()}
+            new = {k: v for k, v in new.items() if k not in self._done}
+            self._done.update(new)
+        return len(new)
+
     def __call__(self, embedder: Embedder, paths: Sequence[Path], desc: str = "photos",
                  progress: Progress | bool = False) -> tuple[np.ndarray, dict[int, str]]:
         who = (embedder.spec, json.dumps(embedder.info(), sort_keys=True, default=str))
