@@ -91,3 +91,17 @@ def test_a_person_opens_the_demo_classifier_page_without_embedding_a_photo(tmp_p
     assert not [t for t in texts if t.startswith("Embedding")], texts  # no photo embedded: all prepared
     assert any(t.startswith("Training the classifier") for t in texts)  # the classifier trains, with progress
     assert np.isfinite([float(m.value.rstrip("%")) for m in at.metric]).all()
+
+
+@pytest.mark.parametrize("zooms", [(1.0,), (1.0, 0.8, 0.65)])
+def test_a_page_counts_each_photo_once_all_its_views_are_embedded(shop, zooms):
+    """A trained head embeds a photo as several zooms (several passes): the count a page shows moves with the
+    photos whose every view is done, never ends before the last pass, and the vectors are those of one call."""
+    emb = PixelEmbedder()
+    emb.query_zooms = zooms
+    photos = page_photos(shop) * 3  # 24 photos: three chunks
+    ticks: list[tuple[int, int]] = []
+    got, errors = photo_vectors(emb, photos, "photos", lambda i, n: ticks.append((i, n)))
+    want, _ = photo_vectors(emb, photos)
+    assert not errors and np.allclose(got, want, atol=1e-6)
+    assert ticks == [(0, 24), (8, 24), (16, 24), (24, 24)]

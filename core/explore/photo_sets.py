@@ -35,11 +35,27 @@ def held_out_sets(catalog_root: str | Path) -> list[QuerySet]:
     return sorted(rest, key=lambda s: (s.split == "test", s.kind != "csv", s.name))
 
 
+#: photos per call when a page counts them: each call reports once every view of its photos (a trained head's
+#: query zooms, several passes) is embedded, so a count never waits for the passes after the first
+CHUNK = 8
+
+
 def photo_vectors(embedder: Embedder, paths: Sequence[Path], desc: str = "photos",
                   progress: Progress | bool = False) -> tuple[np.ndarray, dict[int, str]]:
     """Photos embedded as search embeds a shopper's photo (:func:`embed_queries`: the same decode and query
-    zooms): one row per usable photo, and the one-line reason for each unusable one."""
-    found, errors = embed_queries(embedder, list(paths), progress=progress, desc=desc)
+    zooms): one row per usable photo, and the one-line reason for each unusable one. A ``progress`` callback
+    counts photos done, every :data:`CHUNK` photos."""
+    paths = list(paths)
+    if not callable(progress):
+        found, errors = embed_queries(embedder, paths, progress=progress, desc=desc)
+    else:
+        found, errors = [], {}
+        progress(0, len(paths))
+        for start in range(0, len(paths), CHUNK):
+            got, bad = embed_queries(embedder, paths[start:start + CHUNK], desc=desc)
+            found += got
+            errors |= {start + i: e for i, e in bad.items()}
+            progress(min(start + CHUNK, len(paths)), len(paths))
     vecs = [q.vector for q in found if q is not None]
     return (np.stack(vecs) if vecs else np.zeros((0, embedder.dim), np.float32)), errors
 
