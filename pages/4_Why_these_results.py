@@ -29,7 +29,7 @@ from ui.query import crop_picker, embedded_query, photo_picker, query_key, state
 from ui.sidebar import describe, sidebar
 from ui.state import RANKS, app_state, bind, sync_url
 from ui.view import catalog_facets, catalog_types, view_results, view_where
-from ui.words import RANKING_HELP, ranking_name
+from ui.words import RANKING_HELP, column_name, ranking_name
 
 
 def static_weights(searcher: Searcher) -> dict[str, float]:
@@ -72,7 +72,7 @@ def dynamic_ready(ctx: Context, searcher: Searcher) -> bool:
 
 def explanation(res: SearchResult) -> None:
     """The weights used and the query's predicted attributes."""
-    st.caption("Weights used: " + ", ".join(f"{md(d)} {w:.2f}" for d, w in res.weights.items()))
+    st.caption("Weights used: " + ", ".join(f"{md(column_name(d))} {w:.2f}" for d, w in res.weights.items()))
     if res.query_attributes:
         st.subheader("The query's predicted attributes")
         st.dataframe([{"attribute": plain(d), **{f"#{i + 1}": plain(f"{v} ({p:.0%})") for i, (v, p) in enumerate(top)}}

@@ -52,6 +52,10 @@ def test_a_stakeholder_reads_the_map_and_the_evaluation_in_plain_words(cache):  
     at = AppTest.from_file(str(ROOT / APP), default_timeout=TIMEOUT)
     at.query_params["catalog"] = "mini"
     run(at)
+    assert not jargon_in(at), jargon_in(at)  # the search page, its sidebar's networks by name
+    page(at, "pages/4_Why_these_results.py")
+    assert not jargon_in(at), jargon_in(at)
+    assert "static" in helps(at)
     page(at, "pages/2_Embedding_map.py")
     assert not errors(at), errors(at)
     assert at.get("component_instance")  # the map is drawn

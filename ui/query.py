@@ -16,6 +16,7 @@ from ui.caches import Context
 from ui.messages import md
 from ui.settings import setting, settings
 from ui.state import Photo, app_state, bind, box_crop
+from ui.words import embedder_name
 
 SOURCE_LABELS = {"example": "Example photo", "upload": "Upload a photo", "camera": "Camera"}
 IMAGE_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff"]
@@ -142,9 +143,10 @@ def text_picker(ctx: Context) -> tuple[str, float]:
     """The text of the query and its weight with a photo (open_clip embedders only)."""
     state = app_state()
     if not ctx.embedder.supports_text:
-        st.caption(f"Text search is off: **{md(ctx.spec)}** is an image model with no text encoder, so words and "
-                   "photos do not share its vector space. Pick an `open_clip` embedder in the sidebar to search "
-                   "with text (\"green dress with stars\") or with a photo plus text.")
+        st.caption(f"Text search is off: the {md(embedder_name(ctx.spec).lower())} reads pictures only. Pick an "
+                   "image-and-text network in the sidebar to search with words (\"green dress with stars\") or with "
+                   "a photo plus words.", help=f"{ctx.spec} has no text encoder, so words and photos do not share "
+                                                "its vector space; open_clip embedders have one.")
         return "", state.text_weight
     bind("text", state.text, lambda v: isinstance(v, str))
     state.text = st.text_input("Describe the product", key="text", placeholder="green dress with stars")
