@@ -135,6 +135,9 @@ def test_only_the_allow_list_is_offered_and_a_crafted_link_is_refused(served):
     at = start({"spec": "efficientnet-lite0+head:/etc"})  # a spec is a path too: refused
     assert len(errors(at)) == 1 and "is not offered on this server" in errors(at)[0]
     assert at.query_params["spec"] == "efficientnet-lite0"
+    at = start({"spec": "efficientnet-lite0:ms+head:../../etc"})  # a relative head leading out of the cache too
+    assert len(errors(at)) == 1 and "this app does not have" in errors(at)[0]
+    assert at.query_params["spec"] == "efficientnet-lite0"
 
     page(at, "classifier")  # the catalog's own labelled queries only: no folder or CSV to type
     options = at.radio(key="cvn_source").options  # the catalog's own photo sets, nothing typed
