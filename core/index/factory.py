@@ -1,6 +1,6 @@
 """Open or build an index wherever it lives: a folder is the Annoy backend (the default; an hnswlib graph from
-``HNSW_MIN_VECTORS`` vectors), ``hnsw:FOLDER`` the same folder with a graph at any size; ``milvus-lite:PATH``,
-a ``*.db`` path or ``http(s)://host:19530`` is Milvus (:mod:`core.index.milvus_index`)."""
+``HNSW_MIN_VECTORS`` to ``PCA_MIN_VECTORS`` vectors), ``hnsw:FOLDER`` the same folder with a graph at any size;
+``milvus-lite:PATH``, a ``*.db`` path or ``http(s)://host:19530`` is Milvus (:mod:`core.index.milvus_index`)."""
 
 from __future__ import annotations
 

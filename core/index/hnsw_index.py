@@ -1,6 +1,7 @@
 """The hnsw backend (``hnsw:PATH``): the index folder of :mod:`core.index.product_index` (generations, row-read
 vectors, the exact delta set, tombstones) with an hnswlib graph in place of the Annoy forest, whatever the size.
-A plain folder gets the graph by itself from ``HNSW_MIN_VECTORS`` vectors (product_index.forest_for)."""
+A plain folder gets the graph by itself from ``HNSW_MIN_VECTORS`` to ``PCA_MIN_VECTORS`` vectors
+(product_index.forest_for)."""
 
 from __future__ import annotations
 

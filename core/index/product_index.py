@@ -363,9 +363,11 @@ def _build_forest(tmp: Path, base, pids: np.ndarray, dim: int, trees: int, fores
 
 
 def forest_for(n_base: int) -> str:
-    """The forest a plain index folder gets: Annoy below ``HNSW_MIN_VECTORS`` base vectors, an hnswlib graph from
-    there (where Annoy misses recall@10 >= 0.98 within the latency goal: BENCHMARKS.md)."""
-    return "hnsw" if n_base >= HNSW_MIN_VECTORS else "annoy"
+    """The forest a plain index folder gets: an hnswlib graph from ``HNSW_MIN_VECTORS`` base vectors (where Annoy
+    at 1280-d misses recall@10 >= 0.98 within the latency goal), Annoy below that and again from
+    ``PCA_MIN_VECTORS``, where the forest is over PCA-reduced vectors: there the graph (M 16) missed the true
+    neighbours (product recall@10 0.756 at 10^6 against Annoy's 0.970; BENCHMARKS.md, issue 29)."""
+    return "hnsw" if HNSW_MIN_VECTORS <= n_base < PCA_MIN_VECTORS else "annoy"
 
 
 def _write(root: Path, embedder_info: dict, catalog: Catalog | None, parts: list, items: list[dict],
