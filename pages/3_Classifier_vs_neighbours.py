@@ -20,10 +20,10 @@ from core.explore.disagreements import (
 )
 from core.explore.map_view import disagreements_figure
 from core.explore.photo_sets import held_out_sets, training_sets
-from core.explore.projection import UmapParams
+from core.explore.projection import UmapParams, warm_up_in_background
 from ui.auth import can_edit
 from ui.caches import Context
-from ui.explore import Compared, compared_embedders, get_report, index_projection, umap_controls
+from ui.explore import Compared, compared_embedders, get_report, index_projection, map_is_quick, umap_controls
 from ui.messages import USER_ERRORS, md, show_error
 from ui.nav import use_app_navigation
 from ui.settings import settings
@@ -187,6 +187,13 @@ def the_rest(ctx: Context, pre: Compared, rep: DisagreementReport) -> None:
     if can_edit():
         with st.expander("Map settings"):
             params = umap_controls("cvn")
+    if "cvn_map_on" not in st.session_state:  # shown at once when it is quick; else when asked for
+        st.session_state["cvn_map_on"] = map_is_quick(pre[0], params)
+    if not st.toggle("Show the map", key="cvn_map_on",
+                     help="The first map after the server starts takes a while to prepare; the figures above do "
+                          "not wait for it."):
+        warm_up_in_background()  # the map's maths prepare while the person reads the figures
+        return
     try:
         fig = disagreements_figure(pre[0], index_projection(pre[0], params), rep)
     except USER_ERRORS as e:

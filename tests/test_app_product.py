@@ -157,6 +157,7 @@ def test_classifier_page_leads_with_cases_and_names_its_regions(mini):
     first, finest first (product_id), with such cases, else product_id; the other cases open in the first tab."""
     at = start()
     at.switch_page("pages/3_Classifier_vs_neighbours.py")
+    at.session_state["cvn_map_on"] = True  # the map, asked for
     run(at)
     assert not errors(at)
     assert at.subheader[0].value == "Classifier right, neighbour wrong"

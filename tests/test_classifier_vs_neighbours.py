@@ -271,6 +271,7 @@ def test_page_leads_with_the_cases(sample_in_app, tmp_path):
     head = write_head(tmp_path / "head", "efficientnet-lite0", 1280)
     at = AppTest.from_file(str(ROOT / "pages" / "3_Classifier_vs_neighbours.py"), default_timeout=900)
     at.session_state["vps_spec_custom"] = f"efficientnet-lite0+head:{head}"
+    at.session_state["cvn_map_on"] = True  # the map, asked for
     at.run()
     assert not at.exception, at.exception
     assert not at.error, [e.value for e in at.error]

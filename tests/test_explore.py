@@ -293,7 +293,12 @@ def test_embedding_map_page(app_cache):
     assert not at.exception
 
 
-def test_classifier_page(app_cache, tmp_path):
+def test_classifier_page(app_cache, tmp_path, monkeypatch):
+    """A person opens the page while the map's maths are not prepared: the figures are shown without waiting
+    for the map, which is drawn when asked for, with the same figures."""
+    import ui.explore
+
+    monkeypatch.setattr(ui.explore, "compiled", lambda: False)  # a fresh server: UMAP not compiled yet
     rows = list(csv.DictReader(open(SAMPLE / "queries.csv")))[:20]
     q = tmp_path / "q.csv"
     with open(q, "w", newline="") as f:
@@ -306,7 +311,11 @@ def test_classifier_page(app_cache, tmp_path):
     assert not at.error, [e.value for e in at.error]
     names = [m.label for m in at.metric]
     assert names == ["Classifier", "Closest catalog picture (pretrained)"]  # the sample ships no trained head
-    assert at.get("plotly_chart")
+    figures = [m.value for m in at.metric]
+    assert not at.get("plotly_chart") and at.toggle(key="cvn_map_on").value is False  # the map waits to be asked
+    at.toggle(key="cvn_map_on").set_value(True).run()
+    assert not at.exception and not at.error
+    assert at.get("plotly_chart") and [m.value for m in at.metric] == figures
 
 
 def test_map_colours_group_the_rare_values():

@@ -11,7 +11,15 @@ from core.embedding import Embedder
 from core.explore.disagreements import DisagreementReport, compare, embedders_to_compare
 from core.explore.photo_sets import PhotoVectors
 from core.explore.prepared_photos import prepared_photos, prepared_photos_path
-from core.explore.projection import MAX_FIT, Projection, UmapParams, project, projection_dir, warm_up_in_background
+from core.explore.projection import (
+    MAX_FIT,
+    Projection,
+    UmapParams,
+    compiled,
+    project,
+    projection_dir,
+    warm_up_in_background,
+)
 from core.index import IndexBackend
 from ui.caches import Context, get_embedder, index_for
 from ui.messages import USER_ERRORS
@@ -44,6 +52,12 @@ def get_projection(ctx: Context, params: UmapParams) -> Projection:
 def index_projection(index: IndexBackend, params: UmapParams) -> Projection:
     """The (disk- and memory-cached) UMAP projection of any index."""
     return _projection(str(index.root), index.fingerprint, params, index)
+
+
+def map_is_quick(index: IndexBackend, params: UmapParams) -> bool:
+    """Whether the map of ``index`` is drawn in a moment: its projection is cached on disk and this process has
+    compiled UMAP (placing photos on it compiles otherwise)."""
+    return compiled() and (projection_dir(index, params) / "CURRENT").exists()
 
 
 @st.cache_resource(show_spinner=False)

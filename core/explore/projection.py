@@ -178,6 +178,12 @@ def warm_up_in_background() -> threading.Thread:
         return _warm_up
 
 
+def compiled() -> bool:
+    """Whether this process has compiled UMAP's code (:func:`warm_up` has finished): a map is then quick."""
+    with _warm_lock:
+        return _warm_up is not None and not _warm_up.is_alive()
+
+
 def _tick(progress: Progress | bool, done: int, total: int) -> None:
     if callable(progress):
         progress(done, total)
