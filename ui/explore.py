@@ -10,6 +10,7 @@ import streamlit as st
 from core.embedding import Embedder
 from core.explore.disagreements import DisagreementReport, compare, embedders_to_compare
 from core.explore.photo_sets import PhotoVectors
+from core.explore.prepared_classifier import Classifiers, prepared_classifier_path, prepared_classifiers
 from core.explore.prepared_photos import prepared_photos, prepared_photos_path
 from core.explore.projection import (
     MAX_FIT,
@@ -72,6 +73,12 @@ def _seeded(catalog_root: str, spec: str, stamp: float, _embedder: Embedder) -> 
     return _photo_vectors().seed(_embedder, prepared_photos(catalog_root, _embedder))
 
 
+@st.cache_resource(show_spinner=False, max_entries=16)
+def _classifiers(catalog_root: str, spec: str, stamp: float, _embedder: Embedder) -> Classifiers:
+    """The classifiers prepared beside a catalog for an embedder (once per file version), and those fitted since."""
+    return prepared_classifiers(catalog_root, _embedder)
+
+
 class _Bar:
     """A progress bar that appears on the first tick (nothing shows when everything was cached)."""
 
@@ -102,8 +109,11 @@ def _report(root: str, fingerprint: str, queries: str, qroot: str | None, train:
     try:
         what = "product" if label == "product_id" else label
         with st.spinner(f"Training the classifier to name each photo's {what}, and comparing…"):
+            fitted = _classifiers(str(_pre[0].catalog_root), _pre[1].spec,
+                                  _stamp(prepared_classifier_path(_pre[0].catalog_root, _pre[1])), _pre[1])
             return compare(_pre[0], _pre[1], queries, label, root=qroot, train=train, trained=_trained,
-                           vectors=vectors, progress=lambda i, n: bar(i, n, "Training the classifier, steps"))
+                           vectors=vectors, progress=lambda i, n: bar(i, n, "Training the classifier, steps"),
+                           classifiers=fitted)
     finally:
         bar.empty()
 

@@ -82,6 +82,7 @@ def prepare_vectors(out) -> None:
     from core.data.catalog import load_catalog
     from core.embedding import load_embedder
     from core.embedding.available import shipped_head_spec
+    from core.explore.prepared_classifier import write_prepared_classifiers
     from core.explore.prepared_photos import write_prepared_photos
     from core.index.prepared import write_prepared
 
@@ -91,6 +92,8 @@ def prepare_vectors(out) -> None:
             emb = load_embedder(spec)
             print(f"prepared vectors -> {write_prepared(cat, emb, progress=True)}")
             print(f"prepared photo vectors -> {write_prepared_photos(cat.root, emb, progress=True)}")
+    emb = load_embedder(DEFAULT_SPEC)  # the page's classifier learns the pretrained network's vectors
+    print(f"prepared classifiers -> {write_prepared_classifiers(cat.root, emb, progress=True)}")
 
 
 def figures(out):

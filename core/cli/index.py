@@ -77,6 +77,10 @@ def run_prepare(a) -> int:
 
     if photos := write_prepared_photos(cat.root, emb, progress=True):  # the classifier page's labelled photos
         print(f"wrote the labelled photos' vectors -> {photos} ({photos.stat().st_size / 1e6:.1f} MB)")
+    from core.explore.prepared_classifier import write_prepared_classifiers
+
+    if fitted := write_prepared_classifiers(cat.root, emb, progress=True):  # the classifier page's classifiers
+        print(f"wrote the classifier page's fitted classifiers -> {fitted} ({fitted.stat().st_size / 1e6:.1f} MB)")
     if a.regions:
         from core.search.region_head import write_prepared_head
         from core.search.regions import maps_embedder

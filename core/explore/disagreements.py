@@ -19,6 +19,7 @@ from core.data.query_sets import load_labelled_queries
 from core.embedding import DEFAULT_SPEC, Embedder
 from core.embedding.available import shipped_head_spec
 from core.explore.photo_sets import PhotoVectors, VectorFn, same_photos
+from core.explore.prepared_classifier import Classifiers, inputs_key
 from core.index import IndexBackend
 from core.search.attributes.heads import LinearHead, train_head
 
@@ -78,26 +79,36 @@ def _steps(progress: Progress | bool) -> Progress:
 
 
 def train_on_vectors(label: str, X: np.ndarray, y: list[str], groups: list[str], *, C: float = 1.0,
-                     max_iter: int = 500, progress: Progress | bool = False) -> LinearHead:
+                     max_iter: int = 500, progress: Progress | bool = False,
+                     classifiers: Classifiers | None = None) -> LinearHead:
     """Fit the classifier on labelled vectors (all of them, no cross-validation; always in the warm-started steps
     that report progress, so every caller gets the same classifier); ``report["train_accuracy"]`` is its
-    accuracy on them."""
+    accuracy on them. ``classifiers``: the one fitted before on these very inputs is taken from it (prepared
+    ahead: :mod:`core.explore.prepared_classifier`), and one fitted here is put in it."""
     if len(set(y)) < 2:
         raise ValueError(f"a classifier needs at least 2 values of {label!r} among its training photos")
     if len(y) < MIN_PER_CLASS * len(set(y)):
         raise ValueError(f"{len(set(y))} values of {label!r} for {len(y)} training photos: a classifier needs "
                          f"{MIN_PER_CLASS} or more photos of each on average; pick a coarser label or more photos")
-    return train_head(label, sorted(set(y)), np.asarray(X, np.float32), y, groups, C=C, folds=0, standardise=True,
-                      max_iter=max_iter, progress=_steps(progress))
+    X = np.asarray(X, np.float32)
+    key = inputs_key(label, X, y, C, max_iter)
+    if classifiers is not None and (head := classifiers.get(key)) is not None:
+        return head
+    head = train_head(label, sorted(set(y)), X, y, groups, C=C, folds=0, standardise=True, max_iter=max_iter,
+                      progress=_steps(progress))
+    if classifiers is not None:
+        classifiers.put(key, head)
+    return head
 
 
 def train_classifier(index: IndexBackend, label: str, *, C: float = 1.0, max_iter: int = 500,
-                     progress: Progress | bool = False) -> LinearHead:
+                     progress: Progress | bool = False, classifiers: Classifiers | None = None) -> LinearHead:
     """The classifier fitted on every live catalog vector (all views of each product) labelled by ``label``."""
     labels = index.labels(label)
     ids = np.array([i for i in np.flatnonzero(index.alive) if labels[index.item_pid[i]]], np.int64)
     return train_on_vectors(label, index.vectors[ids], [labels[index.item_pid[i]] for i in ids],
-                            index.item_pid[ids].tolist(), C=C, max_iter=max_iter, progress=progress)
+                            index.item_pid[ids].tolist(), C=C, max_iter=max_iter, progress=progress,
+                            classifiers=classifiers)
 
 
 @dataclass
@@ -228,14 +239,16 @@ def class_pictures(index: IndexBackend, label: str, vecs: np.ndarray, answers: l
 def compare(index: IndexBackend, embedder: Embedder, queries: str | Path, label: str = "category", *,
             root: str | Path | None = None, train: str | Path | None = None, train_root: str | Path | None = None,
             trained: tuple[IndexBackend, Embedder] | None = None, classifier: LinearHead | None = None,
-            progress: Progress | bool = False, vectors: VectorFn | None = None) -> DisagreementReport:
+            progress: Progress | bool = False, vectors: VectorFn | None = None,
+            classifiers: Classifiers | None = None) -> DisagreementReport:
     """Label every held-out photo of ``queries`` with the classifier and with its nearest catalog product
     (exact search), and with the nearest product of ``trained`` (the catalog's index by a trained head, and that
     embedder) where given.
 
     The classifier learns ``label`` from the photos of ``train`` (a CSV or folder tree; image paths relative to
     ``train_root``, default its folder), else from the catalog's own pictures; a held-out photo that is also a
-    training photo is left out. ``vectors`` embeds photos (default: a :class:`PhotoVectors` for this call)."""
+    training photo is left out. ``vectors`` embeds photos (default: a :class:`PhotoVectors` for this call);
+    ``classifiers`` holds classifiers already fitted on the same inputs (see :func:`train_on_vectors`)."""
     index.check_embedder(embedder)
     vectors = vectors or PhotoVectors()
     labels = index.labels(label)
@@ -259,8 +272,8 @@ def compare(index: IndexBackend, embedder: Embedder, queries: str | Path, label:
         if not used:
             raise ValueError(f"none of the training photos of {Path(train).name} could be used")
         classifier = train_on_vectors(label, tv[tok], [y for _, y in used], [str(p) for p, _ in used],
-                                      progress=progress)
-    classifier = classifier or train_classifier(index, label, progress=progress)
+                                      progress=progress, classifiers=classifiers)
+    classifier = classifier or train_classifier(index, label, progress=progress, classifiers=classifiers)
     qv, ok, errors = _rows_with_vectors(vectors, embedder, rows, "held-out photos", progress)
     if trained is not None:
         t_index, t_emb = trained
