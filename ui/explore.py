@@ -108,7 +108,7 @@ def _report(root: str, fingerprint: str, queries: str, qroot: str | None, train:
 
     try:
         what = "product" if label == "product_id" else label
-        with st.spinner(f"Training the classifier to name each photo's {what}, and comparing…"):
+        with st.spinner(f"Naming each photo's {what} with the classifier and with the closest catalog picture…"):
             fitted = _classifiers(str(_pre[0].catalog_root), _pre[1].spec,
                                   _stamp(prepared_classifier_path(_pre[0].catalog_root, _pre[1])), _pre[1])
             return compare(_pre[0], _pre[1], queries, label, root=qroot, train=train, trained=_trained,
