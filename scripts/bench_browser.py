@@ -38,7 +38,9 @@ WATCH = """(() => { window.__changes = [];
 SHOWN = "document.querySelector('[data-testid=stMain] h1') !== null"  # the page's frame: its title drawn
 RESULT = re.compile(r"^#1 · ")
 PREPARING = "Nearest products by similarity for now"
-TRAINED = re.compile(r"network trained for this catalog|trained head '.+' on ")  # the caption: the network in use
+#: the line under the page's title names the network in use (ui/sidebar.py ``describe``); the same words in a note
+#: elsewhere on the page (the first example's) must not count
+TRAINED = re.compile(r"products · (network trained for this catalog|Trained head: )")
 GOALS = {  # step -> (figure -> goal in seconds)
     "first open, fresh cache": {"first paint": 1.0, "first result": 10.0, "longest still": 2.0},
     "open after a server restart": {"first paint": 1.0, "first result": 3.0},
@@ -193,6 +195,8 @@ def switch_embedder(browser, url: str, spec: str | None, timeout_s: float) -> di
     page.add_init_script(WATCH)
     page.goto(f"{url}/?catalog=demo", timeout=timeout_s * 1000)
     wait_for(page, lambda: text_shown(page, RESULT) and settled(page), timeout_s)
+    if text_shown(page, TRAINED):
+        raise RuntimeError("the demo opened on its trained network already: nothing to switch")
     start = now_ms(page)
     t0 = time.perf_counter()
     if spec:

@@ -64,11 +64,10 @@ def describe(ctx: Context) -> str:
 
 
 def embedder_choices() -> list[str]:
-    """Embedder specs the sidebar offers: what loads on this machine where core can tell (``available_embedders``,
-    not on every branch yet), else the fixed list."""
-    avail = getattr(core.embedding, "available_embedders", None)
+    """Embedder specs the sidebar offers: what loads on this machine (``available_embedders``), else the fixed
+    list."""
     try:
-        specs = list(avail().specs) if avail else []
+        specs = list(core.embedding.available_embedders().specs)
     except Exception:  # noqa: BLE001 - a failing probe must not take the sidebar down; the fixed list remains
         specs = []
     if settings().served:
