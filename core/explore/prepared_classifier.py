@@ -16,12 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
-from core.config.paths import slug
 from core.config.progress import Progress
 from core.search.attributes.heads import LinearHead
 
 FORMAT = 1
-MADE_BY = "python -m core prepare --catalog {root} --model {spec}"
 
 
 def inputs_key(label: str, X: np.ndarray, y: list[str], C: float, max_iter: int) -> str:
@@ -47,9 +45,9 @@ class Classifiers:
 
 
 def prepared_classifier_path(catalog_root: str | Path, embedder) -> Path:
-    from core.index.prepared import FOLDER, portable_spec
+    from core.index.prepared import prepared_file
 
-    return Path(catalog_root) / FOLDER / f"classifier-{slug(portable_spec(embedder))}.npz"
+    return prepared_file(catalog_root, embedder, "classifier-")
 
 
 def prepared_classifiers(catalog_root: str | Path, embedder) -> Classifiers:
@@ -82,7 +80,7 @@ def write_prepared_classifiers(catalog_root: str | Path, embedder, progress: Pro
     from core.explore.photo_sets import PhotoVectors, held_out_sets, training_sets
     from core.explore.prepared_photos import digest, prepared_photos
     from core.index import build_index
-    from core.index.prepared import portable_spec, prepared_vectors, producer
+    from core.index.prepared import made_by, prepared_vectors, producer, save_prepared
 
     root = Path(catalog_root)
     held, train = held_out_sets(root), training_sets(root)
@@ -105,16 +103,11 @@ def write_prepared_classifiers(catalog_root: str | Path, embedder, progress: Pro
                                    for p in dict.fromkeys(set_photos(train[0]))]
     meta = {"format": FORMAT, "producer": producer(embedder), "catalog_fingerprint": catalog.fingerprint(),
             "trained_on": train[0].path.name if train else "catalog pictures", "training_photos": photos,
-            "made_by": MADE_BY.format(root=root.name, spec=portable_spec(embedder)),
+            "made_by": made_by(root, embedder),
             "classifiers": [{"key": k, "name": h.name, "column": h.column, "values": h.values, "report": h.report}
                             for k, h in ((k, made.heads[k]) for k in made.fitted)]}
     arrays = {}
     for i, k in enumerate(made.fitted):
         arrays[f"coef{i}"], arrays[f"intercept{i}"] = made.heads[k].coef, made.heads[k].intercept
-    path = prepared_classifier_path(root, embedder)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp_path = path.with_suffix(".tmp.npz")
-    np.savez_compressed(tmp_path, meta=np.array(json.dumps(meta, default=float)), **arrays)
-    tmp_path.replace(path)
-    return path
+    return save_prepared(prepared_classifier_path(root, embedder), meta, **arrays)
 

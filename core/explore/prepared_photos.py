@@ -13,18 +13,15 @@ from pathlib import Path
 
 import numpy as np
 
-from core.config.paths import slug
 from core.config.progress import Progress
 from core.data.query_sets import query_sets, set_photos
 from core.embedding import Embedder, normalize
 from core.explore.photo_sets import photo_vectors
-from core.index.prepared import FOLDER, portable_spec, producer
-
-MADE_BY = "python -m core prepare --catalog {root} --model {spec}"
+from core.index.prepared import made_by, prepared_file, producer, save_prepared
 
 
 def prepared_photos_path(catalog_root: str | Path, embedder: Embedder) -> Path:
-    return Path(catalog_root) / FOLDER / f"photos-{slug(portable_spec(embedder))}.npz"
+    return prepared_file(catalog_root, embedder, "photos-")
 
 
 def page_photos(catalog_root: str | Path) -> list[Path]:
@@ -49,14 +46,9 @@ def write_prepared_photos(catalog_root: str | Path, embedder: Embedder,
     vecs, errors = photo_vectors(embedder, paths, "labelled photos", progress)
     kept = [p for i, p in enumerate(paths) if i not in errors]
     base = root.parent.resolve()
-    meta = {"producer": producer(embedder), "made_by": MADE_BY.format(root=root.name, spec=portable_spec(embedder)),
+    meta = {"producer": producer(embedder), "made_by": made_by(root, embedder),
             "photos": [[p.resolve().relative_to(base).as_posix(), digest(p)] for p in kept]}
-    path = prepared_photos_path(root, embedder)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.npz")
-    np.savez_compressed(tmp, vectors=np.asarray(vecs, np.float16), meta=np.array(json.dumps(meta)))
-    tmp.replace(path)
-    return path
+    return save_prepared(prepared_photos_path(root, embedder), meta, vectors=np.asarray(vecs, np.float16))
 
 
 def prepared_photos(catalog_root: str | Path, embedder: Embedder) -> dict[Path, np.ndarray]:

@@ -14,6 +14,7 @@ import numpy as np
 
 from core.config.paths import slug
 from core.config.progress import Progress
+from core.config.store import atomic_path
 from core.data.catalog import Catalog
 from core.embedding import Embedder, normalize
 from core.index.backend import embed_rows
@@ -24,6 +25,24 @@ MADE_BY = "python -m core prepare --catalog {root} --model {spec}"
 
 def prepared_path(catalog_root: str | Path, spec: str) -> Path:
     return Path(catalog_root) / FOLDER / f"{slug(spec)}.npz"
+
+
+def prepared_file(catalog_root: str | Path, embedder: Embedder, kind: str = "") -> Path:
+    """``prepared/<kind><portable spec>.npz`` beside a catalog: what ``embedder`` produced for it."""
+    return Path(catalog_root) / FOLDER / f"{kind}{slug(portable_spec(embedder))}.npz"
+
+
+def made_by(catalog_root: str | Path, embedder: Embedder) -> str:
+    """The command that writes a catalog's prepared files, as recorded in each."""
+    return MADE_BY.format(root=Path(catalog_root).name, spec=portable_spec(embedder))
+
+
+def save_prepared(path: Path, meta: dict, **arrays: np.ndarray) -> Path:
+    """Write ``arrays`` and ``meta`` (as JSON) to ``path``, a compressed npz, in one step (readers see the old
+    file or the new)."""
+    with atomic_path(path) as tmp:
+        np.savez_compressed(tmp, meta=np.array(json.dumps(meta, default=float)), **arrays)
+    return path
 
 
 def portable_spec(embedder: Embedder) -> str:
@@ -53,19 +72,14 @@ def write_prepared(catalog: Catalog, embedder: Embedder, progress: Progress | bo
                          f"{'; '.join(report.skipped[:3])}")
     meta = {"producer": producer(embedder), "catalog_fingerprint": catalog.fingerprint(),
             "images": [r.image for r in catalog.rows],
-            "made_by": MADE_BY.format(root=catalog.root.name, spec=portable_spec(embedder))}
-    path = prepared_path(catalog.root, portable_spec(embedder))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.npz")
-    np.savez_compressed(tmp, vectors=np.asarray(vecs, np.float16), meta=np.array(json.dumps(meta)))
-    tmp.replace(path)
-    return path
+            "made_by": made_by(catalog.root, embedder)}
+    return save_prepared(prepared_file(catalog.root, embedder), meta, vectors=np.asarray(vecs, np.float16))
 
 
 def prepared_vectors(catalog: Catalog, embedder: Embedder) -> np.ndarray | None:
     """The prepared unit vectors of every catalog row, or None when there are none or they are stale (another
     embedder or weights, a changed catalog) or unreadable."""
-    path = prepared_path(catalog.root, portable_spec(embedder))
+    path = prepared_file(catalog.root, embedder)
     if not path.is_file():
         return None
     try:
