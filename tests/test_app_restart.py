@@ -22,9 +22,6 @@ from streamlit.testing.v1 import AppTest
 
 at = AppTest.from_file({APP!r}, default_timeout={TIMEOUT})
 at.run(timeout={TIMEOUT})
-from core.explore.projection import warm_up_in_background
-
-warm_up_in_background().join()  # what the page starts once its results are drawn has finished too
 print(json.dumps({{"exceptions": [e.value for e in at.exception],
                   "results": [c.value for c in at.caption if c.value.startswith("#")],
                   "imported": [m for m in {TORCH_FAMILY!r} if m in sys.modules]}}))
