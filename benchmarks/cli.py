@@ -3,7 +3,8 @@ by string, so no engine module imports a benchmark."""
 
 from __future__ import annotations
 
-SECTIONS = ("embed", "query", "ann", "umap", "regions", "app", "milvus", "ray", "nomatch", "served", "browser")
+SECTIONS = ("embed", "query", "ann", "umap", "regions", "app", "restart", "milvus", "ray", "nomatch", "served",
+            "browser")
 ON_REQUEST = ("served", "browser")  # sections that drive a browser: only when asked
 
 
@@ -12,8 +13,9 @@ def args_bench(p) -> None:
     p.add_argument("--out", default=None, help="write the tables as markdown here (e.g. BENCHMARKS.md)")
     p.add_argument("--sections", default=None,
                    help=f"comma list of {','.join(SECTIONS)} (default: all but served; --quick leaves out umap, "
-                        "whose numba compilation alone takes about a minute, regions, app, milvus and ray; app: the "
-                        "app's latency against its goals; milvus: the Milvus backend; ray: catalog embedding on Ray "
+                        "whose numba compilation alone takes about a minute, regions, app, restart, milvus and ray; "
+                        "app: the app's latency against its goals; restart: the first result after a server restart "
+                        "(fresh process, warm cache); milvus: the Milvus backend; ray: catalog embedding on Ray "
                         "Data; nomatch: the \"no close match\" notice's rates on the real datasets; served: a "
                         "load test of the served app (see --served-driver); browser: the app's latency in headless "
                         "Chromium from a fresh cache, against its goals)")

@@ -582,6 +582,12 @@ def _app(i: Inputs) -> list[Table]:
     return [timed(bench_app, i.quick, i.tmp)]
 
 
+def _restart(i: Inputs) -> list[Table]:
+    from benchmarks.restart import bench_restart
+
+    return [timed(bench_restart, i.quick, i.tmp)]
+
+
 def _query(i: Inputs) -> list[Table]:
     v = i.vectors()
     return [timed(bench_query, i.quick, v["real"], v["items"], v["qok"], v["root"], i.tmp, v["spec"], i.query_sizes)]
@@ -631,7 +637,7 @@ def _nomatch(i: Inputs) -> list[Table]:
 
 #: section name -> what runs it, in the order a full run takes them (``benchmarks.cli.SECTIONS`` names the same)
 SECTIONS: dict[str, Callable[[Inputs], list[Table]]] = {
-    "served": _served, "embed": _embed, "app": _app, "query": _query, "ann": _ann, "umap": _umap,
+    "served": _served, "embed": _embed, "app": _app, "restart": _restart, "query": _query, "ann": _ann, "umap": _umap,
     "milvus": _milvus, "ray": _ray, "regions": _regions, "nomatch": _nomatch, "browser": _browser,
 }
 
