@@ -92,3 +92,31 @@ def test_the_served_benchmark_runs_as_a_user_runs_it(tmp_path):
     cells = [c.strip() for c in row.strip("|").split("|")]
     assert cells[1] == "30" and cells[-1] == "0", row  # 30 searches, no error
     assert float(cells[5]) > 0 and float(cells[6]) >= float(cells[5])  # settle p50 / p99 measured
+
+
+def test_a_slow_full_collection_freezes_what_survived_it_and_a_quick_one_does_not():
+    """ui/heap.py: after a full collection that took long, its survivors leave the collector's sight (so the next
+    ones are quick); a quick one, or a younger generation's, changes nothing."""
+    import gc
+
+    from ui import heap
+
+    before = gc.get_freeze_count()
+    try:
+        heap._watch("start", {"generation": 2})
+        t0 = time.thread_time()
+        while time.thread_time() - t0 < 2 * heap.SLOW_S:  # CPU spent as a slow collection spends it
+            pass
+        heap._watch("stop", {"generation": 2})
+        frozen = gc.get_freeze_count()
+        assert frozen > before
+        heap._watch("start", {"generation": 2})
+        heap._watch("stop", {"generation": 2})
+        heap._watch("start", {"generation": 1})
+        t0 = time.thread_time()
+        while time.thread_time() - t0 < 2 * heap.SLOW_S:
+            pass
+        heap._watch("stop", {"generation": 1})
+        assert gc.get_freeze_count() == frozen
+    finally:
+        gc.unfreeze()
