@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -43,7 +44,8 @@ def first_result(catalog: str, photo: str, launched: float) -> dict:
     hits = Searcher(index, emb).search(embed_query(emb, photo), wait=False).hits
     t.append(time.perf_counter())
     return {"seconds": {"start Python": started, **dict(zip(STEPS, (b - a for a, b in zip(t, t[1:]))))},
-            "hits": len(hits), "heavy": [m for m in HEAVY if m in sys.modules]}
+            "hits": len(hits), "heavy": [m for m in HEAVY if m in sys.modules],
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
 def fresh_process(catalog: Path, photo: Path, cache: Path) -> dict:
@@ -73,6 +75,8 @@ def bench_restart(quick: bool, workdir: Path):
     rows["process start to first result"] = [sum(r["seconds"].values()) for r in runs]
     for name, secs in rows.items():
         t.add(name, statistics.median(secs), min(secs), max(secs))
+    rss = [r["peak_rss_mb"] for r in runs]
+    t.add("peak resident memory, MB (not seconds)", statistics.median(rss), min(rss), max(rss))
     heavy = sorted({m for r in runs for m in r["heavy"]})
     t.notes += [f"Heavy modules the first search imported: {', '.join(heavy) or 'none'} (of {', '.join(HEAVY)}). "
                 f"The run that warmed the cache took {sum(warm['seconds'].values()):.1f} s.",

@@ -40,13 +40,18 @@ def available() -> bool:
 
 
 def torch_version() -> str:
-    """``torch.__version__`` (local build tag included, e.g. ``2.14.1+cu130``) read from torch's ``version.py``,
-    without importing torch."""
+    """``torch.__version__`` (local build tag included, e.g. ``2.14.1+cu130``), read from torch's ``version.py``
+    without importing torch (imported only where that file cannot be read)."""
     spec = importlib.util.find_spec("torch")
-    text = (Path(spec.origin).parent / "version.py").read_text() if spec and spec.origin else ""
+    try:
+        text = (Path(spec.origin).parent / "version.py").read_text() if spec and spec.origin else ""
+    except OSError:
+        text = ""
     found = re.search(r"^__version__\s*=\s*['\"]([^'\"]+)['\"]", text, re.MULTILINE)
     if found is None:
-        raise ValueError("cannot read torch's version (is torch installed?)")
+        import torch
+
+        return torch.__version__
     return found.group(1)
 
 
