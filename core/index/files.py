@@ -29,6 +29,8 @@ MAX_VECTORS = 1 << 31
 PCA_BYTES = 256 << 20
 _SCALARS = {str, int, float, bool, type(None)}
 FORESTS = ("annoy", "hnsw")
+#: what a graph was built with (the manifest of an ``hnsw`` forest; absent in graphs written before them)
+GRAPH_FIELDS = ("graph_m", "graph_ef_construction")
 
 
 class IndexStateError(ValueError):
@@ -112,6 +114,9 @@ def read_manifest(gen: Path) -> dict:
             _int(m, "hnsw_bytes", 0, 1 << 62)
             if not isinstance(m.get("hnsw_digest"), str):
                 raise ValueError("hnsw_digest must be text")
+            for key in GRAPH_FIELDS:
+                if key in m:
+                    _int(m, key, 1, 1 << 16)
         t = m.get("search")
         if t is not None:
             if not isinstance(t, dict):

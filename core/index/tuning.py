@@ -69,7 +69,8 @@ def choose(search, efforts: list[int], pca: tuple[np.ndarray, np.ndarray] | None
     effort)``: the forest's ``n`` nearest row ids of a (reduced) query at that effort (Annoy's ``search_k``,
     hnswlib's ``ef``), whose first ``c`` are its ``c`` nearest; ``vectors``: the forest's rows at full dimension
     (re-scoring), ``pca``: the forest's reduction. Efforts are tried cheapest first, then candidate counts up to
-    the effort, from ``min_candidates``."""
+    the effort, from the first of :data:`CANDIDATES` at least ``min_candidates`` (that one also below the effort:
+    hnswlib widens its beam to the count asked)."""
     n = len(vectors)
     rng = np.random.default_rng(seed)
     own = np.sort(rng.choice(n, min(sample, n), replace=False))
@@ -77,9 +78,9 @@ def choose(search, efforts: list[int], pca: tuple[np.ndarray, np.ndarray] | None
     truth = exact_products(vectors, queries, own, item_pid, k)
     aq = project(queries, *pca) if pca is not None else queries
     best: dict = {}
+    first = next((c for c in CANDIDATES if c >= min_candidates), min_candidates)
     for effort in efforts:
-        top = min(effort, n)
-        cands = [c for c in CANDIDATES if min_candidates <= c <= top] or [min(max(min_candidates, top), n)]
+        cands = [c for c in CANDIDATES if first <= c <= min(effort, n)] or [min(first, n)]
         t0 = time.perf_counter()
         got = [np.asarray(search(aq[j], cands[-1], effort), np.int64) for j in range(len(own))]
         ms = (time.perf_counter() - t0) * 1e3 / len(own)
