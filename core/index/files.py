@@ -84,6 +84,19 @@ def _int(m: dict, key: str, lo: int, hi: int) -> int:
     return v
 
 
+def _check_forest(m: dict) -> None:
+    """The manifest's forest, and for a graph its file's size, digest and what it was built with."""
+    if m.get("forest", "annoy") not in FORESTS:
+        raise ValueError(f"forest must be one of {', '.join(FORESTS)}")
+    if m.get("forest") == "hnsw":
+        _int(m, "hnsw_bytes", 0, 1 << 62)
+        if not isinstance(m.get("hnsw_digest"), str):
+            raise ValueError("hnsw_digest must be text")
+        for key in GRAPH_FIELDS:
+            if key in m:
+                _int(m, key, 1, 1 << 16)
+
+
 def read_manifest(gen: Path) -> dict:
     """The manifest, with every field the loader uses checked."""
     m = read_json(gen, "manifest.json", MANIFEST_BYTES)
@@ -108,15 +121,7 @@ def read_manifest(gen: Path) -> dict:
             raise ValueError("catalog_root and catalog_fingerprint must be text")
         if "annoy_bytes" in m:
             _int(m, "annoy_bytes", 0, 1 << 62)
-        if m.get("forest", "annoy") not in FORESTS:
-            raise ValueError(f"forest must be one of {', '.join(FORESTS)}")
-        if m.get("forest") == "hnsw":
-            _int(m, "hnsw_bytes", 0, 1 << 62)
-            if not isinstance(m.get("hnsw_digest"), str):
-                raise ValueError("hnsw_digest must be text")
-            for key in GRAPH_FIELDS:
-                if key in m:
-                    _int(m, key, 1, 1 << 16)
+        _check_forest(m)
         t = m.get("search")
         if t is not None:
             if not isinstance(t, dict):

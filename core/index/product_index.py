@@ -48,7 +48,7 @@ from core.index.files import (
     read_pca,
     read_vectors,
 )
-from core.index.graph import EF_CONSTRUCTION, M, M_REDUCED, build_graph, hnsw_nearest
+from core.index.graph import EF_CONSTRUCTION, M_REDUCED, M, build_graph, hnsw_nearest
 from core.index.pca import GRAPH_PCA_DIM, PCA_DIM, PCA_MIN_VECTORS, fit_sample, project
 
 #: plain index folders of at least this many base vectors get an hnswlib graph instead of an Annoy forest
