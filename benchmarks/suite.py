@@ -259,8 +259,8 @@ def bench_query(quick: bool, real: np.ndarray, real_items: list[dict], queries: 
                 "Product recall@10 vs exact: share of the top-10 products of the same search with exact=True; "
                 "exact search ms is that search (numpy scores over all vectors plus the per-product aggregation "
                 "in Python, slower than the bare matrix product of the ANN table); forest dim below 1280 = the "
-                "forest of a large catalog is built over PCA-reduced vectors, its candidates (at least 320 there) "
-                "re-scored on the full vectors.",
+                "forest of a large catalog is built over PCA-reduced vectors, its candidates (at least 320 there, "
+                "640 from 400,000: tuning.reduced_candidates) re-scored on the full vectors.",
                 "forest: Annoy, or an hnswlib graph from 50,000 vectors (M = its degree, efc = its construction "
                 "beam; over PCA-128 from 200,000); effort / candidates: the settings the build "
                 "chose (core/index/tuning.py; effort = Annoy search_k or hnswlib ef), the cheapest whose product "

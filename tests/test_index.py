@@ -206,6 +206,7 @@ def test_large_catalogs_get_a_denser_graph_over_pca_recorded_in_the_manifest(tmp
     import sys
 
     import core.index.product_index as pi
+    from core.index.tuning import reduced_candidates
     from tests.conftest import ROOT
 
     monkeypatch.setattr(pi, "HNSW_MIN_VECTORS", 1_000)
@@ -220,6 +221,7 @@ def test_large_catalogs_get_a_denser_graph_over_pca_recorded_in_the_manifest(tmp
     assert idx.pca is not None and m["annoy_dim"] == 128 and m["graph_m"] == 32 and m["graph_ef_construction"] == 200
     # the reduced graph's candidates are re-scored on the full vectors: never fewer than the floor
     assert t["candidates"] >= 320 and t["search_k"] >= 160 and t["queries"] == 200
+    assert reduced_candidates(200_000) < 320 < reduced_candidates(1_000_000) <= 640  # more as the catalog grows
     assert "an hnsw graph (M 32, ef_construction 200) over PCA-128" in idx.summary
     assert f"ef {t['search_k']:,}, {t['candidates']:,} candidates" in idx.summary
     rng = np.random.default_rng(3)

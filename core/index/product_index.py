@@ -341,10 +341,7 @@ def _build_forest(tmp: Path, base, pids: np.ndarray, dim: int, trees: int, fores
         np.savez(tmp / "pca.npz", mean=pca[0], components=pca[1])
         reduced, annoy_dim = project(base, *pca), len(pca[1])
     views = max(1, n_base // max(1, len(set(pids.tolist()))))
-    # reduced vectors rank a shopper's photo less well than a catalog vector: at least this many candidates are
-    # re-scored on the full vectors (real photos at 2x10^5: the exact PCA top-320 holds 0.994 of the true top-10,
-    # the top-40 0.86, where held-out catalog vectors need 40; BENCHMARKS.md, issue 29)
-    floor = max(4 * tuning.K * views, 64) * (4 if pca is not None else 1)
+    floor = tuning.reduced_candidates(n_base, views) if pca is not None else max(4 * tuning.K * views, 64)
     if forest == "hnsw":
         m = M_REDUCED if pca is not None else M
         graph = build_graph(tmp / "hnsw.bin", reduced, m)
