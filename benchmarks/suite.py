@@ -261,8 +261,8 @@ def bench_query(quick: bool, real: np.ndarray, real_items: list[dict], queries: 
                 "in Python, slower than the bare matrix product of the ANN table); forest dim below 1280 = the "
                 "forest of a large catalog is built over PCA-reduced vectors, its candidates (at least 320 there, "
                 "640 from 400,000: tuning.reduced_candidates) re-scored on the full vectors.",
-                "forest: Annoy, or an hnswlib graph from 50,000 vectors (M = its degree, efc = its construction "
-                "beam; over PCA-128 from 200,000); effort / candidates: the settings the build "
+                "forest: Annoy, or an hnswlib graph from 50,000 to 200,000 vectors (M = its degree, efc = its "
+                "construction beam); effort / candidates: the settings the build "
                 "chose (core/index/tuning.py; effort = Annoy search_k or hnswlib ef), the cheapest whose product "
                 "recall@10 on 200 held-out catalog vectors reaches 0.98 (build-time recall); load s includes "
                 "copying the forest to the process's private copy (Annoy: its pages mapped in, warm)."]

@@ -181,6 +181,21 @@ class VectorFile:
             done += got
         return out
 
+    def _read_runs(self, uniq: np.ndarray, starts: np.ndarray) -> np.ndarray:
+        """Rows ``uniq`` (sorted, unique; runs of consecutive rows begin at positions ``starts``) into one new array,
+        one ``pread`` per run: the candidates of a search, read with little work per row."""
+        out = np.empty((len(uniq), self.shape[1]), np.float32)
+        view, fd, row = memoryview(out).cast("B"), self._f.fileno(), self._row
+        bounds = [0, *starts.tolist(), len(uniq)]
+        for a, b, first in zip(bounds, bounds[1:], uniq[bounds[:-1]].tolist()):
+            try:
+                done = os.preadv(fd, [view[a * row:b * row]], self._offset + first * row)
+            except (OSError, ValueError):
+                done = 0
+            if done != (b - a) * row:  # a short read or an error: the careful path says which
+                out[a:b] = self._read(first, first + b - a)
+        return out
+
     def rows(self, ids) -> np.ndarray:
         """Rows ``ids`` (any order, repeats allowed): one read per run of consecutive rows."""
         ids = np.asarray(ids, np.int64).reshape(-1)
@@ -200,7 +215,7 @@ class VectorFile:
         elif not len(starts):
             block = self._read(int(uniq[0]), int(uniq[-1]) + 1)
         else:
-            block = np.concatenate([self._read(int(r[0]), int(r[-1]) + 1) for r in np.split(uniq, starts)])
+            block = self._read_runs(uniq, starts)
         return block if len(uniq) == len(ids) and np.array_equal(uniq, ids) else block[np.searchsorted(uniq, ids)]
 
     def __getitem__(self, key):

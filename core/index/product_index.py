@@ -376,11 +376,12 @@ def _build_forest(tmp: Path, base, pids: np.ndarray, dim: int, trees: int, fores
 
 
 def forest_for(n_base: int) -> str:
-    """The forest a plain index folder gets: Annoy below ``HNSW_MIN_VECTORS`` base vectors, an hnswlib graph from
-    there (where Annoy misses product recall@10 >= 0.98 within the latency goal: at 1280-d from 10^5, over PCA-256
-    0.976 at 10^6 with a 17.5 ms search), over PCA-reduced vectors with M 32 from ``PCA_MIN_VECTORS``
-    (BENCHMARKS.md, issue 29)."""
-    return "hnsw" if n_base >= HNSW_MIN_VECTORS else "annoy"
+    """The forest a plain index folder gets: an hnswlib graph from ``HNSW_MIN_VECTORS`` base vectors (where Annoy
+    at 1280-d misses recall@10 >= 0.98 within the latency goal), Annoy below that and again from
+    ``PCA_MIN_VECTORS``, where the forest is over PCA-reduced vectors: there even the M-32 graph over PCA-128 loses
+    true neighbours of real photos (product recall@10 0.944 at 10^6 with 640 candidates re-scored, 0.980 only at ef
+    5,120; BENCHMARKS.md, issue 29)."""
+    return "hnsw" if HNSW_MIN_VECTORS <= n_base < PCA_MIN_VECTORS else "annoy"
 
 
 def _write(root: Path, embedder_info: dict, catalog: Catalog | None, parts: list, items: list[dict],
