@@ -3,6 +3,6 @@
 
 - :mod:`benchmarks.common`: measuring, data, the result table;
 - :mod:`benchmarks.suite`: the runner and the engine sections (embed, query, ann, umap, regions);
-- :mod:`benchmarks.app`, :mod:`benchmarks.served`, :mod:`benchmarks.scale`: the app's latency, the served app under
-  load, the Milvus backend and Ray embedding.
+- :mod:`benchmarks.app`, :mod:`benchmarks.restart`, :mod:`benchmarks.served`, :mod:`benchmarks.scale`: the app's
+  latency, its first result after a restart, the served app under load, the Milvus backend and Ray embedding.
 """

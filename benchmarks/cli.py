@@ -3,7 +3,8 @@ by string, so no engine module imports a benchmark."""
 
 from __future__ import annotations
 
-SECTIONS = ("embed", "query", "ann", "umap", "regions", "app", "milvus", "ray", "nomatch", "served", "browser")
+SECTIONS = ("embed", "query", "ann", "umap", "regions", "app", "restart", "milvus", "ray", "nomatch", "served",
+            "browser")
 ON_REQUEST = ("served", "browser")  # sections that drive a browser: only when asked
 
 
@@ -12,14 +13,18 @@ def args_bench(p) -> None:
     p.add_argument("--out", default=None, help="write the tables as markdown here (e.g. BENCHMARKS.md)")
     p.add_argument("--sections", default=None,
                    help=f"comma list of {','.join(SECTIONS)} (default: all but served; --quick leaves out umap, "
-                        "whose numba compilation alone takes about a minute, regions, app, milvus and ray; app: the "
-                        "app's latency against its goals; milvus: the Milvus backend; ray: catalog embedding on Ray "
+                        "whose numba compilation alone takes about a minute, regions, app, restart, milvus and ray; "
+                        "app: the app's latency against its goals; restart: the first result after a server restart "
+                        "(fresh process, warm cache); milvus: the Milvus backend; ray: catalog embedding on Ray "
                         "Data; nomatch: the \"no close match\" notice's rates on the real datasets; served: a "
-                        "browser load test of the served app; browser: the app's latency in headless Chromium from "
-                        "a fresh cache, against its goals)")
+                        "load test of the served app (see --served-driver); browser: the app's latency in headless "
+                        "Chromium from a fresh cache, against its goals)")
     p.add_argument("--workdir", default=None, help="scratch folder for synthetic data (default: a temp dir)")
     p.add_argument("--query-sizes", default=None, metavar="N,N",
                    help="catalog sizes of the query section (default 10000,100000,1000000; --quick: 5000)")
+    p.add_argument("--served-driver", choices=("websocket", "browser"), default="websocket",
+                   help="how the served section's sessions talk to the app: websocket (Streamlit's protocol, no "
+                        "browser: the server's own figures) or browser (headless Chromium pages)")
     p.add_argument("--ann-budget", type=float, default=900.0, help="seconds after which ANN cases are skipped")
 
 
@@ -38,5 +43,5 @@ def run_bench(a) -> int:
     if sizes and min(sizes) < 100:
         raise ValueError("--query-sizes: each size must be at least 100")
     run(quick=a.quick, out=a.out, workdir=a.workdir, sections=sections, ann_budget_s=a.ann_budget,
-        query_sizes=sizes)
+        query_sizes=sizes, served_driver=a.served_driver)
     return 0

@@ -543,6 +543,7 @@ class Inputs:
     tmp: Path
     ann_budget_s: float
     query_sizes: tuple[int, ...] | None = None
+    served_driver: str = "websocket"
     _images: tuple | None = None
     _vectors: dict | None = None
 
@@ -576,7 +577,7 @@ class Inputs:
 def _served(i: Inputs) -> list[Table]:
     from benchmarks.served import bench_served  # the app under load, in its own processes
 
-    return [timed(bench_served, i.quick)]
+    return [timed(bench_served, i.quick, None, None, 900.0, i.served_driver)]
 
 
 def _embed(i: Inputs) -> list[Table]:
@@ -588,6 +589,12 @@ def _app(i: Inputs) -> list[Table]:
     from benchmarks.app import bench_app
 
     return [timed(bench_app, i.quick, i.tmp)]
+
+
+def _restart(i: Inputs) -> list[Table]:
+    from benchmarks.restart import bench_restart
+
+    return [timed(bench_restart, i.quick, i.tmp)]
 
 
 def _query(i: Inputs) -> list[Table]:
@@ -639,21 +646,22 @@ def _nomatch(i: Inputs) -> list[Table]:
 
 #: section name -> what runs it, in the order a full run takes them (``benchmarks.cli.SECTIONS`` names the same)
 SECTIONS: dict[str, Callable[[Inputs], list[Table]]] = {
-    "served": _served, "embed": _embed, "app": _app, "query": _query, "ann": _ann, "umap": _umap,
+    "served": _served, "embed": _embed, "app": _app, "restart": _restart, "query": _query, "ann": _ann, "umap": _umap,
     "milvus": _milvus, "ray": _ray, "regions": _regions, "nomatch": _nomatch, "browser": _browser,
 }
 
 
 def run(quick: bool = False, out: str | None = None, workdir: str | None = None,
         sections: tuple[str, ...] = ("embed", "query", "ann", "umap", "regions", "app", "milvus", "ray"),
-        ann_budget_s: float = 900.0, query_sizes: tuple[int, ...] | None = None) -> list[Table]:
+        ann_budget_s: float = 900.0, query_sizes: tuple[int, ...] | None = None,
+        served_driver: str = "websocket") -> list[Table]:
     """Run the benchmark's ``sections`` (in :data:`SECTIONS` order); returns its tables and writes them as markdown
     to ``out`` if given, after each section too, so a long run keeps what it has measured."""
     facts = machine_facts()
     print(f"bench ({'quick' if quick else 'full'}) on {facts['nproc']} x {facts['cpu']}, load {facts['load']}")
     tmp = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="vps-bench-"))
     tmp.mkdir(parents=True, exist_ok=True)
-    inputs = Inputs(quick, tmp, ann_budget_s, query_sizes)
+    inputs = Inputs(quick, tmp, ann_budget_s, query_sizes, served_driver)
     tables: list[Table] = []
     if out:
         _partial.update(tables=[], out=out, facts=facts, quick=quick)

@@ -4,8 +4,6 @@ ones (with an undo). The page only renders; the work is done by ``core``."""
 
 from __future__ import annotations
 
-import time
-
 import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
@@ -34,7 +32,16 @@ from ui.scores import legend, score_bar
 from ui.sidebar import describe, sidebar
 from ui.state import MAX_K, Photo, app_state, bind, sync_url
 from ui.thumbnails import thumbnail_bytes
-from ui.view import catalog_facets, catalog_types, facet_range, set_filter, valid_selection, view_results, view_where
+from ui.view import (
+    catalog_facets,
+    catalog_types,
+    facet_range,
+    set_filter,
+    valid_selection,
+    view_results,
+    view_search_ms,
+    view_where,
+)
 
 COLUMNS = 5
 SHORT_TEXT = 90  # characters of a long text field shown on a card
@@ -130,9 +137,8 @@ def results(ctx: Context, q: Query, where: list[str], types: ColumnTypes,
     note where the preparation's bar goes, else None."""
     v = votes()
     searcher = get_searcher(ctx, wait=False)
-    t0 = time.perf_counter()
     res, shown = view_results(ctx, searcher, q, where, wait=False)
-    ms = (time.perf_counter() - t0) * 1000
+    ms = view_search_ms()
     head, reset = st.columns([4, 1])
     fb = f" · {summary(v)}" if v else ""
     head.markdown(f"**{len(shown.hits)} product(s)** in {ms:.0f} ms{fb}"

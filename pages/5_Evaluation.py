@@ -10,7 +10,7 @@ import streamlit as st
 
 from core.config.defaults import METRIC_BASE_SPEC
 from core.config.paths import cache_dir, slug
-from core.embedding.head import head_specs
+from core.embedding.head_config import head_specs
 from core.evaluation.evaluate import Evaluation, Failure, before_after, evaluate, failure_details, query_files_near
 from core.explore.map_view import map_figure, map_table
 from core.explore.projection import UmapParams

@@ -1,17 +1,22 @@
 """Load test of the served app: ``streamlit run app.py`` in served mode on 127.0.0.1 (a free port), driven by N
-headless Chromium sessions at once, each doing a bounded number of searches (picking another example photo).
+sessions at once, each doing a bounded number of searches (picking another example photo). The sessions speak
+Streamlit's own websocket protocol (``--driver websocket``, the default: no browser, so the figures are the
+server's) or are headless Chromium pages (``--driver browser``: the whole page as a person sees it, but on a small
+machine the browsers' rendering competes with the server for the same cores).
 
 With ``--cold`` the server starts on an empty cache (but for the model's ONNX export), and the N sessions first
 open the app all at once: the sample catalog is indexed once for all of them (single flight), and that phase's
 time to results and the server's peak and held memory are reported apart.
 
 Prints one JSON object: p50/p99 of the page settle after each search (from the pick to the finished run, as the
-browser sees it; and the search time the page reports, server side), the first page load, the server's peak and
+client sees it: the websocket's ``script_finished``, or the browser's idle page; and the search time the page
+reports, server side), the first page load, the server's peak and
 held resident memory and CPU share (cores busy) while measured, the load average, errors. Talks only to
-127.0.0.1 and stops by itself (a hard deadline; the server is always terminated). Needs Playwright and Chromium
-(``/usr/bin/chromium`` by default).
+127.0.0.1 and stops by itself (a hard deadline; the server is always terminated). The browser driver needs
+Playwright and Chromium (``/usr/bin/chromium`` by default).
 
     python scripts/load_test.py --sessions 6 --searches 5 --cold
+    python scripts/load_test.py --sessions 6 --searches 5 --driver browser
     python -m core bench --sections served   # the same, as a benchmark table
 """
 
@@ -32,9 +37,14 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # run as a script: ``scripts.ws_session`` beside it
+    sys.path.insert(0, str(ROOT))
 CHROMIUM = os.environ.get("VPS_CHROMIUM", "/usr/bin/chromium")
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
         "--disable-sync", "--no-first-run"]
+DRIVERS = ("websocket", "browser")
+PICKER = "Example shopper photo"  # the label of the widget a person picks another photo with
+SERVER_MS = re.compile(r"product\(s\)(?:\*\*)? in (\d+) ms")  # the search time the results' head reports
 IDLE = "document.querySelector('[data-test-script-state]')?.getAttribute('data-test-script-state') === 'notRunning'"
 
 
@@ -104,7 +114,7 @@ async def session(browser, url: str, examples: list[str], searches: int, timeout
         out["first_load"].append(time.perf_counter() - t0)
         for name in examples[1:searches + 1]:
             t0 = time.perf_counter()
-            box = page.get_by_role("combobox", name="Example shopper photo")
+            box = page.get_by_role("combobox", name=PICKER)
             await box.click(timeout=timeout_ms)
             await box.fill(name, timeout=timeout_ms)  # the list is virtual: filter it to the one photo
             await page.get_by_role("option", name=name, exact=True).click(timeout=timeout_ms)
@@ -113,7 +123,7 @@ async def session(browser, url: str, examples: list[str], searches: int, timeout
             await page.get_by_text("#1 · ").first.wait_for(timeout=timeout_ms)
             out["search"].append(time.perf_counter() - t0)
             head = await page.get_by_text(re.compile(r"product\(s\) in \d+ ms")).first.inner_text()
-            out["server_ms"].append(float(re.search(r"in (\d+) ms", head)[1]))
+            out["server_ms"].append(float(SERVER_MS.search(head)[1]))
         if await page.get_by_text("Traceback").count():
             out["errors"].append("a traceback was shown")
         if await page.get_by_text("took longer than").count():
@@ -124,24 +134,65 @@ async def session(browser, url: str, examples: list[str], searches: int, timeout
         await ctx.close()
 
 
-async def drive(url: str, sessions: int, searches: int, timeout_ms: int, out: dict | None = None) -> dict:
+async def ws_session(url: str, examples: list[str], searches: int, timeout_ms: int, out: dict) -> None:
+    """The same person as :func:`session`, speaking Streamlit's websocket protocol (:mod:`scripts.ws_session`):
+    open the app (a first run on ``?q=<first photo>``), then give the example picker another photo per search
+    (its widget found by its label in the page's deltas), timing each from the send to the run's end."""
+    from scripts.ws_session import Session
+
+    timeout_s = timeout_ms / 1000
+    s = None
+    try:
+        t0 = time.perf_counter()
+        s = await asyncio.wait_for(Session.open(url.replace("http://", "ws://"), timeout_s), timeout_s)
+        run = await asyncio.wait_for(s.run(f"q={examples[0]}"), timeout_s)
+        if not run.has("#1 · "):
+            raise RuntimeError(f"the first run showed no result but: {run.why_not()}")
+        out["first_load"].append(time.perf_counter() - t0)
+        runs = [run]
+        for name in examples[1:searches + 1]:
+            run = await asyncio.wait_for(s.run(widget=(PICKER, name)), timeout_s)
+            runs.append(run)
+            if not (run.has("#1 · ") and any(name + " (" in t.replace("\\", "") for t in run.texts)):
+                raise RuntimeError(f"the run for {name} showed no result for it but: {run.why_not()}")
+            out["search"].append(run.seconds)
+            out["server_ms"] += [float(m[1]) for t in run.texts if (m := SERVER_MS.search(t))]
+        out["errors"] += [e for r in runs for e in r.exceptions]
+        out["timeouts"] += sum(r.has("took longer than") for r in runs)
+    except Exception as e:  # noqa: BLE001 - one session's failure is reported, the others go on
+        out["errors"].append(f"{type(e).__name__}: {(str(e).splitlines() or [''])[0][:200]}")
+    finally:
+        if s is not None:
+            await s.close()
+
+
+def spread(sessions: int, searches: int) -> list[list[str]]:
+    """Each session its own example photos (no query is cached for it), spread over the examples."""
+    names = sorted(p.name for p in (ROOT / "sample_catalog" / "queries").iterdir())
+    step = max(1, len(names) // max(1, sessions * (searches + 1)))
+    return [names[i * step::sessions * step] or names for i in range(sessions)]
+
+
+async def drive(url: str, sessions: int, searches: int, timeout_ms: int, out: dict | None = None,
+                driver: str = "websocket") -> dict:
+    out = out if out is not None else {"first_load": [], "search": [], "server_ms": [], "errors": [], "timeouts": 0}
+    photos = spread(sessions, searches)
+    if driver == "websocket":
+        await asyncio.gather(*(ws_session(url, p, searches, timeout_ms, out) for p in photos))
+        return out
     from playwright.async_api import async_playwright
 
-    names = sorted(p.name for p in (ROOT / "sample_catalog" / "queries").iterdir())
-    out = out if out is not None else {"first_load": [], "search": [], "server_ms": [], "errors": [], "timeouts": 0}
     async with async_playwright() as p:
         browser = await p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        try:  # each session its own photos (no query is cached for it), spread over the examples
-            step = max(1, len(names) // max(1, sessions * (searches + 1)))
-            await asyncio.gather(*(session(browser, url, names[i * step::sessions * step] or names, searches,
-                                           timeout_ms, out) for i in range(sessions)))
+        try:
+            await asyncio.gather(*(session(browser, url, ph, searches, timeout_ms, out) for ph in photos))
         finally:
             await browser.close()
     return out
 
 
 def run(sessions: int = 4, searches: int = 5, cache: str | None = None, budget_s: float = 900.0,
-        cold: bool = False) -> dict:
+        cold: bool = False, driver: str = "websocket") -> dict:
     """Start the served app, drive it, stop it; the figures as a dict."""
     port = free_port()
     log = tempfile.TemporaryFile()
@@ -169,7 +220,7 @@ def run(sessions: int = 4, searches: int = 5, cache: str | None = None, budget_s
                       "timeouts": 0}
         load0 = os.getloadavg()[0]
         if cold:  # N first opens at once on an empty cache: one index build, shared
-            asyncio.run(asyncio.wait_for(drive(url, sessions, 0, int(budget_s / 2 * 1000), warm),
+            asyncio.run(asyncio.wait_for(drive(url, sessions, 0, int(budget_s / 2 * 1000), warm, driver),
                                          timeout=budget_s / 2))
             time.sleep(5)
             first = {"first_open_p50_s": round(percentile(warm["first_load"], 50), 1),
@@ -179,11 +230,12 @@ def run(sessions: int = 4, searches: int = 5, cache: str | None = None, budget_s
                      "first_open_load": round(load0, 1)}
             peak_rss[0] = 0
         else:
-            asyncio.run(asyncio.wait_for(drive_warm(url, warm), timeout=budget_s / 2))
+            asyncio.run(asyncio.wait_for(drive(url, 1, 0, 600_000, warm, driver), timeout=budget_s / 2))
         timeout_ms = int(max(30.0, budget_s / 3) * 1000)
         load1 = os.getloadavg()[0]
         cpu0, t1 = cpu_seconds(proc.pid), time.time()
-        out = asyncio.run(asyncio.wait_for(drive(url, sessions, searches, timeout_ms), timeout=budget_s / 2))
+        out = asyncio.run(asyncio.wait_for(drive(url, sessions, searches, timeout_ms, driver=driver),
+                                           timeout=budget_s / 2))
         server_cpu, measured_s = cpu_seconds(proc.pid) - cpu0, time.time() - t1
         hwm = peak_rss[0] if cold else max(peak_rss[0], status_kb(proc.pid, "VmHWM"))
         load2 = os.getloadavg()[0]
@@ -199,7 +251,7 @@ def run(sessions: int = 4, searches: int = 5, cache: str | None = None, budget_s
         if empty:
             empty.cleanup()
     s = out["search"]
-    return {"sessions": sessions, "searches_per_session": searches, "searches": len(s),
+    return {"driver": driver, "sessions": sessions, "searches_per_session": searches, "searches": len(s),
             "search_p50_s": round(percentile(s, 50), 3), "search_p99_s": round(percentile(s, 99), 3),
             "search_max_s": round(max(s), 3) if s else None,
             "server_search_p50_ms": percentile(out["server_ms"], 50), "server_search_p99_ms": percentile(
@@ -212,29 +264,19 @@ def run(sessions: int = 4, searches: int = 5, cache: str | None = None, budget_s
             "wall_s": round(time.time() - t0, 1)}
 
 
-async def drive_warm(url: str, out: dict) -> None:
-    """One visit before the measured ones: loads the model, the index and the attribute filters once."""
-    from playwright.async_api import async_playwright
-
-    first = sorted(p.name for p in (ROOT / "sample_catalog" / "queries").iterdir())[0]
-    async with async_playwright() as p:
-        browser = await p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        try:
-            await session(browser, url, [first], 0, 600_000, out)
-        finally:
-            await browser.close()
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--sessions", type=int, default=4, help="concurrent browser sessions (1-8)")
+    ap.add_argument("--sessions", type=int, default=4, help="concurrent sessions (1-8)")
+    ap.add_argument("--driver", choices=DRIVERS, default=DRIVERS[0],
+                    help="websocket: Streamlit's protocol without a browser (the server's figures); browser: headless "
+                         "Chromium pages (with their rendering, on the same machine)")
     ap.add_argument("--searches", type=int, default=5, help="searches per session (1-20)")
     ap.add_argument("--cache", default=None, help="VPS_CACHE for the server (default: the environment's)")
     ap.add_argument("--budget", type=float, default=900.0, help="seconds after which everything stops")
     ap.add_argument("--cold", action="store_true", help="start on an empty cache: the sessions' first opens "
                     "index the sample catalog (once), measured apart")
     a = ap.parse_args(argv)
-    res = run(min(max(a.sessions, 1), 8), min(max(a.searches, 1), 20), a.cache, a.budget, a.cold)
+    res = run(min(max(a.sessions, 1), 8), min(max(a.searches, 1), 20), a.cache, a.budget, a.cold, a.driver)
     print(json.dumps(res))
     return 0 if not res["errors"] else 1
 

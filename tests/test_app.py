@@ -140,6 +140,38 @@ def test_example_photo_finds_its_product(seeded_sample, found_query, embedder, r
     assert "text" not in [w.key for w in at.text_input]
 
 
+def test_a_rerun_that_keeps_the_view_neither_searches_nor_reads_the_catalog_again(seeded_sample, found_query,
+                                                                                  monkeypatch):
+    """A rerun that changes nothing of the view shows the same cards without searching again or working out the
+    catalog's column types and filters again; a change of the view (the ranking) searches again."""
+    import ui.view as view
+
+    calls = {"search": 0, "types": 0}
+    real_search, real_types = Searcher.search, view.catalog_column_types
+
+    def search(self, *a, **kw):
+        calls["search"] += 1
+        return real_search(self, *a, **kw)
+
+    def types(*a, **kw):
+        calls["types"] += 1
+        return real_types(*a, **kw)
+
+    monkeypatch.setattr(Searcher, "search", search)
+    monkeypatch.setattr(view, "catalog_column_types", types)
+    path, _ = found_query
+    at = start()
+    at.selectbox(key="example").set_value(path)
+    shown, before = results(run(at)), dict(calls)  # the run is over once the attribute filters are ready
+    assert before["search"] >= 1 and len(shown) == 10
+    assert results(run(at)) == shown and results(run(at)) == shown
+    assert calls == before
+    at.sidebar.toggle(key="rerank").set_value(False)
+    by_distance = results(run(at))
+    assert calls["search"] == before["search"] + 1 and calls["types"] == before["types"]
+    assert all(a[2] >= b[2] for a, b in zip(by_distance, by_distance[1:]))
+
+
 def test_uploaded_photo_finds_its_product(seeded_sample, found_query):
     path, pid = found_query
     at = upload(start(), path.name, path.read_bytes())

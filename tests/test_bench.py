@@ -117,3 +117,25 @@ def test_the_cli_offers_every_section_the_runner_has():
     from benchmarks import cli
 
     assert set(cli.SECTIONS) == set(bench.SECTIONS)
+
+
+def test_the_restart_section_times_fresh_processes_on_a_warm_cache(tmp_path):
+    """``python -m core bench --sections restart``, as a user runs it: a table of every step, and the heavy
+    modules the first search imported (no torch: the default embedder runs its cached ONNX model)."""
+    import os
+    import subprocess
+    import sys
+
+    out = tmp_path / "bench.md"
+    env = {k: v for k, v in os.environ.items() if k != "VPS_BACKEND"}
+    p = subprocess.run([sys.executable, "-m", "core", "bench", "--quick", "--sections", "restart", "--out", str(out),
+                        "--workdir", str(tmp_path / "work")], cwd=SAMPLE.parent, env=env, capture_output=True,
+                       text=True, timeout=900)
+    assert p.returncode == 0, p.stderr[-2000:]
+    text = out.read_text()
+    assert "First result after a server restart (fresh process, warm cache; 3 runs)" in text
+    for step in ("start Python", "import the engine", "load the embedder", "load the index", "first search",
+                 "process start to first result"):
+        assert f"| {step} | " in text
+    heavy = text.split("Heavy modules the first search imported: ", 1)[1].split(" (of ", 1)[0]
+    assert "torch" not in heavy.split(", "), heavy

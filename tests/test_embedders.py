@@ -29,6 +29,13 @@ def test_efficientnet_preprocessing_matches_the_documented_formula(embedder):
     t = embedder.preprocess(img)
     assert t.shape == (3, 224, 224)
     torch.testing.assert_close(t[:, 0, 0], torch.tensor([0.0, 1.0, -127 / 128]))
+    np.testing.assert_array_equal(embedder.pixels(img), t.numpy())  # the batch path's numpy input is the same
+
+
+def test_the_onnx_cache_key_reads_torchs_own_version_without_importing_it():
+    from core.embedding.onnx import torch_version
+
+    assert torch_version() == torch.__version__
 
 
 def test_feature_is_the_pooled_backbone_without_head(embedder):
@@ -37,6 +44,7 @@ def test_feature_is_the_pooled_backbone_without_head(embedder):
         feats = embedder.net.extract_features(x).mean(dim=(2, 3))
     ref = feats / feats.norm(dim=1, keepdim=True)
     np.testing.assert_allclose(embedder.embed_tensors(x), ref.numpy(), atol=1e-5)
+    np.testing.assert_allclose(embedder.embed_pixels(x.numpy()), ref.numpy(), atol=1e-5)
 
 
 def test_open_clip_tiny_config_image_and_text(tiny_clip):

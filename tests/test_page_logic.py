@@ -11,7 +11,7 @@ from PIL import Image
 from core.config.paths import DEMO_CATALOG, SAMPLE_CATALOG
 from core.data.catalog import load_catalog
 from core.data.query_sets import query_sets
-from core.embedding.head import CONFIG, WEIGHTS, head_specs
+from core.embedding.head_config import CONFIG, WEIGHTS, head_specs
 from core.explore.disagreements import label_choices
 from core.explore.map_view import colour_columns
 from core.index.product_index import Hit, ProductIndex

@@ -84,6 +84,19 @@ def test_an_unreadable_photo_is_reported_and_the_others_kept(photos, tmp_path):
     np.testing.assert_allclose(out[2].vector, embed_query(emb, photos[1]).vector, atol=1e-6)
 
 
+def test_every_zoom_pass_reports_progress_up_to_the_true_count(photos, tmp_path):
+    emb = PixelEmbedder()
+    emb.query_zooms = (1.0, 0.5, 0.8)
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"not an image")
+    seen: list[tuple[int, int]] = []
+    _, errors = embed_queries(emb, [*photos, bad], progress=lambda done, total: seen.append((done, total)))
+    assert set(errors) == {3}
+    whole = 4 + 2 * 3  # every photo once, then the 3 readable ones at zooms 0.5 and 0.8
+    assert len(seen) == 3 and seen[-1] == (whole, whole)  # one report per pass (one batch each here)
+    assert [d for d, _ in seen] == sorted(d for d, _ in seen) and all(d <= t for d, t in seen)
+
+
 def test_a_head_carries_its_zooms_and_refuses_bad_ones(tmp_path):
     base = PixelEmbedder()
     h = HeadEmbedder(base, write_head(tmp_path / "a", base.spec, base.dim, query_zooms=[1, 0.8, 0.65]))

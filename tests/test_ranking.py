@@ -8,20 +8,22 @@ import shutil
 import numpy as np
 import pytest
 
+from core.search.dynamic_ranker import (
+    TrainingQuery,
+    WeightNet,
+    dynamic_weights,
+    load_model,
+    save_model,
+    train_weightnet,
+)
 from core.search.ranking import (
     SIMILARITY,
     Candidates,
     Ranker,
     RankingError,
-    TrainingQuery,
-    WeightNet,
-    dynamic_weights,
-    load_model,
     load_presets,
     parse_weights,
-    save_model,
     save_preset,
-    train_weightnet,
     weight_vector,
 )
 

@@ -116,6 +116,22 @@ def test_touching_products_split_at_the_centre_dip_and_shallow_peaks_merge():
     assert boxes_from_maps((tiny > 0) * 1.0, tiny, (800, 600), RegionParams(min_cells=8)) == []
 
 
+@pytest.mark.parametrize(("src", "dst"), [((3, 19, 25), (38, 50)), ((1, 19, 25), (600, 800)),
+                                         ((2, 7, 5), (13, 17)), ((1, 20, 20), (10, 7)), ((4, 1, 1), (5, 3))])
+def test_upsample_is_torchs_bilinear_resize(src, dst):
+    """The head's resampling runs in numpy (finding boxes with a cached model imports no torch), as torch's."""
+    import torch
+
+    from core.search.region_head import upsample
+
+    m = np.random.default_rng(0).normal(size=src).astype(np.float32)
+    ref = torch.nn.functional.interpolate(torch.from_numpy(m)[None], size=dst, mode="bilinear",
+                                          align_corners=False)[0].numpy()
+    got = upsample(m, dst)
+    assert got.shape == ref.shape and got.dtype == np.float32
+    np.testing.assert_allclose(got, ref, atol=1e-5)
+
+
 def test_match_is_one_to_one_at_iou_half():
     truth = [(0, 0, 100, 100), (100, 0, 200, 100)]
     assert match(truth, [(0, 0, 210, 100)]) == [None, None]  # one merged box finds neither

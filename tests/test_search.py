@@ -81,7 +81,7 @@ def test_concurrent_requests_get_what_they_would_get_alone(sample_index, embedde
 def test_dynamic_uses_the_models_weights_for_this_query(searcher, queries, monkeypatch):
     import torch
 
-    from core.search.ranking import WeightNet, dynamic_weights
+    from core.search.dynamic_ranker import WeightNet, dynamic_weights
 
     q = queries[0]
     with pytest.raises(RankingError, match="dynamic ranker"):

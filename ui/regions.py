@@ -5,6 +5,7 @@ every page and the manual crop start from it."""
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import streamlit as st
 from PIL import Image
@@ -12,11 +13,13 @@ from streamlit_image_coordinates import streamlit_image_coordinates
 
 from core.data.images import open_image
 from core.search.engine import Searcher, SearchOptions
-from core.search.regions import Box, RegionSearch, RegionSearcher, draw_regions, region_at
 from ui.bounded import bounded
 from ui.caches import Context, get_searcher
 from ui.messages import md
 from ui.state import Photo, app_state, keep
+
+if TYPE_CHECKING:  # core.search.regions (torch, scipy) is imported when the toggle is on, not for every search
+    from core.search.regions import Box, RegionSearch, RegionSearcher
 
 SHOWN = 640  # the preview's longer side, pixels
 CHIP_TEXT = 22  # characters of a product's title on its chip
@@ -25,6 +28,8 @@ CHIP_TEXT = 22  # characters of a product's title on its chip
 @st.cache_resource(show_spinner=False, max_entries=4)
 def _region_searcher(index_root: str, fingerprint: str, spec: str, _searcher: Searcher,
                      _progress) -> RegionSearcher:
+    from core.search.regions import RegionSearcher
+
     return RegionSearcher(_searcher, progress=_progress)
 
 
@@ -84,6 +89,8 @@ def region_picker(ctx: Context, photo: Photo) -> None:
     if not st.toggle("Find each product", key="find_products",
                      help="Finds the products in the photo; click one (or its number) to search for it."):
         return
+    from core.search.regions import draw_regions, region_at
+
     found = found_regions(ctx, photo)
     if not found.regions:
         st.info("No product found in this photo; crop it by hand below.")

@@ -4,9 +4,12 @@ embedders); the technical term goes behind a help icon."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
 import streamlit as st
+
+if TYPE_CHECKING:  # pandas (about 0.3 s) is imported by the page that draws a table, not by every page
+    import pandas as pd
 
 #: metric key -> (column a person reads, help naming the metric)
 METRICS: dict[str, tuple[str, str]] = {
@@ -82,6 +85,8 @@ def metrics_table(metrics: dict[str, dict[str, float]], shipped: str | None = No
                   ) -> tuple[pd.DataFrame, dict]:
     """Each embedder's metrics as a table a person reads (rows named by :func:`embedder_name`, columns by
     :data:`METRICS`) and its column config, the metric's own name behind each column's help icon."""
+    import pandas as pd
+
     names: dict[str, str] = {}
     for spec in metrics:
         name = embedder_name(spec, shipped)

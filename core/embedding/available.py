@@ -15,7 +15,7 @@ from pathlib import Path
 
 from core.config.paths import cache_dir
 from core.embedding.efficientnet import VARIANTS
-from core.embedding.head import find_heads, recorded_base
+from core.embedding.head_config import find_heads, recorded_base
 
 #: EfficientNet-Lite variants offered (lite1 adds little between lite0 and lite2)
 OFFERED = ("efficientnet-lite0", "efficientnet-lite0:ms", "efficientnet-lite2")

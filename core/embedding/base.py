@@ -1,19 +1,26 @@
-"""The embedder interface shared by every backend."""
+"""The embedder interface shared by every backend.
+
+Importing it costs no torch: an embedder that runs ONNX Runtime on numpy arrays (the default one, with its
+cached ONNX model) serves a search without loading torch at all; torch is imported where a backend needs it."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 from PIL import Image
+
+if TYPE_CHECKING:
+    import torch
 
 
 class Embedder:
     """Maps images (and, for some backends, text) into one L2-normalised vector space.
 
     Backends implement :meth:`preprocess` (PIL -> CHW float tensor) and :meth:`forward_images`
-    (NCHW tensor -> N x dim tensor). Everything else is shared.
+    (NCHW tensor -> N x dim tensor). Everything else is shared. The batch paths feed numpy arrays
+    (:meth:`pixels`, :meth:`embed_pixels`); a backend that runs without torch overrides those two.
     """
 
     spec: str = ""
@@ -34,19 +41,33 @@ class Embedder:
     def forward_text(self, texts: Sequence[str]) -> torch.Tensor:
         raise NotImplementedError(f"{self.spec} has no text tower; use an open_clip embedder for text queries")
 
-    @torch.inference_mode()
+    def pixels(self, img: Image.Image) -> np.ndarray:
+        """:meth:`preprocess` as a CHW float32 array: what the batch embedder stacks and feeds :meth:`embed_pixels`."""
+        return self.preprocess(img).numpy()
+
+    def embed_pixels(self, batch: np.ndarray) -> np.ndarray:
+        """NCHW float32 array (rows of :meth:`pixels`) -> (N, dim) float32 vectors, as :meth:`embed_tensors`."""
+        import torch
+
+        return self.embed_tensors(torch.from_numpy(np.ascontiguousarray(batch, np.float32)))
+
     def embed_tensors(self, batch: torch.Tensor) -> np.ndarray:
-        return normalize(self.forward_images(batch).float().numpy())
+        import torch
+
+        with torch.inference_mode():
+            return normalize(self.forward_images(batch).float().numpy())
 
     def embed_images(self, images: Sequence[Image.Image]) -> np.ndarray:
         """RGB PIL images -> (N, dim) float32, unit length."""
         if not images:
             return np.zeros((0, self.dim), np.float32)
-        return self.embed_tensors(torch.stack([self.preprocess(im) for im in images]))
+        return self.embed_pixels(np.stack([self.pixels(im) for im in images]))
 
-    @torch.inference_mode()
     def embed_text(self, texts: Sequence[str]) -> np.ndarray:
-        return normalize(self.forward_text(list(texts)).float().numpy())
+        import torch
+
+        with torch.inference_mode():
+            return normalize(self.forward_text(list(texts)).float().numpy())
 
     def info(self) -> dict:
         """What produced a vector: recorded in every artefact built from it."""

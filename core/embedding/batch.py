@@ -1,4 +1,4 @@
-"""Batched embedding of image files: threaded decode + preprocessing, one forward pass per batch."""
+"""Batched embedding of image files: threaded decode + preprocessing (numpy arrays), one forward pass per batch."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
-import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
@@ -15,17 +14,18 @@ from core.data.images import ImageError, ImageSource
 from core.embedding import Embedder
 from core.embedding.decode import Crop, decode
 
-Preprocess = Callable[[int, Image.Image], torch.Tensor]
+#: ``(source number, decoded image) -> CHW float32 array``, as :meth:`~core.embedding.Embedder.pixels` makes one
+Preprocess = Callable[[int, Image.Image], np.ndarray]
 
 
 def _load(embedder: Embedder, src: ImageSource, i: int = 0,
           on_image: Callable[[int, Image.Image], None] | None = None, preprocess: Preprocess | None = None,
-          decode_size: int | None = None, crop: Crop | None = None, letterboxed: bool = False) -> torch.Tensor | str:
+          decode_size: int | None = None, crop: Crop | None = None, letterboxed: bool = False) -> np.ndarray | str:
     try:
         img = decode(src, decode_size or embedder.image_size, crop, letterboxed=letterboxed)
         if on_image is not None:
             on_image(i, img)
-        return preprocess(i, img) if preprocess is not None else embedder.preprocess(img)
+        return preprocess(i, img) if preprocess is not None else embedder.pixels(img)
     except ImageError as e:
         return str(e)
     except Exception as e:  # noqa: BLE001 - any decoder failure is reported, never fatal
@@ -49,7 +49,7 @@ def embed_sources(
     """Embed many images (the one batch embedder). Returns ``(vectors, errors)``: vectors has one row per usable
     source (in order), errors maps the index of each unusable source to a one-line reason. ``on_image(i, img)``
     sees each decoded image (from worker threads); ``preprocess(i, img)``, when given, replaces
-    ``embedder.preprocess`` (e.g. an augmented or mirrored view of source ``i``); ``decode_size`` (default the
+    ``embedder.pixels`` (e.g. an augmented or mirrored view of source ``i``); ``decode_size`` (default the
     embedder's input size) is the least number of pixels a reduced JPEG decode keeps across; ``crops[i]`` and
     ``letterboxed`` are those of :func:`~core.embedding.decode.decode`."""
     from core.config.runtime import configure, cpu_count
@@ -59,7 +59,7 @@ def embed_sources(
     if crops is not None and len(crops) != len(sources):
         raise ValueError("give one crop (or None) per source")
 
-    def load(n: int) -> torch.Tensor | str:
+    def load(n: int) -> np.ndarray | str:
         return _load(embedder, sources[n], n, on_image, preprocess, decode_size,
                      crops[n] if crops is not None else None, letterboxed)
 
@@ -73,8 +73,8 @@ def embed_sources(
             # single-threaded sessions: each worker decodes and embeds whole batches, no thread hand-offs
             def whole(start: int) -> tuple[int, tuple]:
                 loaded = [load(n) for n in range(start, min(start + batch_size, len(sources)))]
-                tensors = [t for t in loaded if not isinstance(t, str)]
-                return start, (loaded, embedder.embed_tensors(torch.stack(tensors)) if tensors else None)
+                arrays = [t for t in loaded if not isinstance(t, str)]
+                return start, (loaded, embedder.embed_pixels(np.stack(arrays)) if arrays else None)
 
             results = pool.map(whole, starts)
         else:
@@ -88,8 +88,8 @@ def embed_sources(
                     loaded = [f.result() for f in pending]
                     # decode the next batch while this one runs through the network
                     pending = submit(starts[n + 1]) if n + 1 < len(starts) else []
-                    tensors = [t for t in loaded if not isinstance(t, str)]
-                    yield start, (loaded, embedder.embed_tensors(torch.stack(tensors)) if tensors else None)
+                    arrays = [t for t in loaded if not isinstance(t, str)]
+                    yield start, (loaded, embedder.embed_pixels(np.stack(arrays)) if arrays else None)
 
             results = pipelined()
         try:

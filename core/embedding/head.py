@@ -2,14 +2,14 @@
 
 The model dir holds ``model.safetensors`` (the head's weights, tensors only; with ``"tune": N`` in the config
 also the fine-tuned last N backbone stages, as ``top.*`` tensors) and ``config.json`` (base spec, dims, loss,
-data fingerprint, test-time flip). The weights' digest is part of :meth:`info`, so an index built
-with an older head in the same folder is detected as stale.
+data fingerprint, test-time flip; read and found by :mod:`core.embedding.head_config`, without torch). The
+weights' digest is part of :meth:`info`, so an index built with an older head in the same folder is detected as
+stale.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
 
 import numpy as np
@@ -18,15 +18,8 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-from core.config.store import StoreError, read_regular
 from core.embedding.base import Embedder, normalize
-from core.embedding.decode import MAX_ZOOMS, MIN_ZOOM, valid_zooms
-
-WEIGHTS, CONFIG = "model.safetensors", "config.json"
-TOP_PREFIX = "top."  # tensors of the fine-tuned backbone stages, next to the head's in the same file
-MAX_CONFIG_BYTES = 1 << 20
-MAX_DIM = 1 << 16
-MAX_PARAMS = 64_000_000
+from core.embedding.head_config import TOP_PREFIX, WEIGHTS, read_config
 
 
 def load_head_state(model_dir: Path) -> dict[str, torch.Tensor]:
@@ -38,36 +31,6 @@ def load_head_state(model_dir: Path) -> dict[str, torch.Tensor]:
     if (model_dir / "model.pt").is_file():
         return torch.load(model_dir / "model.pt", map_location="cpu", weights_only=True)
     raise ValueError(f"{model_dir}: no {WEIGHTS} (train one: python -m core train-metric ... --out {model_dir})")
-
-
-def read_config(model_dir: Path) -> dict:
-    """``config.json`` of a head, checked: an object with a text ``base``, a ``head`` of positive integer sizes
-    and a boolean ``tta_flip`` if given. Raises ``ValueError`` (one line) otherwise."""
-    path = model_dir / CONFIG
-    try:
-        cfg = json.loads(read_regular(path, MAX_CONFIG_BYTES))
-    except FileNotFoundError:
-        raise ValueError(f"{model_dir}: not a trained head (no {CONFIG})") from None
-    except (OSError, StoreError, ValueError) as e:
-        raise ValueError(f"{path}: unreadable head config ({str(e).splitlines()[0] if str(e) else e!r})") from None
-    head = cfg.get("head") if isinstance(cfg, dict) else None
-    if not isinstance(head, dict) or not isinstance(cfg.get("base"), str):
-        raise ValueError(f"{path}: a head config needs a text 'base' and a 'head' object")
-    for key in ("in_dim", "out_dim", "hidden"):
-        v = head.get(key)
-        if type(v) is not int or not 1 <= v <= MAX_DIM:
-            raise ValueError(f"{path}: head.{key} must be an integer in 1..{MAX_DIM}, not {str(v)[:40]!r}")
-    params = head["hidden"] * (head["in_dim"] + head["out_dim"]) + head["in_dim"] * head["out_dim"]
-    if params > MAX_PARAMS:
-        raise ValueError(f"{path}: a head of {params:,} weights is larger than the {MAX_PARAMS:,} allowed")
-    if not isinstance(cfg.get("tta_flip", False), bool):
-        raise ValueError(f"{path}: tta_flip must be true or false")
-    if type(cfg.get("tune", 0)) is not int or not 0 <= cfg.get("tune", 0) <= 8:
-        raise ValueError(f"{path}: tune must be an integer in 0..8")
-    zooms = cfg.get("query_zooms", [1.0])
-    if not isinstance(zooms, list) or not valid_zooms(zooms):
-        raise ValueError(f"{path}: query_zooms must be a list of 1 to {MAX_ZOOMS} numbers in [{MIN_ZOOM}, 1]")
-    return cfg
 
 
 class ProjectionHead(nn.Module):
@@ -128,6 +91,9 @@ class HeadEmbedder(Embedder):
     def preprocess(self, img: Image.Image) -> torch.Tensor:
         return self.base.preprocess(img)
 
+    def pixels(self, img: Image.Image) -> np.ndarray:
+        return self.base.pixels(img)
+
     def project(self, source_vectors: torch.Tensor) -> torch.Tensor:
         """Head on vectors of :attr:`source` (base features, normalised here, or tap vectors): what training saw."""
         x = source_vectors.float() if self.top is None else self.top(source_vectors)
@@ -154,31 +120,3 @@ class HeadEmbedder(Embedder):
         return {**super().info(), "base": self.base.spec, "weights": self.weights_digest, "tta_flip": self.tta_flip,
                 **({"tune": self.config["tune"]} if self.top is not None else {}),
                 **({"query_zooms": list(self.query_zooms)} if self.query_zooms != (1.0,) else {})}
-
-
-def find_heads(*roots: Path) -> list[Path]:
-    """Trained head folders (``config.json`` + weights) under ``roots`` (default: the app's cache)."""
-    if not roots:
-        from core.config.paths import cache_dir
-
-        roots = (cache_dir(),)
-    found = set()
-    for root in roots:
-        if Path(root).is_dir():
-            found.update(p.parent for p in Path(root).glob("**/" + CONFIG) if (p.parent / WEIGHTS).is_file())
-    return sorted(found)
-
-
-def recorded_base(model_dir: Path) -> str | None:
-    """The base embedder spec a head's ``config.json`` names, or None when it names none or cannot be read."""
-    try:
-        base = json.loads(read_regular(model_dir / CONFIG, MAX_CONFIG_BYTES)).get("base")
-    except (OSError, StoreError, ValueError, AttributeError):
-        return None
-    return base if isinstance(base, str) and base else None
-
-
-def head_specs(spec: str, *roots: Path) -> list[str]:
-    """Specs of the trained heads found (see :func:`find_heads`), each on the base embedder it was trained on
-    (its ``config.json``); a head whose config does not say is offered on the base of ``spec``."""
-    return [f"{recorded_base(p) or spec.split('+head:')[0]}+head:{p}" for p in find_heads(*roots)]

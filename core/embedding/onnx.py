@@ -3,34 +3,32 @@
 The ONNX file is exported from the loaded torch module on first use and cached under ``cache_dir()/onnx``
 keyed by everything that produced it (spec, weights file, torch and opset versions); a stale file is never
 used because its key changes. Without ``onnxruntime`` (or when export fails) callers fall back to torch.
+Importing this module, or running a cached model, imports no torch: only an export does.
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import io
+import re
 import warnings
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from core.config.store import atomic_write
+
+if TYPE_CHECKING:
+    import torch
 
 OPSET = 17
 #: images per session run: a larger batch runs in chunks of this many. Without an arena each run allocates its
 #: activations afresh; a chunk's are small enough for the heap to reuse, where a batch of 32's (~150 MB in fp32)
 #: are mapped from the kernel and faulted in each time (fp32: 65 -> 84 img per CPU-s, kernel share 0.25 -> 0.06)
 CHUNK = 2
-
-
-class _Features(torch.nn.Module):
-    def __init__(self, module: torch.nn.Module, fn):
-        super().__init__()
-        self.module, self.fn = module, fn  # the module is registered so its weights export as parameters
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fn(x)
 
 
 def available() -> bool:
@@ -41,9 +39,25 @@ def available() -> bool:
     return True
 
 
+def torch_version() -> str:
+    """``torch.__version__`` (local build tag included, e.g. ``2.14.1+cu130``), read from torch's ``version.py``
+    without importing torch (imported only where that file cannot be read)."""
+    spec = importlib.util.find_spec("torch")
+    try:
+        text = (Path(spec.origin).parent / "version.py").read_text() if spec and spec.origin else ""
+    except OSError:
+        text = ""
+    found = re.search(r"^__version__\s*=\s*['\"]([^'\"]+)['\"]", text, re.MULTILINE)
+    if found is None:
+        import torch
+
+        return torch.__version__
+    return found.group(1)
+
+
 def _key(spec: str, weights: str, image_size: int) -> str:
     st = Path(weights).stat()
-    raw = f"{spec}|{Path(weights).resolve()}|{st.st_size}|{st.st_mtime_ns}|{image_size}|{torch.__version__}|{OPSET}"
+    raw = f"{spec}|{Path(weights).resolve()}|{st.st_size}|{st.st_mtime_ns}|{image_size}|{torch_version()}|{OPSET}"
     return hashlib.sha1(raw.encode()).hexdigest()[:16]
 
 
@@ -51,7 +65,17 @@ def export(module: torch.nn.Module, forward, image_size: int, outputs: tuple[str
            dynamic_hw: bool = False) -> bytes:
     """Serialise ``forward`` (NCHW float batch -> one tensor per name in ``outputs``) to ONNX bytes with a
     dynamic batch axis, and dynamic height and width when ``dynamic_hw`` (fully convolutional read-outs)."""
-    wrapper = _Features(module, forward).eval()
+    import torch
+
+    class Features(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.module = module  # registered, so its weights export as parameters
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return forward(x)
+
+    wrapper = Features().eval()
     axes = {"n": 0} | ({"h": 2, "w": 3} if dynamic_hw else {})
     dyn = {"x": {i: a for a, i in axes.items()}} | {o: {0: "n"} for o in outputs}
     buf = io.BytesIO()
@@ -62,9 +86,9 @@ def export(module: torch.nn.Module, forward, image_size: int, outputs: tuple[str
     return buf.getvalue()
 
 
-def cached_model(spec: str, weights: str, module: torch.nn.Module, forward, image_size: int, *,
-                 outputs: tuple[str, ...] = ("y",), dynamic_hw: bool = False) -> bytes:
-    """The ONNX bytes for this exact model, exported once and kept in the cache folder."""
+def cached_model(spec: str, weights: str, image_size: int, make: Callable[[], bytes]) -> bytes:
+    """The ONNX bytes for this exact model (``spec`` with ``weights`` at ``image_size``): read from the cache
+    folder, or made by ``make()`` (an :func:`export`) once and kept there."""
     from filelock import FileLock
 
     from core.config.paths import cache_dir
@@ -74,7 +98,7 @@ def cached_model(spec: str, weights: str, module: torch.nn.Module, forward, imag
     path = d / f"{spec.replace(':', '-')}-{_key(spec, weights, image_size)}.onnx"
     with FileLock(str(path) + ".lock"):
         if not path.is_file():
-            atomic_write(path, export(module, forward, image_size, outputs, dynamic_hw))
+            atomic_write(path, make())
         return path.read_bytes()
 
 
@@ -96,6 +120,9 @@ class OrtRunner:
         # for the life of the process; freed, they go back to the heap, which an index build then trims.
         so.enable_cpu_mem_arena = False
         self.session = ort.InferenceSession(model, so, providers=["CPUExecutionProvider"])
+        last = self.session.get_outputs()[0].shape[-1]
+        #: width of the first output (0 where the model leaves it dynamic)
+        self.dim = last if isinstance(last, int) else 0
 
     def run(self, batch: np.ndarray) -> np.ndarray:
         """The first output, run :data:`CHUNK` images at a time."""

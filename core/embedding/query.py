@@ -81,21 +81,27 @@ def embed_queries(embedder: Embedder, sources: Sequence[ImageSource], *, progres
                   letterboxed: bool = False) -> tuple[list[Query | None], dict[int, str]]:
     """Many query photos (or crops of them: ``crops[i]``) through the batch embedder: the same decode and vectors
     as :func:`embed_query`. Returns one :class:`Query` per source (None where unusable) and the one-line reason
-    per unusable source."""
+    per unusable source. A callable ``progress`` counts every image embedded, the zooms' passes included."""
     zooms = query_zooms(embedder, None, letterboxed) if crops is None or all(c is None or c.is_full for c in crops) \
         else ()
     if zooms:
         sources = [read_source(src) for src in sources]  # uploads are read once, then decoded once per view
+    extra = [z for z in zooms if z != 1.0]  # a pass each, over the photos the first pass could read
     small: dict[int, Image.Image] = {}
-    vecs, errors = embed_sources(embedder, sources, progress=progress, desc=desc, crops=crops,
-                                 letterboxed=letterboxed, on_image=lambda i, im: small.__setitem__(i, small_copy(im)))
+    vecs, errors = embed_sources(embedder, sources, progress=_part(progress, 0, len(sources) * (1 + len(extra))),
+                                 desc=desc, crops=crops, letterboxed=letterboxed,
+                                 on_image=lambda i, im: small.__setitem__(i, small_copy(im)))
     if zooms:  # the same views as embed_query: each zoom through the batch embedder, averaged
         ok = [i for i in range(len(sources)) if i not in errors]
+        whole = len(sources) + len(extra) * len(ok)
         total = np.zeros((len(ok), embedder.dim), np.float32)
         bad: set[int] = set()
+        start = len(sources)
         for z in zooms:
             zv, zerr = (vecs, {}) if z == 1.0 else embed_sources(
-                embedder, [sources[i] for i in ok], desc=f"{desc} (zoom {z})", crops=[zoom(z)] * len(ok))
+                embedder, [sources[i] for i in ok], desc=f"{desc} (zoom {z})", crops=[zoom(z)] * len(ok),
+                progress=_part(progress, start, whole))
+            start += len(ok) if z != 1.0 else 0
             total[[j for j in range(len(ok)) if j not in zerr]] += zv
             bad.update(zerr)
             errors.update({ok[j]: e for j, e in zerr.items()})
@@ -107,3 +113,11 @@ def embed_queries(embedder: Embedder, sources: Sequence[ImageSource], *, progres
             c = (crops[i] if crops is not None else None) or Crop()
             out[i] = Query(next(it), small[i], str(src) if not isinstance(src, bytes) else "", "", c, letterboxed)
     return out, errors
+
+
+def _part(progress: Progress | bool, start: int, whole: int) -> Progress | bool:
+    """``progress`` of one pass over a part of the work: its count moved on by ``start``, out of ``whole``
+    (``True``, a tqdm bar, stays one bar per pass)."""
+    if not callable(progress):
+        return progress
+    return lambda done, _total: progress(start + done, whole)

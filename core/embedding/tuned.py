@@ -88,8 +88,8 @@ class StageTap(Embedder):
         if self._ort is None:
             from core.embedding import onnx
 
-            model = onnx.cached_model(self.spec, self.base.weights, self.base.net, self.forward_images,
-                                      self.image_size)
+            model = onnx.cached_model(self.spec, self.base.weights, self.image_size,
+                                      lambda: onnx.export(self.base.net, self.forward_images, self.image_size))
             self._ort = onnx.OrtRunner(model, self.base.threads or 1)
         return self._ort.run(batch.numpy())
 

@@ -18,16 +18,8 @@ from core.embedding.query import embed_queries
 from core.evaluation.metrics import average_precision, first_relevant, relevance, summary
 from core.index import IndexBackend
 from core.search.attributes import attributes_for
-from core.search.ranking import (
-    SIMILARITY,
-    Ranker,
-    RankingError,
-    TrainingQuery,
-    default_weights,
-    dynamic_weights,
-    train_weightnet,
-    weight_vector,
-)
+from core.search.dynamic_ranker import TrainingQuery, dynamic_weights, train_weightnet
+from core.search.ranking import SIMILARITY, Ranker, RankingError, default_weights, weight_vector
 
 
 @dataclass
@@ -115,7 +107,7 @@ def evaluate_ranking(index: IndexBackend, embedder: Embedder, queries: str | Pat
 def train_dynamic(index: IndexBackend, embedder: Embedder, queries: str | Path, *, label: str = "product_id",
                   progress=False, epochs: int = 300):
     """Train the dynamic ranker on every query of ``queries`` and save it beside the attribute artefact."""
-    from core.search.ranking import model_dir, model_key, save_model
+    from core.search.dynamic_ranker import model_dir, model_key, save_model
 
     ranker = Ranker(index, attributes_for(index, embedder, progress=progress))
     rows, skipped = read_queries(queries, label)

@@ -123,13 +123,13 @@ def view_options(embedder: Embedder, view: str, digest_of: Callable[[int], str],
     if view.startswith("shop") and transform is None:
         raise ValueError(f"view {view!r} needs the transform that makes it")
 
-    def prep(i: int, img: Image.Image) -> torch.Tensor:
+    def prep(i: int, img: Image.Image) -> np.ndarray:
         if view.startswith("aug"):
             img = augment(img, view, digest_of(i))
         elif view.startswith("shop"):
             img = transform(img, f"{digest_of(i)}:{view}")
-        t = embedder.preprocess(img)
-        return t.flip(-1) if view == "flip" else t
+        x = embedder.pixels(img)
+        return np.ascontiguousarray(x[..., ::-1]) if view == "flip" else x
 
     return {"preprocess": None if view == "orig" or zoom_of(view) else prep,
             "decode_size": embedder.image_size * (2 if view.startswith(("aug", "shop")) else 1)}

@@ -28,7 +28,8 @@ from core.config.store import atomic_path, atomic_write
 from core.data.catalog import file_digest, load_catalog
 from core.embedding import Embedder
 from core.embedding.decode import MAX_ZOOMS, MIN_ZOOM, valid_zooms
-from core.embedding.head import CONFIG, TOP_PREFIX, WEIGHTS, ProjectionHead
+from core.embedding.head import ProjectionHead
+from core.embedding.head_config import CONFIG, TOP_PREFIX, WEIGHTS
 from core.evaluation import metrics
 from core.metric.features import cached_features, zoom_view
 from core.metric.losses import make_loss

@@ -5,7 +5,7 @@
 offered attribute filters (pixel colour, and learned heads for catalog columns that beat their majority
 baseline; see docs/ranking.md), with the weights fitted on the catalog's known queries (plain distance where
 the filters do not help; :mod:`core.search.tuning`), or the weights given. ``rank="dynamic"`` takes the
-weights per query from the trained :class:`~core.search.ranking.WeightNet` (``rank-train``).
+weights per query from the trained :class:`~core.search.dynamic_ranker.WeightNet` (``rank-train``).
 ``rank="distance"`` is plain nearest-neighbour search. Each hit carries the score it is ranked by, its visual
 similarity and the weight x score per dimension that sum to that score. A photo whose closeness to the catalog
 (its best similarity to the catalog's pictures and known shopper photos) is below the index's calibrated
@@ -18,6 +18,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import asdict, dataclass, field, replace
+from typing import TYPE_CHECKING
 
 from core.config.defaults import DEFAULT_RANK, RANKS
 from core.config.progress import Progress, Stages
@@ -29,15 +30,13 @@ from core.search.ranking import (
     SIMILARITY,
     Ranker,
     RankingError,
-    WeightNet,
     default_weights,
-    dynamic_weights,
-    load_model,
-    model_dir,
-    model_key,
     weight_vector,
 )
 from core.search.tuning import tuned_attributes
+
+if TYPE_CHECKING:
+    from core.search.dynamic_ranker import WeightNet
 
 
 @dataclass(frozen=True)
@@ -171,6 +170,8 @@ class Searcher:
     @property
     def net(self) -> WeightNet:
         """The trained dynamic-weight model; a clear error when none (or a stale one) exists."""
+        from core.search.dynamic_ranker import load_model, model_dir, model_key
+
         ranker = self.ranker
         with self._lock:
             if self._net is None:
@@ -224,6 +225,8 @@ class Searcher:
         cand = ranker.candidates(query.vector, query.image, list(options.where) or None,
                                  n_ann=max(ranker.n_ann, 3 * options.k))
         if options.rank == "dynamic":
+            from core.search.dynamic_ranker import dynamic_weights
+
             w = dynamic_weights(self.net, query.vector, cand.query_attributes, ranker.dims)
         else:
             w = weight_vector(self.weights_for(options), ranker.dims)

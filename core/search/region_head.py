@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 from scipy import ndimage
 from tqdm.auto import tqdm
 
@@ -33,10 +32,24 @@ TRAIN_SEED = 1000
 PARAMS = {"scenes": 120, "side": 640, "ridge": 0.01}
 
 
+def bilinear_weights(n_in: int, n_out: int) -> np.ndarray:
+    """``(n_out, n_in)`` weights of a bilinear resize along one axis, sampled as torch's ``interpolate`` does with
+    ``align_corners=False`` (pixel centres aligned; edges clamped)."""
+    src = np.maximum((np.arange(n_out, dtype=np.float32) + 0.5) * np.float32(n_in / n_out) - 0.5, 0)
+    lo = src.astype(np.int64)  # floor: src >= 0
+    hi = np.minimum(lo + 1, n_in - 1)
+    frac = src - lo
+    w = np.zeros((n_out, n_in), np.float32)
+    np.add.at(w, (np.arange(n_out), lo), 1 - frac)
+    np.add.at(w, (np.arange(n_out), hi), frac)
+    return w
+
+
 def upsample(maps: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """Bilinear resize of ``(C, h, w)`` maps to ``(C, *shape)`` (the one resampling of training and inference)."""
-    t = torch.from_numpy(np.ascontiguousarray(maps, np.float32))[None]
-    return torch.nn.functional.interpolate(t, size=shape, mode="bilinear", align_corners=False)[0].numpy()
+    """Bilinear resize of ``(C, h, w)`` maps to ``(C, *shape)`` (the one resampling of training and inference;
+    numpy, so that finding boxes with a cached model needs no torch)."""
+    m = np.asarray(maps, np.float32)
+    return bilinear_weights(m.shape[1], shape[0]) @ m @ bilinear_weights(m.shape[2], shape[1]).T
 
 
 @dataclass
@@ -79,6 +92,8 @@ def cell_targets(owner: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
         m = owner == i
         d = ndimage.distance_transform_edt(m)
         centre[m] = d[m] / d.max()
+    import torch  # training the head only
+
     maps = np.stack([(owner >= 0).astype(np.float32), centre])
     cells = torch.nn.functional.adaptive_avg_pool2d(torch.from_numpy(maps)[None], shape)[0].numpy()
     return cells.reshape(2, -1).T
