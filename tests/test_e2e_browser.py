@@ -278,29 +278,28 @@ def _hover_a_point(page) -> str:
     return frame.evaluate("document.getElementById('panel').dataset.shown")
 
 
-def _slide(page, label: str, key: str, values: list[str]) -> None:
+def _slide(page, label: str, key: str, values: list[str], param: str) -> None:
     """Move the sidebar slider ``label`` one keyboard step (``key``: ArrowLeft / ArrowRight) at a time through
-    ``values``: each step reruns the page, which redraws the slider, so each is awaited before the next."""
+    ``values``. Each step waits until the server has taken the value (the link's ``param`` names it): the slider
+    shows a pressed value at once, and the running indicator appears only after a moment, so neither says that
+    the rerun is over. A key pressed while the slider is redrawn can be lost: it is pressed again, never twice."""
     from playwright.sync_api import expect
 
     knob = page.get_by_test_id("stSidebar").get_by_test_id("stSlider").filter(has_text=label).get_by_role(
         "slider").first
     for value in values:
-        before = None
-        for _ in range(5):  # a key pressed while a rerun redraws the slider can be lost: press again, never twice
+        taken = re.compile(rf"[?&]{re.escape(param)}={re.escape(value)}(&|$)")
+        for _ in range(5):
             _settled(page)
-            now = knob.input_value(timeout=WAIT)
-            if now == value:
-                break
-            if before is None or now == before:
-                before = now
+            if knob.input_value(timeout=WAIT) != value:
                 knob.focus(timeout=WAIT)
                 knob.press(key, timeout=WAIT)
             try:
-                expect(knob).to_have_value(value, timeout=20_000)
+                expect(page).to_have_url(taken, timeout=30_000)
                 break
             except AssertionError:
                 continue
+        expect(page).to_have_url(taken, timeout=WAIT)
         expect(knob).to_have_value(value, timeout=WAIT)
     _settled(page)
 
@@ -318,10 +317,10 @@ def test_a_link_keeps_the_whole_view_and_why_follows_the_thumbs(server, page, sh
     _settled(page)
     _filter_category(page, category)
     _settled(page)
-    _slide(page, "How many products", "ArrowLeft", ["9", "8", "7"])
+    _slide(page, "How many products", "ArrowLeft", ["9", "8", "7"], "k")
     expect(page.get_by_text("7 product(s)", exact=False).first).to_be_visible(timeout=WAIT)
     _settled(page)
-    _slide(page, "Minimum similarity", "ArrowRight", ["0.01", "0.02", "0.03", "0.04", "0.05"])
+    _slide(page, "Minimum similarity", "ArrowRight", ["0.01", "0.02", "0.03", "0.04", "0.05"], "min")
     expect(page).to_have_url(re.compile(r"min=0\.05"), timeout=WAIT)
     _settled(page)
     third = _card(page, 3)

@@ -92,3 +92,25 @@ def test_the_served_benchmark_runs_as_a_user_runs_it(tmp_path):
     cells = [c.strip() for c in row.strip("|").split("|")]
     assert cells[1] == "30" and cells[-1] == "0", row  # 30 searches, no error
     assert float(cells[5]) > 0 and float(cells[6]) >= float(cells[5])  # settle p50 / p99 measured
+
+
+def test_a_slow_full_collection_freezes_what_survived_it_and_a_quick_one_does_not(monkeypatch):
+    """ui/heap.py: after a full collection that took long, its survivors leave the collector's sight (so the next
+    ones are quick); a quick one, or a younger generation's, freezes nothing."""
+    from ui import heap
+
+    frozen = []
+    monkeypatch.setattr(heap.gc, "freeze", lambda: frozen.append(1))  # counted, not done to the test process
+
+    def collection(generation: int, cpu_s: float) -> None:
+        heap._watch("start", {"generation": generation})
+        t0 = time.thread_time()
+        while time.thread_time() - t0 < cpu_s:  # CPU spent as the collection would spend it
+            pass
+        heap._watch("stop", {"generation": generation})
+
+    collection(2, 2 * heap.SLOW_S)
+    assert frozen == [1]
+    collection(2, 0)
+    collection(1, 2 * heap.SLOW_S)
+    assert frozen == [1]

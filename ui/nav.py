@@ -6,6 +6,7 @@ import streamlit as st
 from streamlit.navigation.page import StreamlitPage
 from streamlit.runtime.pages_manager import PagesManager  # private: see PRIVATE_CHECKED_ON
 
+from ui.heap import keep_collections_cheap
 from ui.settings import settings_ok
 
 #: the Streamlit release (major.minor) on which the private flag ``PagesManager.uses_pages_directory``, read and
@@ -25,7 +26,9 @@ PAGES = [
 
 def set_app_page_config() -> None:
     """The app's title, icon and layout (a page may set its own title after); then, when a setting has a value it
-    does not accept, one line says which and the run stops there."""
+    does not accept, one line says which and the run stops there. (Every run passes here: the garbage collector's
+    watch is installed on the first, :mod:`ui.heap`.)"""
+    keep_collections_cheap()
     st.set_page_config(page_title="Visual product search", page_icon="🔎", layout="wide")
     if not settings_ok():
         st.stop()

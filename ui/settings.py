@@ -34,23 +34,19 @@ LOCAL, SERVED = "local", "served"
 LOOPBACK = {"localhost", "127.0.0.1", "::1", "[::1]"}
 
 
-class _Secrets:
-    """``st.secrets`` as a mapping that is empty when there is no (readable) secrets file."""
-
-    def get(self, name: str, default: Any = None) -> Any:
-        try:
-            return st.secrets.get(name, default) if st.secrets.load_if_toml_exists() else default
-        except Exception:  # noqa: BLE001 - no secrets file, or an unreadable one: the setting is unset
-            return default
-
-
-SECRETS = _Secrets()
+def secrets() -> dict[str, Any]:
+    """``st.secrets`` as a plain dict, empty when there is no (readable) secrets file. Without one, Streamlit looks
+    for the files again on every read: read it once for all the settings a run reads together."""
+    try:
+        return st.secrets.to_dict() if st.secrets.load_if_toml_exists() else {}
+    except Exception:  # noqa: BLE001 - an unreadable secrets file: every setting in it is unset
+        return {}
 
 
-def setting(name: str) -> Any:
-    """The typed value of ``VPS_<NAME>``, else ``st.secrets[name]``, else its default (:mod:`core.config.settings`);
-    :class:`SettingError` (one line) for a value it does not accept."""
-    return core_settings.get(name, SECRETS)
+def setting(name: str, read: dict[str, Any] | None = None) -> Any:
+    """The typed value of ``VPS_<NAME>``, else ``st.secrets[name]`` (``read``: as :func:`secrets` gave it), else its
+    default (:mod:`core.config.settings`); :class:`SettingError` (one line) for a value it does not accept."""
+    return core_settings.get(name, secrets() if read is None else read)
 
 
 def mode_for(asked: str, address: str | None) -> str:
@@ -82,24 +78,25 @@ class Settings:
 def settings() -> Settings:
     """The settings of this run (cheap: read on every run, so a changed environment applies at once); raises
     :class:`SettingError` for a bad value (:func:`settings_ok` shows it)."""
-    mode = mode_for(core_settings.raw("mode", SECRETS) or "", st.get_option("server.address"))
+    read = secrets()
+    mode = mode_for(core_settings.raw("mode", read) or "", st.get_option("server.address"))
     upload_mb = st.get_option("server.maxUploadSize") or 200
-    keep = setting("cache_max_indexes")
+    keep = setting("cache_max_indexes", read)
     return Settings(
         mode=mode,
-        catalog_roots=setting("catalog_roots"),
-        indexes=setting("index"),
+        catalog_roots=setting("catalog_roots", read),
+        indexes=setting("index", read),
         cache_max_indexes=(8 if mode == SERVED else 0) if keep is None else keep,
-        search_timeout_s=setting("search_timeout"),
-        search_workers=setting("search_workers"),
-        max_upload_bytes=min(int(upload_mb) * 1024 * 1024, setting("max_bytes")),
+        search_timeout_s=setting("search_timeout", read),
+        search_workers=setting("search_workers", read),
+        max_upload_bytes=min(int(upload_mb) * 1024 * 1024, setting("max_bytes", read)),
     )
 
 
 def settings_ok() -> bool:
     """Whether every setting is accepted; else each bad one is one line on the page and in the terminal, and the
     page shows nothing else (called first on every run)."""
-    lines = core_settings.problems(SECRETS)
+    lines = core_settings.problems(secrets())
     for line in lines:
         st.error(f"This server is misconfigured: {line}. Its operator must fix it and restart it.")
         if line not in _told:  # once in the terminal, not on every run of every session

@@ -209,10 +209,13 @@ def sync_url(state: AppState) -> None:
 
 def bind(key: str, value: Any, valid: Callable[[Any], bool] = lambda v: True) -> Any:
     """Call just before drawing the widget ``key`` (drawn without a default of its own): it shows its own value
-    while it is alive and valid, else ``value`` from the state. Returns what it will show."""
+    while it is alive and valid, else ``value`` from the state. Returns what it will show.
+
+    A live, valid value is left unwritten: a value written here is sent to the browser as one to show, and the
+    reply of a run still going when the person moves the widget again would put the widget back where it was."""
     ss = st.session_state
     if key in ss and valid(ss[key]):
-        value = ss[key]
+        return ss[key]
     ss[key] = value
     return value
 
