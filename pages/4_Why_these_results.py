@@ -76,7 +76,8 @@ def explanation(res: SearchResult) -> None:
     st.caption("Weights used: " + ", ".join(f"{md(column_name(d))} {w:.2f}" for d, w in res.weights.items()))
     if res.query_attributes:
         st.subheader("The query's predicted attributes")
-        st.dataframe([{"Attribute": plain(column_name(d)), **{f"#{i + 1}": plain(f"{v} ({p:.0%})") for i, (v, p) in enumerate(top)}}
+        st.dataframe([{"Attribute": plain(column_name(d)),
+                       **{f"#{i + 1}": plain(f"{v} ({p:.0%})") for i, (v, p) in enumerate(top)}}
                       for d, top in top_attributes(res.query_attributes).items()], hide_index=True)
 
 
