@@ -53,6 +53,7 @@ def test_a_stakeholder_reads_the_map_and_the_evaluation_in_plain_words(cache):  
     at.query_params["catalog"] = "mini"
     run(at)
     assert not jargon_in(at), jargon_in(at)  # the search page, its sidebar's networks by name
+    assert not [t for t in shown_text(at) if "efficientnet" in t]  # the network by its name, never its spec
     page(at, "pages/4_Why_these_results.py")
     assert not jargon_in(at), jargon_in(at)
     assert at.slider and not [s.label for s in at.slider if "_" in s.label]  # weights named in words
