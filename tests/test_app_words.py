@@ -16,7 +16,8 @@ from tests.test_app_state import APP, ROOT, TIMEOUT, cache, page  # noqa: F401 -
 from ui.words import METRICS
 
 JARGON = ("n_neighbors", "min_dist", "UMAP 1", "UMAP 2", "map@10", "mAP", "n_queries", "recall@", "precision@",
-          "product_id", "+head:", "efficientnet-lite0:", "static", "distance")
+          "product_id", "+head:", "efficientnet-lite0:", "static", "distance", "epochs", "metric learning")
+MAIN_JARGON = ("embedder spec", " head ")  # the sidebar keeps a field for an expert's spec; a page's text does not
 
 
 def shown_text(at: AppTest, sidebar: bool = True) -> list[str]:
@@ -53,6 +54,7 @@ def test_a_stakeholder_reads_the_map_and_the_evaluation_in_plain_words(cache):  
     at.query_params["catalog"] = "mini"
     run(at)
     assert not jargon_in(at), jargon_in(at)  # the search page, its sidebar's networks by name
+    assert not [t for t in shown_text(at) if "efficientnet" in t]  # the network by its name, never its spec
     page(at, "pages/4_Why_these_results.py")
     assert not jargon_in(at), jargon_in(at)
     assert at.slider and not [s.label for s in at.slider if "_" in s.label]  # weights named in words
@@ -71,6 +73,7 @@ def test_a_stakeholder_reads_the_map_and_the_evaluation_in_plain_words(cache):  
     run(at)
     assert not errors(at), errors(at)
     assert not jargon_in(at, sidebar=False), jargon_in(at, sidebar=False)
+    assert not [t for t in shown_text(at, sidebar=False) if any(j in f" {t} " for j in MAIN_JARGON)]
     assert "static" in helps(at) and "product_id" in helps(at)
     table = at.dataframe[0].value
     assert list(table.index) == ["Pretrained network (EfficientNet-Lite0)"]
