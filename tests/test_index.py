@@ -247,6 +247,27 @@ def test_a_graph_over_pca_is_denser_and_recorded_in_the_manifest(tmp_path, monke
     assert ProductIndex.from_arrays(tmp_path / "small", vecs, items, products, info).forest == "annoy"
 
 
+def test_the_vectors_are_read_once_in_the_background_when_memory_allows(tmp_path, monkeypatch):
+    import os
+
+    import core.index.files as files
+
+    path = tmp_path / "v.bin"
+    path.write_bytes(os.urandom(3 << 20))
+    with open(path, "rb") as f:
+        before = len(os.listdir("/proc/self/fd"))
+        t = files.prefetch(f.fileno(), 3 << 20, chunk=1 << 20)
+        assert t is not None
+        t.join(timeout=60)
+        assert not t.is_alive() and len(os.listdir("/proc/self/fd")) == before  # its own descriptor, closed
+        t = files.prefetch(f.fileno(), 6 << 20)  # a file shorter than it was: the pass stops
+        t.join(timeout=60)
+        assert not t.is_alive() and len(os.listdir("/proc/self/fd")) == before
+        assert files.mem_available() > 0
+        monkeypatch.setattr(files, "mem_available", lambda: 4 << 20)  # larger than half of what is available
+        assert files.prefetch(f.fileno(), 3 << 20) is None
+
+
 def test_vectors_are_read_by_row_like_an_array(sample_index):
     v, whole = sample_index.vectors, np.asarray(sample_index.vectors)
     assert whole.shape == v.shape == (len(sample_index.items), sample_index.dim) and len(v) == len(whole)
