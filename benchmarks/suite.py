@@ -193,9 +193,16 @@ def _query_case(index_dir: str, query_files: list[str], spec: str) -> dict:
                 np.array(tot) - np.array(emb_ms), 50)), "anon": r["anon"], "file": r["file"],
             "base_anon": base["anon"], "backend": getattr(emb, "backend", "torch"),
             "recall": neighbour_recall(found, truth, K), "exact_ms": exact_ms,
-            "annoy_dim": idx.manifest.get("annoy_dim", idx.dim), "forest": idx.manifest.get("forest", "annoy"),
+            "annoy_dim": idx.manifest.get("annoy_dim", idx.dim), "forest": _forest_name(idx.manifest),
             "settings": f"{t['search_k']:,} / {t['candidates']:,}" if (t := idx.settings) else "defaults",
             "tuned_recall": t.get("recall", "") if t else ""}
+
+
+def _forest_name(m: dict) -> str:
+    """Annoy (its trees), or the graph with its degree and construction beam."""
+    if m.get("forest") == "hnsw":
+        return "hnsw" + (f" M {m['graph_m']} efc {m['graph_ef_construction']}" if "graph_m" in m else "")
+    return f"Annoy {m['trees']} trees"
 
 
 def build_synthetic_index(out: Path, real: np.ndarray, real_items: list[dict], n: int, spec: str,
@@ -251,9 +258,11 @@ def bench_query(quick: bool, real: np.ndarray, real_items: list[dict], queries: 
                 "Catalog = real images' vectors plus synthetic vectors around them (one image per product).",
                 "Product recall@10 vs exact: share of the top-10 products of the same search with exact=True; "
                 "exact search ms is that search (numpy scores over all vectors plus the per-product aggregation "
-                "in Python, slower than the bare matrix product of the ANN table); Annoy dim 256 = the forest of "
-                "a large catalog is built over PCA-256 vectors, its candidates re-scored on the full vectors.",
-                "forest: Annoy, or an hnswlib graph from 50,000 vectors; effort / candidates: the settings the build "
+                "in Python, slower than the bare matrix product of the ANN table); forest dim below 1280 = the "
+                "forest of a large catalog is built over PCA-reduced vectors, its candidates (at least 320 there, "
+                "640 from 400,000: tuning.reduced_candidates) re-scored on the full vectors.",
+                "forest: Annoy, or an hnswlib graph from 50,000 to 200,000 vectors (M = its degree, efc = its "
+                "construction beam); effort / candidates: the settings the build "
                 "chose (core/index/tuning.py; effort = Annoy search_k or hnswlib ef), the cheapest whose product "
                 "recall@10 on 200 held-out catalog vectors reaches 0.98 (build-time recall); load s includes "
                 "copying the forest to the process's private copy (Annoy: its pages mapped in, warm)."]

@@ -44,6 +44,7 @@ from ui.view import (
 )
 
 COLUMNS = 5
+WIDE_QUERY_COLUMNS = 3  # cards per row beside the wide query column of "Find each product"
 SHORT_TEXT = 90  # characters of a long text field shown on a card
 
 
@@ -164,8 +165,9 @@ def results(ctx: Context, q: Query, where: list[str], types: ColumnTypes,
     dims = list(res.weights)
     x_range = shared_range(shown.hits)
     st.markdown(legend(dims))
-    for start in range(0, len(shown.hits), COLUMNS):
-        for col, hit in zip(st.columns(COLUMNS), shown.hits[start:start + COLUMNS]):
+    per_row = WIDE_QUERY_COLUMNS if st.session_state.get("find_products") else COLUMNS  # cards keep words whole
+    for start in range(0, len(shown.hits), per_row):
+        for col, hit in zip(st.columns(per_row), shown.hits[start:start + per_row]):
             with col, st.container(border=True):
                 result_card(hit, v, dims, x_range, types)
     return bar

@@ -22,21 +22,25 @@ from ui.query import checked_upload
 from ui.sidebar import sidebar
 from ui.state import choose_catalog
 from ui.thumbnails import thumbnail_bytes
+from ui.words import column_name
 
 IMAGE_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff"]
 KINDS = {"Any catalog folder or CSV": "folder", "GroceryStoreDataset folder": "grocery",
          "clothing-dataset-small folder": "clothing"}
+COMPACT_HELP = ("Compacts the index: drops removed products' vectors and re-balances the Annoy index over the added "
+                "ones (no re-embedding).")
 
 
 def overview(ctx: Context) -> None:
     m = ctx.index.manifest
     a, b, c, d = st.columns(4)
     a.metric("Products", len(ctx.index))
-    b.metric("Image vectors", m.get("n_vectors", 0))
+    b.metric("Photos searched", m.get("n_vectors", 0), help="Image vectors: one embedding per catalog photo.")
     if "n_removed" in m:  # an Annoy index: added vectors are searched exactly, removed ones hidden until compacted
-        c.metric("Added since build", m.get("n_delta", 0), help="Searched exactly until the index is compacted.")
-        d.metric("Removed, not compacted", m["n_removed"])
-    st.caption(f"Index: {md(ctx.index.summary)}")
+        c.metric("Added since the last tidy-up", m.get("n_delta", 0),
+                 help="Added vectors (the delta set) are searched exactly until the index is compacted.")
+        d.metric("Removed, still taking space", m["n_removed"],
+                 help="Removed products' vectors are hidden from search until the index is compacted.")
 
 
 def browse(ctx: Context) -> None:
@@ -46,7 +50,8 @@ def browse(ctx: Context) -> None:
     if needle and not table.empty:
         hit = table.apply(lambda r: r.astype(str).str.contains(needle, case=False, regex=False).any(), axis=1)
         table = table[hit]
-    st.dataframe(table.map(plain), hide_index=True, width="stretch", height=280)  # cells are shown as text
+    shown = table.map(plain).rename(columns=column_name)  # cells are shown as text; columns in words
+    st.dataframe(shown, hide_index=True, width="stretch", height=280)
     pid = st.selectbox("Show the images of", table["product_id"].tolist() if not table.empty else [],
                        key="browse_show",
                        format_func=lambda p: plain(f"{p} — {ctx.index.products[p].get('title', '')}"))
@@ -65,11 +70,12 @@ def add_form(ctx: Context) -> None:
     with st.form("add_product"):
         files = st.file_uploader("Images of the product", type=IMAGE_TYPES, accept_multiple_files=True,
                                  key="add_images")
-        pid = st.text_input("Product id (leave empty for a new one)", key="add_pid")
-        values = {c: st.text_input(md(c.capitalize()), key=f"add_{c}") for c in columns}
+        pid = st.text_input("Product code (leave empty for a new one)", key="add_pid",
+                            help="product_id: the catalog's key for the product.")
+        values = {c: st.text_input(md(column_name(c).capitalize()), key=f"add_{c}") for c in columns}
         submitted = st.form_submit_button("Add to the catalog")
     if submitted:
-        with st.spinner("Adding the product and indexing its images…"):
+        with st.spinner("Adding the product and preparing its photos for search…"):
             images = [checked_upload(f.getvalue()) for f in files or []]
             res = add_product(ctx.catalog_dir, ctx.index, ctx.embedder, images, values, pid)
         extra = f" ({len(res.skipped)} image(s) skipped: {md(res.skipped[0])})" if res.skipped else ""
@@ -80,7 +86,7 @@ def add_form(ctx: Context) -> None:
 
 
 def remove_form(ctx: Context) -> None:
-    if not edit_gate("removing products or compacting the index"):
+    if not edit_gate("removing products or tidying up the search"):
         return
     live = ctx.index.live_products()
     pick = st.multiselect("Products to remove", live, key="remove_pick",
@@ -91,12 +97,12 @@ def remove_form(ctx: Context) -> None:
               "(their image files stay on disk).")
         st.rerun()
     st.divider()
-    st.caption("Compacting drops removed products' vectors and re-balances the index over the added ones "
-               "(no re-embedding).")
-    if st.button("Compact the index", key="compact_go"):
-        with st.spinner("Compacting…"):
+    st.caption("Tidying up frees the space removed products still take and keeps searching quick after many "
+               "additions; no photo is read again.", help=COMPACT_HELP)
+    if st.button("Tidy up the search", key="compact_go", help=COMPACT_HELP):
+        with st.spinner("Tidying up…"):
             idx = ctx.index.compact()
-        flash(f"Compacted: {md(idx.summary)}.")
+        flash(f"Tidied up the search: {len(idx)} products, all searchable.")
         st.rerun()
 
 
@@ -104,8 +110,9 @@ def import_form(ctx: Context) -> None:
     """Import a catalog into the cache (it then appears in the sidebar) and index it, with progress."""
     if not edit_gate("importing a catalog"):
         return
-    st.caption("Copies (or hard-links) the catalog into the app's cache, indexes it with the current embedder and "
-               "adds it to the sidebar's catalogs.")
+    st.caption("Copies the catalog into the app's own folder, prepares its photos for search with the network in "
+               "use and adds it to the sidebar's catalogs.",
+               help="Copied or hard-linked into the cache's imports folder, then indexed with the current embedder.")
     kind = KINDS[st.radio("What", list(KINDS), key="imp_kind", horizontal=True)]
     path = st.text_input("Folder (or CSV) on this machine", key="imp_path",
                          placeholder="/data/GroceryStoreDataset" if kind == "grocery" else "/path/to/catalog")
@@ -120,7 +127,7 @@ def import_form(ctx: Context) -> None:
                             progress=lambda i, n: bar.progress(i / max(n, 1) * 0.3, text=f"Copying {i}/{n}…"))
     else:
         rep = IMPORTERS[kind](path.strip(), out)
-    bar.progress(0.3, text=f"Imported {rep.summary()}; indexing…")
+    bar.progress(0.3, text=f"Imported {rep.summary()}; preparing the photos for search…")
     catalog = out / "catalog"
     get_index(catalog, ctx.embedder)  # its own progress bar while it builds
     bar.progress(1.0, text="Done.")
@@ -143,12 +150,14 @@ def main() -> None:
     if ctx is None:
         st.stop()
     st.title(":material/inventory_2: Catalog")
-    where = f" · index {md(ctx.location)}" if ctx.location else ""
-    st.caption(f"{md(ctx.catalog_dir)}{where} · changes are saved to its catalog.csv and the search index at once.")
+    where = f"; index {ctx.location}" if ctx.location else ""
+    st.caption("Changes are saved to the catalog and its search at once.",
+               help=md(f"Catalog folder {ctx.catalog_dir}{where}: edits go to its catalog.csv and the search "
+                       f"index. Index: {ctx.index.summary}."))
     flash()
     try:
         overview(ctx)
-        browse_tab, add_tab, remove_tab, import_tab = st.tabs(["Browse", "Add a product", "Remove / compact",
+        browse_tab, add_tab, remove_tab, import_tab = st.tabs(["Browse", "Add a product", "Remove / tidy up",
                                                                "Import a catalog"])
         with browse_tab:
             browse(ctx)

@@ -38,7 +38,8 @@ def static_weights(searcher: Searcher) -> dict[str, float]:
     name = st.selectbox("Preset", ["default", *presets], key="why_preset")
     base = searcher.default_weights if name == "default" else presets[name]
     cols = st.columns(len(searcher.dims))
-    weights = {d: c.slider(md(d), 0.0, 3.0, float(base.get(d, 0.0)), 0.05, key=f"w_{name}_{d}")
+    weights = {d: c.slider(md(column_name(d)), 0.0, 3.0, float(base.get(d, 0.0)), 0.05, key=f"w_{name}_{d}",
+                           help=md(f"The weight of {d} in the score."))
                for d, c in zip(searcher.dims, cols)}
     if not can_edit():  # presets are saved on the server, for everyone
         return weights
@@ -75,7 +76,8 @@ def explanation(res: SearchResult) -> None:
     st.caption("Weights used: " + ", ".join(f"{md(column_name(d))} {w:.2f}" for d, w in res.weights.items()))
     if res.query_attributes:
         st.subheader("The query's predicted attributes")
-        st.dataframe([{"attribute": plain(d), **{f"#{i + 1}": plain(f"{v} ({p:.0%})") for i, (v, p) in enumerate(top)}}
+        st.dataframe([{"Attribute": plain(column_name(d)),
+                       **{f"#{i + 1}": plain(f"{v} ({p:.0%})") for i, (v, p) in enumerate(top)}}
                       for d, top in top_attributes(res.query_attributes).items()], hide_index=True)
 
 
@@ -144,7 +146,7 @@ def main(frame: Frame) -> None:
         except USER_ERRORS as e:
             show_error(e)
             st.stop()
-        with st.expander("Attribute scorers"):
+        with st.expander("How each attribute is scored"):
             st.table([{k: plain(v) if isinstance(v, str) else v for k, v in r.items()} for r in rows])
         state = app_state()
         bind("why_rank", state.rank, RANKS.__contains__)

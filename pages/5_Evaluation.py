@@ -60,7 +60,8 @@ def request(ctx: Context) -> Request:
                            format_func=lambda s: embedder_name(s, shipped),
                            help="The embedders: the pretrained network and the trained heads found (metric "
                                 "learning); train one below, or with `python -m core train-metric`")
-    extra = "" if served else st.text_input("…and another network (embedder spec)", key="ev_extra")
+    extra = "" if served else st.text_input("…and another network", key="ev_extra",
+                                             help="An embedder spec, e.g. `efficientnet-lite0+head:DIR`.")
     specs = list(dict.fromkeys([*specs, *([extra.strip()] if extra.strip() else [])]))
     rank = st.radio("Ranking", ["static", "distance"], horizontal=True, key="ev_rank", format_func=ranking_name,
                     help=RANKING_HELP)
@@ -87,7 +88,7 @@ def run(ctx: Context, req: Request) -> dict[str, tuple[Evaluation, list[Failure]
 
 
 def misses(ctx: Context, results: dict[str, tuple[Evaluation, list[Failure]]]) -> None:
-    st.subheader("Missed queries")
+    st.subheader("Photos it missed")
     shipped = shipped_head(ctx.catalog_dir)
     spec = st.selectbox("Network", list(results), key="ev_fail_spec", format_func=lambda s: embedder_name(s, shipped))
     fails = results[spec][1]
@@ -112,9 +113,10 @@ def misses(ctx: Context, results: dict[str, tuple[Evaluation, list[Failure]]]) -
 
 def maps(ctx: Context, specs: list[str], label: str) -> None:
     st.subheader("Embedding map before and after")
-    st.caption("The catalog as each network sees it, coloured by what counts as right: after metric learning the "
-               "pictures of one product (or category) should gather.", help=MAP_HELP)
-    if not st.toggle("Show the maps (the first projection of a catalog takes a while)", key="ev_maps"):
+    st.caption("The catalog as each network sees it, coloured by what counts as right: once a network is trained "
+               "for the catalog, the pictures of one product (or category) should gather.",
+               help=MAP_HELP + " Training a network for the catalog is metric learning.")
+    if not st.toggle("Show the maps (the first drawing of a catalog takes a while)", key="ev_maps"):
         return
     cols = st.columns(min(len(specs), 2))
     for col, spec in zip(cols, specs[:2]):
@@ -135,8 +137,8 @@ NO_VIEWS = "none: made-up shop photos of the catalog's own pictures"
 def train_form(ctx: Context, evaluated_on: str) -> None:
     """Train a metric-learning head on this catalog (``train-metric``'s defaults), with progress; the head is then
     offered in "Embedders to compare", so its before/after metrics and maps are one click away."""
-    with st.expander("Train a head on this catalog (metric learning)", icon=":material/model_training:"):
-        if not edit_gate("training a head"):
+    with st.expander("Train a network for this catalog", icon=":material/model_training:"):
+        if not edit_gate("training a network for this catalog"):
             return
         st.caption("Teaches a small addition to the pretrained network, from this catalog's photos, so that photos "
                    "of one product land close together; a few minutes on 2 CPU cores. Without labelled photos it "
@@ -150,10 +152,11 @@ def train_form(ctx: Context, evaluated_on: str) -> None:
                              help="Photos of catalog products (image,product_id); pick another set than the one you "
                                   "evaluate on (e.g. queries-train.csv, then evaluate on queries-val.csv).")
         if views == evaluated_on:
-            st.warning("These are also the test photos above: the head will have seen them, so its "
+            st.warning("These are also the test photos above: the trained network will have seen them, so its "
                        "figures on them will be too good. Evaluate on another set.")
         most = TrainConfig().epochs
-        epochs = st.slider("Passes over the photos at most (epochs)", 1, most, most, key="tr_epochs")
+        epochs = st.slider("Passes over the photos at most", 1, most, most, key="tr_epochs",
+                           help="Epochs: training stops earlier once the figures stop improving.")
         if not st.button("Train", key="tr_go", type="primary"):
             return
         out = cache_dir() / "heads" / slug(str(ctx.catalog_dir)) / f"e{epochs}-{slug(Path(views).stem)}"

@@ -286,7 +286,7 @@ def test_add_search_remove_compact(tmp_path, embedder, sample_catalog):
 
     page.button(key="compact_go").click()
     run(page)
-    assert any("Compacted: 24 products" in s.value for s in page.success)
+    assert any("Tidied up the search: 24 products" in s.value for s in page.success)
     assert page.metric[3].value == "0"
     again = start(CATALOG_PAGE, catalog=cat)  # a fresh session: nothing rebuilt, the edits persisted
     assert again.metric[0].value == "24" and not again.get("progress")

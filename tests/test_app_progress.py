@@ -64,3 +64,38 @@ def test_switching_the_network_shows_the_preparation_moving_with_true_counts(cac
     others = [int(m["done"]) for _, m in seen if m["what"] == OTHERS]
     assert others == sorted(others)  # one stage only counts up
     assert not [i.value for i in at.info if "for now" in i.value]  # done: the page re-ranked by itself
+
+
+def test_waiting_for_the_maps_first_compile_counts_its_steps():
+    """The Embedding map's first drawing in a server process waits for UMAP's compile: the bar counts the
+    warm-up's steps as it reports them (through :data:`core.explore.projection.WARM_UP`), naming each."""
+    from core.explore.projection import WARM_UP, WARM_UP_STEPS
+    from ui.explore import wait_for_warm_up
+
+    report = WARM_UP.of("warm-up")
+
+    class Warm:  # a warm-up thread that finishes a step each time it is waited on
+        step = 0
+
+        def is_alive(self) -> bool:
+            return self.step < len(WARM_UP_STEPS)
+
+        def join(self, timeout: float | None = None) -> None:
+            self.step += 1
+            report(self.step, len(WARM_UP_STEPS))
+
+    report(0, len(WARM_UP_STEPS))
+    shown: list[tuple[float, str]] = []
+    wait_for_warm_up(Warm(), show=lambda value, text: shown.append((value, text)), tick=0)
+    assert [v for v, _ in shown] == pytest.approx([0, 1 / 3, 2 / 3])
+    assert [t.split(": ", 1)[1].split(", step")[0] for _, t in shown] == list(WARM_UP_STEPS)
+    assert [re.search(r"step (\d) of 3", t)[1] for _, t in shown] == ["1", "2", "3"]
+
+
+@pytest.mark.slow
+def test_the_warm_up_reports_each_step():
+    from core.explore.projection import WARM_UP_STEPS, warm_up
+
+    seen: list[tuple[int, int]] = []
+    warm_up(lambda done, total: seen.append((done, total)))
+    assert seen == [(i, len(WARM_UP_STEPS)) for i in range(len(WARM_UP_STEPS) + 1)]

@@ -119,7 +119,7 @@ def test_one_state_follows_a_person_across_every_page(cache, mini_searcher):
 
     page(at, PAGES[0])  # Catalog: the catalog it edits is the one chosen
     assert catalog_shown(at) == LABEL and at.query_params == url
-    assert at.metric[0].value == str(n_products) and str(cache) in at.caption[0].value.replace("\\", "")
+    assert at.metric[0].value == str(n_products) and str(cache) in at.caption[0].proto.help.replace("\\", "")
 
     page(at, PAGES[1])  # Embedding map: that catalog's images; the query placed is the search page's
     assert catalog_shown(at) == LABEL and not errors(at)

@@ -16,7 +16,8 @@ from tests.test_app_state import APP, ROOT, TIMEOUT, cache, page  # noqa: F401 -
 from ui.words import METRICS
 
 JARGON = ("n_neighbors", "min_dist", "UMAP 1", "UMAP 2", "map@10", "mAP", "n_queries", "recall@", "precision@",
-          "product_id", "+head:", "efficientnet-lite0:", "static", "distance")
+          "product_id", "+head:", "efficientnet-lite0:", "static", "distance", "epochs", "metric learning")
+MAIN_JARGON = ("embedder spec", " head ")  # the sidebar keeps a field for an expert's spec; a page's text does not
 
 
 def shown_text(at: AppTest, sidebar: bool = True) -> list[str]:
@@ -53,8 +54,10 @@ def test_a_stakeholder_reads_the_map_and_the_evaluation_in_plain_words(cache):  
     at.query_params["catalog"] = "mini"
     run(at)
     assert not jargon_in(at), jargon_in(at)  # the search page, its sidebar's networks by name
+    assert not [t for t in shown_text(at) if "efficientnet" in t]  # the network by its name, never its spec
     page(at, "pages/4_Why_these_results.py")
     assert not jargon_in(at), jargon_in(at)
+    assert at.slider and not [s.label for s in at.slider if "_" in s.label]  # weights named in words
     assert "static" in helps(at)
     page(at, "pages/2_Embedding_map.py")
     assert not errors(at), errors(at)
@@ -70,6 +73,7 @@ def test_a_stakeholder_reads_the_map_and_the_evaluation_in_plain_words(cache):  
     run(at)
     assert not errors(at), errors(at)
     assert not jargon_in(at, sidebar=False), jargon_in(at, sidebar=False)
+    assert not [t for t in shown_text(at, sidebar=False) if any(j in f" {t} " for j in MAIN_JARGON)]
     assert "static" in helps(at) and "product_id" in helps(at)
     table = at.dataframe[0].value
     assert list(table.index) == ["Pretrained network (EfficientNet-Lite0)"]
@@ -97,3 +101,25 @@ def test_a_map_has_no_axis_names_or_numbers():
         assert axis.title.text is None and axis.showticklabels is False
     html = (ROOT / "ui" / "hover_map" / "index.html").read_text()
     assert "UMAP" not in html and "showticklabels: false" in html
+
+
+CATALOG_JARGON = ("vector", "ompact", "catalog.csv", "index", "embedder", "Annoy", "delta", "hard-link", "product_id")
+
+
+def test_a_stakeholder_reads_the_catalog_page_in_plain_words(cache):  # noqa: F811 - the fixture
+    """The Catalog page (its overview, table, tabs and forms) says what things are for; the index's summary, the
+    folder on the server, vectors and compacting are behind help icons."""
+    at = AppTest.from_file(str(ROOT / APP), default_timeout=TIMEOUT)
+    at.query_params["catalog"] = "mini"
+    run(at)
+    page(at, "pages/1_Catalog.py")
+    assert not errors(at), errors(at)
+    shown = shown_text(at, sidebar=False) + [t.label for t in at.tabs]
+    assert [m.label for m in at.metric][:2] == ["Products", "Photos searched"]
+    said = [t for t in shown if any(j in t for j in (*JARGON, *CATALOG_JARGON))]
+    assert not said, said
+    assert str(cache) not in " ".join(shown)  # no server folder in the main text
+    behind = " ".join([m.proto.help for m in at.metric] + [c.proto.help for c in at.caption]
+                      + [b.help or "" for b in at.button])
+    assert "vectors" in behind and "ompact" in behind and "catalog.csv" in behind  # the technical words, on a help
+    assert "product" in at.dataframe[0].value.columns and "product_id" not in at.dataframe[0].value.columns

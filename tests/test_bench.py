@@ -106,6 +106,12 @@ def test_quick_tables_are_well_formed(sample_vectors, tmp_path, monkeypatch):
     assert "| vectors | dim | method |" in md and "nproc" not in md and "machine:" in md
 
 
+def test_the_query_rows_name_the_forest_with_what_it_was_built_with():
+    assert bench._forest_name({"forest": "hnsw", "graph_m": 32, "graph_ef_construction": 200}) == "hnsw M 32 efc 200"
+    assert bench._forest_name({"forest": "hnsw"}) == "hnsw"  # a graph written before its settings were recorded
+    assert bench._forest_name({"forest": "annoy", "trees": 64}) == "Annoy 64 trees"
+
+
 def test_cli_has_bench_verb():
     from core.cli import build_parser
 

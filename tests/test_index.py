@@ -200,6 +200,74 @@ def test_large_catalogs_get_a_pca_reduced_forest_rescored_on_full_vectors(tmp_pa
     assert small.pca is None and small.manifest["annoy_dim"] == 512
 
 
+@pytest.mark.timeout(180)
+def test_a_graph_over_pca_is_denser_and_recorded_in_the_manifest(tmp_path, monkeypatch):
+    import subprocess
+    import sys
+
+    import core.index.product_index as pi
+    from core.index.hnsw_index import HnswIndex
+    from core.index.tuning import reduced_candidates
+    from tests.conftest import ROOT
+
+    monkeypatch.setattr(pi, "HNSW_MIN_VECTORS", 1_000)
+    monkeypatch.setattr(pi, "PCA_MIN_VECTORS", 2_000)
+    vecs = _low_rank_unit_vectors(3_000)
+    items = [{"product_id": f"p{i}", "image": f"{i}.jpg"} for i in range(len(vecs))]
+    products = {it["product_id"]: {} for it in items}
+    info = {"spec": "synthetic", "dim": 512}
+    idx = HnswIndex.from_arrays(tmp_path / "big", vecs, items, products, info)
+    m, t = idx.manifest, idx.settings
+    assert idx.forest == "hnsw" and idx.graph is not None and idx.annoy is None
+    assert idx.pca is not None and m["annoy_dim"] == 128 and m["graph_m"] == 32 and m["graph_ef_construction"] == 200
+    # the reduced graph's candidates are re-scored on the full vectors: never fewer than the floor, more for a
+    # larger catalog
+    assert t["candidates"] >= 320 and t["search_k"] >= 160 and t["queries"] == 200
+    assert reduced_candidates(200_000) < 320 < reduced_candidates(1_000_000) <= 640
+    assert "an hnsw graph (M 32, ef_construction 200) over PCA-128" in idx.summary
+    assert f"ef {t['search_k']:,}, {t['candidates']:,} candidates" in idx.summary
+    rng = np.random.default_rng(3)
+    q = vecs[rng.choice(len(vecs), 40, replace=False)] + 0.05 * rng.normal(size=(40, 512)).astype(np.float32)
+    approx, exact = _results(idx, q), _results(idx, q, exact=True)
+    assert np.mean([len(set(a) & set(b)) / 10 for a, b in zip(approx, exact)]) >= 0.95
+    # writes that keep the graph keep what it was built with; `info` shows it
+    kept = idx.remove(["p3"])
+    assert kept.settings == t and kept.manifest["graph_m"] == 32 and kept.summary.startswith("2999 products")
+    r = subprocess.run([sys.executable, "-m", "core", "info", "--index", f"hnsw:{idx.root}"], cwd=ROOT,
+                       capture_output=True, text=True, timeout=150)
+    assert r.returncode == 0 and "M 32" in r.stdout and f"ef {t['search_k']:,}" in r.stdout, r.stderr
+    # a plain folder: the graph with M 16 over the full vectors from HNSW_MIN_VECTORS, Annoy over PCA-256 from
+    # PCA_MIN_VECTORS (with the same floor of candidates), Annoy below both
+    plain = ProductIndex.from_arrays(tmp_path / "plain", vecs, items, products, info)
+    assert plain.forest == "annoy" and plain.manifest["annoy_dim"] == 256 and plain.settings["candidates"] >= 320
+    monkeypatch.setattr(pi, "PCA_MIN_VECTORS", 10**9)
+    full = ProductIndex.from_arrays(tmp_path / "full", vecs, items, products, info)
+    assert full.forest == "hnsw" and full.pca is None and full.manifest["graph_m"] == 16
+    monkeypatch.setattr(pi, "HNSW_MIN_VECTORS", 10**9)
+    assert ProductIndex.from_arrays(tmp_path / "small", vecs, items, products, info).forest == "annoy"
+
+
+def test_the_vectors_are_read_once_in_the_background_when_memory_allows(tmp_path, monkeypatch):
+    import os
+
+    import core.index.files as files
+
+    path = tmp_path / "v.bin"
+    path.write_bytes(os.urandom(3 << 20))
+    with open(path, "rb") as f:
+        before = len(os.listdir("/proc/self/fd"))
+        t = files.prefetch(f.fileno(), 3 << 20, chunk=1 << 20)
+        assert t is not None
+        t.join(timeout=60)
+        assert not t.is_alive() and len(os.listdir("/proc/self/fd")) == before  # its own descriptor, closed
+        t = files.prefetch(f.fileno(), 6 << 20)  # a file shorter than it was: the pass stops
+        t.join(timeout=60)
+        assert not t.is_alive() and len(os.listdir("/proc/self/fd")) == before
+        assert files.mem_available() > 0
+        monkeypatch.setattr(files, "mem_available", lambda: 4 << 20)  # larger than half of what is available
+        assert files.prefetch(f.fileno(), 3 << 20) is None
+
+
 def test_vectors_are_read_by_row_like_an_array(sample_index):
     v, whole = sample_index.vectors, np.asarray(sample_index.vectors)
     assert whole.shape == v.shape == (len(sample_index.items), sample_index.dim) and len(v) == len(whole)

@@ -23,8 +23,8 @@ def test_why_page_static_and_distance(sample_index, embedder):
     assert not at.exception and not at.error
     assert at.radio(key="why_rank").value == "static"
     assert at.selectbox(key="example").value.name == "q000_P0000.jpg"  # the app's current query (its first)
-    assert {s.label for s in at.slider} >= {md("similarity"), md("pixel_colour"), md("pattern")}  # names as text
-    assert "pixel_colour" in at.dataframe[0].value["attribute"].tolist()  # the query's predicted attributes
+    assert {s.label for s in at.slider} >= {md("similarity"), md("pixel colour"), md("pattern")}  # names in words
+    assert "pixel colour" in at.dataframe[0].value["Attribute"].tolist()  # the query's predicted attributes
     assert len(at.get("plotly_chart")) == 10  # one contribution chart per result
     at.radio(key="why_rank").set_value("distance").run()
     assert not at.exception and not at.error

@@ -243,6 +243,7 @@ HNSW_CASES = {
         **json.loads((g / "manifest.json").read_text()), "hnsw_digest": "0" * 32}),
     "graph symlink to /dev/zero": lambda g: _replace_with_link(g / "hnsw.bin", Path("/dev/zero")),
     "manifest forest unknown": lambda g: _manifest(g, forest="faiss"),
+    "manifest graph degree as text": lambda g: _manifest(g, graph_m="32"),
 }
 
 

@@ -3,6 +3,9 @@ computing)."""
 
 from __future__ import annotations
 
+import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import streamlit as st
@@ -14,6 +17,8 @@ from core.explore.prepared_classifier import Classifiers, prepared_classifier_pa
 from core.explore.prepared_photos import prepared_photos, prepared_photos_path
 from core.explore.projection import (
     MAX_FIT,
+    WARM_UP,
+    WARM_UP_STEPS,
     Projection,
     UmapParams,
     compiled,
@@ -24,6 +29,7 @@ from core.explore.projection import (
 from core.index import IndexBackend
 from ui.caches import Context, get_embedder, index_for
 from ui.messages import USER_ERRORS
+from ui.progress_bar import LazyBar
 from ui.words import MAP_SETTINGS
 
 Compared = tuple[IndexBackend, Embedder]  # an embedder with its index of the catalog
@@ -36,13 +42,33 @@ def _projection(root: str, fingerprint: str, params: UmapParams, _index: IndexBa
     msg = ("Loading the cached map…" if cached else
            f"Projecting {n:,} images with UMAP (first time for these settings; cached afterwards)"
            + (f" — fitting on a random {MAX_FIT:,} and placing the rest" if n > MAX_FIT else "") + "…")
-    if not cached and (warm := warm_up_in_background()).is_alive():  # no unit to count: say what it does
-        with st.spinner("Preparing the map's maths (once after the server starts)…"):
-            warm.join()
+    if not cached and (warm := warm_up_in_background()).is_alive():
+        wait_for_warm_up(warm)
     bar = st.progress(0.0, text=msg)
     try:
         return project(_index, params, progress=lambda i, t: bar.progress(i / max(t, 1), text=msg))
     finally:
+        bar.empty()
+
+
+def wait_for_warm_up(warm: threading.Thread, show: Callable[[float, str], None] | None = None,
+                     tick: float = 1.0) -> None:
+    """Wait for UMAP's compile (once per server process) with a bar that counts its steps
+    (:data:`~core.explore.projection.WARM_UP_STEPS`) and a clock that moves every ``tick`` seconds; ``show``
+    draws (share done, text), by default an ``st.progress`` removed afterwards."""
+    bar = None
+    if show is None:
+        bar = st.progress(0.0)
+        show = lambda value, text: bar.progress(value, text=text)  # noqa: E731
+    start = time.monotonic()
+    while warm.is_alive():
+        _, done, total = WARM_UP.latest()
+        total = total or len(WARM_UP_STEPS)
+        step = WARM_UP_STEPS[min(done, len(WARM_UP_STEPS) - 1)]
+        show(done / total, f"Preparing the map's maths (once after the server starts): {step}, step "
+                           f"{min(done + 1, total)} of {total} · {time.monotonic() - start:.0f} s…")
+        warm.join(tick)
+    if bar is not None:
         bar.empty()
 
 
@@ -79,26 +105,10 @@ def _classifiers(catalog_root: str, spec: str, stamp: float, _embedder: Embedder
     return prepared_classifiers(catalog_root, _embedder)
 
 
-class _Bar:
-    """A progress bar that appears on the first tick (nothing shows when everything was cached)."""
-
-    def __init__(self, text: str):
-        self.text, self.bar = text, None
-
-    def __call__(self, i: int, n: int, what: str = "") -> None:
-        if self.bar is None:
-            self.bar = st.progress(0.0)
-        self.bar.progress(min(1.0, i / max(n, 1)), text=f"{what or self.text} {i}/{n}…")
-
-    def empty(self) -> None:
-        if self.bar is not None:
-            self.bar.empty()
-
-
 @st.cache_resource(show_spinner=False, max_entries=12)
 def _report(root: str, fingerprint: str, queries: str, qroot: str | None, train: str | None, label: str,
             stamps: tuple, trained_key: tuple, _pre: Compared, _trained: Compared | None) -> DisagreementReport:
-    bar = _Bar("Embedding photos")
+    bar = LazyBar("Embedding photos")
     memo = _photo_vectors()
     for index, emb in [_pre, *([_trained] if _trained else [])]:  # photos embedded ahead (the demo's)
         _seeded(str(index.catalog_root), emb.spec, _stamp(prepared_photos_path(index.catalog_root, emb)), emb)

@@ -143,7 +143,8 @@ def text_picker(ctx: Context) -> tuple[str, float]:
     """The text of the query and its weight with a photo (open_clip embedders only)."""
     state = app_state()
     if not ctx.embedder.supports_text:
-        st.caption(f"Text search is off: the {md(embedder_name(ctx.spec).lower())} reads pictures only. Pick an "
+        name = embedder_name(ctx.spec)  # its network's own name keeps its capitals; the spec is behind the help
+        st.caption(f"Text search is off: the {md(name[:1].lower() + name[1:])} reads pictures only. Pick an "
                    "image-and-text network in the sidebar to search with words (\"green dress with stars\") or with "
                    "a photo plus words.", help=f"{ctx.spec} has no text encoder, so words and photos do not share "
                                                 "its vector space; open_clip embedders have one.")

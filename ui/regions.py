@@ -16,6 +16,7 @@ from core.search.engine import Searcher, SearchOptions
 from ui.bounded import bounded
 from ui.caches import Context, get_searcher
 from ui.messages import md
+from ui.progress_bar import LazyBar
 from ui.state import Photo, app_state, keep
 
 if TYPE_CHECKING:  # core.search.regions (torch, scipy) is imported when the toggle is on, not for every search
@@ -23,6 +24,11 @@ if TYPE_CHECKING:  # core.search.regions (torch, scipy) is imported when the tog
 
 SHOWN = 640  # the preview's longer side, pixels
 CHIP_TEXT = 22  # characters of a product's title on its chip
+PICKER_WIDTH = 340  # pixels: a fixed width gives the picker its true height (a stretched one is sized once, at a
+#                     width the column may not keep, and its bottom is then cut off)
+#: the chips wrap onto more lines (Streamlit's pills scroll sideways in one line, hiding all but the first few)
+CHIPS_WRAP = ('<style>[class*="st-key-regions_chip_"] [data-testid="stButtonGroup"] div:has(> button)'
+              '{flex-wrap:wrap;overflow-x:visible;row-gap:.4rem}</style>')
 
 
 @st.cache_resource(show_spinner=False, max_entries=4)
@@ -30,22 +36,16 @@ def _region_searcher(index_root: str, fingerprint: str, spec: str, _searcher: Se
                      _progress) -> RegionSearcher:
     from core.search.regions import RegionSearcher
 
-    return RegionSearcher(_searcher, progress=_progress)
+    try:
+        return RegionSearcher(_searcher, progress=_progress)
+    finally:  # removed inside the cached call: a later session's cache hit replays no bar stuck at n/n
+        _progress.empty()
 
 
 def region_searcher(ctx: Context) -> RegionSearcher:
     """The index's region searcher; its productness head is trained on first use (progress shown, then cached)."""
-    holder: list = []
-
-    def tick(i: int, n: int) -> None:
-        if not holder:
-            holder.append(st.progress(0.0))
-        holder[0].progress(i / max(n, 1), text=f"Learning to find products in photos of this catalog ({i}/{n})…")
-
-    rs = _region_searcher(str(ctx.index.root), ctx.index.fingerprint, ctx.spec, get_searcher(ctx), tick)
-    if holder:
-        holder[0].empty()
-    return rs
+    bar = LazyBar("Learning to find products in photos of this catalog")
+    return _region_searcher(str(ctx.index.root), ctx.index.fingerprint, ctx.spec, get_searcher(ctx), bar)
 
 
 def found_regions(ctx: Context, photo: Photo) -> RegionSearch:
@@ -111,7 +111,8 @@ def region_picker(ctx: Context, photo: Photo) -> None:
 
     click_key, chips_key = f"regions_click_{photo.digest}", f"regions_chip_{photo.digest}"
     preview: Image.Image = draw_regions(img, boxes, size=SHOWN, selected=chosen)
-    streamlit_image_coordinates(preview, key=click_key, on_click=clicked, cursor="pointer", width="stretch")
+    streamlit_image_coordinates(preview, key=click_key, on_click=clicked, cursor="pointer",
+                                width=min(PICKER_WIDTH, preview.width))
 
     def label(i: int) -> str:
         r = found.regions[i]
@@ -125,6 +126,7 @@ def region_picker(ctx: Context, photo: Photo) -> None:
             choose_region(photo, boxes[i], img.size)
 
     st.session_state[chips_key] = chosen
+    st.html(CHIPS_WRAP)
     st.pills(f"{len(boxes)} product(s) found, click one to search it", list(range(len(boxes))),
              format_func=lambda i: md(label(i)), key=chips_key, on_change=picked)
     if chosen is None:

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from core.config.paths import cache_dir
-from core.config.progress import Progress
+from core.config.progress import Progress, Stages
 from core.config.store import StoreError, new_generation, read_current, stale_key, write_json, writer_lock
 from core.index import IndexBackend
 
@@ -158,12 +158,25 @@ _warm_up: threading.Thread | None = None
 _warm_lock = threading.Lock()
 
 
-def warm_up() -> None:
+#: the warm-up's steps in a person's words, in order (its progress counts them)
+WARM_UP_STEPS = ("loading the map's library", "preparing how a map is laid out", "preparing how a photo is placed")
+#: the counts of the background warm-up, read by a page waiting for it (:func:`warm_up_in_background`)
+WARM_UP = Stages()
+
+
+def warm_up(progress: Progress | bool = False) -> None:
     """Compile UMAP's just-in-time code (a fit and a transform on a few random points): in a fresh process this
-    compilation, not the fit, is most of a first map's time."""
+    compilation, not the fit, is most of a first map's time. ``progress`` counts :data:`WARM_UP_STEPS`."""
+    n = len(WARM_UP_STEPS)
+    _tick(progress, 0, n)
+    import umap  # noqa: F401 - loading it (numba) is the first step
+
+    _tick(progress, 1, n)
     x = np.random.default_rng(0).normal(size=(64, 16)).astype(np.float32)
     reducer, _, _ = fit_umap(x, UmapParams())
+    _tick(progress, 2, n)
     reducer.transform(x[:2])
+    _tick(progress, 3, n)
 
 
 def warm_up_in_background() -> threading.Thread:
@@ -173,7 +186,8 @@ def warm_up_in_background() -> threading.Thread:
     global _warm_up
     with _warm_lock:
         if _warm_up is None:
-            _warm_up = threading.Thread(target=warm_up, daemon=True, name="umap-warm-up")
+            _warm_up = threading.Thread(target=warm_up, args=(WARM_UP.of("warm-up"),), daemon=True,
+                                        name="umap-warm-up")
             _warm_up.start()
         return _warm_up
 

@@ -8,19 +8,22 @@ from pathlib import Path
 
 import numpy as np
 
-#: graph degree and construction beam (hnswlib's defaults for recall >= 0.98 on 10^6 vectors in ann-benchmarks)
-M, EF_CONSTRUCTION = 16, 200
+#: graph degree and construction beam (hnswlib's defaults for recall >= 0.98 on 10^6 vectors in ann-benchmarks): M 16
+#: over full-dimension vectors (product recall@10 0.995 on real photos at 10^5); M 32 over PCA-reduced ones, where the
+#: M-16 graph lost true neighbours of real photos (0.756 at 10^6; BENCHMARKS.md, issue 29)
+M, M_REDUCED, EF_CONSTRUCTION = 16, 32, 200
 #: below this many vectors the graph is built on one thread: the same vectors give the same graph
 DETERMINISTIC_BELOW = 20_000
 
 
-def build_graph(path: Path, reduced, seed: int = 1234, chunk: int = 65_536):
-    """An inner-product hnswlib graph over the unit rows of ``reduced``, saved to ``path``; returns it."""
+def build_graph(path: Path, reduced, m: int = M, seed: int = 1234, chunk: int = 65_536):
+    """An inner-product hnswlib graph of degree ``m`` over the unit rows of ``reduced``, saved to ``path``; returns
+    it."""
     import hnswlib
 
     n, dim = len(reduced), reduced.shape[1]
     graph = hnswlib.Index(space="ip", dim=dim)
-    graph.init_index(max_elements=n, ef_construction=EF_CONSTRUCTION, M=M, random_seed=seed)
+    graph.init_index(max_elements=n, ef_construction=EF_CONSTRUCTION, M=m, random_seed=seed)
     threads = 1 if n < DETERMINISTIC_BELOW else -1
     for a in range(0, n, chunk):
         block = np.ascontiguousarray(reduced[a:a + chunk], np.float32)

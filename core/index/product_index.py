@@ -30,6 +30,7 @@ from core.index import tuning
 from core.index.backend import BuildReport, Hit, IndexBackend, embed_rows
 from core.index.files import (
     FORMAT_VERSION,
+    GRAPH_FIELDS,
     ITEM_BYTES,
     METRIC,
     PRODUCTS_BYTES,
@@ -47,8 +48,8 @@ from core.index.files import (
     read_pca,
     read_vectors,
 )
-from core.index.graph import build_graph, hnsw_nearest
-from core.index.pca import PCA_DIM, PCA_MIN_VECTORS, fit_sample, project
+from core.index.graph import EF_CONSTRUCTION, M_REDUCED, M, build_graph, hnsw_nearest
+from core.index.pca import GRAPH_PCA_DIM, PCA_DIM, PCA_MIN_VECTORS, fit_sample, project
 
 #: plain index folders of at least this many base vectors get an hnswlib graph instead of an Annoy forest
 HNSW_MIN_VECTORS = 50_000
@@ -139,10 +140,18 @@ class ProductIndex(IndexBackend):
     @property
     def summary(self) -> str:
         m = self.manifest
-        line = f"{len(self)} products, {m['n_vectors']} vectors ({m['n_delta']} in the delta set), {m['trees']} trees"
+        if self.forest == "hnsw":
+            forest = "an hnsw graph" + (f" (M {m['graph_m']}, ef_construction {m['graph_ef_construction']})"
+                                        if all(key in m for key in GRAPH_FIELDS) else "")
+        else:
+            forest = f"{m['trees']} trees"
+        if self.pca is not None:
+            forest += f" over PCA-{m['annoy_dim']}"
+        line = f"{len(self)} products, {m['n_vectors']} vectors ({m['n_delta']} in the delta set), {forest}"
         t = self.settings
         if t:
-            line += (f"; search: search_k {t['search_k']:,}, {t['candidates']:,} candidates re-scored exactly, product "
+            effort = "ef" if self.forest == "hnsw" else "search_k"
+            line += (f"; search: {effort} {t['search_k']:,}, {t['candidates']:,} candidates re-scored exactly, product "
                      f"recall@{t['k']} {t['recall']:.3f} vs exact on {t['queries']} held-out catalog vectors"
                      + ("" if t.get("reached") else f" (below the {t['target']} target: the best setting tried)"))
         return line
@@ -320,17 +329,22 @@ def _save_vectors(path: Path, parts: list, dim: int, chunk: int = 65_536) -> int
     return n
 
 
-def _build_forest(tmp: Path, base, pids: np.ndarray, dim: int, trees: int, forest: str) -> tuple[int, dict]:
-    """The forest (Annoy, or an hnswlib graph) over ``base``, PCA-reduced from ``PCA_MIN_VECTORS`` vectors, written
-    to ``tmp``, and the search settings chosen on it (tuning.py): ``(forest dim, settings)``."""
+def _build_forest(tmp: Path, base, pids: np.ndarray, dim: int, trees: int, forest: str) -> tuple[int, dict, dict]:
+    """The forest (Annoy, or an hnswlib graph) over ``base``, PCA-reduced from ``PCA_MIN_VECTORS`` vectors (Annoy to
+    ``PCA_DIM``, the graph to ``GRAPH_PCA_DIM``), written to ``tmp``, and the search settings chosen on it
+    (tuning.py): ``(forest dim, settings, graph fields of the manifest)``."""
     n_base, annoy_dim, pca = len(base), dim, None
     reduced = base
-    if n_base >= PCA_MIN_VECTORS and dim > PCA_DIM:  # Annoy splits 1280-d data poorly (BENCHMARKS.md)
-        pca = fit_sample(base)
+    want = GRAPH_PCA_DIM if forest == "hnsw" else PCA_DIM
+    if n_base >= PCA_MIN_VECTORS and dim > want:  # Annoy splits 1280-d data poorly; the graph holds its vectors
+        pca = fit_sample(base, want)
         np.savez(tmp / "pca.npz", mean=pca[0], components=pca[1])
         reduced, annoy_dim = project(base, *pca), len(pca[1])
+    views = max(1, n_base // max(1, len(set(pids.tolist()))))
+    floor = tuning.reduced_candidates(n_base, views) if pca is not None else max(4 * tuning.K * views, 64)
     if forest == "hnsw":
-        graph = build_graph(tmp / "hnsw.bin", reduced)
+        m = M_REDUCED if pca is not None else M
+        graph = build_graph(tmp / "hnsw.bin", reduced, m)
         del reduced
         lock = threading.Lock()
 
@@ -338,7 +352,8 @@ def _build_forest(tmp: Path, base, pids: np.ndarray, dim: int, trees: int, fores
             return hnsw_nearest(graph, aq, n, ef, lock, -1)
 
         efforts = [e for e in tuning.HNSW_EFFORTS if e <= max(tuning.HNSW_EFFORTS[0], 2 * n_base)]
-        return annoy_dim, tuning.choose(nearest, efforts, pca, base, pids)
+        settings = tuning.choose(nearest, efforts, pca, base, pids, min_candidates=floor if pca is not None else 1)
+        return annoy_dim, settings, {"graph_m": m, "graph_ef_construction": EF_CONSTRUCTION}
     ann = AnnoyIndex(annoy_dim, METRIC)
     ann.set_seed(1234)
     for a in range(0, n_base, 65_536):
@@ -353,20 +368,19 @@ def _build_forest(tmp: Path, base, pids: np.ndarray, dim: int, trees: int, fores
         return ann.get_nns_by_vector(aq.tolist(), n, search_k=search_k)
 
     # never below the fixed settings of indexes written before the tuning (BENCHMARKS.md): a floor
-    floor = auto_search_k(n_base)
-    efforts = [floor] + [e for e in tuning.ANNOY_EFFORTS if floor < e < n_base * trees]
-    views = max(1, n_base // max(1, len(set(pids.tolist()))))
-    settings = tuning.choose(search, efforts, pca, base, pids,
-                             min_candidates=max(4 * tuning.K * views, 64) * (4 if pca is not None else 1))
+    low = auto_search_k(n_base)
+    efforts = [low] + [e for e in tuning.ANNOY_EFFORTS if low < e < n_base * trees]
+    settings = tuning.choose(search, efforts, pca, base, pids, min_candidates=floor)
     ann.unload()
-    return annoy_dim, settings
+    return annoy_dim, settings, {}
 
 
 def forest_for(n_base: int) -> str:
     """The forest a plain index folder gets: an hnswlib graph from ``HNSW_MIN_VECTORS`` base vectors (where Annoy
     at 1280-d misses recall@10 >= 0.98 within the latency goal), Annoy below that and again from
-    ``PCA_MIN_VECTORS``, where the forest is over PCA-reduced vectors: there the graph (M 16) missed the true
-    neighbours (product recall@10 0.756 at 10^6 against Annoy's 0.970; BENCHMARKS.md, issue 29)."""
+    ``PCA_MIN_VECTORS``, where the forest is over PCA-reduced vectors: there even the M-32 graph over PCA-128 loses
+    true neighbours of real photos (product recall@10 0.944 at 10^6 with 640 candidates re-scored, 0.980 only at ef
+    5,120; BENCHMARKS.md, issue 29)."""
     return "hnsw" if HNSW_MIN_VECTORS <= n_base < PCA_MIN_VECTORS else "annoy"
 
 
@@ -391,16 +405,16 @@ def _write(root: Path, embedder_info: dict, catalog: Catalog | None, parts: list
                 if (reuse_annoy / name).exists():
                     link_or_copy(reuse_annoy / name, tmp / name)
             annoy_dim = old["annoy_dim"]
-            extra = {key: old[key] for key in ("hnsw_bytes", "hnsw_digest") if key in old}
+            extra = {key: old[key] for key in ("hnsw_bytes", "hnsw_digest", *GRAPH_FIELDS) if key in old}
         elif n_base:
             forest = forest or forest_for(n_base)
             base = parts[0][:n_base]  # a fresh forest is built over the first part only (build, compact)
             pids = np.array([it["product_id"] for it in items[:n_base]], dtype=object)
-            annoy_dim, search = _build_forest(tmp, base, pids, dim, trees, forest)
+            annoy_dim, search, extra = _build_forest(tmp, base, pids, dim, trees, forest)
             if forest == "hnsw":
                 size = (tmp / "hnsw.bin").stat().st_size
                 with open(tmp / "hnsw.bin", "rb") as f:
-                    extra = {"hnsw_bytes": size, "hnsw_digest": file_digest(f.fileno(), size)}
+                    extra.update(hnsw_bytes=size, hnsw_digest=file_digest(f.fileno(), size))
         meta = catalog_meta or {}
         annoy_bytes = (tmp / "annoy.ann").stat().st_size if (tmp / "annoy.ann").exists() else 0
         write_json(tmp / "manifest.json", {

@@ -5,6 +5,7 @@ search reaches the target. The manifest records the choice with the recall it me
 
 from __future__ import annotations
 
+import math
 import time
 
 import numpy as np
@@ -22,6 +23,17 @@ ANNOY_EFFORTS = (1_000, 2_000, 5_000, 10_000, 20_000, 50_000, 100_000, 200_000, 
 #: of a ~70 ms query (BENCHMARKS.md, issue 29), so a wider beam costs nothing a user sees
 HNSW_EFFORTS = (160, 320, 640, 1_280, 2_560)
 CANDIDATES = (20, 40, 80, 160, 320, 640, 1_280, 2_560)
+
+
+def reduced_candidates(n: int, views: int = 1, k: int = K) -> int:
+    """The fewest candidates of a forest over PCA-reduced vectors re-scored on the full ones (``n`` base vectors,
+    ``views`` per product): the reduced space ranks a shopper's photo less well than a catalog vector, more so as
+    the catalog grows. Real grocery photos against the query bench's catalogs, PCA-128: the exact reduced top-320
+    holds 0.994 of the true top-10 at 2x10^5 (the top-40 0.86, where held-out catalog vectors need 40), the top-640
+    0.993 at 10^6 (the top-320 0.983; BENCHMARKS.md, issue 29). So ~320 up to 400,000 vectors, twice as many per
+    four times the vectors beyond."""
+    steps = math.ceil(math.log(n / 400_000, 4)) if n > 400_000 else 0
+    return max(4 * k * views, 64) * 4 * 2 ** steps
 
 
 def top_products(rows: np.ndarray, scores: np.ndarray, item_pid: np.ndarray, k: int) -> list[str]:
@@ -69,7 +81,8 @@ def choose(search, efforts: list[int], pca: tuple[np.ndarray, np.ndarray] | None
     effort)``: the forest's ``n`` nearest row ids of a (reduced) query at that effort (Annoy's ``search_k``,
     hnswlib's ``ef``), whose first ``c`` are its ``c`` nearest; ``vectors``: the forest's rows at full dimension
     (re-scoring), ``pca``: the forest's reduction. Efforts are tried cheapest first, then candidate counts up to
-    the effort, from ``min_candidates``."""
+    the effort, from the first of :data:`CANDIDATES` at least ``min_candidates`` (that one also below the effort:
+    hnswlib widens its beam to the count asked)."""
     n = len(vectors)
     rng = np.random.default_rng(seed)
     own = np.sort(rng.choice(n, min(sample, n), replace=False))
@@ -77,9 +90,9 @@ def choose(search, efforts: list[int], pca: tuple[np.ndarray, np.ndarray] | None
     truth = exact_products(vectors, queries, own, item_pid, k)
     aq = project(queries, *pca) if pca is not None else queries
     best: dict = {}
+    first = next((c for c in CANDIDATES if c >= min_candidates), min_candidates)
     for effort in efforts:
-        top = min(effort, n)
-        cands = [c for c in CANDIDATES if min_candidates <= c <= top] or [min(max(min_candidates, top), n)]
+        cands = [c for c in CANDIDATES if first <= c <= min(effort, n)] or [min(first, n)]
         t0 = time.perf_counter()
         got = [np.asarray(search(aq[j], cands[-1], effort), np.int64) for j in range(len(own))]
         ms = (time.perf_counter() - t0) * 1e3 / len(own)
