@@ -55,6 +55,7 @@ def bench_served(quick: bool, sessions: int | None = None, searches: int | None 
                 "(see its CPU), is most of the settle time." if driver == "browser" else
                 "No browser: each session sends the new photo as the page's widget state and reads the page's "
                 "elements back (it checks that results arrived); the media the page links are not fetched.",
-                f"Server idle RSS {res['server_idle_rss_mb']} MB before the first visit.",
+                f"Server idle RSS {res['server_idle_rss_mb']} MB before the first visit. Picks the page did not take "
+                f"(it showed the photo before), made again by the session: {res.get('picks_repeated', 0)}.",
                 *(f"Error: {e}" for e in res["errors"][:3])]
     return t

@@ -44,6 +44,8 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--d
         "--disable-sync", "--no-first-run"]
 DRIVERS = ("websocket", "browser")
 PICKER = "Example shopper photo"  # the label of the widget a person picks another photo with
+REPICKS = 3  # times a session picks a photo again when the page did not take the pick
+TOO_SLOW = "took longer than"  # the line the page shows when a search reaches the server's time limit
 SERVER_MS = re.compile(r"product\(s\)(?:\*\*)? in (\d+) ms")  # the search time the results' head reports
 IDLE = "document.querySelector('[data-test-script-state]')?.getAttribute('data-test-script-state') === 'notRunning'"
 
@@ -126,7 +128,7 @@ async def session(browser, url: str, examples: list[str], searches: int, timeout
             out["server_ms"].append(float(SERVER_MS.search(head)[1]))
         if await page.get_by_text("Traceback").count():
             out["errors"].append("a traceback was shown")
-        if await page.get_by_text("took longer than").count():
+        if await page.get_by_text(TOO_SLOW).count():
             out["timeouts"] += 1
     except Exception as e:  # noqa: BLE001 - one session's failure is reported, the others go on
         out["errors"].append(f"{type(e).__name__}: {str(e).splitlines()[0][:200]}")
@@ -146,24 +148,42 @@ async def ws_session(url: str, examples: list[str], searches: int, timeout_ms: i
         t0 = time.perf_counter()
         s = await asyncio.wait_for(Session.open(url.replace("http://", "ws://"), timeout_s), timeout_s)
         run = await asyncio.wait_for(s.run(f"q={examples[0]}"), timeout_s)
-        if not run.has("#1 · "):
-            raise RuntimeError(f"the first run showed no result but: {run.why_not()}")
-        out["first_load"].append(time.perf_counter() - t0)
         runs = [run]
+        if run.has(TOO_SLOW):  # the server's time limit answered: counted, not an error
+            out["timeouts"] += 1
+        elif not run.has("#1 · "):
+            raise RuntimeError(f"the first run showed no result but: {run.why_not()}")
+        else:
+            out["first_load"].append(time.perf_counter() - t0)
         for name in examples[1:searches + 1]:
             run = await asyncio.wait_for(s.run(widget=(PICKER, name)), timeout_s)
+            took = run.seconds
+            for _ in range(REPICKS):  # the page showed the photo before: the pick was not taken (see BENCHMARKS.md);
+                if run.has(TOO_SLOW) or shows(run, name):  # a person picks again: counted, and the settle time is
+                    break  # all the runs'
+                out["repicks"] += 1
+                runs.append(run)
+                run = await asyncio.wait_for(s.run(widget=(PICKER, name)), timeout_s)
+                took += run.seconds
             runs.append(run)
-            if not (run.has("#1 · ") and any(name + " (" in t.replace("\\", "") for t in run.texts)):
+            if run.has(TOO_SLOW):
+                out["timeouts"] += 1
+                continue
+            if not shows(run, name):
                 raise RuntimeError(f"the run for {name} showed no result for it but: {run.why_not()}")
-            out["search"].append(run.seconds)
+            out["search"].append(took)
             out["server_ms"] += [float(m[1]) for t in run.texts if (m := SERVER_MS.search(t))]
         out["errors"] += [e for r in runs for e in r.exceptions]
-        out["timeouts"] += sum(r.has("took longer than") for r in runs)
     except Exception as e:  # noqa: BLE001 - one session's failure is reported, the others go on
         out["errors"].append(f"{type(e).__name__}: {(str(e).splitlines() or [''])[0][:200]}")
     finally:
         if s is not None:
             await s.close()
+
+
+def shows(run, name: str) -> bool:
+    """Whether a run drew results for the example photo ``name`` (its preview caption names it)."""
+    return run.has("#1 · ") and any(name + " (" in t.replace("\\", "") for t in run.texts)
 
 
 def spread(sessions: int, searches: int) -> list[list[str]]:
@@ -175,7 +195,8 @@ def spread(sessions: int, searches: int) -> list[list[str]]:
 
 async def drive(url: str, sessions: int, searches: int, timeout_ms: int, out: dict | None = None,
                 driver: str = "websocket") -> dict:
-    out = out if out is not None else {"first_load": [], "search": [], "server_ms": [], "errors": [], "timeouts": 0}
+    out = out if out is not None else {"first_load": [], "search": [], "server_ms": [], "errors": [], "timeouts": 0,
+                                       "repicks": 0}
     photos = spread(sessions, searches)
     if driver == "websocket":
         await asyncio.gather(*(ws_session(url, p, searches, timeout_ms, out) for p in photos))
@@ -217,7 +238,7 @@ def run(sessions: int = 4, searches: int = 5, cache: str | None = None, budget_s
         idle_rss = status_kb(proc.pid, "VmRSS")
         url = f"http://127.0.0.1:{port}"
         warm: dict = {"first_load": [], "search": [], "server_ms": [], "errors": [],  # builds the caches
-                      "timeouts": 0}
+                      "timeouts": 0, "repicks": 0}
         load0 = os.getloadavg()[0]
         if cold:  # N first opens at once on an empty cache: one index build, shared
             asyncio.run(asyncio.wait_for(drive(url, sessions, 0, int(budget_s / 2 * 1000), warm, driver),
@@ -260,7 +281,8 @@ def run(sessions: int = 4, searches: int = 5, cache: str | None = None, budget_s
             "warmup_s": round(warm["first_load"][0], 1) if warm["first_load"] else None,
             "server_idle_rss_mb": round(idle_rss / 1024), "server_peak_rss_mb": round(hwm / 1024),
             "server_held_rss_mb": round(held / 1024), "load_avg": [round(x, 1) for x in (load1, load2)], **first,
-            "timeouts_shown": out["timeouts"], "errors": warm["errors"] + out["errors"],
+            "timeouts_shown": out["timeouts"], "picks_repeated": out.get("repicks", 0),
+            "errors": warm["errors"] + out["errors"],
             "wall_s": round(time.time() - t0, 1)}
 
 

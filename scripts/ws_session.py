@@ -58,7 +58,6 @@ class Session:
     def __init__(self, ws: ClientConnection) -> None:
         self.ws = ws
         self.query_string = ""
-        self.page_script_hash = ""
         self.widget_ids: dict[str, str] = {}  # label -> id, as the latest run drew them
         self.widget_values: dict[str, str] = {}  # label -> value of the widgets this visitor set, sent every rerun
 
@@ -79,8 +78,9 @@ class Session:
             self.query_string = query_string
         msg = BackMsg()
         cs = msg.rerun_script
-        cs.query_string = self.query_string
-        cs.page_script_hash = self.page_script_hash
+        cs.query_string = self.query_string  # no page hash: the app's first page, as its address opens it (the
+        # navigation messages name several hashes, one of them the legacy pages folder's, in an order a rerun
+        # does not fix; a page run under another hash gives its widgets other ids and drops the values sent)
         if widget:
             if widget[0] not in self.widget_ids:
                 raise KeyError(f"the page shows no widget labelled {widget[0]!r}")
@@ -108,8 +108,6 @@ class Session:
                     run.widgets[part.label] = part.id
             elif kind == "page_info_changed":
                 self.query_string = fm.page_info_changed.query_string
-            elif kind == "navigation":
-                self.page_script_hash = fm.navigation.page_script_hash or self.page_script_hash
             elif kind == "script_finished" and fm.script_finished != EARLY:
                 run.seconds = time.perf_counter() - t0
                 self.widget_ids.update(run.widgets)
