@@ -403,7 +403,7 @@ def test_three_users_paths(server, page, shots, sample_index, embedder):
     page.get_by_role("tab", name="Add a product").click(timeout=WAIT)
     form = page.get_by_test_id("stForm")
     form.locator("input[type=file]").set_input_files(str(new_photo))
-    form.get_by_label("Product id (leave empty for a new one)").fill("E2E-1")
+    form.get_by_role("textbox", name="Product code (leave empty for a new one)").fill("E2E-1")
     form.get_by_label("Title").fill("E2E test lamp")
     form.get_by_label("Category").fill(category)  # the shopper's filter is still on
     form.get_by_role("button", name="Add to the catalog").click()
@@ -417,7 +417,7 @@ def test_three_users_paths(server, page, shots, sample_index, embedder):
     sidebar.get_by_role("link", name="Catalog").click()
     expect(page.get_by_role("heading", name="Catalog")).to_be_visible(timeout=WAIT)
     _settled(page)  # the page's run is over: a rerun would redraw the list and drop the pick under the click
-    page.get_by_role("tab", name="Remove / compact").click(timeout=WAIT)
+    page.get_by_role("tab", name="Remove / tidy up").click(timeout=WAIT)
     page.get_by_test_id("stMultiSelect").filter(has_text="Products to remove").click()
     page.get_by_role("option", name=re.compile(r"^E2E-1")).click()
     page.keyboard.press("Escape")
