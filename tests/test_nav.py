@@ -11,7 +11,8 @@ from ui.nav import PRIVATE_CHECKED_ON
 def test_the_private_flag_is_checked_on_this_streamlit_release():
     release = ".".join(streamlit.__version__.split(".")[:2])
     assert release == PRIVATE_CHECKED_ON, (
-        f"ui/nav.py restores PagesManager.uses_pages_directory, checked on Streamlit {PRIVATE_CHECKED_ON}; "
+        f"ui/nav.py reads PagesManager.uses_pages_directory and calls _navigation, checked on Streamlit "
+        f"{PRIVATE_CHECKED_ON}; "
         f"check tests/test_nav.py on {release}, then update PRIVATE_CHECKED_ON and requirements.txt")
 
 
@@ -30,17 +31,18 @@ def _script() -> None:
     st.session_state["flag_after_public_call"] = PagesManager.uses_pages_directory
     PagesManager.uses_pages_directory = True
     try:
-        ui.nav.app_navigation()  # ...and the app's, which keeps the mode for the next run
+        ui.nav.app_navigation()  # ...and the app's, which never touches the mode
     finally:
         ui.nav.PAGES = pages
     st.session_state["flag_after_app_navigation"] = PagesManager.uses_pages_directory
     del plain
 
 
-def test_why_the_flag_is_restored():
+def test_the_app_navigation_never_changes_the_flag():
     """The reason: st.navigation switches the process out of the pages-folder mode that the page files rely on
-    (a rerun would then run the pages another way and widgets lose their values); app_navigation restores it."""
+    (a rerun would then run the pages another way and widgets lose their values); app_navigation leaves the
+    process-wide flag alone at every moment, so no other session's run can read it mid-change."""
     at = AppTest.from_function(_script, default_timeout=60).run()
     assert not at.exception
     assert at.session_state["flag_after_public_call"] is False  # the reason: the public call ends the mode
-    assert at.session_state["flag_after_app_navigation"] is True  # the patch keeps it
+    assert at.session_state["flag_after_app_navigation"] is True  # the app navigation leaves it

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import streamlit as st
+from streamlit.commands.navigation import _navigation  # private: see PRIVATE_CHECKED_ON
 from streamlit.navigation.page import StreamlitPage
 from streamlit.runtime.pages_manager import PagesManager  # private: see PRIVATE_CHECKED_ON
 
 from ui.heap import keep_collections_cheap
 from ui.settings import settings_ok
 
-#: the Streamlit release (major.minor) on which the private flag ``PagesManager.uses_pages_directory``, read and
-#: restored by :func:`app_navigation`, was last checked (tests/test_nav.py fails on another release until checked)
+#: the Streamlit release (major.minor) on which the private flag ``PagesManager.uses_pages_directory`` (read by
+#: :func:`use_app_navigation`) and the private ``_navigation`` (called by :func:`app_navigation`) were last checked
+#: (tests/test_nav.py fails on another release until checked)
 PRIVATE_CHECKED_ON = "1.67"
 
 #: (file, title, icon): the sidebar's navigation, in order; the first is the home page
@@ -36,14 +38,12 @@ def set_app_page_config() -> None:
 
 def app_navigation() -> StreamlitPage:
     """The sidebar's list of the app's pages; returns the page the URL asks for. Streamlit's old multipage mode
-    (see :func:`use_app_navigation`) is kept as it was: st.navigation would end it for the whole process after
-    this run, so that a rerun (``st.rerun``) ran the pages another way than the run before and widgets lost
-    their values between the two."""
-    legacy = PagesManager.uses_pages_directory
-    nav = st.navigation([st.Page(path, title=title, icon=icon, default=i == 0)
-                         for i, (path, title, icon) in enumerate(PAGES)])
-    PagesManager.uses_pages_directory = legacy
-    return nav
+    (see :func:`use_app_navigation`) is kept as it is: ``st.navigation`` is ``_navigation`` after it ends that
+    mode for the whole process, so that a rerun ran the pages another way than the run before and widgets lost
+    their values between the two. Setting the mode back after the call was not enough: the flag is one for the
+    process, and another session's run starting meanwhile read it mid-change (a person's pick then lost)."""
+    return _navigation([st.Page(path, title=title, icon=icon, default=i == 0)
+                        for i, (path, title, icon) in enumerate(PAGES)], position="sidebar", expanded=False)
 
 
 def use_app_navigation() -> None:
