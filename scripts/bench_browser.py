@@ -25,9 +25,10 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-CHROMIUM = os.environ.get("VPS_CHROMIUM", "/usr/bin/chromium")
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run"]
+if str(ROOT) not in sys.path:  # run as a script: ``scripts.chromium`` beside it, the engine for the scene photo
+    sys.path.insert(0, str(ROOT))
+from scripts.chromium import ARGS, CHROMIUM  # noqa: E402
+
 IDLE = "document.querySelector('[data-test-script-state]')?.getAttribute('data-test-script-state') === 'notRunning'"
 #: every change of the page's content, timed (performance.now(), ms), from the first byte of the document on
 WATCH = """(() => { window.__changes = [];
@@ -251,7 +252,6 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
     from playwright.sync_api import sync_playwright
 
-    sys.path.insert(0, str(ROOT))  # run as a script: the project's engine, for the scene photo
     from core.data.scenes import read_scenes, write_scenes
 
     load = os.getloadavg()
