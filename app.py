@@ -6,14 +6,12 @@ The entry point names the pages (so the sidebar says "Search", not "app"); each 
 
 from __future__ import annotations
 
-from ui.nav import app_navigation, named_by_app, set_app_page_config
+from ui.nav import app_navigation, set_app_page_config
 
 
 def main() -> None:
     set_app_page_config()
-    page = app_navigation()
-    with named_by_app():
-        page.run()
+    app_navigation().run()
 
 
 main()

@@ -48,22 +48,6 @@ def test_the_app_navigation_never_changes_the_flag():
     assert at.session_state["flag_after_app_navigation"] is True  # the app navigation leaves it
 
 
-def test_a_page_app_py_runs_does_not_name_the_pages_again(monkeypatch):
-    """app.py sets the page config and names the pages before it runs the page; the page does neither again
-    (a fresh server's first paint waited for both twice), but does both when Streamlit ran its file itself."""
-    import ui.nav
-
-    calls = []
-    monkeypatch.setattr(ui.nav, "set_app_page_config", lambda: calls.append("config"))
-    monkeypatch.setattr(ui.nav, "app_navigation", lambda: calls.append("pages"))
-    monkeypatch.setattr(ui.nav.PagesManager, "uses_pages_directory", True)
-    with ui.nav.named_by_app():
-        ui.nav.use_app_navigation()
-    assert calls == []
-    ui.nav.use_app_navigation()  # a link to the page, run by Streamlit without app.py
-    assert calls == ["config", "pages"]
-
-
 def _record_config_and_pages(monkeypatch) -> list:
     import ui.nav
 

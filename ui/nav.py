@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from contextvars import ContextVar
 
 import streamlit as st
@@ -19,9 +17,6 @@ from ui.settings import settings_ok
 #: :func:`use_app_navigation`) and the private ``_navigation`` (called by :func:`app_navigation`) were last checked
 #: (tests/test_nav.py fails on another release until checked)
 PRIVATE_CHECKED_ON = "1.67"
-
-#: True while app.py runs the page it named the pages for (the script thread's context: one run, one session)
-_NAMED_BY_APP: ContextVar[bool] = ContextVar("vps_pages_named_by_app", default=False)
 
 #: True in a run whose favicon and page icons wait for its title (:func:`set_app_page_config`)
 _ICONS_LATER: ContextVar[bool] = ContextVar("vps_set_app_icons", default=False)
@@ -75,25 +70,14 @@ def set_app_icons() -> None:
         app_navigation()
 
 
-@contextmanager
-def named_by_app() -> Iterator[None]:
-    """Around app.py's run of the page :func:`app_navigation` returned: the page config is set and the pages are
-    named for this run already, so the page does not do it again (:func:`use_app_navigation`)."""
-    token = _NAMED_BY_APP.set(True)
-    try:
-        yield
-    finally:
-        _NAMED_BY_APP.reset(token)
-
-
 def use_app_navigation() -> None:
     """Called first by every page: where Streamlit ran the page file itself, name the app's pages.
 
     A ``pages/`` folder beside ``app.py`` makes Streamlit run in its old multipage mode: its own page list
     ("app" plus the files), and a page's file run without ``app.py`` when the URL names that page. Naming the
-    app's pages here replaces that list, so every user sees the pages ``app.py`` names. When app.py runs the page
-    (:func:`named_by_app`) that is done already: doing it twice cost a fresh server's first paint about 30 ms.
+    app's pages here replaces that list, so every user sees the pages ``app.py`` names. (Under app.py too: skipping
+    it there, as a shortcut, broke the widgets' values in tests/test_app.py; the cause was not run down.)
     """
-    if PagesManager.uses_pages_directory and not _NAMED_BY_APP.get():
+    if PagesManager.uses_pages_directory:
         set_app_page_config()  # before the navigation, as app.py does: the pages' icons never become the favicon
         app_navigation()
