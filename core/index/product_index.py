@@ -137,6 +137,10 @@ class ProductIndex(IndexBackend):
         copy, so only ``vectors.npy`` can be): the caller should open or rebuild it again."""
         return self.vectors.intact()
 
+    def wait_warm(self, timeout: float | None = None) -> bool:
+        """Wait (up to ``timeout`` s) for the read pass that warms ``vectors.npy`` on open; True once it has ended."""
+        return self.vectors.wait_warm(timeout)
+
     @property
     def summary(self) -> str:
         m = self.manifest
