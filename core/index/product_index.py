@@ -162,9 +162,12 @@ class ProductIndex(IndexBackend):
 
     # ---------------------------------------------------------------- search
     def _exact(self, q: np.ndarray, ids: np.ndarray, chunk: int = 65_536) -> tuple[np.ndarray, np.ndarray]:
+        """Scores of rows ``ids`` on the stored vectors, on this thread: ``einsum``, not BLAS, which hands part of even
+        a search's 640-row product to a thread of its own and waits for it, long where other work holds the cores
+        (BENCHMARKS.md, issue 29)."""
         if len(ids) == 0:
             return ids, np.zeros(0, np.float32)
-        return ids, np.concatenate([np.asarray(self.vectors[ids[a:a + chunk]] @ q, np.float32)
+        return ids, np.concatenate([np.einsum("ij,j->i", self.vectors[ids[a:a + chunk]], q)
                                     for a in range(0, len(ids), chunk)])
 
     @property
