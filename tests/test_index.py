@@ -345,3 +345,14 @@ def test_info_verb_shows_the_search_settings(sample_index):
     bad = subprocess.run([sys.executable, "-m", "core", "info", "--index", str(sample_index.root / "nope")],
                          cwd=ROOT, capture_output=True, text=True, timeout=100)
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1 and "Traceback" not in bad.stderr
+
+
+def test_row_scores_are_the_matrix_product_on_the_calling_thread():
+    from core.index import row_scores
+
+    rng = np.random.default_rng(0)
+    rows, q = rng.normal(size=(640, 96)).astype(np.float32), rng.normal(size=96).astype(np.float32)
+    got = row_scores(rows, q)
+    assert got.dtype == np.float32 and got.shape == (640,)
+    np.testing.assert_allclose(got, rows.astype(np.float64) @ q, rtol=1e-5, atol=1e-4)
+    assert row_scores(np.zeros((0, 96), np.float32), q).shape == (0,)

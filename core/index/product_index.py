@@ -27,7 +27,7 @@ from core.config.store import (
 from core.data.catalog import Catalog, CatalogRow
 from core.embedding import Embedder
 from core.index import tuning
-from core.index.backend import BuildReport, Hit, IndexBackend, embed_rows
+from core.index.backend import BuildReport, Hit, IndexBackend, embed_rows, row_scores
 from core.index.files import (
     FORMAT_VERSION,
     GRAPH_FIELDS,
@@ -162,13 +162,10 @@ class ProductIndex(IndexBackend):
 
     # ---------------------------------------------------------------- search
     def _exact(self, q: np.ndarray, ids: np.ndarray, chunk: int = 65_536) -> tuple[np.ndarray, np.ndarray]:
-        """Scores of rows ``ids`` on the stored vectors, on this thread: ``einsum``, not BLAS, which hands part of even
-        a search's 640-row product to a thread of its own and waits for it, long where other work holds the cores
-        (BENCHMARKS.md, issue 29)."""
+        """Scores of rows ``ids`` on the stored vectors, on this thread (:func:`row_scores`)."""
         if len(ids) == 0:
             return ids, np.zeros(0, np.float32)
-        return ids, np.concatenate([np.einsum("ij,j->i", self.vectors[ids[a:a + chunk]], q)
-                                    for a in range(0, len(ids), chunk)])
+        return ids, np.concatenate([row_scores(self.vectors[ids[a:a + chunk]], q) for a in range(0, len(ids), chunk)])
 
     @property
     def settings(self) -> dict:
