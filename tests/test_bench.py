@@ -116,7 +116,9 @@ def test_cli_has_bench_verb():
     from core.cli import build_parser
 
     a = build_parser("bench").parse_args(["bench", "--quick", "--out", "x.md", "--sections", "regions"])
-    assert a.quick and a.out == "x.md" and a.sections == "regions"
+    assert a.quick and a.out == "x.md" and a.sections == "regions" and not a.reuse_index
+    a = build_parser("bench").parse_args(["bench", "--sections", "query", "--workdir", "w", "--reuse-index"])
+    assert a.reuse_index and a.workdir == "w"
 
 
 def test_the_cli_offers_every_section_the_runner_has():
