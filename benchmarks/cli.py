@@ -20,6 +20,9 @@ def args_bench(p) -> None:
                         "load test of the served app (see --served-driver); browser: the app's latency in headless "
                         "Chromium from a fresh cache, against its goals)")
     p.add_argument("--workdir", default=None, help="scratch folder for synthetic data (default: a temp dir)")
+    p.add_argument("--reuse-index", action="store_true",
+                   help="query section: reuse the indexes an earlier run built in the same --workdir (their "
+                        "recorded build time is reported) instead of building them again")
     p.add_argument("--query-sizes", default=None, metavar="N,N",
                    help="catalog sizes of the query section (default 10000,100000,1000000; --quick: 5000)")
     p.add_argument("--served-driver", choices=("websocket", "browser"), default="websocket",
@@ -43,5 +46,5 @@ def run_bench(a) -> int:
     if sizes and min(sizes) < 100:
         raise ValueError("--query-sizes: each size must be at least 100")
     run(quick=a.quick, out=a.out, workdir=a.workdir, sections=sections, ann_budget_s=a.ann_budget,
-        query_sizes=sizes, served_driver=a.served_driver)
+        query_sizes=sizes, served_driver=a.served_driver, reuse_index=a.reuse_index)
     return 0

@@ -154,8 +154,31 @@ def bench_int8_recall(quick: bool) -> Table:
 
 
 # ---------------------------------------------------------------- 2. query latency
+def _time_queries(emb, idx, blobs: list[bytes], during=None) -> tuple[list, list, list, list, int]:
+    """Each photo searched in turn: (total ms, embedding ms, top-K product ids, query vectors, how many ran while
+    ``during()`` was true)."""
+    from core.embedding.query import embed_query
+
+    tot, emb_ms, found, qs, n_during = [], [], [], [], 0
+    for b in blobs:
+        busy = during is not None and during()
+        t0 = time.perf_counter()
+        q = embed_query(emb, b).vector
+        t1 = time.perf_counter()
+        hits = idx.search(q, K)[0]
+        t2 = time.perf_counter()
+        assert len(hits) == K
+        tot.append((t2 - t0) * 1e3)
+        emb_ms.append((t1 - t0) * 1e3)
+        found.append([h.product_id for h in hits])
+        qs.append(q)
+        n_during += busy
+    return tot, emb_ms, found, qs, n_during
+
+
 def _query_case(index_dir: str, query_files: list[str], spec: str) -> dict:
-    """Fresh process: load embedder + index like the app does, time image bytes -> ranked products."""
+    """Fresh process: load embedder + index like the app does, time image bytes -> ranked products: first right
+    after opening (cold: the read pass that warms ``vectors.npy`` may still run), then warm, after it ended."""
     from core.embedding import load_embedder
     from core.embedding.query import embed_query
     from core.index.product_index import ProductIndex
@@ -168,18 +191,11 @@ def _query_case(index_dir: str, query_files: list[str], spec: str) -> dict:
     blobs = [Path(f).read_bytes() for f in query_files]
     embed_query(emb, blobs[0])
     idx.search(embed_query(emb, blobs[1 % len(blobs)]).vector, K)
-    tot, emb_ms, found, qs = [], [], [], []
-    for b in blobs:
-        t0 = time.perf_counter()
-        q = embed_query(emb, b).vector
-        t1 = time.perf_counter()
-        hits = idx.search(q, K)[0]
-        t2 = time.perf_counter()
-        assert len(hits) == K
-        tot.append((t2 - t0) * 1e3)
-        emb_ms.append((t1 - t0) * 1e3)
-        found.append([h.product_id for h in hits])
-        qs.append(q)
+    cold, _, _, _, racing = _time_queries(emb, idx, blobs, lambda: not idx.wait_warm(0))
+    t0 = time.perf_counter()
+    idx.wait_warm()
+    wait_s = time.perf_counter() - t0
+    tot, emb_ms, found, qs, _ = _time_queries(emb, idx, blobs)
     r = rss_mb()  # before the exact searches below, which touch every page of the vectors
     t0 = time.perf_counter()
     for q in qs[:3]:  # the index's own exact path, timed on a few queries (each reads every vector)
@@ -191,6 +207,8 @@ def _query_case(index_dir: str, query_files: list[str], spec: str) -> dict:
     return {"load_s": load_s, "p50": float(np.percentile(tot, 50)), "p99": float(np.percentile(tot, 99)),
             "embed_p50": float(np.percentile(emb_ms, 50)), "search_p50": float(np.percentile(
                 np.array(tot) - np.array(emb_ms), 50)), "anon": r["anon"], "file": r["file"],
+            "cold_p50": float(np.percentile(cold, 50)), "cold_p99": float(np.percentile(cold, 99)),
+            "racing": racing, "wait_s": wait_s,
             "base_anon": base["anon"], "backend": getattr(emb, "backend", "torch"),
             "recall": neighbour_recall(found, truth, K), "exact_ms": exact_ms,
             "annoy_dim": idx.manifest.get("annoy_dim", idx.dim), "forest": _forest_name(idx.manifest),
@@ -232,28 +250,38 @@ def build_synthetic_index(out: Path, real: np.ndarray, real_items: list[dict], n
 
 
 def bench_query(quick: bool, real: np.ndarray, real_items: list[dict], queries: list[Path], root: Path,
-                workdir: Path, spec: str, sizes: tuple[int, ...] | None = None) -> Table:
+                workdir: Path, spec: str, sizes: tuple[int, ...] | None = None, reuse: bool = False) -> Table:
     sizes = sizes or ((5_000,) if quick else (10_000, 100_000, 1_000_000))
     nq = 20 if quick else 200
     qfiles = [str(p) for p in (queries * (1 + nq // max(1, len(queries))))[:nq]]
     t = Table(f"End-to-end query latency ({nq} real query photos: JPEG bytes in, top-{K} products out)",
-              ["products", "p50 ms", "p99 ms", "embed p50 ms", "search p50 ms", "index build s", "load s",
+              ["products", "p50 ms", "p99 ms", "embed p50 ms", "search p50 ms", "cold p50 / p99 ms",
+               "queries during read pass", "index build s", "load s",
                "RSS anon MB", "RSS file MB", "backend", "forest", "forest dim",
                "effort / candidates (chosen at build)", "build-time recall@10", "product recall@10 vs exact",
                "exact search ms", "speed-up vs exact"])
     for n in sizes:
         d = workdir / f"index-{n}"
-        t0 = time.perf_counter()
-        in_fresh_process(build_synthetic_index, d, real, real_items, n, spec, workdir, root)
-        build_s = time.perf_counter() - t0
+        if reuse and (d / "BUILD_SECONDS").is_file():  # built by an earlier run with this --workdir
+            build_s = float((d / "BUILD_SECONDS").read_text())
+            t.notes.append(f"The {n:,} index was built by an earlier run in the same --workdir (--reuse-index): its "
+                           "build time is that run's.")
+        else:
+            t0 = time.perf_counter()
+            in_fresh_process(build_synthetic_index, d, real, real_items, n, spec, workdir, root)
+            build_s = time.perf_counter() - t0
         r = in_fresh_process(_query_case, str(d), qfiles, spec)
-        t.add(n, r["p50"], r["p99"], r["embed_p50"], r["search_p50"], build_s, r["load_s"], r["anon"], r["file"],
+        t.add(n, r["p50"], r["p99"], r["embed_p50"], r["search_p50"], f"{r['cold_p50']:.1f} / {r['cold_p99']:.1f}",
+              r["racing"], build_s, r["load_s"], r["anon"], r["file"],
               r["backend"], r["forest"], r["annoy_dim"], r["settings"], r["tuned_recall"], r["recall"], r["exact_ms"],
               r["exact_ms"] / max(r["search_p50"], 1e-3))
         print(f"query {n:,}: " + ", ".join(f"{c} {v}" for c, v in zip(t.columns, t.rows[-1])), flush=True)
         (d / "BUILD_SECONDS").write_text(f"{build_s:.1f}")  # the ANN section reuses this index
-    t.notes += ["One query at a time in a fresh process that loads the embedder and the index as the app does; "
-                "RSS after the queries: anon = private memory, file = memory-mapped index pages (page cache, "
+    t.notes += ["One query at a time in a fresh process that loads the embedder and the index as the app does. "
+                "p50 / p99 are warm: timed after the read pass that warms vectors.npy on open has ended. Cold: "
+                "the same photos timed first, right after opening (the read pass, of the whole file, may still "
+                "run: 'queries during read pass' of them started while it did). RSS after the queries: anon = "
+                "private memory, file = memory-mapped index pages (page cache, "
                 "shared and reclaimable).",
                 "Catalog = real images' vectors plus synthetic vectors around them (one image per product).",
                 "Product recall@10 vs exact: share of the top-10 products of the same search with exact=True; "
@@ -544,6 +572,7 @@ class Inputs:
     ann_budget_s: float
     query_sizes: tuple[int, ...] | None = None
     served_driver: str = "websocket"
+    reuse_index: bool = False
     _images: tuple | None = None
     _vectors: dict | None = None
 
@@ -599,7 +628,8 @@ def _restart(i: Inputs) -> list[Table]:
 
 def _query(i: Inputs) -> list[Table]:
     v = i.vectors()
-    return [timed(bench_query, i.quick, v["real"], v["items"], v["qok"], v["root"], i.tmp, v["spec"], i.query_sizes)]
+    return [timed(bench_query, i.quick, v["real"], v["items"], v["qok"], v["root"], i.tmp, v["spec"], i.query_sizes,
+                  i.reuse_index)]
 
 
 def _ann(i: Inputs) -> list[Table]:
@@ -654,14 +684,14 @@ SECTIONS: dict[str, Callable[[Inputs], list[Table]]] = {
 def run(quick: bool = False, out: str | None = None, workdir: str | None = None,
         sections: tuple[str, ...] = ("embed", "query", "ann", "umap", "regions", "app", "milvus", "ray"),
         ann_budget_s: float = 900.0, query_sizes: tuple[int, ...] | None = None,
-        served_driver: str = "websocket") -> list[Table]:
+        served_driver: str = "websocket", reuse_index: bool = False) -> list[Table]:
     """Run the benchmark's ``sections`` (in :data:`SECTIONS` order); returns its tables and writes them as markdown
     to ``out`` if given, after each section too, so a long run keeps what it has measured."""
     facts = machine_facts()
     print(f"bench ({'quick' if quick else 'full'}) on {facts['nproc']} x {facts['cpu']}, load {facts['load']}")
     tmp = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="vps-bench-"))
     tmp.mkdir(parents=True, exist_ok=True)
-    inputs = Inputs(quick, tmp, ann_budget_s, query_sizes, served_driver)
+    inputs = Inputs(quick, tmp, ann_budget_s, query_sizes, served_driver, reuse_index=reuse_index)
     tables: list[Table] = []
     if out:
         _partial.update(tables=[], out=out, facts=facts, quick=quick)

@@ -48,7 +48,7 @@ WIDE_QUERY_COLUMNS = 3  # cards per row beside the wide query column of "Find ea
 SHORT_TEXT = 90  # characters of a long text field shown on a card
 
 
-def search_settings(ctx: Context, types: ColumnTypes) -> list[str]:
+def search_settings(ctx: Context) -> list[str]:
     """Sidebar: number of results, minimum similarity, ranking and metadata filters, bound to the app state (so
     they survive page switches and travel in the URL) -> the search filters."""
     state = app_state()
@@ -68,7 +68,7 @@ def search_settings(ctx: Context, types: ColumnTypes) -> list[str]:
                                     help="Cosine similarity between the query and a product's best image; 0 shows "
                                          "all.")
         st.subheader("Filters")
-        available = catalog_facets(ctx, types)
+        available = catalog_facets(ctx)
         view_where(available)  # the state's filters, checked against this catalog's
         for f in available:
             set_filter(f, facet_widget(f))
@@ -183,7 +183,7 @@ def main(frame: Frame) -> None:
         st.stop()
     try:
         types = catalog_types(ctx)
-        where = search_settings(ctx, types)
+        where = search_settings(ctx)
     except USER_ERRORS as e:
         frame.shown()
         show_error(e)

@@ -28,7 +28,7 @@ from ui.messages import USER_ERRORS, md, show_error
 from ui.query import crop_picker, embedded_query, photo_picker, query_key, state_text
 from ui.sidebar import describe, sidebar
 from ui.state import RANKS, app_state, bind, sync_url
-from ui.view import catalog_facets, catalog_types, view_results, view_where
+from ui.view import catalog_facets, view_results, view_where
 from ui.words import RANKING_HELP, column_name, ranking_name
 
 
@@ -159,7 +159,7 @@ def main(frame: Frame) -> None:
         if mode == "dynamic" and not dynamic_ready(ctx, searcher):
             st.stop()
         try:
-            where = view_where(catalog_facets(ctx, catalog_types(ctx)))
+            where = view_where(catalog_facets(ctx))
             query = embedded_query(ctx, photo, crop, text, weight)
             forget_votes_on_new_query(query_key(ctx, photo, crop, text, weight))
             res, shown = view_results(ctx, searcher, query, where, weights=weights)

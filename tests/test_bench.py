@@ -116,7 +116,9 @@ def test_cli_has_bench_verb():
     from core.cli import build_parser
 
     a = build_parser("bench").parse_args(["bench", "--quick", "--out", "x.md", "--sections", "regions"])
-    assert a.quick and a.out == "x.md" and a.sections == "regions"
+    assert a.quick and a.out == "x.md" and a.sections == "regions" and not a.reuse_index
+    a = build_parser("bench").parse_args(["bench", "--sections", "query", "--workdir", "w", "--reuse-index"])
+    assert a.reuse_index and a.workdir == "w"
 
 
 def test_the_cli_offers_every_section_the_runner_has():
@@ -145,3 +147,31 @@ def test_the_restart_section_times_fresh_processes_on_a_warm_cache(tmp_path):
         assert f"| {step} | " in text
     heavy = text.split("Heavy modules the first search imported: ", 1)[1].split(" (of ", 1)[0]
     assert "torch" not in heavy.split(", "), heavy
+
+
+def test_query_rows_are_timed_warm_apart_from_cold_and_reuse_a_built_index(sample_vectors, tmp_path, monkeypatch):
+    """The query section times each size twice in its process: right after opening (cold) and after the read pass
+    that warms vectors.npy (p50 / p99); with reuse it searches the index an earlier run left in its workdir."""
+    from core.embedding import DEFAULT_SPEC
+
+    monkeypatch.setattr(bench, "in_fresh_process", lambda fn, *a: fn(*a))  # same process: fast
+    items = [{"product_id": f"R{i:05d}", "image": f"{i}.jpg"} for i in range(len(sample_vectors))]
+    queries = sorted((SAMPLE / "queries").glob("*.jpg"))[:4]
+    args = (True, sample_vectors, items, queries, SAMPLE / "images", tmp_path, DEFAULT_SPEC, (200,))
+    t = bench.bench_query(*args)
+    row = dict(zip(t.columns, t.rows[0]))
+    cold_p50, cold_p99 = (float(x) for x in row["cold p50 / p99 ms"].split(" / "))
+    assert 0 < cold_p50 <= cold_p99 and 0 < float(row["p50 ms"]) <= float(row["p99 ms"])
+    assert 0 <= int(row["queries during read pass"]) <= 20 and float(row["product recall@10 vs exact"]) > 0.5
+    assert any("warm" in n and "Cold" in n for n in t.notes)
+    built = (tmp_path / "index-200" / "BUILD_SECONDS").read_text()
+
+    def no_build(*a):
+        raise AssertionError("the index was built again")
+
+    monkeypatch.setattr(bench, "build_synthetic_index", no_build)
+    again = bench.bench_query(*args, reuse=True)
+    assert float(dict(zip(again.columns, again.rows[0]))["index build s"]) == float(built)  # the recorded time
+    assert any("--reuse-index" in n for n in again.notes)
+    with pytest.raises(AssertionError, match="built again"):
+        bench.bench_query(*args)  # without reuse the index is built afresh

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -268,6 +269,34 @@ def test_the_vectors_are_read_once_in_the_background_when_memory_allows(tmp_path
         assert files.prefetch(f.fileno(), 3 << 20) is None
 
 
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="reads a thread's nice value from /proc")
+def test_the_read_pass_runs_at_the_lowest_priority_and_can_be_waited_for(sample_index, monkeypatch):
+    import os
+    import threading
+
+    import core.index.files as files
+
+    entered, release, real = threading.Event(), threading.Event(), os.preadv
+
+    def held(fd, buffers, offset):  # the read pass waits here until the test has looked at it
+        if threading.current_thread().name == "vectors-prefetch":
+            entered.set()
+            release.wait(120)
+        return real(fd, buffers, offset)
+
+    monkeypatch.setattr(files.os, "preadv", held)
+    idx = ProductIndex.load(sample_index.root)
+    try:
+        assert entered.wait(120)
+        tid = idx.vectors._warming.native_id
+        nice = int(Path(f"/proc/self/task/{tid}/stat").read_text().rsplit(")", 1)[1].split()[16])
+        assert nice == 19 and not idx.wait_warm(0)  # searches come first; the pass has not ended
+        assert idx.search(np.asarray(idx.vectors[0]), 3)[0]  # searching does not wait for it
+    finally:
+        release.set()
+    assert idx.wait_warm(120) and idx.vectors.wait_warm(0)
+
+
 def test_vectors_are_read_by_row_like_an_array(sample_index):
     v, whole = sample_index.vectors, np.asarray(sample_index.vectors)
     assert whole.shape == v.shape == (len(sample_index.items), sample_index.dim) and len(v) == len(whole)
@@ -316,3 +345,14 @@ def test_info_verb_shows_the_search_settings(sample_index):
     bad = subprocess.run([sys.executable, "-m", "core", "info", "--index", str(sample_index.root / "nope")],
                          cwd=ROOT, capture_output=True, text=True, timeout=100)
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1 and "Traceback" not in bad.stderr
+
+
+def test_row_scores_are_the_matrix_product_on_the_calling_thread():
+    from core.index import row_scores
+
+    rng = np.random.default_rng(0)
+    rows, q = rng.normal(size=(640, 96)).astype(np.float32), rng.normal(size=96).astype(np.float32)
+    got = row_scores(rows, q)
+    assert got.dtype == np.float32 and got.shape == (640,)
+    np.testing.assert_allclose(got, rows.astype(np.float64) @ q, rtol=1e-5, atol=1e-4)
+    assert row_scores(np.zeros((0, 96), np.float32), q).shape == (0,)

@@ -82,6 +82,29 @@ def test_int8_model_records_what_produced_it_and_rebuilds_when_stale(int8_embedd
     assert int8.record("efficientnet-lite0")["calibration_images"] == len(fewer)
 
 
+def test_calibration_digest_is_recorded_and_read_again_when_an_image_changes(monkeypatch, tmp_path):
+    """A warm load takes the calibration images' digest from its record; a changed image is read again."""
+    import os
+
+    from core.embedding import int8
+
+    images = []
+    for i, src in enumerate(int8.calibration_images()[:3]):
+        images.append(tmp_path / f"c{i}.jpg")
+        images[-1].write_bytes(src.read_bytes())
+    first = int8.calibration_digest(images)
+    assert first == int8.files_digest(images)
+    reads = []
+    real = int8.files_digest
+    monkeypatch.setattr(int8, "files_digest", lambda paths: reads.append(1) or real(paths))
+    assert int8.calibration_digest(images) == first and not reads  # recorded: no image read
+    images[1].write_bytes(images[1].read_bytes() + b"\0")  # another size
+    st = images[1].stat()
+    os.utime(images[1], ns=(st.st_atime_ns, st.st_mtime_ns + 1))
+    changed = int8.calibration_digest(images)
+    assert reads and changed != first and changed == real(images)
+
+
 def test_int8_needs_onnx_runtime_one_line_error():
     with pytest.raises(ValueError, match="ONNX Runtime only"):
         EfficientNetLiteEmbedder(SPEC, backend="torch")

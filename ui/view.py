@@ -56,10 +56,9 @@ def catalog_types(ctx: Context) -> ColumnTypes:
     return _view_of(ctx)[0]
 
 
-def catalog_facets(ctx: Context, types: ColumnTypes) -> list[Facet]:
+def catalog_facets(ctx: Context) -> list[Facet]:
     """The filters the catalog's live products offer (kept with :func:`catalog_types`)."""
-    kept_types, kept = _view_of(ctx)
-    return kept if types == kept_types else facets(live_fields(ctx), types=types)
+    return _view_of(ctx)[1]
 
 
 def facet_range(f: Facet) -> tuple[float, float, float]:

@@ -9,7 +9,9 @@ against always go through the same model.
 
 The file is cached under ``cache_dir()/onnx`` beside a JSON record of what produced it (the fp32 model's
 SHA-256, the calibration images' SHA-256, ONNX Runtime's and onnx's versions, the recipe); its name is a digest of
-that record, so a change in any of them builds a new one (never downloaded) and the stale one is removed.
+that record, so a change in any of them builds a new one (never downloaded) and the stale one is removed. The
+calibration images' digest is itself recorded with their sizes and times (:func:`calibration_digest`), so a
+warm load does not read them again.
 """
 
 from __future__ import annotations
@@ -52,13 +54,34 @@ def files_digest(paths: list[Path]) -> str:
     return h.hexdigest()
 
 
+def calibration_digest(images: list[Path]) -> str:
+    """:func:`files_digest` of ``images``, recorded in ``cache_dir()/onnx/calibration.json`` with each file's path,
+    size and modification time: a warm load takes it from there instead of reading the images again; a changed
+    image (another size or time) is read again, so a stale model is still rebuilt."""
+    from core.config.paths import cache_dir
+
+    stats = [(str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns) for p in images]
+    stamp = hashlib.sha256(json.dumps(stats).encode()).hexdigest()
+    path = cache_dir() / "onnx" / "calibration.json"
+    try:
+        rec = json.loads(path.read_text())
+        if rec["stamp"] == stamp and isinstance(rec["sha256"], str):
+            return rec["sha256"]
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    digest = files_digest(images)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, json.dumps({"stamp": stamp, "sha256": digest, "images": len(images)}))
+    return digest
+
+
 def produced_by(fp32: bytes, images: list[Path]) -> dict:
     """What an int8 model is made from: recorded beside it, and digested into its file name."""
     import onnx
     import onnxruntime
 
     return {"source_model_sha256": hashlib.sha256(fp32).hexdigest(), "calibration_images": len(images),
-            "calibration_sha256": files_digest(images), "onnxruntime": onnxruntime.__version__,
+            "calibration_sha256": calibration_digest(images), "onnxruntime": onnxruntime.__version__,
             "onnx": onnx.__version__, "recipe": RECIPE}
 
 
@@ -96,25 +119,13 @@ def quantize(fp32: bytes, images: list[Path], preprocess: Preprocess) -> bytes:
 def cached_model(name: str, fp32: bytes, preprocess: Preprocess) -> bytes:
     """The int8 model of ``fp32`` (cached as ``<name>-int8-<digest>.onnx`` + ``.json``), built when missing or
     stale; a stale model of the same name is removed once the new one is written."""
-    from filelock import FileLock
-
-    from core.config.paths import cache_dir
+    from core.embedding import onnx
 
     images = calibration_images()
     record = produced_by(fp32, images)
     key = hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()[:16]
-    d = cache_dir() / "onnx"
-    d.mkdir(parents=True, exist_ok=True)
-    path = d / f"{name}-int8-{key}.onnx"
-    with FileLock(str(d / f"{name}-int8.lock")):
-        if not path.is_file():
-            model = quantize(fp32, images, preprocess)
-            atomic_write(path.with_suffix(".json"), json.dumps({"model": path.name, "produced_by": record}, indent=1))
-            atomic_write(path, model)
-            for old in d.glob(f"{name}-int8-*"):
-                if old.stem != path.stem:
-                    old.unlink(missing_ok=True)
-        return path.read_bytes()
+    return onnx.cached(f"{name}-int8-{key}", lambda: quantize(fp32, images, preprocess), record,
+                       stale=f"{name}-int8-*", lock=f"{name}-int8")
 
 
 def record(name: str) -> dict | None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import io
+import json
 import re
 import warnings
 from collections.abc import Callable
@@ -89,16 +90,32 @@ def export(module: torch.nn.Module, forward, image_size: int, outputs: tuple[str
 def cached_model(spec: str, weights: str, image_size: int, make: Callable[[], bytes]) -> bytes:
     """The ONNX bytes for this exact model (``spec`` with ``weights`` at ``image_size``): read from the cache
     folder, or made by ``make()`` (an :func:`export`) once and kept there."""
+    return cached(f"{spec.replace(':', '-')}-{_key(spec, weights, image_size)}", make)
+
+
+def cached(name: str, make: Callable[[], bytes], record: dict | None = None, stale: str | None = None,
+           lock: str | None = None) -> bytes:
+    """The one model cache: ``cache_dir()/onnx/<name>.onnx``, read, or made by ``make()`` once (under the file lock
+    ``<lock>.lock``, default ``<name>.onnx.lock``; written atomically) with ``record`` (what produced it) beside it
+    as ``<name>.json``; then the files matching the glob ``stale`` of other names (older models of the same kind,
+    which should share ``lock``) are removed."""
     from filelock import FileLock
 
     from core.config.paths import cache_dir
 
     d = cache_dir() / "onnx"
     d.mkdir(parents=True, exist_ok=True)
-    path = d / f"{spec.replace(':', '-')}-{_key(spec, weights, image_size)}.onnx"
-    with FileLock(str(path) + ".lock"):
+    path = d / f"{name}.onnx"
+    with FileLock(str(d / f"{lock}.lock") if lock else str(path) + ".lock"):
         if not path.is_file():
-            atomic_write(path, make())
+            model = make()
+            if record is not None:
+                atomic_write(path.with_suffix(".json"), json.dumps({"model": path.name, "produced_by": record},
+                                                                   indent=1))
+            atomic_write(path, model)
+            for old in d.glob(stale) if stale else ():
+                if not old.name.startswith(f"{name}."):
+                    old.unlink(missing_ok=True)
         return path.read_bytes()
 
 

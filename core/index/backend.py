@@ -203,6 +203,13 @@ class IndexBackend(ABC):
         return len(self.live_products())
 
 
+def row_scores(rows, q: np.ndarray) -> np.ndarray:
+    """``rows @ q`` as float32, computed on the calling thread (``einsum``): numpy's BLAS hands part of even a
+    search's few hundred rows to a thread of its own and waits for it, for milliseconds whenever other work holds
+    the cores (BENCHMARKS.md, issue 29)."""
+    return np.einsum("ij,j->i", np.asarray(rows, np.float32), np.asarray(q, np.float32))
+
+
 def item_of(catalog: Catalog, row: CatalogRow, root: Path) -> dict:
     """The ``{product_id, image}`` row of a catalog row; ``image`` relative to ``root`` where it lies inside."""
     root = root.resolve()

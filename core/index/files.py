@@ -147,10 +147,19 @@ class VectorFile:
 
     ndim, dtype = 2, np.dtype(np.float32)
 
-    def __init__(self, f, gen: Path, offset: int, n: int, dim: int):
+    def __init__(self, f, gen: Path, offset: int, n: int, dim: int, warming: threading.Thread | None = None):
         self._f, self._gen, self._offset = f, gen, offset
         self.shape = (n, dim)
         self._row = dim * 4
+        self._warming = warming
+
+    def wait_warm(self, timeout: float | None = None) -> bool:
+        """Wait up to ``timeout`` seconds (None: no limit) for the read pass that warms the file on open
+        (:func:`prefetch`); True once it has ended, or when none ran."""
+        if self._warming is not None:
+            self._warming.join(timeout)
+            return not self._warming.is_alive()
+        return True
 
     def __len__(self) -> int:
         return self.shape[0]
@@ -263,8 +272,7 @@ def read_vectors(gen: Path, n: int, dim: int) -> VectorFile:
     except BaseException:
         f.close()
         raise
-    prefetch(f.fileno(), size)
-    return VectorFile(f, gen, offset, n, dim)
+    return VectorFile(f, gen, offset, n, dim, prefetch(f.fileno(), size))
 
 
 def mem_available() -> int:
@@ -279,9 +287,10 @@ def mem_available() -> int:
 
 def prefetch(fd: int, size: int, chunk: int = 16 << 20) -> threading.Thread | None:
     """Read the whole file once in a background thread (its own descriptor, one reused 16 MB buffer: no private
-    memory kept) so it sits in the page cache, when it takes at most half the available memory: a search's
-    re-scored rows are then not disk reads (640 scattered rows of a 5 GB ``vectors.npy``: 18 ms from a cold cache,
-    1.8 ms warm; BENCHMARKS.md, issue 29). ``posix_fadvise(WILLNEED)`` read only 8 MB of it. Returns the thread."""
+    memory kept; the thread at the lowest CPU priority, so searches come first) so it sits in the page cache, when
+    it takes at most half the available memory: a search's re-scored rows are then not disk reads (640 scattered
+    rows of a 5 GB ``vectors.npy``: 18 ms from a cold cache, 1.8 ms warm; BENCHMARKS.md, issue 29).
+    ``posix_fadvise(WILLNEED)`` read only 8 MB of it. Returns the thread (``VectorFile.wait_warm`` waits for it)."""
     if size > mem_available() // 2:
         return None
     try:
@@ -290,6 +299,10 @@ def prefetch(fd: int, size: int, chunk: int = 16 << 20) -> threading.Thread | No
         return None
 
     def run() -> None:
+        try:  # Linux: each thread is a task with a nice value of its own
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+        except (OSError, AttributeError):
+            pass
         buf, done = bytearray(min(chunk, max(1, size))), 0
         try:
             while done < size:

@@ -27,7 +27,7 @@ from core.config.store import (
 from core.data.catalog import Catalog, CatalogRow
 from core.embedding import Embedder
 from core.index import tuning
-from core.index.backend import BuildReport, Hit, IndexBackend, embed_rows
+from core.index.backend import BuildReport, Hit, IndexBackend, embed_rows, row_scores
 from core.index.files import (
     FORMAT_VERSION,
     GRAPH_FIELDS,
@@ -137,6 +137,10 @@ class ProductIndex(IndexBackend):
         copy, so only ``vectors.npy`` can be): the caller should open or rebuild it again."""
         return self.vectors.intact()
 
+    def wait_warm(self, timeout: float | None = None) -> bool:
+        """Wait (up to ``timeout`` s) for the read pass that warms ``vectors.npy`` on open; True once it has ended."""
+        return self.vectors.wait_warm(timeout)
+
     @property
     def summary(self) -> str:
         m = self.manifest
@@ -158,10 +162,10 @@ class ProductIndex(IndexBackend):
 
     # ---------------------------------------------------------------- search
     def _exact(self, q: np.ndarray, ids: np.ndarray, chunk: int = 65_536) -> tuple[np.ndarray, np.ndarray]:
+        """Scores of rows ``ids`` on the stored vectors, on this thread (:func:`row_scores`)."""
         if len(ids) == 0:
             return ids, np.zeros(0, np.float32)
-        return ids, np.concatenate([np.asarray(self.vectors[ids[a:a + chunk]] @ q, np.float32)
-                                    for a in range(0, len(ids), chunk)])
+        return ids, np.concatenate([row_scores(self.vectors[ids[a:a + chunk]], q) for a in range(0, len(ids), chunk)])
 
     @property
     def settings(self) -> dict:

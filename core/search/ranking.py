@@ -19,7 +19,7 @@ import numpy as np
 from PIL import Image
 
 from core.config.store import atomic_path, write_json
-from core.index import IndexBackend
+from core.index import IndexBackend, row_scores
 from core.search.attributes import AttributeSet
 
 SIMILARITY = "similarity"
@@ -147,7 +147,7 @@ class Ranker:
         groups = [self.index.vector_ids[pid] for pid in products]
         if not groups:
             return Candidates(self.dims, [], feats, [], qa)
-        sims = np.asarray(self.index.vectors[np.concatenate(groups)]) @ np.asarray(vector, np.float32)
+        sims = row_scores(self.index.vectors[np.concatenate(groups)], vector)
         ends = np.cumsum([len(g) for g in groups])
         best = []
         for j, (g, b) in enumerate(zip(groups, ends)):  # each product's best image, in one matrix product
