@@ -11,7 +11,7 @@ from ui.frame import Frame, first_paint
 from ui.nav import use_app_navigation
 
 use_app_navigation()
-st.set_page_config(page_title="Search · Visual product search", page_icon="🔎", layout="wide")
+st.set_page_config(page_title="Search · Visual product search", layout="wide")  # the app's icon: ui.nav
 FRAME = first_paint(":material/image_search: Visual product search",  # before the engine is even imported
                     wide_query=bool(st.session_state.get("find_products")))  # room to click the products found
 

@@ -17,7 +17,7 @@ from core.index.workspace import catalog_label
 from ui.auth import edit_gate
 from ui.caches import Context, get_index
 from ui.messages import USER_ERRORS, flash, md, show_error
-from ui.nav import use_app_navigation
+from ui.nav import set_app_icons, use_app_navigation
 from ui.query import checked_upload
 from ui.sidebar import sidebar
 from ui.state import choose_catalog
@@ -145,6 +145,7 @@ def get_import_root() -> Path:
 
 def main() -> None:
     use_app_navigation()
+    set_app_icons()
     st.set_page_config(page_title="Catalog · Visual product search", page_icon="🗂️", layout="wide")
     ctx = sidebar()
     if ctx is None:

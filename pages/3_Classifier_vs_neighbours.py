@@ -25,7 +25,7 @@ from ui.auth import can_edit
 from ui.caches import Context
 from ui.explore import Compared, compared_embedders, get_report, index_projection, map_is_quick, umap_controls
 from ui.messages import USER_ERRORS, md, show_error
-from ui.nav import use_app_navigation
+from ui.nav import set_app_icons, use_app_navigation
 from ui.settings import settings
 from ui.sidebar import sidebar
 from ui.thumbnails import thumbnail_bytes
@@ -206,6 +206,7 @@ def main() -> None:
     use_app_navigation()
     st.set_page_config(page_title="Classifier vs neighbours", layout="wide")
     st.title("Classifier versus nearest neighbour")
+    set_app_icons()
     ctx = sidebar()
     if ctx is None:
         st.stop()

@@ -19,7 +19,7 @@ from ui.auth import edit_gate
 from ui.caches import Context, get_embedder, index_for, index_searcher, shipped_head
 from ui.explore import index_projection
 from ui.messages import USER_ERRORS, flash, md, show_error
-from ui.nav import use_app_navigation
+from ui.nav import set_app_icons, use_app_navigation
 from ui.settings import settings
 from ui.sidebar import sidebar
 from ui.words import MAP_HELP, RANKING_HELP, embedder_name, label_name, metrics_table, ranking_name
@@ -191,6 +191,7 @@ def main() -> None:
     use_app_navigation()
     st.set_page_config(page_title="Evaluation", layout="wide")
     st.title("Evaluation")
+    set_app_icons()
     ctx = sidebar()
     if ctx is None:
         st.stop()

@@ -39,9 +39,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as a script: ``scripts.ws_session`` beside it
     sys.path.insert(0, str(ROOT))
-CHROMIUM = os.environ.get("VPS_CHROMIUM", "/usr/bin/chromium")
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run"]
+from scripts.chromium import ARGS, CHROMIUM  # noqa: E402
+
 DRIVERS = ("websocket", "browser")
 PICKER = "Example shopper photo"  # the label of the widget a person picks another photo with
 REPICKS = 3  # times a session picks a photo again when the page did not take the pick

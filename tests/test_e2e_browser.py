@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from core.embedding.query import embed_query
+from scripts.chromium import ARGS, CHROMIUM
 from tests.helpers import cache_with_index
 from tests.test_app_state import mini_catalog
 
@@ -25,9 +26,6 @@ pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "sample_catalog"
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run"]
 WAIT = 300_000  # ms: the first search of a catalog builds its index and attribute filters (slow on 2 CPUs)
 
 

@@ -12,10 +12,11 @@ from pathlib import Path
 
 import pytest
 
+from scripts.chromium import ARGS, CHROMIUM
+
 pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parent.parent
-CHROMIUM = Path("/usr/bin/chromium")
 HOSTILE = ["see https://evil.example/x, www.evil.example and a@evil.example", ":smile: :material/home: :red[alert]",
            "live \u202egpj.exe", "HTTP://X.Y mailto:a@b.co", "- item [t](http://x/y) <b>b</b>"]
 SCRIPT = f"""
@@ -47,8 +48,7 @@ def test_escaped_catalog_text_forms_no_link_emoji_or_icon_in_chromium(tmp_path):
                             stderr=subprocess.DEVNULL)
     try:
         with sync_api.sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox", "--disable-gpu"],
-                                        headless=True)
+            browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
             page = browser.new_page()
             deadline = time.time() + 120
             while True:

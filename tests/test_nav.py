@@ -46,3 +46,46 @@ def test_the_app_navigation_never_changes_the_flag():
     assert not at.exception
     assert at.session_state["flag_after_public_call"] is False  # the reason: the public call ends the mode
     assert at.session_state["flag_after_app_navigation"] is True  # the app navigation leaves it
+
+
+def _record_config_and_pages(monkeypatch) -> list:
+    import ui.nav
+
+    calls: list = []
+    monkeypatch.setattr(ui.nav.st, "set_page_config", lambda **kw: calls.append(("favicon", kw.get("page_icon"))))
+    monkeypatch.setattr(ui.nav.st, "Page", lambda path, title, icon, default: icon)
+    monkeypatch.setattr(ui.nav, "_navigation", lambda pages, **kw: calls.append(("page icons", pages)))
+    monkeypatch.setattr(ui.nav, "settings_ok", lambda: True)
+    return calls
+
+
+def test_a_fresh_servers_first_run_sets_the_icons_after_the_title(monkeypatch):
+    """Before Streamlit's emoji table is loaded (a fresh server's first run), the favicon and the page list's icons
+    wait for the page's title: never the page list's icons without the favicon (the frontend would make the open
+    page's Material icon the favicon, fetched from the network)."""
+    import sys
+
+    import ui.nav
+
+    calls = _record_config_and_pages(monkeypatch)
+    monkeypatch.delitem(sys.modules, "streamlit.emojis", raising=False)
+    ui.nav.set_app_page_config()
+    ui.nav.app_navigation()
+    assert calls == [("favicon", None), ("page icons", [None] * len(ui.nav.PAGES))]
+    ui.nav.set_app_icons()  # the page's title is drawn
+    assert calls[2:] == [("favicon", ui.nav.ICON), ("page icons", [icon for _, _, icon in ui.nav.PAGES])]
+    ui.nav.set_app_icons()
+    assert len(calls) == 4  # once a run
+
+
+def test_later_runs_set_the_icons_at_once(monkeypatch):
+    import sys
+
+    import ui.nav
+
+    calls = _record_config_and_pages(monkeypatch)
+    monkeypatch.setitem(sys.modules, "streamlit.emojis", sys.modules["streamlit"])  # the table is loaded
+    ui.nav.set_app_page_config()
+    ui.nav.app_navigation()
+    ui.nav.set_app_icons()
+    assert calls == [("favicon", ui.nav.ICON), ("page icons", [icon for _, _, icon in ui.nav.PAGES])]

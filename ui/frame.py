@@ -1,6 +1,6 @@
 """A page's first paint, drawn before anything heavy is imported or loaded (the model, the index): its title, the
 catalog's name and a grey skeleton of the result cards, so that a first open is never a blank page. Imports only
-Streamlit and the standard library."""
+Streamlit, the standard library and :mod:`ui.nav` (the app's pages and icons)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
+
+from ui.nav import set_app_icons
 
 STATE_KEY = "vps_app"  # ui.state's key (not imported here: ui.state loads the engine)
 PAINTED = "vps_painted_"  # + a page's title: the caption its last run showed
@@ -69,6 +71,7 @@ def first_paint(title: str, *, cards: int = 10, note: str = "loading the model a
     """Draw the page's title, the catalog's name with ``note`` and (``cards`` > 0) a skeleton of the results;
     ``wide_query``: the query column takes 2/5 of the width instead of 1/4 (a photo to click products in)."""
     st.title(title)
+    set_app_icons()
     caption = st.empty()
     before = st.session_state.get(f"{PAINTED}{title}")  # a later run: what the page said last time, no skeleton
     caption.caption(before or f"{catalog_name()} · {note}")

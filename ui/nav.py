@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sys
+from contextvars import ContextVar
+
 import streamlit as st
 from streamlit.commands.navigation import _navigation  # private: see PRIVATE_CHECKED_ON
 from streamlit.navigation.page import StreamlitPage
@@ -14,6 +17,10 @@ from ui.settings import settings_ok
 #: :func:`use_app_navigation`) and the private ``_navigation`` (called by :func:`app_navigation`) were last checked
 #: (tests/test_nav.py fails on another release until checked)
 PRIVATE_CHECKED_ON = "1.67"
+
+#: True in a run whose favicon and page icons wait for its title (:func:`set_app_page_config`)
+_ICONS_LATER: ContextVar[bool] = ContextVar("vps_set_app_icons", default=False)
+ICON = "🔎"  # the app's favicon
 
 #: (file, title, icon): the sidebar's navigation, in order; the first is the home page
 PAGES = [
@@ -29,9 +36,16 @@ PAGES = [
 def set_app_page_config() -> None:
     """The app's title, icon and layout (a page may set its own title after); then, when a setting has a value it
     does not accept, one line says which and the run stops there. (Every run passes here: the garbage collector's
-    watch is installed on the first, :mod:`ui.heap`.)"""
+    watch is installed on the first, :mod:`ui.heap`.)
+
+    On a fresh server's first run the icons wait for the page's title (:func:`set_app_icons`): checking an
+    emoji loads Streamlit's emoji table (a large regular expression: about 35 ms of CPU, 0.06-0.15 s of a
+    first paint on a busy machine). Until then the page list has no icons either: the frontend makes the open
+    page's icon the favicon when none is set, and a Material icon's comes from the network."""
     keep_collections_cheap()
-    st.set_page_config(page_title="Visual product search", page_icon="🔎", layout="wide")
+    later = "streamlit.emojis" not in sys.modules
+    _ICONS_LATER.set(later)
+    st.set_page_config(page_title="Visual product search", page_icon=None if later else ICON, layout="wide")
     if not settings_ok():
         st.stop()
 
@@ -42,8 +56,18 @@ def app_navigation() -> StreamlitPage:
     mode for the whole process, so that a rerun ran the pages another way than the run before and widgets lost
     their values between the two. Setting the mode back after the call was not enough: the flag is one for the
     process, and another session's run starting meanwhile read it mid-change (a person's pick then lost)."""
-    return _navigation([st.Page(path, title=title, icon=icon, default=i == 0)
+    icons = not _ICONS_LATER.get()
+    return _navigation([st.Page(path, title=title, icon=icon if icons else None, default=i == 0)
                         for i, (path, title, icon) in enumerate(PAGES)], position="sidebar", expanded=False)
+
+
+def set_app_icons() -> None:
+    """The favicon and the page list's icons, where the run left them for later (:func:`set_app_page_config`).
+    Every page calls it right after its title (the Catalog page, whose title waits for the catalog, at once)."""
+    if _ICONS_LATER.get():
+        _ICONS_LATER.set(False)
+        st.set_page_config(page_icon=ICON)
+        app_navigation()
 
 
 def use_app_navigation() -> None:
@@ -51,7 +75,8 @@ def use_app_navigation() -> None:
 
     A ``pages/`` folder beside ``app.py`` makes Streamlit run in its old multipage mode: its own page list
     ("app" plus the files), and a page's file run without ``app.py`` when the URL names that page. Naming the
-    app's pages here replaces that list, so every user sees the pages ``app.py`` names.
+    app's pages here replaces that list, so every user sees the pages ``app.py`` names. (Under app.py too: skipping
+    it there, as a shortcut, broke the widgets' values in tests/test_app.py; the cause was not run down.)
     """
     if PagesManager.uses_pages_directory:
         set_app_page_config()  # before the navigation, as app.py does: the pages' icons never become the favicon
