@@ -35,8 +35,9 @@ def bench_browser(budget_s: float = 2400.0):
                 f"on {res['cpus']} CPUs; the browser runs on the same machine as the server.",
                 "first paint: the first frame drawn with the page's title, on the browser's clock from the start "
                 "of the navigation; the 'paint ·' rows are the steps before it on the same clock (the HTML "
-                "received, Streamlit's scripts run, the websocket open, the server's script run started, the "
-                "title's message received, the title in the page). The other figures: the page read every 0.1 s. "
+                "received, Streamlit's scripts run, the websocket open, the server's script run started and "
+                "its title sent, as the network got them; the title in the page). The other figures: the page "
+                "read every 0.1 s. "
                 "Each page opens in a browser of its own (no cached files). "
                 f"The restart row: each figure's median over {res.get('restarts', 1)} restarts. "
                 "longest still: the longest time in which nothing on the page "

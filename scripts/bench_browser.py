@@ -44,17 +44,8 @@ WATCH = """(() => { window.__changes = [];
                                                 attributes: true, attributeFilter: ['value', 'aria-valuenow']});
 })();"""
 #: the first paint, on the browser's own clock (performance.now(), ms from the start of the navigation): when the
-#: page's title (its frame's first element) enters the page and the first frame after that is drawn, with the steps
-#: before it: the websocket opened and the server's messages until the title (kept as bytes, read by ``paint``)
-PAINT = r"""(() => { const p = window.__paint = {wsOpen: null, msgs: [], title: null, painted: null};
-  const Socket = window.WebSocket;
-  window.WebSocket = class extends Socket { constructor(...a) { super(...a);
-    this.addEventListener('open', () => { p.wsOpen ??= performance.now(); });
-    this.addEventListener('message', (e) => { const t = performance.now();
-      if (p.title !== null || p.msgs.length >= 100 || !(e.data instanceof ArrayBuffer)) return;
-      const b = new Uint8Array(e.data); let s = '';
-      for (let i = 0; i < b.length; i += 8192) s += String.fromCharCode(...b.subarray(i, i + 8192));
-      p.msgs.push([t, btoa(s)]); }); } };
+#: page's title (its frame's first element) enters the page and the first frame after that is drawn
+PAINT = r"""(() => { const p = window.__paint = {title: null, painted: null};
   const seen = new MutationObserver(() => {
     if (p.title !== null || !document.querySelector('[data-testid=stMain] h1')) return;
     p.title = performance.now(); seen.disconnect();
@@ -64,7 +55,7 @@ PAINT = r"""(() => { const p = window.__paint = {wsOpen: null, msgs: [], title: 
 })();"""
 #: the parts of a first paint (``paint``), each in seconds from the start of the navigation
 PAINT_PARTS = tuple(f"paint · {part}" for part in ("HTML received", "page scripts run", "websocket open",
-                                                   "script started", "title received", "title in the page"))
+                                                   "script started", "title sent", "title in the page"))
 VIEWPORT = {"width": 1400, "height": 1000}
 RESULT = re.compile(r"^#1 · ")
 PREPARING = "Nearest products by similarity for now"
@@ -151,12 +142,47 @@ def settled(page) -> bool:
     return page.evaluate(IDLE) and not text_shown(page, PREPARING)
 
 
+class Wire:
+    """What reached the page's network (Chrome DevTools Protocol, as it arrived, whatever the page's main thread was
+    doing): the document's request, the websocket's handshake and the server's messages (binary frames, base64)."""
+
+    def __init__(self, page):
+        self.document: tuple[float, float] | None = None  # (monotonic s, wall-clock s) of the document's request
+        self.opened: float | None = None
+        self.frames: list[tuple[float, str]] = []
+        cdp = page.context.new_cdp_session(page)
+        cdp.on("Network.requestWillBeSent", self._request)
+        cdp.on("Network.webSocketHandshakeResponseReceived",
+               lambda e: setattr(self, "opened", self.opened or e["timestamp"]))
+        cdp.on("Network.webSocketFrameReceived", self._frame)
+        cdp.send("Network.enable")
+
+    def _request(self, e: dict) -> None:
+        if self.document is None and e.get("type") == "Document":
+            self.document = (e["timestamp"], e["wallTime"])
+
+    def _frame(self, e: dict) -> None:
+        if e["response"].get("opcode") == 2 and len(self.frames) < 200:
+            self.frames.append((e["timestamp"], e["response"]["payloadData"]))
+
+    def ms(self, timestamp: float | None, time_origin_ms: float) -> float | None:
+        """A DevTools timestamp as ms from the start of the navigation (the page's ``performance.now()``)."""
+        if timestamp is None or self.document is None:
+            return None
+        mono, wall = self.document
+        return (timestamp - mono + wall) * 1000 - time_origin_ms
+
+
+WIRES: dict[int, Wire] = {}  # id(page) -> its wire
+
+
 def new_page(browser, context=None):
     """A page of its own browser context (a browser that never opened the app), or of ``context``, with the
-    change watch and the first-paint clock installed."""
+    change watch, the first-paint clock and the wire installed."""
     page = context.new_page() if context is not None else browser.new_page(viewport=VIEWPORT)
     page.add_init_script(WATCH)
     page.add_init_script(PAINT)
+    WIRES[id(page)] = Wire(page)
     return page
 
 
@@ -164,19 +190,23 @@ def paint(page, timeout_s: float) -> dict[str, float | None]:
     """The first paint read from the browser's clock (seconds from the start of the navigation): ``first paint``,
     the title drawn on screen, and the parts before it (``PAINT_PARTS``): the HTML received, the page's scripts run
     (DOMContentLoaded: Streamlit's bundle loaded, compiled and run), the websocket open, the server's first message
-    of the run (``new_session``: the session started the script), the title's message received, the title in the
-    page. Waits (up to ``timeout_s``) for the title's frame; None for a part that did not happen."""
+    of the run arrived (``new_session``: the session started the script), the title's message arrived (both as the
+    network got them), the title in the page. Waits (up to ``timeout_s``) for the title's frame; None for a part
+    that did not happen."""
     wait_for(page, lambda: page.evaluate("window.__paint.painted !== null"), timeout_s, poll_s=0.05)
     p = page.evaluate("""() => { const n = performance.getEntriesByType('navigation')[0];
-        return {...window.__paint, html: n ? n.responseEnd : null, dcl: n ? n.domContentLoadedEventEnd : null}; }""")
-    started, sent = script_steps(p["msgs"])
-    parts = dict(zip(PAINT_PARTS, (p["html"] or None, p["dcl"] or None, p["wsOpen"], started, sent, p["title"])))
+        return {...window.__paint, origin: performance.timeOrigin, html: n ? n.responseEnd : null,
+                dcl: n ? n.domContentLoadedEventEnd : null}; }""")
+    wire = WIRES.pop(id(page))
+    started, sent = script_steps(wire.frames)
+    parts = dict(zip(PAINT_PARTS, (p["html"] or None, p["dcl"] or None, *(wire.ms(t, p["origin"]) for t in (
+        wire.opened, started, sent)), p["title"])))
     return {"first paint": p["painted"], **parts} if p["painted"] is not None else {"first paint": None}
 
 
 def script_steps(msgs: list[tuple[float, str]]) -> tuple[float | None, float | None]:
-    """From the server's messages (time, base64 of the bytes) until the title: when the script run started (its
-    ``new_session`` message) and when the first heading (the page's title) arrived."""
+    """From the server's messages (time, base64 of the bytes): when the script run started (its ``new_session``
+    message) and when the first heading (the page's title) arrived."""
     from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 
     started = sent = None

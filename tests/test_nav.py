@@ -16,6 +16,19 @@ def test_the_private_flag_is_checked_on_this_streamlit_release():
         f"check tests/test_nav.py on {release}, then update PRIVATE_CHECKED_ON and requirements.txt")
 
 
+def test_the_repl_check_is_skipped_by_the_flag_streamlit_reads():
+    """Streamlit's once-per-process REPL check (inspect.stack(), ~0.05 s of a fresh server's first paint) reads
+    this private flag; importing the app's navigation sets it."""
+    import inspect
+
+    import streamlit.delta_generator as dg
+
+    import ui.nav  # noqa: F401
+
+    assert "_use_warning_has_been_displayed" in inspect.getsource(dg._maybe_print_use_warning)
+    assert dg._use_warning_has_been_displayed is True
+
+
 def _script() -> None:
     import streamlit as st
     from conftest import ROOT

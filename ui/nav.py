@@ -6,6 +6,7 @@ import sys
 from contextvars import ContextVar
 
 import streamlit as st
+import streamlit.delta_generator as delta_generator  # its private flag: see PRIVATE_CHECKED_ON
 from streamlit.commands.navigation import _navigation  # private: see PRIVATE_CHECKED_ON
 from streamlit.navigation.page import StreamlitPage
 from streamlit.runtime.pages_manager import PagesManager  # private: see PRIVATE_CHECKED_ON
@@ -14,9 +15,15 @@ from ui.heap import keep_collections_cheap
 from ui.settings import settings_ok
 
 #: the Streamlit release (major.minor) on which the private flag ``PagesManager.uses_pages_directory`` (read by
-#: :func:`use_app_navigation`) and the private ``_navigation`` (called by :func:`app_navigation`) were last checked
-#: (tests/test_nav.py fails on another release until checked)
+#: :func:`use_app_navigation`), the private ``_navigation`` (called by :func:`app_navigation`) and the private
+#: ``delta_generator._use_warning_has_been_displayed`` (set below) were last checked (tests/test_nav.py fails on
+#: another release until checked)
 PRIVATE_CHECKED_ON = "1.67"
+
+# Streamlit checks once per process, when the first element is drawn, whether it runs in a REPL (to print a warning
+# for ``python app.py``): ``inspect.stack()``, which looks up the file of every loaded module, 0.05-0.07 s of a
+# fresh server's first paint. The app runs under ``streamlit run`` (or AppTest): that warning is never due.
+delta_generator._use_warning_has_been_displayed = True
 
 #: True in a run whose favicon and page icons wait for its title (:func:`set_app_page_config`)
 _ICONS_LATER: ContextVar[bool] = ContextVar("vps_set_app_icons", default=False)
