@@ -220,7 +220,7 @@ def main(frame: Frame) -> None:
             searcher = get_searcher(ctx, wait=False)
             wait_prepared(searcher, preparing)
             if not searcher.ready:  # the preparation failed: build here, so that its error is shown
-                searcher.ranker, searcher.calibration  # noqa: B018
+                _ = searcher.ranker, searcher.calibration
         except USER_ERRORS as e:
             show_error(e)
             return

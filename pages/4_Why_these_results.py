@@ -56,7 +56,7 @@ def static_weights(searcher: Searcher) -> dict[str, float]:
 def dynamic_ready(ctx: Context, searcher: Searcher) -> bool:
     """Whether a dynamic ranker is trained; if not, say so and offer to train one on the catalog's queries."""
     try:
-        searcher.net  # noqa: B018 - a clear message when no dynamic ranker is trained yet
+        _ = searcher.net  # a clear message when no dynamic ranker is trained yet
         return True
     except RankingError as e:
         st.warning(str(e))
