@@ -346,7 +346,7 @@ def median_of(runs: list[dict[str, float | None]]) -> dict[str, float | None]:
     out: dict[str, float | None] = {}
     for fig in runs[0]:
         values = sorted((r.get(fig) for r in runs), key=lambda v: (v is None, v or 0.0))
-        out[fig] = values[(len(values) - 1) // 2 if len(values) % 2 else len(values) // 2]
+        out[fig] = values[len(values) // 2]  # the upper middle of an even count
     return out
 
 

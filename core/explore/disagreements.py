@@ -20,7 +20,7 @@ from core.embedding import DEFAULT_SPEC, Embedder
 from core.embedding.available import shipped_head_spec
 from core.explore.photo_sets import PhotoVectors, VectorFn, same_photos
 from core.explore.prepared_classifier import Classifiers, inputs_key
-from core.index import IndexBackend
+from core.index import IndexBackend, row_scores
 from core.search.attributes.heads import LinearHead, train_head
 
 KINDS = ("both_right", "classifier_only", "neighbour_only", "both_wrong")
@@ -232,7 +232,7 @@ def class_pictures(index: IndexBackend, label: str, vecs: np.ndarray, answers: l
     out = []
     for v, a in zip(vecs, answers):
         ids = rows.get(a)
-        out.append(index.image_path(ids[int(np.argmax(np.asarray(index.vectors[ids]) @ v))]) if ids else "")
+        out.append(index.image_path(ids[int(np.argmax(row_scores(index.vectors[ids], v)))]) if ids else "")
     return out
 
 

@@ -35,7 +35,7 @@ from core.config.paths import cache_dir, slug
 from core.config.progress import Progress
 from core.config.store import atomic_path, new_generation, read_current, stale_key, write_json, writer_lock
 from core.embedding import Embedder
-from core.index import IndexBackend
+from core.index import IndexBackend, row_scores
 from core.search.known_queries import KnownQueries, known_queries, known_queries_key
 from core.search.negatives import Negatives, negatives_for, negatives_key
 
@@ -70,7 +70,7 @@ class Calibration:
 
     def closeness(self, vector: np.ndarray, best_similarity: float) -> float:
         """A photo's closeness, given its best similarity to the catalog's pictures (its best hit)."""
-        ref = float((self.reference @ np.asarray(vector, np.float32)).max()) if len(self.reference) else -1.0
+        ref = float(row_scores(self.reference, vector).max()) if len(self.reference) else -1.0
         return max(best_similarity, ref)
 
 
