@@ -249,8 +249,14 @@ def test_text_box_with_open_clip(tmp_path, tiny_clip):
     assert len(res) == 10 and res[0][0] == 1, seen  # text alone searches
     img = (cat / "images" / "P0000.jpg").read_bytes()
     at.file_uploader(key="upload").set_value(("P0000.jpg", img, "image/jpeg"))
+    score = lambda rows: {pid: s for _, pid, s in rows}  # noqa: E731 - by product, whatever the re-ranking
     both = results(run(at))
-    assert both and [r[1] for r in both] != [r[1] for r in res]  # the photo changes the ranking
+    assert len(both) == 10 and score(both) != score(res)  # the photo changes the query
+    at.slider(key="text_weight").set_value(1.0)
+    assert score(results(run(at))) == score(res)  # all weight on the words: the photo's vector is left out
+    at.slider(key="text_weight").set_value(0.0)
+    photo = results(run(at))
+    assert photo[0][1:] == ("P0000", 1.0)  # all weight on the photo: its own catalog picture comes first
 
 
 # ------------------------------------------------------------------ catalog page

@@ -55,6 +55,19 @@ def test_open_clip_tiny_config_image_and_text(tiny_clip):
     assert tiny_clip.supports_text and tiny_clip.spec == "open_clip:vps-tiny-vit:random"
 
 
+def test_open_clip_random_names_one_model_and_leaves_the_global_generator_alone(tiny_clip):
+    """A cached index records the spec; ``random`` must mean the same weights in every process."""
+    from core.embedding.openclip import OpenClipEmbedder
+
+    torch.manual_seed(123)
+    expected = torch.rand(1)
+    torch.manual_seed(123)
+    again = OpenClipEmbedder("vps-tiny-vit", "random")
+    assert torch.equal(torch.rand(1), expected)
+    for a, b in zip(again.model.state_dict().values(), tiny_clip.model.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+
+
 def test_open_clip_local_checkpoint_round_trip(tiny_clip, tmp_path):
     ckpt = tmp_path / "tiny.pt"
     torch.save(tiny_clip.model.state_dict(), ckpt)

@@ -27,7 +27,7 @@ def register_configs() -> None:
 
 class OpenClipEmbedder(Embedder):
     """``open_clip:<arch>:<pretrained>`` where pretrained is a tag (e.g. ``laion2b_s34b_b79k``), a path
-    to a checkpoint file, or ``random`` (random initialisation, for tests only)."""
+    to a checkpoint file, or ``random`` (a fixed-seed random initialisation, for tests only)."""
 
     supports_text = True
 
@@ -54,8 +54,10 @@ class OpenClipEmbedder(Embedder):
                                            "image_interpolation": cfg.get("interpolation"),
                                            "image_resize_mode": cfg.get("resize_mode")}
         try:
-            model, _, preprocess = open_clip.create_model_and_transforms(arch, pretrained=weights, device="cpu",
-                                                                         **extra)
+            with torch.random.fork_rng(devices=[]):  # ``random`` names one model: the same weights in every process
+                torch.manual_seed(0)
+                model, _, preprocess = open_clip.create_model_and_transforms(arch, pretrained=weights, device="cpu",
+                                                                             **extra)
         except Exception as e:  # noqa: BLE001 - network or file errors become one clear line
             raise ValueError(f"could not load open_clip {arch}:{pretrained}: {type(e).__name__}: {e}") from None
         model.eval()
