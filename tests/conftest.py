@@ -27,6 +27,25 @@ def _isolated_cache(tmp_path_factory):
     yield
 
 
+#: daemon threads the app and the engine start (UMAP's compile, a searcher's preparation, an index's read pass)
+BACKGROUND = ("umap-warm-up", "prepare-", "vectors-prefetch")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _background_work_ends_before_exit():
+    """The run waits for the app's background threads at its end: a process that exits while one is inside
+    compiled code (numba, torch) can crash at interpreter shutdown (SIGSEGV, SIGABRT), a red run whose tests all
+    passed (seen on short runs that end during the Search page's UMAP warm-up)."""
+    yield
+    import threading
+    import time
+
+    deadline = time.monotonic() + 300
+    for t in threading.enumerate():
+        if t.daemon and t.name.startswith(BACKGROUND):
+            t.join(max(0.0, deadline - time.monotonic()))
+
+
 @pytest.fixture(scope="session")
 def embedder():
     from core.embedding import load_embedder

@@ -60,7 +60,9 @@ def test_escaped_catalog_text_forms_no_link_emoji_or_icon_in_chromium(tmp_path):
                         raise
                     time.sleep(1)
             page.get_by_text("CONTROL").wait_for(timeout=120_000)
-            time.sleep(2)  # the emoji plugin loads lazily
+            # the emoji plugin loads lazily: wait until it has drawn the control line's emoji (the last element,
+            # so every line above it has been through the plugin too), however long a busy machine takes
+            page.wait_for_function("document.body.innerText.includes('\\u{1F604}')", timeout=120_000)
             links = page.eval_on_selector_all("[data-testid=stMarkdownContainer] a", "els => els.map(e => e.href)")
             icons = page.eval_on_selector_all("[data-testid=stMarkdownContainer] [data-testid=stIconMaterial]",
                                               "els => els.length")

@@ -196,6 +196,10 @@ def test_one_visitor_cannot_lock_the_administrator_out(served, monkeypatch):
     import ui.auth as auth
 
     monkeypatch.setattr(auth, "CHECK_DELAY_S", 0.01)
+    # the session's wait outlasts the test's slowest run (the 2 s default could end between two runs of a busy
+    # machine); the test ends it itself below
+    monkeypatch.setattr(auth, "FIRST_WAIT_S", 600.0)
+    monkeypatch.setattr(auth, "MAX_WAIT_S", 600.0)
     monkeypatch.setattr(auth, "address_limits", auth.AddressLimits())  # this test's tries only
     attacker = start()
     for i in range(auth.FREE_TRIES + 1):

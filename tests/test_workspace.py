@@ -69,11 +69,16 @@ def test_many_callers_asking_for_the_same_index_share_one_build(small_catalog, m
     real, builds, started = ProductIndex.build, [], threading.Event()
 
     def slow_build(*a, progress=False, **kw):
+        """A build that moves until every session has followed it (a waiting session reads the build's progress
+        every 0.25 s): no session can miss it, however late a busy machine starts its thread."""
         builds.append(1)
         started.set()
-        for i in range(1, 5):
-            time.sleep(0.15)
-            progress(i, 4)
+        deadline, i = time.monotonic() + 120, 0
+        while not all(seen.values()) and time.monotonic() < deadline:
+            i = min(i + 1, 99)
+            progress(i, 100)
+            time.sleep(0.05)
+        progress(100, 100)
         return real(*a, **kw)
 
     monkeypatch.setattr(ProductIndex, "build", slow_build)
@@ -85,12 +90,12 @@ def test_many_callers_asking_for_the_same_index_share_one_build(small_catalog, m
 
     threads = [threading.Thread(target=session, args=(0,))]
     threads[0].start()
-    started.wait(5)
+    assert started.wait(120)
     threads += [threading.Thread(target=session, args=(n,)) for n in range(1, 6)]
     for t in threads[1:]:
         t.start()
     for t in threads:
-        t.join(30)
+        t.join(180)
     assert len(builds) == 1 and len({o.fingerprint for o in out.values()}) == 1 and len(out) == 6
     assert all(seen[n] for n in range(6))  # every waiting session's bar moved
     assert ensure_index(small_catalog, emb).fingerprint == out[0].fingerprint and len(builds) == 1
@@ -148,7 +153,7 @@ def test_an_interrupted_build_releases_its_flight_and_a_waiting_caller_takes_it_
 
     def stopped_page(i, n):
         started.set()
-        waiting.wait(5)  # the other session is waiting on this build when this page is stopped
+        waiting.wait(120)  # the other session is waiting on this build when this page is stopped
         raise _PageStopped
 
     def leader():
@@ -165,10 +170,10 @@ def test_an_interrupted_build_releases_its_flight_and_a_waiting_caller_takes_it_
 
     threads = [threading.Thread(target=leader, name="leader"), threading.Thread(target=follower, name="follower")]
     threads[0].start()
-    started.wait(5)
+    assert started.wait(120)  # the leader is building before the follower asks
     threads[1].start()
     for t in threads:
-        t.join(30)
+        t.join(180)
     assert not any(t.is_alive() for t in threads), "a caller waits forever"
     assert isinstance(out["leader"], _PageStopped)
     assert isinstance(out["follower"], ProductIndex), out["follower"]  # built, not the leader's interruption
