@@ -176,7 +176,8 @@ def test_a_fresh_server_opened_by_a_page_link_shows_the_apps_pages(page, tmp_pat
         expect(nav.get_by_role("link", name="Search", exact=True)).to_be_visible(timeout=60_000)
         expect(nav.get_by_role("link", name="Classifier vs neighbours")).to_be_visible(timeout=60_000)
         expect(nav.get_by_role("link", name="app", exact=True)).to_have_count(0, timeout=60_000)
-        expect(nav.get_by_role("link", name="Catalog", exact=True)).to_have_attribute("aria-current", "page")
+        expect(nav.get_by_role("link", name="Catalog", exact=True)).to_have_attribute("aria-current", "page",
+                                                                                     timeout=WAIT)
 
 
 def test_upload_photo_first_result_is_its_product(server, page, shots, sample_index, embedder):
@@ -335,8 +336,9 @@ def test_a_link_keeps_the_whole_view_and_why_follows_the_thumbs(server, page, sh
     expect(page.get_by_text(f"category={category}", exact=False).first).to_be_visible(timeout=WAIT)
     knob = sidebar.get_by_test_id("stSlider").filter(has_text="Minimum similarity").get_by_role("slider").first
     expect(knob).to_have_value("0.05", timeout=WAIT)
-    expect(sidebar.get_by_test_id("stMultiSelect").filter(has_text="Category")).to_contain_text(category)
-    expect(page.locator("[data-testid=stBaseButton-primary]:visible").filter(has_text="More")).to_have_count(1)
+    expect(sidebar.get_by_test_id("stMultiSelect").filter(has_text="Category")).to_contain_text(category, timeout=WAIT)
+    pressed = page.locator("[data-testid=stBaseButton-primary]:visible").filter(has_text="More")
+    expect(pressed).to_have_count(1, timeout=WAIT)
     _shot(page, shots / "12-link-view.png")
 
     sidebar.get_by_role("link", name="Why these results").click()
@@ -344,7 +346,7 @@ def test_a_link_keeps_the_whole_view_and_why_follows_the_thumbs(server, page, sh
     expect(page.get_by_role("heading", name="Why these results")).to_be_visible(timeout=WAIT)
     expect(main.get_by_text(re.compile(rf"^#1 {re.escape(liked)} · .*liked, pinned"))).to_be_visible(timeout=WAIT)
     expect(main.get_by_text(re.compile(r"^#7 "))).to_have_count(1, timeout=WAIT)  # the same 7 results
-    expect(main.get_by_text(re.compile(r"^#8 "))).to_have_count(0)
+    expect(main.get_by_text(re.compile(r"^#8 "))).to_have_count(0, timeout=WAIT)
     _shot(page, shots / "13-why-after-thumb.png")
 
 
@@ -374,8 +376,9 @@ def test_three_users_paths(server, page, shots, sample_index, embedder):
     liked = third.get_by_text(re.compile(r"^#3 · ")).inner_text().split(" · ")[1]
     third.get_by_role("button", name="More").click()
     expect(page.get_by_text(re.compile(rf"^#1 · {re.escape(liked)} · .*liked, pinned"))).to_be_visible(timeout=WAIT)
-    expect(page.locator("[data-testid=stBaseButton-primary]:visible").filter(has_text="More")).to_have_count(1)
-    expect(page.get_by_text("Score bars, one scale for all cards", exact=False)).to_be_visible()
+    pressed = page.locator("[data-testid=stBaseButton-primary]:visible").filter(has_text="More")
+    expect(pressed).to_have_count(1, timeout=WAIT)
+    expect(page.get_by_text("Score bars, one scale for all cards", exact=False)).to_be_visible(timeout=WAIT)
     _shot(page, shots / "6-shopper.png")
 
     sidebar.get_by_role("link", name="Embedding map").click()
@@ -485,17 +488,17 @@ def test_served_hostile_titles_stay_text(served_server, page, shots):
     page.goto(f"{served_server}/Catalog", timeout=120_000)  # a fresh server's first visit: a page's link
     nav = page.get_by_test_id("stSidebarNav")
     expect(page.get_by_role("heading", name="Catalog")).to_be_visible(timeout=WAIT)
-    expect(nav.get_by_role("link", name="Search", exact=True)).to_be_visible()
+    expect(nav.get_by_role("link", name="Search", exact=True)).to_be_visible(timeout=WAIT)
     assert nav.get_by_role("link", name="app", exact=True).count() == 0  # named pages, never "app"
     page.get_by_role("tab", name="Add a product").click()
-    expect(page.get_by_text("needs an administrator", exact=False).first).to_be_visible()  # served: no editing
+    expect(page.get_by_text("needs an administrator", exact=False).first).to_be_visible(timeout=WAIT)  # no editing
     assert page.locator("input[type=file]").count() == 0
     nav.get_by_role("link", name="Search", exact=True).click()
     expect(page.get_by_text(re.compile(r"^#1 · "))).to_be_visible(timeout=WAIT)
     # the title, as typed: the page may hold invisible word joiners (U+2060) after ':' so no link can form
     as_typed = re.compile("^" + f"{WJ}?".join(re.escape(c) for c in HOSTILE[0]) + "$")
     expect(page.get_by_text(as_typed).first).to_be_visible(timeout=WAIT)
-    expect(page.get_by_role("combobox", name="Catalog")).to_have_value("Dataset: shop")
+    expect(page.get_by_role("combobox", name="Catalog")).to_have_value("Dataset: shop", timeout=WAIT)
     assert page.get_by_text("Other folder…").count() == 0
     _shot(page, shots / "11-served-hostile.png")
     page.get_by_test_id("stSidebar").get_by_role("link", name="Embedding map").click()

@@ -77,8 +77,8 @@ def test_the_demo_before_and_after_one_click_apart(server, page, shots):
 
     note = page.get_by_text(f"This photo is {title}; the pretrained network puts", exact=False)
     expect(note).to_be_visible(timeout=WAIT)  # the miss, explained with its fix
-    expect(page.get_by_text("The network trained for this catalog finds it", exact=False)).to_be_visible()
-    expect(first_result(page)).not_to_contain_text(f"· {product} ·")
+    expect(page.get_by_text("The network trained for this catalog finds it", exact=False)).to_be_visible(timeout=WAIT)
+    expect(first_result(page)).not_to_contain_text(f"· {product} ·", timeout=WAIT)
     _settled(page)
     _shot(page, shots / "demo-1-pretrained-miss.png")
 
@@ -117,6 +117,6 @@ def test_classifier_page_shows_the_argument_on_the_demo(server, page, shots):
     expect(main.get_by_text("Classifier right, neighbour wrong", exact=False).first).to_be_visible(timeout=WAIT)
     expect(main.get_by_text(re.compile(r"the trained head fixes \d+")).first).to_be_visible(timeout=WAIT)
     expect(main.get_by_test_id("stImage").first).to_be_visible(timeout=WAIT)
-    expect(sidebar.get_by_role("radio", name=TRAINED)).to_be_checked()
+    expect(sidebar.get_by_role("radio", name=TRAINED)).to_be_checked(timeout=WAIT)
     _settled(page)
     _shot(page, shots / "demo-3-classifier.png")

@@ -255,15 +255,27 @@ def test_the_vectors_are_read_once_in_the_background_when_memory_allows(tmp_path
 
     path = tmp_path / "v.bin"
     path.write_bytes(os.urandom(3 << 20))
+
+    def open_on_path() -> int:
+        """This process's descriptors open on ``path`` (other threads of the run open and close files of their
+        own meanwhile: a count of every descriptor would follow them)."""
+        real, n = str(path.resolve()), 0
+        for fd in os.listdir("/proc/self/fd"):
+            try:
+                n += os.readlink(f"/proc/self/fd/{fd}") == real
+            except OSError:  # closed meanwhile
+                pass
+        return n
+
     with open(path, "rb") as f:
-        before = len(os.listdir("/proc/self/fd"))
+        assert open_on_path() == 1
         t = files.prefetch(f.fileno(), 3 << 20, chunk=1 << 20)
         assert t is not None
         t.join(timeout=60)
-        assert not t.is_alive() and len(os.listdir("/proc/self/fd")) == before  # its own descriptor, closed
+        assert not t.is_alive() and open_on_path() == 1  # its own descriptor, closed
         t = files.prefetch(f.fileno(), 6 << 20)  # a file shorter than it was: the pass stops
         t.join(timeout=60)
-        assert not t.is_alive() and len(os.listdir("/proc/self/fd")) == before
+        assert not t.is_alive() and open_on_path() == 1
         assert files.mem_available() > 0
         monkeypatch.setattr(files, "mem_available", lambda: 4 << 20)  # larger than half of what is available
         assert files.prefetch(f.fileno(), 3 << 20) is None
